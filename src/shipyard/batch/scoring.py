@@ -1,0 +1,263 @@
+"""Score files with a registered model, chunk by chunk.
+
+The parent streams the input (Parquet record batches or CSV blocks, never a whole file in
+memory) and hands chunks to worker processes, at most two per worker in flight, so memory stays
+bounded by `chunk_rows` x in-flight chunks whatever the input size. Each worker loads the model
+once and writes each chunk's predictions to `part-<file>-<chunk>.parquet` under a temporary name,
+then renames it: a chunk's output either exists whole or not at all. A rerun with the same job
+(`_job.json`: model version, inputs, chunk size) skips finished chunks, so a crash costs only the
+chunks in flight.
+
+Output columns: the input columns kept (`keep`, default all), `_prediction`, `_proba_<class>`
+when the model has probabilities, and `_model_version`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import AlreadyExistsError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from shipyard.config import Settings
+
+JOB_FILE = "_job.json"
+
+
+@dataclass
+class ScoreResult:
+    model: str
+    version: int
+    files: int
+    chunks: int
+    skipped_chunks: int
+    rows: int
+    seconds: float
+    output: str
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "rows_per_second": self.rows_per_second}
+
+
+def input_files(path: Path) -> list[Path]:
+    if not path.exists():
+        raise InvalidArgumentError(f"no such file or folder: {path}", field="input")
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in (".parquet", ".pq", ".csv")
+        )
+    if not files:
+        raise InvalidArgumentError(f"{path} holds no .parquet or .csv file", field="input")
+    return files
+
+
+def _chunks(path: Path, chunk_rows: int) -> Iterator[pa.RecordBatch]:
+    """Record batches of at most `chunk_rows` rows, streamed."""
+    import pyarrow.csv as pcsv
+    import pyarrow.parquet as pq
+
+    if path.suffix.lower() == ".csv":
+        reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 22))
+        pending: list[pa.RecordBatch] = []
+        size = 0
+        for batch in reader:
+            pending.append(batch)
+            size += batch.num_rows
+            while size >= chunk_rows:
+                yield from _emit(pending, chunk_rows)
+                size = sum(b.num_rows for b in pending)
+        if size:
+            yield from _emit(pending, size)
+        return
+    yield from pq.ParquetFile(path).iter_batches(batch_size=chunk_rows)
+
+
+def _emit(pending: list[pa.RecordBatch], rows: int) -> Iterator[pa.RecordBatch]:
+    import pyarrow as pa
+
+    table = pa.Table.from_batches(pending).combine_chunks()
+    head, rest = table.slice(0, rows), table.slice(rows)
+    pending.clear()
+    pending.extend(rest.to_batches())
+    yield from head.to_batches(max_chunksize=rows)
+
+
+def rows_of(path: Path) -> int | None:
+    if path.suffix.lower() == ".csv":
+        return None
+    import pyarrow.parquet as pq
+
+    return int(pq.ParquetFile(path).metadata.num_rows)
+
+
+# -- the worker side ------------------------------------------------------------------------------
+
+_MODEL: Any = None
+
+
+def _init_worker(settings_json: str, uri: str, trusted: bool) -> None:
+    global _MODEL
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker process
+    from shipyard.config import Settings
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    settings = Settings.model_validate_json(settings_json)
+    _MODEL = Registry(open_stores(settings)).load(uri, trusted=trusted)
+
+
+def _score_chunk(batch: pa.RecordBatch, target: str, keep: list[str] | None) -> int:
+    """Predict one chunk and write it atomically. Runs in a worker process."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    model = _MODEL
+    frame = batch.to_pandas()
+    columns = model.signature.check_frame(frame)
+    if model.has_proba:
+        labels, proba = (
+            model.predictor.predict_both(columns, True)
+            if hasattr(model.predictor, "predict_both")
+            else (
+                model.predictor.predict_columns(columns),
+                model.predictor.predict_proba_columns(columns),
+            )
+        )
+    else:
+        labels, proba = model.predictor.predict_columns(columns), None
+    out = {name: batch.column(name) for name in (keep if keep is not None else batch.schema.names)}
+    out["_prediction"] = pa.array(np.asarray(labels))
+    if proba is not None:
+        classes = model.classes or list(range(proba.shape[1]))
+        for i, label in enumerate(classes):
+            out[f"_proba_{label}"] = pa.array(np.asarray(proba)[:, i])
+    out["_model_version"] = pa.array(np.full(batch.num_rows, model.version, dtype=np.int32))
+    tmp = f"{target}.tmp-{os.getpid()}"
+    pq.write_table(pa.table(out), tmp, compression="zstd")
+    os.replace(tmp, target)
+    return int(batch.num_rows)
+
+
+# -- the parent side ------------------------------------------------------------------------------
+
+
+def score_files(
+    settings: Settings,
+    model: str,
+    input_path: str | Path,
+    output_path: str | Path,
+    *,
+    chunk_rows: int = 100_000,
+    workers: int | None = None,
+    keep: list[str] | None = None,
+    trusted: bool = False,
+    overwrite: bool = False,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> ScoreResult:
+    """Score every input file with `model`; returns counts and timing.
+
+    `progress(rows_done, rows_total_or_None)` is called as chunks finish."""
+    from shipyard.registry import Registry, parse_model_uri
+    from shipyard.stores import open_stores
+
+    if chunk_rows < 1:
+        raise InvalidArgumentError("chunk_rows must be at least 1", field="chunk_rows")
+    ref = parse_model_uri(model)
+    mv = Registry(open_stores(settings)).resolve(ref)
+    pinned = f"models:/{mv.name}/{mv.version}"  # a moving alias must not mix versions mid-job
+    files = input_files(Path(input_path))
+    out = Path(output_path)
+    out.mkdir(parents=True, exist_ok=True)
+    job = {
+        "model": pinned,
+        "inputs": [str(f.resolve()) for f in files],
+        "chunk_rows": chunk_rows,
+        "keep": keep,
+    }
+    job_file = out / JOB_FILE
+    if job_file.exists():
+        previous = json.loads(job_file.read_text())
+        if previous != job:
+            if not overwrite:
+                raise AlreadyExistsError(
+                    f"{out} holds the output of another job ({previous.get('model')}, "
+                    f"{len(previous.get('inputs', []))} input(s), chunks of "
+                    f"{previous.get('chunk_rows')}); use another --output or --overwrite"
+                )
+            for part in out.glob("part-*.parquet"):
+                part.unlink()
+    job_file.write_text(json.dumps(job, indent=2))
+    total = (
+        sum(r for r in (rows_of(f) for f in files) if r is not None)
+        if all(f.suffix.lower() != ".csv" for f in files)
+        else None
+    )
+    workers = max(1, workers or os.cpu_count() or 1)
+    start = time.perf_counter()
+    done_rows = chunks = skipped = 0
+    in_flight: set[Future[int]] = set()
+    import multiprocessing
+
+    # spawned, not forked: no database connection or thread of this process leaks into them
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(settings.model_dump_json(), pinned, trusted),
+    ) as pool:
+        for file_index, path in enumerate(files):
+            for chunk_index, batch in enumerate(_chunks(path, chunk_rows)):
+                chunks += 1
+                target = out / f"part-{file_index:05d}-{chunk_index:06d}.parquet"
+                if target.exists():  # finished by an earlier run
+                    skipped += 1
+                    done_rows += batch.num_rows
+                    if progress:
+                        progress(done_rows, total)
+                    continue
+                if keep is not None:
+                    missing = [c for c in keep if c not in batch.schema.names]
+                    if missing:
+                        raise InvalidArgumentError(
+                            f"{path}: no column(s) {', '.join(missing)} to keep", field="keep"
+                        )
+                while len(in_flight) >= 2 * workers:  # bounded memory: wait for a slot
+                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        done_rows += f.result()
+                    if progress:
+                        progress(done_rows, total)
+                in_flight.add(pool.submit(_score_chunk, batch, str(target), keep))
+        for f in in_flight:
+            done_rows += f.result()
+        if progress:
+            progress(done_rows, total)
+    return ScoreResult(
+        pinned,
+        mv.version,
+        len(files),
+        chunks,
+        skipped,
+        done_rows,
+        time.perf_counter() - start,
+        str(out),
+    )

@@ -1,0 +1,1 @@
+"""The `shipyard` command line. Subcommands are imported only when invoked."""

@@ -1,0 +1,202 @@
+"""`shipyard models`: registered models, versions, aliases and the audit log."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from shipyard.cli._common import new_app, print_json, table, ts
+
+app = new_app("""Registered models, versions, aliases and their audit log.
+
+\b
+Examples:
+  shipyard models list
+  shipyard models show churn
+  shipyard models alias churn champion 2 --reason "better AUC on March data"
+  shipyard models audit churn
+""")
+
+
+@app.command("list")
+def list_models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """List registered models with their latest version and aliases.
+
+    \b
+    Example:
+      shipyard models list --json
+    """
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    models = Registry(open_stores()).list_models()
+    if as_json:
+        print_json([m.to_dict() for m in models])
+        return
+    table(
+        f"{len(models)} model(s)",
+        ["name", "latest", "aliases", "updated"],
+        [
+            [
+                m.name,
+                m.latest_version,
+                ", ".join(f"{a}→{v}" for a, v in sorted(m.aliases.items())),
+                ts(m.updated_at),
+            ]
+            for m in models
+        ],
+    )
+
+
+@app.command("show")
+def show(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a model's versions: flavor, signature, source run, aliases.
+
+    \b
+    Example:
+      shipyard models show churn
+    """
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    reg = Registry(open_stores())
+    model = reg.get_model(name)
+    versions = reg.list_versions(name)
+    if as_json:
+        print_json({**model.to_dict(), "versions": [v.to_dict() for v in versions]})
+        return
+    table(
+        f"{name}: {len(versions)} version(s)",
+        ["version", "aliases", "flavor", "onnx", "inputs", "run", "created", "by"],
+        [
+            [
+                v.version,
+                ", ".join(v.aliases),
+                v.flavor,
+                v.onnx_status,
+                len((v.signature or {}).get("inputs", [])),
+                (v.run_id or "")[:8],
+                ts(v.created_at),
+                v.created_by,
+            ]
+            for v in versions
+        ],
+    )
+
+
+@app.command("alias")
+def alias(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    alias_name: Annotated[str, typer.Argument(metavar="ALIAS", help="e.g. champion")],
+    version: Annotated[int | None, typer.Argument(help="Version to point at.")] = None,
+    delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (audit log).")] = None,
+) -> None:
+    """Set, move or delete an alias. Every change is audited.
+
+    \b
+    Examples:
+      shipyard models alias churn champion 3 --reason "wins on AUC"
+      shipyard models alias churn challenger --delete
+    """
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    reg = Registry(open_stores())
+    if delete:
+        reg.delete_alias(name, alias_name, reason=reason)
+        typer.echo(f"deleted alias {name}@{alias_name}")
+        return
+    if version is None:
+        raise InvalidArgumentError("give the VERSION to point the alias at (or --delete)")
+    reg.set_alias(name, alias_name, version, reason=reason)
+    typer.echo(f"{name}@{alias_name} -> version {version}")
+
+
+@app.command("audit")
+def audit(
+    name: Annotated[str | None, typer.Argument(help="Model name (default: every event).")] = None,
+    limit: Annotated[int, typer.Option(min=1, help="At most this many events.")] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show the audit log: who changed what, when and why (newest first).
+
+    \b
+    Example:
+      shipyard models audit churn --limit 20
+    """
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    events = Registry(open_stores()).audit(name, limit)
+    if as_json:
+        print_json([e.to_dict() for e in events])
+        return
+    table(
+        f"audit{' of ' + name if name else ''}",
+        ["when", "who", "action", "subject", "change", "why"],
+        [
+            [ts(e.ts), e.actor, e.action, e.subject, _change(e.before, e.after), e.reason or ""]
+            for e in events
+        ],
+    )
+
+
+def _short(value: object) -> str:
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={_short(v)}" for k, v in value.items())
+    text = str(value)
+    return text[:12] + "…" if len(text) > 40 else text
+
+
+def _change(before: object, after: object) -> str:
+    if before is None:
+        return _short(after) if after else ""
+    return f"{_short(before)} → {_short(after)}"
+
+
+@app.command("approve")
+def approve(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="The pending version.")],
+    reviewer: Annotated[str, typer.Option(help="Who reviewed it.")],
+    comment: Annotated[str, typer.Option(help="What the review found.")] = "",
+) -> None:
+    """Approve a pending version (endpoints with --require-approval serve only these).
+
+    \b
+    Example:
+      shipyard models approve churn 4 --reviewer alice --comment "fairness gate ok"
+    """
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    mv = Registry(open_stores()).approve(name, version, reviewer=reviewer, comment=comment)
+    typer.echo(f"{name} version {mv.version}: approved by {reviewer}")
+
+
+@app.command("reject")
+def reject(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[int, typer.Argument(help="The pending version.")],
+    reviewer: Annotated[str, typer.Option(help="Who reviewed it.")],
+    comment: Annotated[str, typer.Option(help="Why it is rejected.")] = "",
+) -> None:
+    """Reject a pending version.
+
+    \b
+    Example:
+      shipyard models reject churn 4 --reviewer alice --comment "AUC dropped on March data"
+    """
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    mv = Registry(open_stores()).reject(name, version, reviewer=reviewer, comment=comment)
+    typer.echo(f"{name} version {mv.version}: rejected by {reviewer}")

@@ -1,0 +1,169 @@
+"""`shipyard server` and `shipyard serve`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+
+server = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+serve = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+
+
+def secure_settings(settings: Settings, host: str, insecure: bool) -> Settings:
+    """Auth is required off loopback unless --insecure says otherwise."""
+    import ipaddress
+
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        loopback = host == "localhost"
+    if loopback or insecure or settings.auth_required:
+        return settings
+    typer.echo(
+        f"binding {host}: API keys or JWTs are required (--insecure to serve openly)", err=True
+    )
+    return settings.model_copy(update={"auth_required": True})
+
+
+@server.command()
+def server_command(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
+    refresh: Annotated[
+        float, typer.Option(min=0.1, help="Seconds between endpoint refreshes.")
+    ] = 2.0,
+    trusted: Annotated[bool, typer.Option(help="Allow loading pickle-based models.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    insecure: Annotated[
+        bool, typer.Option(help="Serve without auth on a non-loopback address.")
+    ] = False,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
+    drain: Annotated[
+        float, typer.Option(min=0, help="Seconds to stay up, not ready, after SIGTERM.")
+    ] = 0.0,
+) -> None:
+    """Run the control plane API (/api, OpenAPI at /docs) and serve every endpoint.
+
+    \b
+    Example:
+      shipyard server --port 8080 --workers 2
+      curl -s localhost:8080/api/models
+    """
+    from shipyard.config import get_settings
+    from shipyard.server.app import create_server_app
+    from shipyard.serving.http import serve_forever
+
+    settings = secure_settings(get_settings(), host, insecure)
+    typer.echo(f"shipyard server on http://{host}:{port}  (API docs: /docs)", err=True)
+    serve_forever(
+        lambda: create_server_app(settings, refresh_seconds=refresh, trusted=trusted),
+        host,
+        port,
+        log_level=log_level,
+        workers=workers,
+        drain_seconds=drain,
+    )
+
+
+@serve.command()
+def serve_command(
+    model_uri: Annotated[
+        str | None,
+        typer.Argument(
+            metavar="[MODEL_URI]", help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …"
+        ),
+    ] = None,
+    endpoint: Annotated[
+        str | None,
+        typer.Option(help="Serve this stored endpoint and follow its rollout policy instead."),
+    ] = None,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
+    name: Annotated[
+        str | None, typer.Option(help="Endpoint name (default: the model name).")
+    ] = None,
+    trusted: Annotated[bool, typer.Option(help="Allow loading pickle-based models.")] = False,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    insecure: Annotated[
+        bool, typer.Option(help="Serve without auth on a non-loopback address.")
+    ] = False,
+    max_batch_size: Annotated[int, typer.Option(min=1, help="Rows per model call.")] = 64,
+    max_wait_ms: Annotated[float, typer.Option(min=0, help="Longest queueing of a request.")] = 5.0,
+    batching: Annotated[
+        bool | None,
+        typer.Option(
+            "--batching/--no-batching",
+            help="Batch concurrent requests (default: on for Python models, off for "
+            "onnxruntime, whose inline calls are faster).",
+        ),
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
+    drain: Annotated[
+        float, typer.Option(min=0, help="Seconds to stay up, not ready, after SIGTERM.")
+    ] = 0.0,
+    refresh: Annotated[
+        float, typer.Option(min=0.1, help="With --endpoint: seconds between policy refreshes.")
+    ] = 2.0,
+) -> None:
+    """Serve one model over HTTP (V2 inference protocol and /endpoints/NAME/predict), or one
+    stored endpoint as a replica that follows its canary / A/B / shadow / blue-green policy.
+
+    \b
+    Examples:
+      shipyard serve models:/churn@champion --port 8080
+      shipyard serve --endpoint churn --host 0.0.0.0 --workers 2   # a replica behind a Service
+      curl -s localhost:8080/endpoints/churn/predict -d '{"instances": [{...}]}'
+    """
+    from shipyard.config import get_settings
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.registry import Registry, parse_model_uri
+    from shipyard.serving.app import create_serving_app
+    from shipyard.serving.http import serve_forever
+    from shipyard.stores import open_stores
+
+    settings = secure_settings(get_settings(), host, insecure)
+    if (model_uri is None) == (endpoint is None):
+        raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
+    if endpoint is not None:
+        from shipyard.server.app import create_server_app
+
+        open_stores(settings).metadata.endpoints.get(endpoint)  # a clear error now
+        typer.echo(
+            f"serving endpoint {endpoint} on http://{host}:{port} ({workers} worker(s))", err=True
+        )
+        serve_forever(
+            lambda: create_server_app(
+                settings,
+                refresh_seconds=refresh,
+                trusted=trusted,
+                endpoints=[endpoint],
+                control_plane=False,
+            ),
+            host,
+            port,
+            log_level=log_level,
+            workers=workers,
+            drain_seconds=drain,
+        )
+        return
+    assert model_uri is not None
+    ref = parse_model_uri(model_uri)
+    Registry(open_stores(settings)).resolve(ref)  # a clear error now rather than a 503 later
+    config: dict[str, object] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
+    if batching is not None:
+        config["batching"] = batching
+    typer.echo(f"serving {ref} on http://{host}:{port} ({workers} worker(s))", err=True)
+    serve_forever(
+        lambda: create_serving_app(
+            settings, str(ref), endpoint=name, trusted=trusted, config=config
+        ),
+        host,
+        port,
+        log_level=log_level,
+        workers=workers,
+        drain_seconds=drain,
+    )

@@ -1,0 +1,101 @@
+"""Settings: the one place that reads the environment (prefix ``SHIPYARD_``)."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_home() -> Path:
+    return Path.home() / ".shipyard"
+
+
+class Settings(BaseSettings):
+    """Every setting shipyard reads, typed. Build one with overrides in tests:
+    ``Settings(home=tmp_path)``."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIPYARD_", frozen=True, extra="ignore")
+
+    home: Path = Field(default_factory=_default_home)
+    db_url: str | None = None
+    artifacts: str | None = None
+    user: str | None = None
+    redis_url: str | None = None
+    # serving
+    max_body_bytes: int = 8 * 1024 * 1024
+    max_rows: int = 10_000
+    request_timeout_seconds: float = 30.0
+    predlog_enabled: bool = True
+    predlog_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
+    predlog_capacity_rows: int = 200_000
+    predlog_flush_seconds: float = 2.0
+    # monitoring
+    monitor_interval_seconds: float = 60.0  # 0 turns the server's monitoring job off
+    monitor_window_seconds: float = 3600.0
+    monitor_alpha: float = 0.05
+    # rollouts
+    rollout_interval_seconds: float = 10.0  # 0 turns the server's rollout controller off
+    # auth
+    auth_required: bool = False
+    auth_cache_seconds: float = 5.0
+    jwt_secret: SecretStr | None = None
+    jwt_public_key: str | None = None  # PEM text, or a path to a PEM file
+    jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256", "RS256"])
+    jwt_audience: str | None = None
+    jwt_issuer: str | None = None
+    rate_per_second: float | None = None  # default per-principal limit (keys may set their own)
+    rate_burst: int | None = None
+    metrics_flush_points: int = 5000
+    metrics_flush_seconds: float = 5.0
+
+    @property
+    def resolved_db_url(self) -> str:
+        if self.db_url:
+            return self.db_url
+        return f"sqlite:///{self.home / 'shipyard.db'}"
+
+    @property
+    def resolved_artifacts(self) -> str:
+        if self.artifacts:
+            return self.artifacts
+        return str(self.home / "artifacts")
+
+    @property
+    def predictions_dir(self) -> Path:
+        """Where the prediction log's Parquet partitions go (beside the artifacts)."""
+        return Path(self.resolved_artifacts) / "predictions"
+
+    @property
+    def labels_dir(self) -> Path:
+        """Where late labels (feedback) go, partitioned like the prediction log."""
+        return Path(self.resolved_artifacts) / "labels"
+
+    @property
+    def actor(self) -> str:
+        """Who is acting, for the audit log: SHIPYARD_USER, else the OS user."""
+        if self.user:
+            return self.user
+        return _os_user()
+
+
+@lru_cache(maxsize=1)
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry in some containers
+        return f"uid:{os.getuid()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
+
+
+def reset_settings() -> None:
+    """Forget the cached settings (after the environment changed, e.g. in tests)."""
+    get_settings.cache_clear()

@@ -1,0 +1,65 @@
+"""What every loaded model offers, whatever its flavor."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shipyard.flavors.signature import Signature
+
+
+class Predictor(Protocol):
+    """A backend: takes validated columns, returns predictions (and probabilities if it can)."""
+
+    backend: str
+
+    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
+
+    def predict_proba_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray | None: ...
+
+
+@dataclass
+class LoadedModel:
+    """A model as `shipyard.load_model` returns it.
+
+    >>> model = shipyard.load_model("models:/churn@champion")
+    >>> model.predict(df)            # numpy array of predictions
+    >>> model.predict_proba(df)      # class probabilities, when the model has them
+    """
+
+    predictor: Predictor
+    signature: Signature
+    flavor: str
+    name: str | None = None
+    version: int | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def backend(self) -> str:
+        return self.predictor.backend
+
+    @property
+    def has_proba(self) -> bool:
+        return bool(self.manifest.get("has_proba"))
+
+    @property
+    def classes(self) -> list[Any] | None:
+        classes = self.manifest.get("classes")
+        return list(classes) if classes is not None else None
+
+    def predict(self, data: Any) -> np.ndarray:
+        return self.predictor.predict_columns(self.signature.check_frame(data))
+
+    def predict_proba(self, data: Any) -> np.ndarray:
+        if not self.has_proba:
+            raise AttributeError(f"this {self.flavor} model has no predict_proba")
+        out = self.predictor.predict_proba_columns(self.signature.check_frame(data))
+        assert out is not None
+        return out
+
+    def __repr__(self) -> str:
+        who = f"{self.name}/{self.version}" if self.name else "model"
+        return f"<LoadedModel {who} flavor={self.flavor} backend={self.backend}>"

@@ -1,0 +1,143 @@
+"""ONNX: sklearn → ONNX conversion that refuses a converted model whose outputs differ from
+the original, and an onnxruntime predictor with tuned session options."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import ConversionError, MissingDependencyError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shipyard.flavors.signature import Signature
+
+PROBA_ATOL = 1e-4
+
+
+def convert_sklearn(
+    model: Any, signature: Signature, example_columns: dict[str, np.ndarray]
+) -> bytes:
+    """Convert `model` to ONNX (one 2-D float input in signature order) and check it against the
+    original on the example. Raises ConversionError when it cannot be converted or disagrees."""
+    import numpy as np
+
+    try:
+        from skl2onnx import to_onnx
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "ONNX conversion needs skl2onnx: pip install skl2onnx"
+        ) from exc
+    if not signature.all_numeric:
+        raise ConversionError("only models with all-numeric inputs are converted to ONNX")
+    native_input = signature.to_model_input(example_columns)
+    expected = np.asarray(model.predict(native_input))
+    expected_proba = (
+        np.asarray(model.predict_proba(native_input)) if hasattr(model, "predict_proba") else None
+    )
+    last_problem = "unknown"
+    for dtype in ("float32", "float64"):
+        x = signature.matrix(example_columns, dtype)
+        try:
+            options = {id(model): {"zipmap": False}} if expected_proba is not None else None
+            onx = to_onnx(model, x[:1], options=options, target_opset={"": 17, "ai.onnx.ml": 3})
+        except Exception as exc:  # skl2onnx raises many types for unsupported models
+            raise ConversionError(f"skl2onnx cannot convert {type(model).__name__}: {exc}") from exc
+        data: bytes = onx.SerializeToString()
+        predictor = OnnxPredictor.from_bytes(data, signature)
+        got = predictor.predict_columns(example_columns)
+        if got.shape != expected.shape or not _same_predictions(got, expected):
+            last_problem = f"predictions differ from the original with {dtype} inputs"
+            continue
+        if expected_proba is not None:
+            proba = predictor.predict_proba_columns(example_columns)
+            if (
+                proba is None
+                or proba.shape != expected_proba.shape
+                or not np.allclose(proba, expected_proba, atol=PROBA_ATOL)
+            ):
+                last_problem = f"probabilities differ by more than {PROBA_ATOL} ({dtype} inputs)"
+                continue
+        return data
+    raise ConversionError(
+        f"the ONNX conversion of {type(model).__name__} does not match the "
+        f"original: {last_problem}; keeping the native model only"
+    )
+
+
+def _same_predictions(got: np.ndarray, expected: np.ndarray) -> bool:
+    import numpy as np
+
+    if expected.dtype.kind in "fc":
+        return bool(np.allclose(got.astype(np.float64), expected, rtol=1e-4, atol=1e-5))
+    return bool(np.array_equal(got.astype(expected.dtype), expected))
+
+
+class OnnxPredictor:
+    backend = "onnxruntime"
+
+    def __init__(self, session: Any, signature: Signature) -> None:
+        self.session = session
+        self.signature = signature
+        inp = session.get_inputs()
+        if len(inp) != 1:
+            raise ConversionError("shipyard serves ONNX models with exactly one (2-D) input")
+        self.input_name = inp[0].name
+        self.input_dtype = "float64" if "double" in inp[0].type else "float32"
+        outs = [o.name for o in session.get_outputs()]
+        self.label_output = outs[0]
+        self.proba_output = outs[1] if len(outs) > 1 else None
+
+    @classmethod
+    def from_bytes(cls, data: bytes, signature: Signature) -> OnnxPredictor:
+        try:
+            import onnxruntime as ort
+        except ImportError as exc:
+            raise MissingDependencyError(
+                "serving ONNX needs onnxruntime: pip install onnxruntime"
+            ) from exc
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        # Small requests: one thread per session avoids thread hand-off costs that dominate
+        # at a few rows; parallelism comes from concurrent requests and workers.
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        return cls(session, signature)
+
+    @classmethod
+    def from_path(cls, path: Path, signature: Signature) -> OnnxPredictor:
+        return cls.from_bytes(Path(path).read_bytes(), signature)
+
+    def _run(self, columns: dict[str, np.ndarray], outputs: list[str]) -> list[Any]:
+        x = self.signature.matrix(columns, self.input_dtype)
+        return self.session.run(outputs, {self.input_name: x})  # type: ignore[no-any-return]
+
+    def predict_both(
+        self, columns: dict[str, np.ndarray], proba: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Labels (and probabilities) from one session run."""
+        import numpy as np
+
+        if not proba or self.proba_output is None:
+            return self.predict_columns(columns), None
+        labels, probabilities = self._run(columns, [self.label_output, self.proba_output])
+        labels = np.asarray(labels)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels.ravel()
+        return labels, np.asarray(probabilities)
+
+    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        out = np.asarray(self._run(columns, [self.label_output])[0])
+        return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
+
+    def predict_proba_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray | None:
+        if self.proba_output is None:
+            return None
+        import numpy as np
+
+        return np.asarray(self._run(columns, [self.proba_output])[0])

@@ -1,0 +1,317 @@
+"""Model signatures: the columns (name, type) a model takes, inferred from an input example,
+and the checks that turn untrusted input into exactly that shape — without per-value Python
+type checks: numpy decides the type of each column once."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal
+
+from shipyard.errors import InvalidArgumentError, SignatureError
+
+if TYPE_CHECKING:
+    import numpy as np
+    import pandas as pd
+
+DType = Literal["double", "float", "long", "integer", "boolean", "string"]
+_NUMERIC: frozenset[str] = frozenset({"double", "float", "long", "integer"})
+_NUMPY_OF: dict[str, str] = {
+    "double": "float64",
+    "float": "float32",
+    "long": "int64",
+    "integer": "int32",
+    "boolean": "bool",
+    "string": "object",
+}
+# The V2 (Open Inference Protocol) datatype of each signature type.
+V2_DATATYPE: dict[str, str] = {
+    "double": "FP64",
+    "float": "FP32",
+    "long": "INT64",
+    "integer": "INT32",
+    "boolean": "BOOL",
+    "string": "BYTES",
+}
+
+
+class MatrixColumns(dict):  # type: ignore[type-arg]
+    """Columns that are views of one 2-D float array, which is kept (`.matrix`): the ONNX path
+    takes it as it is instead of copying 30 columns back into a new array."""
+
+    matrix: Any = None
+
+
+@dataclass(frozen=True)
+class ColumnSpec:
+    name: str
+    dtype: str
+
+
+@dataclass(frozen=True)
+class Signature:
+    """`kind` is "columns" when the model was fitted on a DataFrame (it wants named columns)
+    and "tensor" when it was fitted on an array (columns are named f0, f1, …)."""
+
+    inputs: tuple[ColumnSpec, ...]
+    kind: Literal["columns", "tensor"] = "columns"
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.inputs]
+
+    @property
+    def all_numeric(self) -> bool:
+        return all(c.dtype in _NUMERIC for c in self.inputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "inputs": [{"name": c.name, "type": c.dtype} for c in self.inputs],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Signature:
+        return cls(
+            tuple(ColumnSpec(c["name"], c["type"]) for c in data["inputs"]),
+            data.get("kind", "columns"),
+        )
+
+    # -- turning input into what the model takes -------------------------------------------------
+
+    def columns_from_records(self, records: Any) -> dict[str, np.ndarray]:
+        """`[{"a": 1, "b": 2}, …]` (or `[[1, 2], …]` for tensor signatures) → arrays by column."""
+        import numpy as np
+
+        if not isinstance(records, list):
+            raise SignatureError("'instances' must be a list of objects", field="instances")
+        if not records:
+            raise SignatureError("'instances' is empty: send at least one row", field="instances")
+        names = self.names
+        first = records[0]
+        if isinstance(first, list):
+            try:
+                matrix = np.asarray(records)
+            except ValueError as exc:
+                raise SignatureError(
+                    "rows of 'instances' have different lengths", field="instances"
+                ) from exc
+            return self.columns_from_matrix(matrix, field="instances")
+        expected = set(names)
+        if self.all_float and all(type(row) is dict and row.keys() == expected for row in records):
+            fast = self._float_matrix(records, names)
+            if fast is not None:
+                return fast
+        for i, row in enumerate(records):
+            if not isinstance(row, dict):
+                raise SignatureError(
+                    f"instances[{i}] must be an object of feature values", field=f"instances[{i}]"
+                )
+            if row.keys() != expected:
+                missing = sorted(expected - row.keys())
+                unknown = sorted(row.keys() - expected)
+                parts = []
+                if missing:
+                    parts.append(f"missing feature(s) {', '.join(map(repr, missing))}")
+                if unknown:
+                    parts.append(f"unknown feature(s) {', '.join(map(repr, unknown))}")
+                raise SignatureError(
+                    f"instances[{i}]: {'; '.join(parts)}",
+                    field=f"instances[{i}]",
+                    missing=missing,
+                    unknown=unknown,
+                )
+        return {
+            name: self.coerce_column(name, dtype, [row[name] for row in records])
+            for name, dtype in ((c.name, c.dtype) for c in self.inputs)
+        }
+
+    @property
+    def all_float(self) -> bool:
+        return all(c.dtype in ("double", "float") for c in self.inputs)
+
+    def _float_matrix(
+        self, records: list[dict[str, Any]], names: list[str]
+    ) -> MatrixColumns | None:
+        """All-float rows in one numpy conversion; None when a value is not a number (the
+        column-by-column path then names it)."""
+        import numpy as np
+
+        try:
+            raw = np.array([[row[n] for n in names] for row in records])
+        except (ValueError, TypeError):
+            return None
+        if raw.ndim != 2 or raw.dtype.kind not in "fiu":  # text, None, lists: the slow path
+            return None
+        matrix = raw.astype(np.float64, copy=False)
+        out = MatrixColumns({n: matrix[:, i] for i, n in enumerate(names)})
+        out.matrix = matrix
+        return out
+
+    def columns_from_matrix(
+        self, matrix: np.ndarray, *, field: str = "inputs"
+    ) -> dict[str, np.ndarray]:
+        if matrix.ndim != 2 or matrix.shape[1] != len(self.inputs):
+            raise SignatureError(
+                f"'{field}' has shape {list(matrix.shape)}; expected [n, {len(self.inputs)}] "
+                f"with columns in signature order: {', '.join(self.names)}",
+                field=field,
+            )
+        if matrix.shape[0] == 0:
+            raise SignatureError(f"'{field}' is empty: send at least one row", field=field)
+        return {
+            c.name: self.coerce_column(c.name, c.dtype, matrix[:, i])
+            for i, c in enumerate(self.inputs)
+        }
+
+    def coerce_column(self, name: str, dtype: str, values: Any) -> np.ndarray:
+        import numpy as np
+
+        try:
+            arr = np.asarray(values)
+        except (ValueError, TypeError) as exc:
+            raise SignatureError(
+                f"feature '{name}' has values of mixed shapes", field=name
+            ) from exc
+        if arr.ndim != 1:
+            raise SignatureError(
+                f"feature '{name}' must be a single value per row, got shape {list(arr.shape)}",
+                field=name,
+            )
+        kind = arr.dtype.kind
+        if dtype in _NUMERIC:
+            if kind == "O":  # None among numbers: missing values, allowed for float columns
+                try:
+                    arr = np.asarray(values, dtype=np.float64)
+                except (ValueError, TypeError) as exc:
+                    raise SignatureError(
+                        f"feature '{name}' expects {dtype} values", field=name
+                    ) from exc
+                kind = "f"
+            if kind not in "iuf":
+                got = {"b": "boolean", "U": "string", "S": "string"}.get(kind, str(arr.dtype))
+                raise SignatureError(
+                    f"feature '{name}' expects {dtype} values, got {got}", field=name
+                )
+            if (dtype in ("long", "integer") and kind == "f") and (
+                not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr))
+            ):
+                raise SignatureError(f"feature '{name}' expects whole numbers", field=name)
+            return arr.astype(_NUMPY_OF[dtype], copy=False)
+        if dtype == "boolean":
+            if kind != "b":
+                raise SignatureError(f"feature '{name}' expects true/false values", field=name)
+            return arr
+        if kind not in "USO":
+            raise SignatureError(f"feature '{name}' expects string values", field=name)
+        return arr.astype(object)
+
+    def to_model_input(self, columns: Mapping[str, np.ndarray]) -> pd.DataFrame | np.ndarray:
+        """What the native model is called with: a DataFrame for column signatures, a 2-D array
+        for tensor signatures."""
+        import numpy as np
+
+        if self.kind == "tensor":
+            return np.column_stack([columns[n] for n in self.names])
+        import pandas as pd
+
+        return pd.DataFrame({n: columns[n] for n in self.names}, copy=False)
+
+    def matrix(self, columns: Mapping[str, np.ndarray], dtype: str = "float32") -> np.ndarray:
+        """A dense 2-D array in signature order (the ONNX fast path)."""
+        import numpy as np
+
+        kept: np.ndarray | None = getattr(columns, "matrix", None)
+        if kept is not None:
+            return kept if kept.dtype == dtype else kept.astype(dtype)
+        out = np.empty((len(next(iter(columns.values()))), len(self.inputs)), dtype=dtype)
+        for i, n in enumerate(self.names):
+            out[:, i] = columns[n]
+        return out
+
+    def check_frame(self, data: Any) -> dict[str, np.ndarray]:
+        """Python-API input (DataFrame, array, dict of columns or list of records) → columns.
+        Extra DataFrame columns are ignored; missing ones are an error."""
+        import numpy as np
+
+        if hasattr(data, "columns") and hasattr(data, "iloc"):  # a DataFrame
+            missing = [n for n in self.names if n not in data.columns]
+            if missing and self.kind == "tensor" and data.shape[1] == len(self.inputs):
+                return self.columns_from_matrix(data.to_numpy())
+            if missing:
+                raise SignatureError(
+                    f"input is missing column(s) {', '.join(map(repr, missing))}", missing=missing
+                )
+            if len(data) == 0:
+                raise SignatureError("input has no rows")
+            return {
+                c.name: self.coerce_column(c.name, c.dtype, data[c.name].to_numpy())
+                for c in self.inputs
+            }
+        if isinstance(data, Mapping):
+            return self.columns_from_records(
+                [
+                    dict(zip(data.keys(), row, strict=True))
+                    for row in zip(*data.values(), strict=True)
+                ]
+            )
+        if isinstance(data, list):
+            return self.columns_from_records(data)
+        arr = np.asarray(data)
+        if arr.ndim == 1:
+            arr = arr.reshape(1, -1)
+        return self.columns_from_matrix(arr, field="input")
+
+
+def _dtype_name(dtype: Any) -> str:
+    kind = getattr(dtype, "kind", "O")
+    if kind == "f":
+        return "float" if dtype.itemsize == 4 else "double"
+    if kind in "iu":
+        return "integer" if dtype.itemsize <= 4 else "long"
+    if kind == "b":
+        return "boolean"
+    return "string"
+
+
+def infer_signature(example: Any) -> Signature:
+    """The signature of a DataFrame (named, typed columns) or a 2-D array (f0, f1, …)."""
+    import numpy as np
+
+    if hasattr(example, "columns") and hasattr(example, "dtypes"):
+        if len(example.columns) == 0:
+            raise InvalidArgumentError("input_example has no columns")
+        return Signature(
+            tuple(ColumnSpec(str(c), _dtype_name(dt)) for c, dt in example.dtypes.items()),
+            "columns",
+        )
+    arr = np.asarray(example)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        raise InvalidArgumentError(
+            f"input_example must be a DataFrame or a 2-D array, got shape {list(arr.shape)}"
+        )
+    name = _dtype_name(arr.dtype)
+    return Signature(tuple(ColumnSpec(f"f{i}", name) for i in range(arr.shape[1])), "tensor")
+
+
+def example_rows(example: Any, n: int = 5) -> dict[str, Any]:
+    """A JSON-ready slice of the input example in "split" form (`columns` + row `data`), which
+    keeps column order through any JSON round trip. Stored with the model; warms it up."""
+    import numpy as np
+
+    if hasattr(example, "iloc"):
+        head = example.iloc[:n]
+        rows = head.to_dict(orient="split", index=False)
+        return {"columns": [str(c) for c in rows["columns"]], "data": rows["data"]}
+    arr = np.asarray(example)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    return {"columns": [f"f{i}" for i in range(arr.shape[1])], "data": arr[:n].tolist()}
+
+
+def example_records(example: dict[str, Any]) -> list[dict[str, Any]]:
+    """The stored example as `[{column: value}, …]` (the shape of a predict request)."""
+    cols = example["columns"]
+    return [dict(zip(cols, row, strict=True)) for row in example["data"]]

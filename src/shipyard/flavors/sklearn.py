@@ -1,0 +1,86 @@
+"""scikit-learn models, saved with skops (safe to load: no arbitrary code runs).
+
+Pickle/joblib is accepted only when the caller says the source is trusted."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import MissingDependencyError, UntrustedModelError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shipyard.flavors.signature import Signature
+
+
+SAFE_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
+
+
+def is_sklearn(model: Any) -> bool:
+    return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)
+
+
+def save_skops(model: Any, path: Path) -> None:
+    try:
+        import skops.io as sio
+    except ImportError as exc:
+        raise MissingDependencyError(
+            "saving sklearn models needs skops: pip install skops"
+        ) from exc
+    sio.dump(model, path)
+
+
+def load_skops(path: Path, *, trusted: bool) -> Any:
+    import skops.io as sio
+
+    types = sio.get_untrusted_types(file=path)
+    # skops reconstructs these without running code from the file; scikit-learn's own types
+    # (e.g. sklearn.tree._tree.Tree of every tree model) are only missing from its default list.
+    unknown = [t for t in types if not t.startswith(SAFE_TYPE_PREFIXES)]
+    if unknown and not trusted:
+        raise UntrustedModelError(
+            f"the model file contains types outside scikit-learn and numpy: "
+            f"{', '.join(unknown)}; load it with trusted=True only if you trust its source"
+        )
+    return sio.load(path, trusted=types or None)
+
+
+def save_pickle(model: Any, path: Path) -> None:
+    import joblib
+
+    joblib.dump(model, path)
+
+
+def load_pickle(path: Path, *, trusted: bool) -> Any:
+    if not trusted:
+        raise UntrustedModelError(
+            "this model is stored with pickle, which can run arbitrary code when loaded; "
+            "pass trusted=True (CLI: --trusted) only if you trust its source"
+        )
+    import joblib
+
+    return joblib.load(path)
+
+
+class NativePredictor:
+    """Calls the Python object itself: the fallback that always works."""
+
+    backend = "python"
+
+    def __init__(self, model: Any, signature: Signature) -> None:
+        self.model = model
+        self.signature = signature
+
+    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        import numpy as np
+
+        return np.asarray(self.model.predict(self.signature.to_model_input(columns)))
+
+    def predict_proba_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray | None:
+        if not hasattr(self.model, "predict_proba"):
+            return None
+        import numpy as np
+
+        return np.asarray(self.model.predict_proba(self.signature.to_model_input(columns)))

@@ -1,0 +1,120 @@
+"""Live model quality from late labels: logged predictions joined with the labels that came
+back for them (by request_id and row), scored per model version.
+
+Classification: accuracy, F1 (binary: the positive class is the larger label; otherwise
+macro-averaged) and ROC AUC when probabilities were logged (binary). Regression: MAE, RMSE.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING, Any, Literal
+
+from shipyard.errors import InvalidArgumentError
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+Task = Literal["auto", "classification", "regression"]
+
+
+def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
+    """Predictions that have a label; the latest label wins when one was sent twice."""
+    if labels.empty or predictions.empty:
+        return predictions.iloc[0:0].assign(_label=[])
+    latest = labels.sort_values("_ts").drop_duplicates(["_request_id", "_row"], keep="last")
+    latest = latest.rename(columns={"_ts": "_label_ts"})
+    return predictions.merge(latest, on=["_request_id", "_row"], how="inner")
+
+
+def _task(joined: pd.DataFrame, task: Task) -> str:
+    import pandas as pd
+
+    if task != "auto":
+        return task
+    if any(c.startswith("_proba_") for c in joined.columns):
+        return "classification"
+    pred = joined["_prediction"]
+    if not pd.api.types.is_float_dtype(pred):
+        return "classification"
+    return (
+        "classification" if pred.nunique() <= 20 and (pred == pred.round()).all() else "regression"
+    )
+
+
+def score(joined: pd.DataFrame, task: Task = "auto") -> dict[str, Any]:
+    """Metrics over all labelled rows and per model version."""
+    if joined.empty:
+        return {"labelled_rows": 0, "task": task, "overall": {}, "by_version": {}}
+    kind = _task(joined, task)
+    out: dict[str, Any] = {
+        "labelled_rows": len(joined),
+        "task": kind,
+        "overall": _metrics(joined, kind),
+        "by_version": {},
+    }
+    for version, group in joined.groupby("_model_version", sort=True):
+        out["by_version"][str(version)] = _metrics(group, kind)
+    return out
+
+
+def _metrics(df: pd.DataFrame, kind: str) -> dict[str, float | int | None]:
+    import numpy as np
+    from sklearn import metrics as skm
+
+    y_pred = df["_prediction"].to_numpy()
+    y_true = df["_label"].to_numpy()
+    if kind == "regression":
+        try:
+            t = y_true.astype(np.float64)
+            p = y_pred.astype(np.float64)
+        except ValueError as exc:
+            raise InvalidArgumentError("regression labels must be numbers") from exc
+        err = p - t
+        return {
+            "n": len(df),
+            "mae": float(np.abs(err).mean()),
+            "rmse": float(math.sqrt((err**2).mean())),
+        }
+    t, p = _comparable(y_true, y_pred)
+    classes = sorted(set(t.tolist()) | set(p.tolist()))
+    binary = len(classes) <= 2
+    result: dict[str, float | int | None] = {
+        "n": len(df),
+        "accuracy": float(skm.accuracy_score(t, p)),
+        "f1": float(
+            skm.f1_score(
+                t,
+                p,
+                average="binary" if binary and len(classes) == 2 else "macro",
+                pos_label=classes[-1] if binary and len(classes) == 2 else 1,
+                zero_division=0,
+            )
+        ),
+        "auc": None,
+    }
+    proba_cols = [c for c in df.columns if c.startswith("_proba_")]
+    if binary and len(set(t.tolist())) == 2 and proba_cols:
+        positive = f"_proba_{_label_text(classes[-1])}"
+        if positive in df.columns:
+            result["auc"] = float(skm.roc_auc_score(t == classes[-1], df[positive].to_numpy()))
+    return result
+
+
+def _label_text(v: Any) -> str:
+    if isinstance(v, float) and v.is_integer():
+        return str(int(v))
+    return str(v)
+
+
+def _comparable(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
+    """Labels and predictions as one type: numbers when both are numbers, text otherwise."""
+    import numpy as np
+
+    try:
+        return y_true.astype(np.float64), y_pred.astype(np.float64)
+    except (ValueError, TypeError):
+        return (
+            np.array([_label_text(v) for v in y_true]),
+            np.array([_label_text(v) for v in y_pred]),
+        )

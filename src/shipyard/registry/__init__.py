@@ -1,0 +1,303 @@
+"""The model registry: registered models, immutable versions, aliases, tags, audit.
+
+reg = Registry(open_stores())
+mv = reg.register("churn", model, input_example=X[:5])
+reg.set_alias("churn", "champion", mv.version)
+model = reg.load("models:/churn@champion")
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from shipyard.errors import NotFoundError
+from shipyard.registry.uris import ModelRef, parse_model_uri
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+    from shipyard.flavors import LoadedModel, OnnxMode, Serialization
+    from shipyard.stores import Stores
+    from shipyard.stores.records import (
+        AuditRecord,
+        ModelVersionRecord,
+        RegisteredModelRecord,
+    )
+
+
+REFERENCE_ROWS = 50_000  # rows of reference data profiled (a seeded sample above that)
+
+
+class Registry:
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self._models = stores.metadata.models
+
+    def register(
+        self,
+        name: str,
+        model: Any,
+        *,
+        input_example: Any,
+        run_id: str | None = None,
+        serialization: Serialization = "skops",
+        onnx: OnnxMode = "auto",
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        reference_data: Any = None,
+        reference_target: Any = None,
+    ) -> ModelVersionRecord:
+        """Save the model's artifacts, then record a new immutable version.
+
+        `reference_data` (and `reference_target`), typically the training data, give the
+        version a monitoring reference: the profile of its features, of the model's own
+        predictions on them (for prediction drift) and of the target (for label drift).
+
+        `onnx`: "auto" converts scikit-learn models to ONNX in the background and keeps the
+        conversion only if its outputs match (`wait_for_conversions()` to block); True converts
+        now and raises ConversionError on a mismatch; False never converts."""
+        from shipyard.flavors import save_model
+
+        _check_name(name)
+        flavor, digest, signature, manifest = save_model(
+            model,
+            self.stores.artifacts,
+            input_example=input_example,
+            serialization=serialization,
+            onnx=onnx is True,
+        )
+        if "model.onnx" in manifest["files"]:
+            status = "ok"
+        elif onnx == "auto" and flavor == "sklearn" and serialization == "skops":
+            status = "pending" if signature.all_numeric else "refused"
+        else:
+            status = "off"
+        version_tags = dict(tags or {})
+        if reference_data is not None:
+            version_tags["reference_profile"] = self._reference_profile(
+                model, reference_data, reference_target
+            )
+        mv = self._models.create_version(
+            name,
+            actor=self.stores.actor,
+            flavor=flavor,
+            artifact_digest=digest,
+            signature=signature.to_dict(),
+            run_id=run_id,
+            description=description,
+            tags=version_tags,
+            onnx_status=status,
+            onnx_detail="only all-numeric inputs are converted" if status == "refused" else None,
+        )
+        if status == "pending":
+            from shipyard.registry import conversion
+
+            conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest)
+        return mv
+
+    def _reference_profile(self, model: Any, data: Any, target: Any) -> str:
+        """Profile features, predictions and target of (a sample of) the reference data; store
+        it as an artifact and return its digest."""
+        import json
+
+        import numpy as np
+        import pandas as pd
+
+        from shipyard.errors import InvalidArgumentError
+        from shipyard.sketches import Profile
+
+        frame = (
+            data
+            if isinstance(data, pd.DataFrame)
+            else pd.DataFrame(
+                np.asarray(data), columns=[f"f{i}" for i in range(np.asarray(data).shape[1])]
+            )
+        )
+        if target is not None and len(target) != len(frame):
+            raise InvalidArgumentError(
+                f"reference_target has {len(target)} rows, reference_data {len(frame)}",
+                field="reference_target",
+            )
+        idx = np.arange(len(frame))
+        if len(frame) > REFERENCE_ROWS:
+            idx = np.sort(
+                np.random.default_rng(0).choice(len(frame), REFERENCE_ROWS, replace=False)
+            )
+        sample = frame.iloc[idx].reset_index(drop=True)
+        profiled = sample.assign(
+            _prediction=np.asarray(
+                model.predict(sample if isinstance(data, pd.DataFrame) else sample.to_numpy())
+            )
+        )
+        if target is not None:
+            profiled["_label"] = np.asarray(target)[idx]
+        doc = Profile.from_frame(profiled).to_dict()
+        return self.stores.artifacts.put_bytes(json.dumps(doc).encode())[0]
+
+    def reference_profile(self, mv: ModelVersionRecord) -> dict[str, Any] | None:
+        """The monitoring reference recorded with a version, if any."""
+        import json
+
+        digest = mv.tags.get("reference_profile")
+        if not digest:
+            return None
+        return json.loads(self.stores.artifacts.get_bytes(digest))  # type: ignore[no-any-return]
+
+    def approve(
+        self, name: str, version: int, *, reviewer: str, comment: str = ""
+    ) -> ModelVersionRecord:
+        """Approve a pending version (endpoints that require approval serve only these)."""
+        return self._models.set_approval(
+            name,
+            int(version),
+            state="approved",
+            reviewer=reviewer,
+            comment=comment,
+            actor=self.stores.actor,
+        )
+
+    def reject(
+        self, name: str, version: int, *, reviewer: str, comment: str = ""
+    ) -> ModelVersionRecord:
+        return self._models.set_approval(
+            name,
+            int(version),
+            state="rejected",
+            reviewer=reviewer,
+            comment=comment,
+            actor=self.stores.actor,
+        )
+
+    def convert(self, name: str, version: int) -> ModelVersionRecord:
+        """Convert a version to ONNX now (e.g. one registered with onnx=False)."""
+        from shipyard.registry import conversion
+
+        mv = self._models.get_version(name, version)
+        if mv.onnx_status != "ok":
+            conversion.convert_version(self.stores, name, version, mv.artifact_digest)
+        return self._models.get_version(name, version)
+
+    @staticmethod
+    def wait_for_conversions(timeout: float | None = None) -> None:
+        """Block until background ONNX conversions started by this process are done."""
+        from shipyard.registry import conversion
+
+        conversion.wait(timeout)
+
+    def resolve(self, uri: str | ModelRef) -> ModelVersionRecord:
+        """The version a URI points at, now."""
+        ref = parse_model_uri(uri) if isinstance(uri, str) else uri
+        if ref.run_id is not None:
+            versions = self._models.versions_of_run(ref.run_id)
+            if not versions:
+                raise NotFoundError(
+                    f"run '{ref.run_id}' logged no model", kind="run", name=ref.run_id
+                )
+            return versions[-1]
+        assert ref.name is not None
+        if ref.alias is not None:
+            version = self._models.resolve_alias(ref.name, ref.alias)
+        elif ref.latest:
+            version = self._models.latest_version(ref.name)
+        else:
+            assert ref.version is not None
+            version = ref.version
+        return self._models.get_version(ref.name, version)
+
+    def load(
+        self,
+        uri: str,
+        *,
+        trusted: bool = False,
+        backend: Literal["auto", "onnx", "python"] = "auto",
+    ) -> LoadedModel:
+        from shipyard.flavors import load_model
+
+        mv = self.resolve(uri)
+        model = load_model(
+            self.stores.artifacts,
+            mv.artifact_digest,
+            trusted=trusted,
+            backend=backend,
+            onnx_digest=mv.onnx_digest,
+        )
+        model.name, model.version = mv.name, mv.version
+        return model
+
+    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> None:
+        self._models.set_alias(name, alias, int(version), actor=self.stores.actor, reason=reason)
+
+    def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> None:
+        self._models.delete_alias(name, alias, actor=self.stores.actor, reason=reason)
+
+    def get_model(self, name: str) -> RegisteredModelRecord:
+        return self._models.get_model(name)
+
+    def list_models(self) -> list[RegisteredModelRecord]:
+        return self._models.list_models()
+
+    def list_versions(self, name: str) -> list[ModelVersionRecord]:
+        return self._models.list_versions(name)
+
+    def set_description(self, name: str, description: str) -> None:
+        self._models.update_model(name, actor=self.stores.actor, description=description)
+
+    def set_model_tag(self, name: str, key: str, value: str) -> None:
+        self._models.set_model_tag(name, key, value, actor=self.stores.actor)
+
+    def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        self._models.set_version_tag(name, version, key, value, actor=self.stores.actor)
+
+    def audit(self, name: str | None = None, limit: int = 100) -> list[AuditRecord]:
+        if name is not None:
+            self._models.get_model(name)  # a clear not-found with a suggestion
+            return self.stores.metadata.audit.list(
+                subject_prefix=name, subject_types=("model", "model_version"), limit=limit
+            )
+        return self.stores.metadata.audit.list(limit=limit)
+
+
+def set_alias(
+    name: str,
+    alias: str,
+    version: int,
+    *,
+    reason: str | None = None,
+    settings: Settings | None = None,
+) -> None:
+    """Point `alias` (e.g. "champion") at a version of a registered model; audited."""
+    from shipyard.stores import open_stores
+
+    Registry(open_stores(settings)).set_alias(name, alias, version, reason=reason)
+
+
+def load_model(
+    uri: str,
+    *,
+    trusted: bool = False,
+    backend: Literal["auto", "onnx", "python"] = "auto",
+    settings: Settings | None = None,
+) -> LoadedModel:
+    """Load a model by URI: `models:/churn@champion`, `models:/churn/3`, `runs:/<id>/model`.
+
+    >>> model = shipyard.load_model("models:/churn@champion")
+    >>> model.predict(X)
+    """
+    from shipyard.stores import open_stores
+
+    return Registry(open_stores(settings)).load(uri, trusted=trusted, backend=backend)
+
+
+def _check_name(name: str) -> None:
+    import re
+
+    from shipyard.errors import InvalidArgumentError
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}", name or ""):
+        raise InvalidArgumentError(
+            f"model name {name!r} is not valid: use letters, digits, '_', '-', '.' "
+            "(it appears in URLs and URIs)",
+            field="name",
+        )
+
+
+__all__ = ["ModelRef", "Registry", "load_model", "parse_model_uri", "set_alias"]

@@ -1,0 +1,247 @@
+"""The rollout controller: judges the candidate on live evidence and acts.
+
+Canary: at each step, once the candidate has `min_requests` requests and the step has lasted
+`min_seconds`, it is compared with stable — error rate (5xx), p99 latency, and the
+distribution of its predictions (two-sample test, vetoed below an effect size). A clear
+regression rolls back at once, even before the step's minimums are met; otherwise the step
+advances, and the last step promotes.
+A/B: a fixed-horizon test — nothing is decided before both arms have `min_samples` outcomes
+(no peeking); then one two-proportion z-test (0/1 outcomes) or Welch t-test: significantly
+better promotes, anything else rolls back ("no evidence the candidate is better").
+Shadow: promotes when the shadow agreed on at least `min_agreement` of `min_requests`
+requests without a latency or error regression; rolls back on a regression.
+Blue-green: switches at once — safe, because each replica sends traffic to the candidate only
+once it has loaded and warmed it, and then all of it — promotes after `keep_seconds`, rolls
+back on a regression while the previous version is still loaded.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from shipyard.rollout.analysis import Analysis, VariantStats, ab_test, analyze
+from shipyard.rollout.deployments import Deployments
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+    from shipyard.stores import Stores
+    from shipyard.stores.records import EndpointRecord
+
+log = logging.getLogger("shipyard.rollout")
+
+MIN_LATENCY_REQUESTS = 50  # below this, a p99 is one unlucky request: no latency verdict
+
+
+@dataclass
+class Verdict:
+    action: str  # hold | advance | promote | rollback | switch
+    reason: str
+    evidence: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _regression(
+    stable: VariantStats, cand: VariantStats, t: dict[str, float], analysis: Analysis, other: str
+) -> str | None:
+    if (
+        cand.requests
+        and cand.errors >= 3
+        and (cand.error_rate > stable.error_rate + t["max_error_rate_delta"])
+    ):
+        return (
+            f"{other} error rate {cand.error_rate:.1%} vs stable {stable.error_rate:.1%} "
+            f"(limit +{t['max_error_rate_delta']:.1%})"
+        )
+    if (
+        cand.requests >= MIN_LATENCY_REQUESTS
+        and stable.requests >= MIN_LATENCY_REQUESTS
+        and cand.p99_ms is not None
+        and stable.p99_ms is not None
+        and cand.p99_ms > stable.p99_ms * t["max_p99_ratio"] + t["p99_slack_ms"]
+    ):
+        return (
+            f"{other} p99 latency {cand.p99_ms:.1f} ms vs stable {stable.p99_ms:.1f} ms "
+            f"(limit x{t['max_p99_ratio']:g} + {t['p99_slack_ms']:g} ms)"
+        )
+    pt = analysis.prediction_test
+    if (
+        pt is not None
+        and pt["p_value"] < t["prediction_alpha"]
+        and pt["effect_size"] >= t["max_prediction_shift"]
+    ):
+        return (
+            f"{other} predictions differ from stable: {pt['test']} p={pt['p_value']:.2g}, "
+            f"{pt['effect_metric']}={pt['effect_size']:.3f} "
+            f"(limit {t['max_prediction_shift']:g})"
+        )
+    return None
+
+
+def decide(record: EndpointRecord, analysis: Analysis, now_ms: int) -> Verdict:
+    c = record.config
+    t = c.get("thresholds") or {}
+    evidence = analysis.to_dict()
+    other = "shadow" if record.policy == "shadow" else "candidate"
+    stable = analysis.variants.get("stable", VariantStats())
+    cand = analysis.variants.get(other, VariantStats())
+    if record.policy in ("canary", "shadow", "bluegreen") and t:
+        why = _regression(stable, cand, t, analysis, other)
+        if why is not None:
+            return Verdict("rollback", why, evidence)
+    if record.policy == "canary":
+        elapsed = (now_ms - int(c["step_started_ms"])) / 1000
+        if cand.requests < c["min_requests"] or elapsed < c["min_seconds"]:
+            return Verdict(
+                "hold",
+                f"step {c['step'] + 1}/{len(c['steps'])} at {c['weight']:g}%: "
+                f"{cand.requests}/{c['min_requests']} candidate requests, "
+                f"{elapsed:.0f}/{c['min_seconds']:g} s",
+                evidence,
+            )
+        last = c["step"] + 1 >= len(c["steps"])
+        return Verdict(
+            "promote" if last else "advance",
+            f"step {c['step'] + 1} at {c['weight']:g}% passed: {cand.requests} "
+            f"candidate requests, error rate {cand.error_rate:.1%} "
+            f"(stable {stable.error_rate:.1%})",
+            evidence,
+        )
+    if record.policy == "ab":
+        outcomes = analysis.outcomes or {"stable": [], "candidate": []}
+        n_s, n_c = len(outcomes["stable"]), len(outcomes["candidate"])
+        if min(n_s, n_c) < c["min_samples"]:
+            return Verdict(
+                "hold",
+                f"fixed horizon: {n_s} stable and {n_c} candidate outcomes "
+                f"of {c['min_samples']} each before any decision",
+                evidence,
+            )
+        test = ab_test(outcomes["stable"], outcomes["candidate"])
+        evidence["ab_test"] = test
+        better = test["lift"] > 0 if c.get("higher_is_better", True) else test["lift"] < 0
+        if test["p_value"] < c["alpha"] and better:
+            return Verdict(
+                "promote",
+                f"{test['test']}: candidate {test['candidate_mean']:.4g} vs "
+                f"stable {test['stable_mean']:.4g}, p={test['p_value']:.3g}",
+                evidence,
+            )
+        return Verdict(
+            "rollback",
+            f"no evidence the candidate is better at the planned horizon "
+            f"({test['test']} p={test['p_value']:.3g}, lift {test['lift']:+.4g})",
+            evidence,
+        )
+    if record.policy == "shadow":
+        if cand.requests < c["min_requests"] or analysis.agreement is None:
+            return Verdict(
+                "hold", f"{cand.requests}/{c['min_requests']} shadowed requests", evidence
+            )
+        if analysis.agreement >= c["min_agreement"]:
+            return Verdict(
+                "promote",
+                f"shadow agreed on {analysis.agreement:.1%} of "
+                f"{cand.requests} requests (needed {c['min_agreement']:.0%})",
+                evidence,
+            )
+        return Verdict(
+            "hold",
+            f"shadow agreement {analysis.agreement:.1%} is below "
+            f"{c['min_agreement']:.0%}; promote or roll back by hand",
+            evidence,
+        )
+    if record.policy == "bluegreen":
+        if not c.get("switched"):
+            return Verdict("switch", "the candidate is loaded: switching all traffic", evidence)
+        held = (now_ms - int(c.get("switched_ms", now_ms))) / 1000
+        if held >= c["keep_seconds"]:
+            return Verdict(
+                "promote", f"{held:.0f} s on the new version without a regression", evidence
+            )
+        return Verdict(
+            "hold",
+            f"{held:.0f}/{c['keep_seconds']:g} s before the previous version is released",
+            evidence,
+        )
+    return Verdict("hold", "no rollout", evidence)
+
+
+class Controller:
+    """Runs `decide` for endpoints with a rollout and carries out the verdicts of automatic
+    ones (`auto`); manual ones only get their verdict recorded."""
+
+    def __init__(self, settings: Settings, stores: Stores) -> None:
+        self.settings = settings
+        self.deployments = Deployments(stores)
+
+    def tick(self, name: str) -> Verdict | None:
+        record = self.deployments.endpoints.get(name)
+        if record.policy == "single":
+            return None
+        now = time.time_ns() // 1_000_000
+        verdict = decide(record, analyze(self.settings, record, now_ms=now), now)
+        summary = {"action": verdict.action, "reason": verdict.reason, "at_ms": now}
+        if not record.config.get("auto") or verdict.action == "hold":
+            self.deployments.record_verdict(name, {**summary, "evidence": _brief(verdict)})
+            return verdict
+        d = self.deployments
+        if verdict.action == "advance":
+            d.advance(name, evidence=_brief(verdict), reason=verdict.reason)
+        elif verdict.action == "promote":
+            d.promote(name, reason=verdict.reason, evidence=_brief(verdict))
+        elif verdict.action == "rollback":
+            d.rollback(name, reason=verdict.reason, evidence=_brief(verdict))
+        elif verdict.action == "switch":
+            d.switch(name, reason=verdict.reason)
+        log.info("rollout %s: %s (%s)", name, verdict.action, verdict.reason)
+        return verdict
+
+    def tick_all(self) -> dict[str, Verdict]:
+        out = {}
+        for record in self.deployments.endpoints.list():
+            if record.policy != "single":
+                try:
+                    verdict = self.tick(record.name)
+                except Exception:  # one endpoint's trouble must not stop the others
+                    log.exception("rollout controller failed on %s", record.name)
+                    continue
+                if verdict is not None:
+                    out[record.name] = verdict
+        return out
+
+
+def _brief(verdict: Verdict) -> dict[str, Any]:
+    """The numbers that justified a verdict, without bulky parts."""
+    e = verdict.evidence
+    return {
+        "variants": e.get("variants"),
+        "prediction_test": e.get("prediction_test"),
+        "agreement": e.get("agreement"),
+        "ab_test": e.get("ab_test"),
+    }
+
+
+def status(settings: Settings, stores: Stores, name: str) -> dict[str, Any]:
+    """An endpoint's rollout now: policy, weights, per-variant live numbers, what the
+    controller would decide, and its last recorded verdict."""
+    record = stores.metadata.endpoints.get(name)
+    doc: dict[str, Any] = {
+        "endpoint": name,
+        "policy": record.policy,
+        "model_uri": record.model_uri,
+        "generation": record.generation,
+        "config": {k: v for k, v in record.config.items() if k != "verdict"},
+        "last_verdict": record.config.get("verdict"),
+    }
+    if record.policy != "single":
+        now = time.time_ns() // 1_000_000
+        analysis = analyze(settings, record, now_ms=now)
+        verdict = decide(record, analysis, now)
+        doc["live"] = analysis.to_dict()
+        doc["would_decide"] = {"action": verdict.action, "reason": verdict.reason}
+    return doc

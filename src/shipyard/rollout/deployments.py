@@ -1,0 +1,366 @@
+"""Deployments: an endpoint's stable version, at most one candidate, and the traffic policy
+between them — stored on the endpoint, so every replica converges on it within seconds.
+
+    d = Deployments(open_stores())
+    d.canary("churn", "churn@challenger", steps=[5, 25, 50, 100], auto=True)
+    d.promote("churn", reason="better AUC live")      # alias champion moves; audited
+    d.rollback("churn", reason="error rate doubled")  # all traffic back to stable; audited
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import AlreadyExistsError, InvalidArgumentError
+from shipyard.registry import Registry, parse_model_uri
+from shipyard.stores.clock import now_ms
+
+if TYPE_CHECKING:
+    from shipyard.stores import Stores
+    from shipyard.stores.records import EndpointRecord
+
+POLICIES = ("single", "canary", "ab", "shadow", "bluegreen")
+DEFAULT_THRESHOLDS: dict[str, float] = {
+    "max_error_rate_delta": 0.02,  # candidate error rate may exceed stable's by this much
+    "max_p99_ratio": 1.5,  # candidate p99 latency may be this many times stable's ...
+    "p99_slack_ms": 5.0,  # ... plus this much (tiny latencies jitter)
+    "max_prediction_shift": 0.2,  # effect size of the prediction-distribution change
+    "prediction_alpha": 0.01,
+}
+
+
+class Deployments:
+    def __init__(self, stores: Stores) -> None:
+        self.stores = stores
+        self.registry = Registry(stores)
+        self.endpoints = stores.metadata.endpoints
+
+    # -- starting a rollout --------------------------------------------------------------------
+
+    def _start(
+        self,
+        name: str,
+        model: str,
+        policy: str,
+        settings: dict[str, Any],
+        *,
+        auto: bool,
+        thresholds: dict[str, float] | None,
+        reason: str | None,
+    ) -> EndpointRecord:
+        record = self.endpoints.get(name)
+        if record.policy != "single" or record.config.get("candidate_uri"):
+            raise AlreadyExistsError(
+                f"endpoint '{name}' already runs a {record.policy} of "
+                f"{record.config.get('candidate_uri')}; promote or roll it back first",
+                field="model",
+            )
+        candidate = self.registry.resolve(parse_model_uri(model))
+        stable = self.registry.resolve(record.model_uri)
+        if record.config.get("require_approval") and candidate.approval != "approved":
+            raise InvalidArgumentError(
+                f"endpoint '{name}' serves approved versions only and {candidate.name} version "
+                f"{candidate.version} is {candidate.approval}; approve it first "
+                f"(shipyard models approve {candidate.name} {candidate.version} --reviewer …)",
+                field="model",
+            )
+        if (candidate.name, candidate.version) == (stable.name, stable.version):
+            raise InvalidArgumentError(
+                f"{model} is version {candidate.version}, which the endpoint already serves",
+                field="model",
+            )
+        bad = sorted(set(thresholds or {}) - set(DEFAULT_THRESHOLDS))
+        if bad:
+            raise InvalidArgumentError(
+                f"unknown threshold(s) {', '.join(bad)}; known: {', '.join(DEFAULT_THRESHOLDS)}",
+                field="thresholds",
+            )
+        now = now_ms()
+        config = {
+            "candidate_uri": f"models:/{candidate.name}/{candidate.version}",  # pinned
+            "candidate_version": candidate.version,
+            "stable_version": stable.version,
+            "started_ms": now,
+            "auto": auto,
+            "thresholds": {**DEFAULT_THRESHOLDS, **(thresholds or {})},
+            **_lasting(record),
+            **settings,
+        }
+        return self.endpoints.set_policy(
+            name,
+            policy=policy,
+            config=config,
+            actor=self.stores.actor,
+            action=f"rollout.{policy}",
+            reason=reason,
+            evidence={"stable_version": stable.version, "candidate_version": candidate.version},
+            expect_generation=record.generation,
+        )
+
+    def canary(
+        self,
+        name: str,
+        model: str,
+        *,
+        steps: Sequence[float] = (5, 25, 50, 100),
+        min_requests: int = 100,
+        min_seconds: float = 30.0,
+        auto: bool = False,
+        thresholds: dict[str, float] | None = None,
+        reason: str | None = None,
+    ) -> EndpointRecord:
+        steps = [float(s) for s in steps]
+        if not steps or any(not 0 < s <= 100 for s in steps):
+            raise InvalidArgumentError(
+                "canary steps are weights in (0, 100], e.g. 5,25,50,100", field="steps"
+            )
+        if any(b <= a for a, b in itertools.pairwise(steps)) or steps[-1] != 100:
+            raise InvalidArgumentError("canary steps must increase and end at 100", field="steps")
+        _positive(min_requests, "min_requests")
+        return self._start(
+            name,
+            model,
+            "canary",
+            {
+                "steps": steps,
+                "step": 0,
+                "weight": steps[0],
+                "step_started_ms": now_ms(),
+                "min_requests": int(min_requests),
+                "min_seconds": float(min_seconds),
+            },
+            auto=auto,
+            thresholds=thresholds,
+            reason=reason,
+        )
+
+    def ab(
+        self,
+        name: str,
+        model: str,
+        *,
+        split: float = 50.0,
+        min_samples: int = 1000,
+        alpha: float = 0.05,
+        higher_is_better: bool = True,
+        auto: bool = False,
+        reason: str | None = None,
+    ) -> EndpointRecord:
+        if not 0 < split < 100:
+            raise InvalidArgumentError("split is the candidate's share in (0, 100)", field="split")
+        if not 0 < alpha < 1:
+            raise InvalidArgumentError("alpha must be between 0 and 1", field="alpha")
+        _positive(min_samples, "min_samples")
+        return self._start(
+            name,
+            model,
+            "ab",
+            {
+                "split": float(split),
+                "min_samples": int(min_samples),
+                "alpha": float(alpha),
+                "higher_is_better": higher_is_better,
+            },
+            auto=auto,
+            thresholds=None,
+            reason=reason,
+        )
+
+    def shadow(
+        self,
+        name: str,
+        model: str,
+        *,
+        sample: float = 1.0,
+        min_requests: int = 200,
+        min_agreement: float = 0.95,
+        auto: bool = False,
+        thresholds: dict[str, float] | None = None,
+        reason: str | None = None,
+    ) -> EndpointRecord:
+        if not 0 < sample <= 1:
+            raise InvalidArgumentError(
+                "sample is the share of requests shadowed, in (0, 1]", field="sample"
+            )
+        _positive(min_requests, "min_requests")
+        return self._start(
+            name,
+            model,
+            "shadow",
+            {
+                "sample": float(sample),
+                "min_requests": int(min_requests),
+                "min_agreement": float(min_agreement),
+            },
+            auto=auto,
+            thresholds=thresholds,
+            reason=reason,
+        )
+
+    def bluegreen(
+        self,
+        name: str,
+        model: str,
+        *,
+        keep_seconds: float = 600.0,
+        auto: bool = False,
+        reason: str | None = None,
+    ) -> EndpointRecord:
+        if keep_seconds < 0:
+            raise InvalidArgumentError("keep_seconds must not be negative", field="keep_seconds")
+        return self._start(
+            name,
+            model,
+            "bluegreen",
+            {
+                "keep_seconds": float(keep_seconds),
+                "switched": False,
+            },
+            auto=auto,
+            thresholds=None,
+            reason=reason,
+        )
+
+    # -- moving a rollout on -------------------------------------------------------------------
+
+    def _active(self, name: str) -> EndpointRecord:
+        record = self.endpoints.get(name)
+        if record.policy == "single" or not record.config.get("candidate_uri"):
+            raise InvalidArgumentError(
+                f"endpoint '{name}' has no rollout in progress", field="name"
+            )
+        return record
+
+    def advance(
+        self, name: str, *, evidence: Any = None, reason: str | None = None
+    ) -> EndpointRecord:
+        """Next canary step (the last step promotes)."""
+        record = self._active(name)
+        if record.policy != "canary":
+            raise InvalidArgumentError(f"endpoint '{name}' runs a {record.policy}, not a canary")
+        steps, step = record.config["steps"], int(record.config["step"]) + 1
+        if step >= len(steps):
+            return self.promote(name, reason=reason or "last canary step passed", evidence=evidence)
+        config = {**record.config, "step": step, "weight": steps[step], "step_started_ms": now_ms()}
+        return self.endpoints.set_policy(
+            name,
+            policy="canary",
+            config=config,
+            actor=self.stores.actor,
+            action="rollout.step",
+            reason=reason,
+            evidence=evidence,
+            expect_generation=record.generation,
+        )
+
+    def switch(self, name: str, *, reason: str | None = None) -> EndpointRecord:
+        """Blue-green: send all traffic to the (loaded, warmed) candidate at once."""
+        record = self._active(name)
+        if record.policy != "bluegreen":
+            raise InvalidArgumentError(f"endpoint '{name}' runs a {record.policy}, not blue-green")
+        config = {**record.config, "switched": True, "switched_ms": now_ms()}
+        return self.endpoints.set_policy(
+            name,
+            policy="bluegreen",
+            config=config,
+            actor=self.stores.actor,
+            action="rollout.switch",
+            reason=reason,
+            expect_generation=record.generation,
+        )
+
+    def promote(
+        self, name: str, *, reason: str | None = None, evidence: Any = None
+    ) -> EndpointRecord:
+        """The candidate becomes stable: the alias the endpoint follows moves to it (or the
+        endpoint is pinned to it); the rollout ends."""
+        record = self._active(name)
+        ref = parse_model_uri(record.model_uri)
+        version = int(record.config["candidate_version"])
+        why = reason or "promoted"
+        model_uri = None
+        if ref.alias is not None and ref.name is not None:
+            self.registry.set_alias(ref.name, ref.alias, version, reason=f"{name}: {why}")
+        else:
+            model_uri = record.config["candidate_uri"]
+        return self.endpoints.set_policy(
+            name,
+            policy="single",
+            config=_ended(record, "promoted", why, evidence),
+            actor=self.stores.actor,
+            action="rollout.promote",
+            reason=why,
+            evidence=evidence,
+            model_uri=model_uri,
+        )
+
+    def rollback(
+        self, name: str, *, reason: str | None = None, evidence: Any = None
+    ) -> EndpointRecord:
+        """All traffic back to stable; the alias is untouched; the reason is recorded."""
+        record = self._active(name)
+        why = reason or "rolled back"
+        return self.endpoints.set_policy(
+            name,
+            policy="single",
+            config=_ended(record, "rolled back", why, evidence),
+            actor=self.stores.actor,
+            action="rollout.rollback",
+            reason=why,
+            evidence=evidence,
+        )
+
+    def record_verdict(self, name: str, verdict: dict[str, Any]) -> None:
+        """Keep the controller's latest 'hold' verdict on the endpoint (for `deploy status`);
+        audited only when it says something new."""
+        record = self.endpoints.get(name)
+        last = record.config.get("verdict") or {}
+        if (last.get("action"), last.get("reason")) == (verdict["action"], verdict["reason"]):
+            return
+        self.endpoints.set_policy(
+            name,
+            policy=record.policy,
+            config={**record.config, "verdict": verdict},
+            actor=self.stores.actor,
+            action="rollout.verdict",
+            reason=verdict["reason"],
+            evidence=verdict.get("evidence"),
+            expect_generation=record.generation,
+        )
+
+    def history(self, name: str, limit: int = 100) -> list[Any]:
+        self.endpoints.get(name)
+        return [
+            e
+            for e in self.stores.metadata.audit.list(
+                subject_type="endpoint", subject_prefix=name, limit=limit
+            )
+            if e.subject == name
+        ]
+
+
+def _lasting(record: EndpointRecord) -> dict[str, Any]:
+    """Endpoint settings that outlive any rollout."""
+    return {k: record.config[k] for k in ("require_approval",) if k in record.config}
+
+
+def _ended(record: EndpointRecord, outcome: str, reason: str, evidence: Any) -> dict[str, Any]:
+    return {
+        **_lasting(record),
+        "last_rollout": {
+            "policy": record.policy,
+            "outcome": outcome,
+            "reason": reason,
+            "candidate_version": record.config.get("candidate_version"),
+            "stable_version": record.config.get("stable_version"),
+            "ended_ms": now_ms(),
+            "evidence": evidence,
+        },
+    }
+
+
+def _positive(value: float, field: str) -> None:
+    if value < 1:
+        raise InvalidArgumentError(f"{field} must be at least 1", field=field)

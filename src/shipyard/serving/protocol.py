@@ -1,0 +1,288 @@
+"""Request and response bodies: the plain JSON route and the Open Inference Protocol (V2).
+
+Bodies are parsed with orjson; validation errors name the field at fault."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from shipyard.errors import InvalidArgumentError, SignatureError
+from shipyard.flavors.signature import V2_DATATYPE
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shipyard.flavors.signature import Signature
+
+_V2_NUMERIC = {
+    "FP16",
+    "FP32",
+    "FP64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+}
+
+
+def parse_json(body: bytes | bytearray) -> Any:
+    if not body:
+        raise InvalidArgumentError("the request body is empty; send a JSON object", field="body")
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidArgumentError(
+            f"the request body is not valid JSON: {exc}", field="body"
+        ) from exc
+
+
+def request_key(doc: Any) -> str | None:
+    """The caller key that sticky routing hashes: `"key"` in a plain body, or
+    `parameters.key` in a V2 body."""
+    if not isinstance(doc, dict):
+        return None
+    key = doc.get("key")
+    if key is None and isinstance(doc.get("parameters"), dict):
+        key = doc["parameters"].get("key")
+    if key is None:
+        return None
+    if isinstance(key, bool) or not isinstance(key, (str, int)) or str(key) == "":
+        raise InvalidArgumentError("'key' must be a non-empty string or integer", field="key")
+    return str(key)
+
+
+def parse_predict(body: bytes | Any, signature: Signature) -> tuple[dict[str, np.ndarray], bool]:
+    """`{"instances": [{...}, ...], "probabilities": false}` → (columns, want probabilities).
+    `body` may be the raw bytes or the already parsed JSON."""
+    doc = parse_json(body) if isinstance(body, (bytes, bytearray)) else body
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError("the body must be a JSON object with 'instances'", field="body")
+    if "instances" not in doc:
+        if "dataframe_records" in doc:  # MLflow's spelling, accepted for easy migration
+            doc["instances"] = doc.pop("dataframe_records")
+        else:
+            raise InvalidArgumentError(
+                "the body needs an 'instances' list of rows", field="instances"
+            )
+    unknown = set(doc) - {"instances", "probabilities", "id", "key"}
+    if unknown:
+        raise InvalidArgumentError(
+            f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
+            "allowed: instances, probabilities, id, key",
+            field=sorted(unknown)[0],
+        )
+    proba = doc.get("probabilities", False)
+    if not isinstance(proba, bool):
+        raise InvalidArgumentError("'probabilities' must be true or false", field="probabilities")
+    return signature.columns_from_records(doc["instances"]), proba
+
+
+def parse_v2(
+    body: bytes | Any, signature: Signature
+) -> tuple[dict[str, np.ndarray], list[str], str | None]:
+    """A V2 infer request → (columns, requested outputs, request id).
+
+    Either one tensor per feature column (named as the column, shape [n]) or one 2-D tensor of
+    shape [n, n_features] in signature order."""
+    import numpy as np
+
+    doc = parse_json(body) if isinstance(body, (bytes, bytearray)) else body
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError("the body must be a JSON object with 'inputs'", field="body")
+    inputs = doc.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise InvalidArgumentError("'inputs' must be a non-empty list of tensors", field="inputs")
+    tensors: dict[str, np.ndarray] = {}
+    for i, tensor in enumerate(inputs):
+        field = f"inputs[{i}]"
+        if not isinstance(tensor, dict):
+            raise InvalidArgumentError(f"{field} must be an object", field=field)
+        for key in ("name", "shape", "datatype", "data"):
+            if key not in tensor:
+                raise InvalidArgumentError(f"{field} has no '{key}'", field=f"{field}.{key}")
+        name, shape, datatype, data = (
+            tensor["name"],
+            tensor["shape"],
+            tensor["datatype"],
+            tensor["data"],
+        )
+        if not isinstance(name, str):
+            raise InvalidArgumentError(f"{field}.name must be a string", field=f"{field}.name")
+        if (
+            not isinstance(shape, list)
+            or not all(isinstance(d, int) and d >= 0 for d in shape)
+            or not 1 <= len(shape) <= 2
+        ):
+            raise InvalidArgumentError(
+                f"{field}.shape must be [n] or [n, features]", field=f"{field}.shape"
+            )
+        if datatype not in _V2_NUMERIC | {"BOOL", "BYTES"}:
+            raise InvalidArgumentError(
+                f"{field}.datatype {datatype!r} is not a V2 datatype", field=f"{field}.datatype"
+            )
+        if not isinstance(data, list):
+            raise InvalidArgumentError(f"{field}.data must be a list", field=f"{field}.data")
+        if name in tensors:
+            raise InvalidArgumentError(f"tensor '{name}' appears twice", field=f"{field}.name")
+        try:
+            arr = np.asarray(data, dtype=object if datatype == "BYTES" else None)
+        except ValueError as exc:
+            raise SignatureError(f"{field}.data is ragged", field=f"{field}.data") from exc
+        expected = int(np.prod(shape)) if shape else 0
+        if arr.size != expected:
+            raise SignatureError(
+                f"{field}.data has {arr.size} values but shape {shape} needs {expected}",
+                field=f"{field}.data",
+            )
+        if datatype in _V2_NUMERIC and arr.dtype.kind not in "iuf":
+            raise SignatureError(
+                f"{field}.data must hold numbers for datatype {datatype}", field=f"{field}.data"
+            )
+        tensors[name] = arr.reshape(shape)
+    outputs = doc.get("outputs") or []
+    if not isinstance(outputs, list) or not all(
+        isinstance(o, dict) and "name" in o for o in outputs
+    ):
+        raise InvalidArgumentError("'outputs' must be a list of {\"name\": …}", field="outputs")
+    request_id = doc.get("id")
+    names = signature.names
+    if len(tensors) == 1 and next(iter(tensors.values())).ndim == 2:
+        matrix = next(iter(tensors.values()))
+        columns = signature.columns_from_matrix(matrix, field="inputs[0]")
+    else:
+        missing = [n for n in names if n not in tensors]
+        unknown = [n for n in tensors if n not in set(names)]
+        if missing or unknown:
+            parts = []
+            if missing:
+                parts.append(f"missing input(s) {', '.join(map(repr, missing))}")
+            if unknown:
+                parts.append(f"unknown input(s) {', '.join(map(repr, unknown))}")
+            raise SignatureError(
+                "; ".join(parts) + "; send one [n] tensor per feature or one "
+                f"[n, {len(names)}] tensor",
+                field="inputs",
+                missing=missing,
+                unknown=unknown,
+            )
+        lengths = {tensors[n].shape[0] if tensors[n].ndim else 0 for n in names}
+        if any(tensors[n].ndim != 1 for n in names):
+            raise SignatureError("per-feature tensors must have shape [n]", field="inputs")
+        if len(lengths) != 1:
+            raise SignatureError("per-feature tensors have different lengths", field="inputs")
+        if lengths == {0}:
+            raise SignatureError("the batch is empty", field="inputs")
+        columns = {
+            c.name: signature.coerce_column(c.name, c.dtype, tensors[c.name])
+            for c in signature.inputs
+        }
+    return columns, [str(o["name"]) for o in outputs], str(request_id) if request_id else None
+
+
+def _v2_type(arr: np.ndarray) -> str:
+    kind = arr.dtype.kind
+    if kind == "f":
+        return "FP32" if arr.dtype.itemsize == 4 else "FP64"
+    if kind in "iu":
+        return f"{'U' if kind == 'u' else ''}INT{arr.dtype.itemsize * 8}"
+    if kind == "b":
+        return "BOOL"
+    return "BYTES"
+
+
+def v2_tensor(name: str, arr: np.ndarray) -> dict[str, Any]:
+    return {
+        "name": name,
+        "shape": list(arr.shape),
+        "datatype": _v2_type(arr),
+        "data": arr.ravel().tolist(),
+    }
+
+
+def v2_metadata_inputs(signature: Signature) -> list[dict[str, Any]]:
+    return [
+        {"name": c.name, "datatype": V2_DATATYPE.get(c.dtype, "BYTES"), "shape": [-1]}
+        for c in signature.inputs
+    ]
+
+
+def dumps(doc: Any) -> bytes:
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def parse_feedback(body: bytes, *, max_items: int = 10_000) -> list[tuple[str, int, Any]]:
+    """Late labels → [(request_id, row, label)]. Accepted bodies:
+
+    {"request_id": "…", "label": 1}                      the first (or only) row
+    {"request_id": "…", "labels": [1, 0, 1]}             one label per row of the request
+    {"feedback": [{"request_id": "…", "row": 2, "label": 0}, …]}
+    """
+    doc = parse_json(body)
+    if not isinstance(doc, dict):
+        raise InvalidArgumentError("the body must be a JSON object", field="body")
+    if "feedback" in doc:
+        items = doc["feedback"]
+        if not isinstance(items, list) or not items:
+            raise InvalidArgumentError("'feedback' must be a non-empty list", field="feedback")
+        if len(items) > max_items:
+            raise InvalidArgumentError(f"at most {max_items} labels per request", field="feedback")
+        out = []
+        for i, item in enumerate(items):
+            if not isinstance(item, dict):
+                raise InvalidArgumentError(
+                    f"feedback[{i}] must be an object", field=f"feedback[{i}]"
+                )
+            out.append(
+                (
+                    _request_id(item, f"feedback[{i}]"),
+                    _row(item, f"feedback[{i}]"),
+                    _label(item.get("label", _MISSING), f"feedback[{i}].label"),
+                )
+            )
+        return out
+    request_id = _request_id(doc, "")
+    if "labels" in doc:
+        labels = doc["labels"]
+        if not isinstance(labels, list) or not labels or len(labels) > max_items:
+            raise InvalidArgumentError(
+                f"'labels' must be a list of 1 to {max_items} labels", field="labels"
+            )
+        return [(request_id, i, _label(v, f"labels[{i}]")) for i, v in enumerate(labels)]
+    return [(request_id, _row(doc, ""), _label(doc.get("label", _MISSING), "label"))]
+
+
+_MISSING = object()
+
+
+def _request_id(item: dict[str, Any], where: str) -> str:
+    rid = item.get("request_id")
+    field = f"{where}.request_id" if where else "request_id"
+    if not isinstance(rid, str) or not rid or len(rid) > 200:
+        raise InvalidArgumentError(
+            f"'{field}' must be the request_id a prediction returned", field=field
+        )
+    return rid
+
+
+def _row(item: dict[str, Any], where: str) -> int:
+    row = item.get("row", 0)
+    field = f"{where}.row" if where else "row"
+    if isinstance(row, bool) or not isinstance(row, int) or row < 0:
+        raise InvalidArgumentError(f"'{field}' must be a row index (0, 1, …)", field=field)
+    return row
+
+
+def _label(value: Any, field: str) -> Any:
+    if value is _MISSING:
+        raise InvalidArgumentError(f"'{field}' is missing", field=field)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, (int, float, str)) and value == value:  # NaN is no label
+        return value
+    raise InvalidArgumentError(f"'{field}' must be a number or a string", field=field)

@@ -1,0 +1,107 @@
+"""The only code that talks to databases and files.
+
+`MetadataStore(url)` groups the SQL stores of one database; `open_artifact_store(location)`
+picks the artifact adapter. Constructors do no I/O; the database opens (and migrates) on first use.
+"""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from shipyard.stores.alerts import AlertStore
+from shipyard.stores.artifacts import ArtifactStore, LocalArtifactStore, open_artifact_store
+from shipyard.stores.audit import AuditStore
+from shipyard.stores.database import Database
+from shipyard.stores.endpoints import EndpointStore
+from shipyard.stores.keys import ApiKeyStore
+from shipyard.stores.models import ModelStore
+from shipyard.stores.runs import RunStore
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+
+
+class MetadataStore:
+    """Runs, models, endpoints and the audit log of one metadata database."""
+
+    def __init__(self, url: str) -> None:
+        self.db = Database(url)
+
+    @property
+    def url(self) -> str:
+        return self.db.url
+
+    @cached_property
+    def runs(self) -> RunStore:
+        return RunStore(self.db)
+
+    @cached_property
+    def models(self) -> ModelStore:
+        return ModelStore(self.db)
+
+    @cached_property
+    def endpoints(self) -> EndpointStore:
+        return EndpointStore(self.db)
+
+    @cached_property
+    def alerts(self) -> AlertStore:
+        return AlertStore(self.db)
+
+    @cached_property
+    def keys(self) -> ApiKeyStore:
+        return ApiKeyStore(self.db)
+
+    @cached_property
+    def audit(self) -> AuditStore:
+        return AuditStore(self.db)
+
+    def close(self) -> None:
+        self.db.dispose()
+
+
+__all__ = [
+    "ArtifactStore",
+    "LocalArtifactStore",
+    "MetadataStore",
+    "Stores",
+    "close_all",
+    "open_artifact_store",
+    "open_stores",
+]
+
+
+class Stores:
+    """The stores one shipyard client uses, plus who is acting (for the audit log)."""
+
+    def __init__(self, metadata: MetadataStore, artifacts: LocalArtifactStore, actor: str) -> None:
+        self.metadata = metadata
+        self.artifacts = artifacts
+        self.actor = actor
+
+
+_OPEN: dict[tuple[str, str], MetadataStore] = {}
+_OPEN_LOCK = threading.Lock()
+
+
+def open_stores(settings: Settings | None = None) -> Stores:
+    """The stores for `settings` (default: from the environment). Metadata stores are shared
+    per database URL within a process, so connection pools are not rebuilt on every call."""
+    from shipyard.config import get_settings
+
+    settings = settings or get_settings()
+    key = (settings.resolved_db_url, settings.resolved_artifacts)
+    with _OPEN_LOCK:
+        metadata = _OPEN.get(key)
+        if metadata is None:
+            metadata = _OPEN[key] = MetadataStore(settings.resolved_db_url)
+    return Stores(metadata, open_artifact_store(settings.resolved_artifacts), settings.actor)
+
+
+def close_all() -> None:
+    """Dispose every pooled connection (tests, and before fork)."""
+    with _OPEN_LOCK:
+        for store in _OPEN.values():
+            store.close()
+        _OPEN.clear()

@@ -1,0 +1,138 @@
+"""Content-addressed artifact storage (sha256). Written to a temp name, then renamed; reads
+verify the digest, so a corrupted or tampered file is never handed out."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import BinaryIO, Protocol
+
+from shipyard.errors import IntegrityError, InvalidArgumentError, NotFoundError
+
+_CHUNK = 1 << 20
+
+
+class ArtifactStore(Protocol):
+    def put_file(self, src: Path) -> tuple[str, int]: ...
+    def put_bytes(self, data: bytes) -> tuple[str, int]: ...
+    def get_bytes(self, digest: str) -> bytes: ...
+    def local_path(self, digest: str) -> Path: ...
+    def exists(self, digest: str) -> bool: ...
+
+
+def _check_digest(digest: str) -> str:
+    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+        raise InvalidArgumentError(f"'{digest}' is not a sha256 hex digest")
+    return digest
+
+
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+class LocalArtifactStore:
+    """Artifacts under `root/sha256/ab/abcdef…`. The constructor does no I/O."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    def _path(self, digest: str) -> Path:
+        digest = _check_digest(digest)
+        return self.root / "sha256" / digest[:2] / digest
+
+    def _tmp_dir(self) -> Path:
+        tmp = self.root / "tmp"
+        tmp.mkdir(parents=True, exist_ok=True)
+        return tmp
+
+    def _commit(self, tmp_name: str, digest: str) -> None:
+        dest = self._path(digest)
+        if dest.exists():
+            os.unlink(tmp_name)
+            return
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        os.chmod(tmp_name, 0o444)
+        os.replace(tmp_name, dest)  # atomic: readers see the whole file or none
+
+    def put_stream(self, src: BinaryIO) -> tuple[str, int]:
+        h = hashlib.sha256()
+        size = 0
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix=".put-")
+        try:
+            with os.fdopen(fd, "wb") as out:
+                while chunk := src.read(_CHUNK):
+                    h.update(chunk)
+                    out.write(chunk)
+                    size += len(chunk)
+                out.flush()
+                os.fsync(out.fileno())
+            digest = h.hexdigest()
+            self._commit(tmp_name, digest)
+        except BaseException:
+            if os.path.exists(tmp_name):
+                os.unlink(tmp_name)
+            raise
+        return digest, size
+
+    def put_file(self, src: Path) -> tuple[str, int]:
+        if not Path(src).is_file():
+            raise NotFoundError(f"no such file: {src}")
+        with open(src, "rb") as fh:
+            return self.put_stream(fh)
+
+    def put_bytes(self, data: bytes) -> tuple[str, int]:
+        import io
+
+        digest = hashlib.sha256(data).hexdigest()
+        if self._path(digest).exists():  # content-addressed: already stored, nothing to write
+            return digest, len(data)
+        return self.put_stream(io.BytesIO(data))
+
+    def exists(self, digest: str) -> bool:
+        return self._path(digest).exists()
+
+    def local_path(self, digest: str) -> Path:
+        """The path of a verified artifact. Raises IntegrityError if the bytes changed."""
+        path = self._path(digest)
+        if not path.exists():
+            raise NotFoundError(f"artifact sha256:{digest} is missing from {self.root}")
+        actual = file_digest(path)
+        if actual != digest:
+            raise IntegrityError(
+                f"artifact sha256:{digest} is corrupted (its content hashes to {actual[:12]}…); "
+                "restore it from a backup or register the model again"
+            )
+        return path
+
+    def get_bytes(self, digest: str) -> bytes:
+        path = self._path(digest)
+        if not path.exists():
+            raise NotFoundError(f"artifact sha256:{digest} is missing from {self.root}")
+        data = path.read_bytes()
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != digest:
+            raise IntegrityError(
+                f"artifact sha256:{digest} is corrupted (its content hashes to {actual[:12]}…); "
+                "restore it from a backup or register the model again"
+            )
+        return data
+
+    def copy_to(self, digest: str, dest: Path) -> Path:
+        shutil.copyfile(self.local_path(digest), dest)
+        return dest
+
+
+def open_artifact_store(location: str) -> LocalArtifactStore:
+    """Pick the adapter by URI scheme. Only local folders (`/path` or `file:///path`) for now."""
+    if location.startswith("file://"):
+        return LocalArtifactStore(location[len("file://") :])
+    if "://" in location:
+        scheme = location.split("://", 1)[0]
+        raise InvalidArgumentError(
+            f"artifact store scheme '{scheme}://' is not supported yet; use a local folder"
+        )
+    return LocalArtifactStore(location)

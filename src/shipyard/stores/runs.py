@@ -1,0 +1,575 @@
+"""Experiments, runs, params, tags, metrics, datasets and run artifacts in SQL."""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import sqlalchemy as sa
+
+from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.stores import schema as t
+from shipyard.stores.clock import now_ms
+from shipyard.stores.records import (
+    ArtifactRecord,
+    Clause,
+    DatasetRecord,
+    MetricPoint,
+    OrderKey,
+    RunRecord,
+)
+
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+    from shipyard.stores.database import Database
+
+RUN_STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+# Statements that run per run are built once; their parameters are bound at execution.
+_END_RUN = (
+    t.runs.update()
+    .where(t.runs.c.id == sa.bindparam("rid"))
+    .values(
+        status=sa.bindparam("status"),
+        end_time=sa.bindparam("end_time"),
+        error=sa.bindparam("error"),
+    )
+)
+_RUN_EXISTS = sa.select(t.runs.c.id).where(t.runs.c.id == sa.bindparam("rid"))
+_ATTRIBUTES: dict[str, sa.ColumnElement[Any]] = {
+    "id": t.runs.c.id,
+    "run_id": t.runs.c.id,
+    "name": t.runs.c.name,
+    "run_name": t.runs.c.name,
+    "status": t.runs.c.status,
+    "start_time": t.runs.c.start_time,
+    "end_time": t.runs.c.end_time,
+    "user": t.runs.c.user,
+    "git_commit": t.runs.c.git_commit,
+    "experiment": t.experiments.c.name,
+}
+
+
+def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert(table)
+
+
+class RunStore:
+    """Tracking data. Every write is one transaction."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._experiment_ids: dict[str, int] = {}  # experiments are never renamed or deleted
+        self._upserts: dict[tuple[str, str], Any] = {}
+
+    # -- experiments ---------------------------------------------------------------------------
+
+    def get_or_create_experiment(self, name: str) -> int:
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        self._experiment_ids[name] = found = self._get_or_create_experiment(name)
+        return found
+
+    def _get_or_create_experiment(self, name: str) -> int:
+        with self._db.read() as conn:
+            found = conn.execute(
+                sa.select(t.experiments.c.id).where(t.experiments.c.name == name)
+            ).scalar()
+        if found is not None:
+            return int(found)
+        with self._db.write() as conn:
+            stmt = _dialect_insert(conn, t.experiments).values(name=name, created_at=now_ms())
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+            return int(
+                conn.execute(
+                    sa.select(t.experiments.c.id).where(t.experiments.c.name == name)
+                ).scalar_one()
+            )
+
+    def list_experiments(self) -> list[str]:
+        with self._db.read() as conn:
+            rows = conn.execute(sa.select(t.experiments.c.name).order_by(t.experiments.c.id))
+            return [r[0] for r in rows]
+
+    # -- runs ----------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        experiment: str,
+        name: str | None,
+        user: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        source: str | None = None,
+        git_commit: str | None = None,
+        git_dirty: bool | None = None,
+        environment_digest: str | None = None,
+        parent_run_id: str | None = None,
+    ) -> str:
+        experiment_id = self.get_or_create_experiment(experiment)
+        run_id = uuid.uuid4().hex
+        with self._db.write() as conn:
+            conn.execute(
+                t.runs.insert(),
+                {
+                    "id": run_id,
+                    "experiment_id": experiment_id,
+                    "name": name or run_id[:8],
+                    "status": "RUNNING",
+                    "start_time": now_ms(),
+                    "end_time": None,
+                    "error": None,
+                    "user": user,
+                    "source": source,
+                    "git_commit": git_commit,
+                    "git_dirty": git_dirty,
+                    "environment_digest": environment_digest,
+                    "parent_run_id": parent_run_id,
+                },
+            )
+            if params:
+                conn.execute(
+                    t.params.insert(),
+                    [{"run_id": run_id, "key": str(k), "value": str(v)} for k, v in params.items()],
+                )
+            self._write_tags(conn, run_id, tags or {})
+        return run_id
+
+    def end_run(
+        self,
+        run_id: str,
+        status: str,
+        error: str | None = None,
+        metrics: Sequence[MetricPoint] = (),
+    ) -> None:
+        """Mark the run ended; `metrics` (the last buffered points) land in the same
+        transaction."""
+        if status not in RUN_STATUSES:
+            raise InvalidArgumentError(f"status must be one of {RUN_STATUSES}, not {status!r}")
+        with self._db.write() as conn:
+            if metrics:
+                self._write_metrics(conn, run_id, metrics)
+            result = conn.execute(
+                _END_RUN, {"rid": run_id, "status": status, "end_time": now_ms(), "error": error}
+            )
+            if result.rowcount == 0:
+                raise NotFoundError(f"run '{run_id}' not found")
+
+    def log_batch(
+        self,
+        run_id: str,
+        metrics: Sequence[MetricPoint] = (),
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Write metrics, params and tags in one transaction (all or nothing)."""
+        with self._db.write() as conn:
+            self._require_run(conn, run_id)
+            if params:
+                self._write_params(conn, run_id, params)
+            if tags:
+                self._write_tags(conn, run_id, tags)
+            if metrics:
+                self._write_metrics(conn, run_id, metrics)
+
+    def _require_run(self, conn: Connection, run_id: str) -> None:
+        found = conn.execute(_RUN_EXISTS, {"rid": run_id}).first()
+        if found is None:
+            raise NotFoundError(f"run '{run_id}' not found")
+
+    def _write_params(self, conn: Connection, run_id: str, params: Mapping[str, Any]) -> None:
+        if not params:
+            return
+        new = {str(k): str(v) for k, v in params.items()}
+        existing = dict(
+            conn.execute(
+                sa.select(t.params.c.key, t.params.c.value).where(
+                    t.params.c.run_id == run_id, t.params.c.key.in_(list(new))
+                )
+            ).all()
+        )
+        for key, value in existing.items():
+            if new[key] != value:
+                raise InvalidArgumentError(
+                    f"param '{key}' is already {value!r} for this run; params are immutable "
+                    f"(tried {new[key]!r}). Log a metric or a tag for values that change."
+                )
+        rows = [
+            {"run_id": run_id, "key": k, "value": v} for k, v in new.items() if k not in existing
+        ]
+        if rows:
+            conn.execute(t.params.insert(), rows)
+
+    def _upsert(self, conn: Connection, name: str) -> Any:
+        """Upsert statements are built once per dialect: building `excluded` and the conflict
+        clause costs more than running the statement."""
+        key = (conn.dialect.name, name)
+        stmt = self._upserts.get(key)
+        if stmt is not None:
+            return stmt
+        if name == "tags":
+            stmt = _dialect_insert(conn, t.run_tags)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
+            )
+        else:
+            stmt = _dialect_insert(conn, t.latest_metrics)
+            ex = stmt.excluded
+            lm = t.latest_metrics.c
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["run_id", "key"],
+                set_={"value": ex.value, "step": ex.step, "timestamp": ex.timestamp},
+                where=sa.or_(
+                    ex.step > lm.step, sa.and_(ex.step == lm.step, ex.timestamp >= lm.timestamp)
+                ),
+            )
+        self._upserts[key] = stmt
+        return stmt
+
+    def _write_tags(self, conn: Connection, run_id: str, tags: Mapping[str, Any]) -> None:
+        if not tags:
+            return
+        stmt = self._upsert(conn, "tags")
+        conn.execute(
+            stmt, [{"run_id": run_id, "key": str(k), "value": str(v)} for k, v in tags.items()]
+        )
+
+    def _write_metrics(self, conn: Connection, run_id: str, points: Sequence[MetricPoint]) -> None:
+        conn.execute(
+            t.metrics.insert(),
+            [
+                {
+                    "run_id": run_id,
+                    "key": p.key,
+                    "value": _stored(p.value),
+                    "step": p.step,
+                    "timestamp": p.timestamp,
+                }
+                for p in points
+            ],
+        )
+        latest: dict[str, MetricPoint] = {}
+        for p in points:
+            cur = latest.get(p.key)
+            if cur is None or (p.step, p.timestamp) >= (cur.step, cur.timestamp):
+                latest[p.key] = p
+        stmt = self._upsert(conn, "latest_metrics")
+        conn.execute(
+            stmt,
+            [
+                {
+                    "run_id": run_id,
+                    "key": p.key,
+                    "value": _stored(p.value),
+                    "step": p.step,
+                    "timestamp": p.timestamp,
+                }
+                for p in latest.values()
+            ],
+        )
+
+    def log_dataset(self, run_id: str, dataset: DatasetRecord) -> None:
+        with self._db.write() as conn:
+            self._require_run(conn, run_id)
+            stmt = _dialect_insert(conn, t.datasets).values(
+                digest=dataset.digest,
+                name=dataset.name,
+                schema=dataset.schema,
+                rows=dataset.rows,
+                profile=dataset.profile,
+                created_at=now_ms(),
+            )
+            conn.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
+            stmt = _dialect_insert(conn, t.dataset_inputs).values(
+                run_id=run_id, dataset_digest=dataset.digest, role=dataset.role, name=dataset.name
+            )
+            conn.execute(stmt.on_conflict_do_nothing())
+
+    def get_dataset(self, digest: str) -> DatasetRecord:
+        with self._db.read() as conn:
+            row = conn.execute(sa.select(t.datasets).where(t.datasets.c.digest == digest)).first()
+        if row is None:
+            raise NotFoundError(f"dataset '{digest}' not found")
+        return DatasetRecord(row.digest, row.name, row.schema, row.rows, row.profile)
+
+    def log_artifact(self, run_id: str, artifact: ArtifactRecord) -> None:
+        with self._db.write() as conn:
+            self._require_run(conn, run_id)
+            stmt = _dialect_insert(conn, t.run_artifacts).values(
+                run_id=run_id, path=artifact.path, digest=artifact.digest, size=artifact.size
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=["run_id", "path"],
+                    set_={"digest": stmt.excluded.digest, "size": stmt.excluded.size},
+                )
+            )
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get_run(self, run_id: str) -> RunRecord:
+        runs = self._load_runs(
+            sa.select(*_run_columns()).select_from(_run_join()).where(t.runs.c.id == run_id),
+            with_details=True,
+        )
+        if not runs:
+            runs = self._load_runs(
+                sa.select(*_run_columns())
+                .select_from(_run_join())
+                .where(t.runs.c.id.like(f"{run_id}%")),
+                with_details=True,
+            )
+            if len(runs) != 1:
+                raise NotFoundError(f"run '{run_id}' not found", kind="run", name=run_id)
+        return runs[0]
+
+    def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
+        m = t.metrics.c
+        with self._db.read() as conn:
+            rows = conn.execute(
+                sa.select(m.key, m.value, m.step, m.timestamp)
+                .where(m.run_id == run_id, m.key == key)
+                .order_by(m.step, m.timestamp, m.id)
+            )
+            return [MetricPoint(r.key, _loaded(r.value), r.step, r.timestamp) for r in rows]
+
+    def search_runs(
+        self,
+        *,
+        experiments: Sequence[str] | None = None,
+        clauses: Sequence[Clause] = (),
+        order_by: Sequence[OrderKey] = (),
+        limit: int | None = 1000,
+        offset: int = 0,
+    ) -> list[RunRecord]:
+        stmt = sa.select(*_run_columns()).select_from(_run_join())
+        if experiments:
+            stmt = stmt.where(t.experiments.c.name.in_(list(experiments)))
+        for clause in clauses:
+            stmt = stmt.where(_clause_to_sql(clause))
+        for i, key in enumerate(order_by):
+            stmt, col = _order_column(stmt, key, i)
+            stmt = stmt.order_by((col.desc() if key.descending else col.asc()).nulls_last())
+        stmt = stmt.order_by(t.runs.c.start_time.desc(), t.runs.c.id)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        if offset:
+            stmt = stmt.offset(offset)
+        return self._load_runs(stmt, with_details=False)
+
+    def _children(self) -> list[sa.Label[Any]]:
+        """Params, tags and latest metrics of each run as one JSON object per run, computed by
+        the database in the same query (one round trip, one row per run, no IN lists)."""
+        agg = (
+            sa.func.json_object_agg
+            if self._db.dialect == "postgresql"
+            else sa.func.json_group_object
+        )
+        out = []
+        for table, label in (
+            (t.params, "_params"),
+            (t.run_tags, "_tags"),
+            (t.latest_metrics, "_metrics"),
+        ):
+            out.append(
+                sa.select(agg(table.c.key, table.c.value))
+                .where(table.c.run_id == t.runs.c.id)
+                .correlate(t.runs)
+                .scalar_subquery()
+                .label(label)
+            )
+        return out
+
+    def _load_runs(self, stmt: sa.Select[Any], *, with_details: bool) -> list[RunRecord]:
+        stmt = stmt.add_columns(*self._children())
+        with self._db.read() as conn:
+            rows = conn.execute(stmt).all()
+            if not rows:
+                return []
+            datasets: dict[str, list[DatasetRecord]] = {}
+            artifacts: dict[str, list[ArtifactRecord]] = {}
+            if with_details:
+                ids = [r.id for r in rows]
+                di, ds = t.dataset_inputs.c, t.datasets.c
+                for r in conn.execute(
+                    sa.select(
+                        di.run_id, di.role, di.name, ds.digest, ds.schema, ds.rows, ds.profile
+                    )
+                    .join_from(t.dataset_inputs, t.datasets, di.dataset_digest == ds.digest)
+                    .where(di.run_id.in_(ids))
+                ):
+                    datasets.setdefault(r.run_id, []).append(
+                        DatasetRecord(r.digest, r.name, r.schema, r.rows, r.profile, r.role)
+                    )
+                ra = t.run_artifacts.c
+                for a in conn.execute(
+                    sa.select(ra.run_id, ra.path, ra.digest, ra.size)
+                    .where(ra.run_id.in_(ids))
+                    .order_by(ra.path)
+                ):
+                    artifacts.setdefault(a.run_id, []).append(
+                        ArtifactRecord(a.path, a.digest, a.size)
+                    )
+        # positional unpacking: Row attribute lookups by name cost more than the query
+        out = []
+        for (
+            run_id,
+            _exp_id,
+            name,
+            status,
+            start_time,
+            end_time,
+            error,
+            user,
+            source,
+            git_commit,
+            git_dirty,
+            env_digest,
+            parent,
+            experiment,
+            params_json,
+            tags_json,
+            metrics_json,
+        ) in rows:
+            out.append(
+                RunRecord(
+                    run_id,
+                    experiment,
+                    name,
+                    status,
+                    start_time,
+                    end_time,
+                    user,
+                    error,
+                    source,
+                    git_commit,
+                    git_dirty,
+                    env_digest,
+                    parent,
+                    _json_object(params_json),
+                    _metrics_object(metrics_json),
+                    _json_object(tags_json),
+                    tuple(datasets.get(run_id, ())),
+                    tuple(artifacts.get(run_id, ())),
+                )
+            )
+        return out
+
+
+def _json_object(value: Any) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if isinstance(value, dict):  # psycopg decodes json itself
+        return value
+    return orjson.loads(value)  # type: ignore[no-any-return]
+
+
+def _metrics_object(value: Any) -> dict[str, float]:
+    d = _json_object(value)
+    if None in d.values():  # NaN is stored as NULL
+        return {k: math.nan if v is None else float(v) for k, v in d.items()}
+    return {k: float(v) for k, v in d.items()}
+
+
+def _stored(value: float) -> float | None:
+    return None if math.isnan(value) else value
+
+
+def _loaded(value: float | None) -> float:
+    return math.nan if value is None else value
+
+
+def _run_columns() -> list[sa.ColumnElement[Any]]:
+    """The run columns in the order `_load_runs` unpacks them (explicit, so a new column in a
+    later migration cannot shift them)."""
+    c = t.runs.c
+    return [
+        c.id,
+        c.experiment_id,
+        c.name,
+        c.status,
+        c.start_time,
+        c.end_time,
+        c.error,
+        c.user,
+        c.source,
+        c.git_commit,
+        c.git_dirty,
+        c.environment_digest,
+        c.parent_run_id,
+        t.experiments.c.name.label("experiment"),
+    ]
+
+
+def _run_join() -> sa.FromClause:
+    return t.runs.join(t.experiments, t.runs.c.experiment_id == t.experiments.c.id)
+
+
+def _group(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for run_id, key, value in rows:
+        out.setdefault(run_id, {})[key] = value
+    return out
+
+
+def _compare(col: Any, op: str, value: Any) -> sa.ColumnElement[bool]:
+    if op == "=":
+        return col == value  # type: ignore[no-any-return]
+    if op == "!=":
+        return col != value  # type: ignore[no-any-return]
+    if op == ">":
+        return col > value  # type: ignore[no-any-return]
+    if op == ">=":
+        return col >= value  # type: ignore[no-any-return]
+    if op == "<":
+        return col < value  # type: ignore[no-any-return]
+    if op == "<=":
+        return col <= value  # type: ignore[no-any-return]
+    if op == "LIKE":
+        return col.like(value)  # type: ignore[no-any-return]
+    if op == "ILIKE":
+        return sa.func.lower(col).like(str(value).lower())
+    if op == "IN":
+        return col.in_(list(value))  # type: ignore[no-any-return]
+    if op == "NOT IN":
+        return col.not_in(list(value))  # type: ignore[no-any-return]
+    raise InvalidArgumentError(f"unknown comparison operator {op!r}")
+
+
+def _clause_to_sql(clause: Clause) -> sa.ColumnElement[bool]:
+    if clause.kind == "attributes":
+        col = _ATTRIBUTES.get(clause.key)
+        if col is None:
+            raise InvalidArgumentError(
+                f"unknown run attribute '{clause.key}'; known: {', '.join(sorted(_ATTRIBUTES))}"
+            )
+        return _compare(col, clause.op, clause.value)
+    table = {"metrics": t.latest_metrics, "params": t.params, "tags": t.run_tags}[clause.kind]
+    return sa.exists().where(
+        table.c.run_id == t.runs.c.id,
+        table.c.key == clause.key,
+        _compare(table.c.value, clause.op, clause.value),
+    )
+
+
+def _order_column(
+    stmt: sa.Select[Any], key: OrderKey, i: int
+) -> tuple[sa.Select[Any], sa.ColumnElement[Any]]:
+    if key.kind == "attributes":
+        col = _ATTRIBUTES.get(key.key)
+        if col is None:
+            raise InvalidArgumentError(f"cannot order by unknown attribute '{key.key}'")
+        return stmt, col
+    table = {"metrics": t.latest_metrics, "params": t.params, "tags": t.run_tags}[key.kind]
+    alias = table.alias(f"order_{i}")
+    stmt = stmt.outerjoin(alias, sa.and_(alias.c.run_id == t.runs.c.id, alias.c.key == key.key))
+    return stmt, alias.c.value

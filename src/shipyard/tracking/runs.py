@@ -1,0 +1,293 @@
+"""Runs: params, metrics, tags, datasets, artifacts and models of one training attempt.
+
+    with shipyard.start_run(experiment="churn", params={"C": 1.0}) as run:
+        run.log_metrics({"auc": 0.93}, step=3)
+        mv = run.log_model(model, name="churn", input_example=X[:5])
+
+Metrics are buffered and written in batches (by count and by age), flushed when the run ends
+and at interpreter exit: a tight training loop never waits on the database.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import math
+import threading
+import time
+import traceback
+import weakref
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+from shipyard.errors import InvalidArgumentError
+from shipyard.stores.records import ArtifactRecord, DatasetRecord, MetricPoint
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+    from shipyard.flavors import OnnxMode, Serialization
+    from shipyard.stores import Stores
+    from shipyard.stores.records import ModelVersionRecord, RunRecord
+
+_MAX_KEY = 250
+_ACTIVE: weakref.WeakSet[Run] = weakref.WeakSet()
+
+
+def _check_key(key: Any, what: str) -> str:
+    if not isinstance(key, str) or not key or len(key) > _MAX_KEY:
+        raise InvalidArgumentError(
+            f"{what} name must be a non-empty string of at most {_MAX_KEY} characters, got {key!r}",
+            field=what,
+        )
+    return key
+
+
+def _check_value(key: str, value: Any) -> float:
+    if isinstance(value, bool) or (
+        not isinstance(value, (int, float)) and not hasattr(value, "__float__")
+    ):
+        raise InvalidArgumentError(
+            f"metric '{key}' must be a number, got {type(value).__name__}", field=key
+        )
+    v = float(value)
+    if math.isinf(v):
+        raise InvalidArgumentError(f"metric '{key}' is infinite", field=key)
+    return v
+
+
+class Run:
+    """One tracked run. Use it as a context manager: an exception inside marks it FAILED."""
+
+    def __init__(
+        self,
+        stores: Stores,
+        run_id: str,
+        experiment: str,
+        *,
+        flush_points: int = 5000,
+        flush_seconds: float = 5.0,
+    ) -> None:
+        self.stores = stores
+        self.id = run_id
+        self.experiment = experiment
+        self._flush_points = flush_points
+        self._flush_seconds = flush_seconds
+        self._buffer: list[MetricPoint] = []
+        self._lock = threading.Lock()
+        self._last_flush = time.monotonic()
+        self._ended = False
+        _ACTIVE.add(self)
+
+    def __repr__(self) -> str:
+        return f"<Run {self.id[:8]} experiment={self.experiment!r}>"
+
+    # -- params and tags -------------------------------------------------------------------------
+
+    def log_param(self, key: str, value: Any) -> None:
+        self.log_params({key: value})
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        for k in params:
+            _check_key(k, "param")
+        self.stores.metadata.runs.log_batch(self.id, params=params)
+
+    def set_tag(self, key: str, value: Any) -> None:
+        self.set_tags({key: value})
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        for k in tags:
+            _check_key(k, "tag")
+        self.stores.metadata.runs.log_batch(self.id, tags=tags)
+
+    # -- metrics ---------------------------------------------------------------------------------
+
+    def log_metric(
+        self, key: str, value: float, step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        self.log_metrics({key: value}, step=step, timestamp=timestamp)
+
+    def log_metrics(
+        self, metrics: Mapping[str, float], step: int | None = None, timestamp: int | None = None
+    ) -> None:
+        """Buffer metric points; they reach the store in batches."""
+        ts = timestamp if timestamp is not None else time.time_ns() // 1_000_000
+        s = int(step) if step is not None else 0
+        points = [
+            MetricPoint(_check_key(k, "metric"), _check_value(k, v), s, ts)
+            for k, v in metrics.items()
+        ]
+        with self._lock:
+            self._buffer.extend(points)
+            due = (
+                len(self._buffer) >= self._flush_points
+                or time.monotonic() - self._last_flush >= self._flush_seconds
+            )
+        if due:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write buffered metrics now (one transaction)."""
+        with self._lock:
+            points, self._buffer = self._buffer, []
+            self._last_flush = time.monotonic()
+            if points:
+                try:
+                    self.stores.metadata.runs.log_batch(self.id, metrics=points)
+                except BaseException:
+                    self._buffer[:0] = points  # keep them for the next attempt
+                    raise
+
+    # -- datasets, artifacts, models -------------------------------------------------------------
+
+    def log_dataset(self, data: Any, *, name: str, role: str = "train") -> DatasetRecord:
+        """Record a dataset's content hash, schema, row count and column profile."""
+        from shipyard.tracking.datasets import fingerprint
+
+        record = fingerprint(data, name=name, role=role)
+        self.stores.metadata.runs.log_dataset(self.id, record)
+        return record
+
+    def log_artifact(self, path: str | Path, name: str | None = None) -> ArtifactRecord:
+        """Copy a file into the artifact store and attach it to this run."""
+        src = Path(path)
+        if not src.is_file():
+            raise InvalidArgumentError(f"log_artifact: no such file {src}", field="path")
+        digest, size = self.stores.artifacts.put_file(src)
+        record = ArtifactRecord(name or src.name, digest, size)
+        self.stores.metadata.runs.log_artifact(self.id, record)
+        return record
+
+    def log_model(
+        self,
+        model: Any,
+        *,
+        name: str,
+        input_example: Any,
+        serialization: Serialization = "skops",
+        onnx: OnnxMode = "auto",
+        description: str = "",
+        tags: dict[str, str] | None = None,
+        reference_data: Any = None,
+        reference_target: Any = None,
+    ) -> ModelVersionRecord:
+        """Save `model` and register it as a new version of `name`, linked to this run.
+        Pass the training data as `reference_data` (and `reference_target`) to monitor
+        prediction and label drift too."""
+        from shipyard.registry import Registry
+
+        return Registry(self.stores).register(
+            name,
+            model,
+            input_example=input_example,
+            run_id=self.id,
+            serialization=serialization,
+            onnx=onnx,
+            description=description,
+            tags=tags,
+            reference_data=reference_data,
+            reference_target=reference_target,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------------
+
+    def end(
+        self, status: Literal["FINISHED", "FAILED", "KILLED"] = "FINISHED", error: str | None = None
+    ) -> None:
+        if self._ended:
+            return
+        with self._lock:
+            points, self._buffer = self._buffer, []
+        self._ended = True
+        _ACTIVE.discard(self)
+        # the last metrics and the status change commit together
+        self.stores.metadata.runs.end_run(self.id, status, error, metrics=points)
+
+    def info(self) -> RunRecord:
+        self.flush()
+        return self.stores.metadata.runs.get_run(self.id)
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc is None:
+            self.end("FINISHED")
+        elif isinstance(exc, KeyboardInterrupt):
+            self.end("KILLED", "KeyboardInterrupt")
+        else:
+            text = "".join(traceback.format_exception(exc_type, exc, tb))[-8000:]
+            self.end("FAILED", text)
+
+
+def start_run(
+    experiment: str = "default",
+    *,
+    params: Mapping[str, Any] | None = None,
+    tags: Mapping[str, Any] | None = None,
+    name: str | None = None,
+    parent_run_id: str | None = None,
+    settings: Settings | None = None,
+) -> Run:
+    """Start a run (records git commit, dirty flag and the environment)."""
+    from shipyard.config import get_settings
+    from shipyard.stores import open_stores
+    from shipyard.tracking.environment import code_version
+
+    settings = settings or get_settings()
+    if not experiment:
+        raise InvalidArgumentError("experiment name must not be empty", field="experiment")
+    for k in params or {}:
+        _check_key(k, "param")
+    stores = open_stores(settings)
+    code = code_version()
+    env_digest = _environment_digest(stores)
+    run_id = stores.metadata.runs.create_run(
+        experiment=experiment,
+        name=name,
+        user=stores.actor,
+        params=params,
+        tags=tags,
+        source=code.source,
+        git_commit=code.commit,
+        git_dirty=code.dirty,
+        environment_digest=env_digest,
+        parent_run_id=parent_run_id,
+    )
+    return Run(
+        stores,
+        run_id,
+        experiment,
+        flush_points=settings.metrics_flush_points,
+        flush_seconds=settings.metrics_flush_seconds,
+    )
+
+
+_ENV_DIGESTS: dict[str, str] = {}
+
+
+def _environment_digest(stores: Stores) -> str:
+    """The environment is stored once per artifact store and process, not once per run."""
+    from shipyard.tracking.environment import environment_json
+
+    root = str(getattr(stores.artifacts, "root", id(stores.artifacts)))
+    digest = _ENV_DIGESTS.get(root)
+    if digest is None or not stores.artifacts.exists(digest):
+        digest, _ = stores.artifacts.put_bytes(environment_json())
+        _ENV_DIGESTS[root] = digest
+    return digest
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """A normal interpreter exit loses no metric; runs left open are marked FINISHED."""
+    for run in list(_ACTIVE):
+        # the database may be gone at exit; there is nothing useful left to do then
+        with contextlib.suppress(Exception):
+            run.end("FINISHED")

@@ -1,0 +1,195 @@
+"""`shipyard server` over real HTTP, on SQLite and PostgreSQL: the control-plane API and the
+endpoints it serves from the metadata store, picked up without restart."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+import shipyard as sy
+from shipyard.config import Settings
+from shipyard.server.app import create_server_app
+from shipyard.serving.http import BackgroundServer
+
+
+@pytest.fixture
+def two_versions(settings: Settings, breast_cancer, logreg, forest) -> list[Any]:  # type: ignore[no-untyped-def]
+    X, _ = breast_cancer
+    versions = []
+    for model, auc in ((logreg, 0.99), (forest, 0.97)):
+        with sy.start_run(experiment="api", params={"kind": type(model).__name__}) as run:
+            run.log_metrics({"auc": auc})
+            versions.append(run.log_model(model, name="churn", input_example=X[:5]))
+    sy.set_alias("churn", "champion", 1, reason="first")
+    return versions
+
+
+@pytest.fixture
+def server(settings: Settings, two_versions: list[Any]) -> Iterator[BackgroundServer]:
+    with BackgroundServer(create_server_app(settings, refresh_seconds=0.2)) as srv:
+        srv.wait_ready()
+        yield srv
+
+
+def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def test_runs_api(server: BackgroundServer) -> None:
+    runs = httpx.get(
+        f"{server.url}/api/runs",
+        params={"filter": "metrics.auc > 0.98", "order_by": "metrics.auc DESC"},
+    ).json()["runs"]
+    assert [r["metrics"]["auc"] for r in runs] == [0.99]
+    one = httpx.get(f"{server.url}/api/runs/{runs[0]['id']}").json()
+    assert one["params"] == {"kind": "Pipeline"}
+    bad = httpx.get(f"{server.url}/api/runs", params={"filter": "metrics.auc >> 1"})
+    assert bad.status_code == 400
+    assert bad.json()["position"] == 13 and "expected a number" in bad.json()["error"]
+    assert httpx.get(f"{server.url}/api/runs/{'f' * 32}").status_code == 404
+    assert httpx.get(f"{server.url}/api/experiments").json()["experiments"] == ["api"]
+
+
+def test_models_api_and_audited_alias_moves(server: BackgroundServer) -> None:
+    model = httpx.get(f"{server.url}/api/models/churn").json()
+    assert [v["version"] for v in model["versions"]] == [1, 2]
+    assert model["aliases"] == {"champion": 1}
+    r = httpx.put(
+        f"{server.url}/api/models/churn/aliases/challenger",
+        json={"version": 2, "reason": "try the forest"},
+    )
+    assert r.status_code == 200
+    audit = httpx.get(f"{server.url}/api/models/churn/audit").json()["events"]
+    assert audit[0]["action"] == "alias.set" and audit[0]["reason"] == "try the forest"
+    assert audit[0]["actor"] == "tester"
+    bad = httpx.put(f"{server.url}/api/models/churn/aliases/challenger", json={"version": "two"})
+    assert bad.status_code == 422 and bad.json()["field"] == "version"
+    bad = httpx.put(f"{server.url}/api/models/churn/aliases/challenger", json={"version": 9})
+    assert bad.status_code == 404 and "no version 9" in bad.json()["error"]
+    assert (
+        httpx.get(f"{server.url}/api/models/chrun")
+        .json()["error"]
+        .endswith("did you mean 'churn'?")
+    )
+    assert len(httpx.get(f"{server.url}/api/models/churn/audit").json()["events"]) == len(audit)
+
+
+def test_endpoints_are_picked_up_and_follow_their_alias(
+    server: BackgroundServer, breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    X, _ = breast_cancer
+    body = {"instances": X.iloc[:3].to_dict(orient="records")}
+    assert httpx.post(f"{server.url}/endpoints/churn/predict", json=body).status_code == 404
+    created = httpx.post(
+        f"{server.url}/api/endpoints", json={"name": "churn", "model_uri": "models:/churn@champion"}
+    )
+    assert created.status_code == 201, created.text
+    answer = wait_for(
+        lambda: (
+            (r := httpx.post(f"{server.url}/endpoints/churn/predict", json=body)).status_code == 200
+            and r
+        )
+    )
+    assert answer.json()["model_version"] == 1
+    httpx.put(f"{server.url}/api/models/churn/aliases/champion", json={"version": 2})
+    wait_for(
+        lambda: (
+            httpx.post(f"{server.url}/endpoints/churn/predict", json=body)
+            .json()
+            .get("model_version")
+            == 2
+        )
+    )
+    listed = httpx.get(f"{server.url}/api/endpoints").json()["endpoints"]
+    assert listed[0]["serving"]["version"] == 2
+    bad = httpx.post(f"{server.url}/api/endpoints", json={"name": "x", "model_uri": "churn@nope"})
+    assert bad.status_code == 404
+    bad = httpx.post(
+        f"{server.url}/api/endpoints", json={"name": "bad name", "model_uri": "churn/1"}
+    )
+    assert bad.status_code == 422 and bad.json()["field"] == "name"
+    assert httpx.delete(f"{server.url}/api/endpoints/churn").status_code == 200
+    wait_for(
+        lambda: httpx.post(f"{server.url}/endpoints/churn/predict", json=body).status_code == 404
+    )
+
+
+def test_hot_swap_under_load_fails_no_request(
+    server: BackgroundServer, settings: Settings, breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    import threading
+
+    X, _ = breast_cancer
+    body = {"instances": X.iloc[:4].to_dict(orient="records")}
+    httpx.post(
+        f"{server.url}/api/endpoints", json={"name": "churn", "model_uri": "models:/churn@champion"}
+    )
+    wait_for(
+        lambda: httpx.post(f"{server.url}/endpoints/churn/predict", json=body).status_code == 200
+    )
+    results: list[tuple[int, int | None]] = []
+    stop = threading.Event()
+
+    def hammer() -> None:
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            while not stop.is_set():
+                r = client.post("/endpoints/churn/predict", json=body)
+                results.append((r.status_code, r.json().get("model_version")))
+
+    threads = [threading.Thread(target=hammer) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(0.3)
+        httpx.put(f"{server.url}/api/models/churn/aliases/champion", json={"version": 2})
+        wait_for(lambda: any(v == 2 for _, v in results[-20:]))
+        time.sleep(0.3)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert len(results) > 50
+    assert {code for code, _ in results} == {200}
+    versions = [v for _, v in results]
+    switch = versions.index(2)
+    assert set(versions[:switch]) == {1}
+    assert versions[-1] == 2
+
+
+def test_one_broken_model_leaves_the_others_serving(
+    settings: Settings, two_versions: list[Any], breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    import os
+
+    from shipyard.stores import open_stores
+
+    X, _ = breast_cancer
+    stores = open_stores(settings)
+    store = stores.artifacts
+    path = store._path(two_versions[1].artifact_digest)
+    os.chmod(path, 0o644)
+    path.write_bytes(b"{}")
+    stores.metadata.endpoints.create("good", "models:/churn/1", actor="t")
+    stores.metadata.endpoints.create("broken", "models:/churn/2", actor="t")
+    body = {"instances": X.iloc[:2].to_dict(orient="records")}
+    with BackgroundServer(create_server_app(settings, refresh_seconds=0.2)) as srv:
+        srv.wait_ready()
+        assert httpx.post(f"{srv.url}/endpoints/good/predict", json=body).status_code == 200
+        r = httpx.post(f"{srv.url}/endpoints/broken/predict", json=body)
+        assert r.status_code == 503 and "corrupted" in r.json()["error"]
+        assert httpx.get(f"{srv.url}/v2/models/broken/ready").status_code == 503
+        assert httpx.get(f"{srv.url}/v2/models/good/ready").status_code == 200
+        meta = httpx.get(f"{srv.url}/v2/models/good").json()
+        assert meta["memory_bytes"] is None or meta["memory_bytes"] >= 0
+        ready = httpx.get(f"{srv.url}/health/ready").json()
+        assert ready["endpoints"] == {"broken": "failed", "good": "ready"}

@@ -1,0 +1,120 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from shipyard.errors import InvalidArgumentError, SignatureError
+from shipyard.flavors.signature import (
+    ColumnSpec,
+    Signature,
+    example_records,
+    example_rows,
+    infer_signature,
+)
+
+
+@pytest.fixture
+def sig() -> Signature:
+    return infer_signature(
+        pd.DataFrame({"age": [30, 40], "income": [1.5, 2.5], "city": ["a", "b"]})
+    )
+
+
+def test_infer_from_a_frame(sig: Signature) -> None:
+    assert sig.kind == "columns"
+    assert sig.inputs == (
+        ColumnSpec("age", "long"),
+        ColumnSpec("income", "double"),
+        ColumnSpec("city", "string"),
+    )
+    assert Signature.from_dict(sig.to_dict()) == sig
+
+
+def test_infer_from_an_array() -> None:
+    sig = infer_signature(np.zeros((3, 4), dtype=np.float32))
+    assert sig.kind == "tensor"
+    assert sig.names == ["f0", "f1", "f2", "f3"]
+    assert {c.dtype for c in sig.inputs} == {"float"}
+
+
+def test_infer_rejects_3d() -> None:
+    with pytest.raises(InvalidArgumentError, match="2-D"):
+        infer_signature(np.zeros((2, 2, 2)))
+
+
+def test_records_become_typed_columns(sig: Signature) -> None:
+    cols = sig.columns_from_records(
+        [{"age": 30, "income": 1, "city": "x"}, {"age": 41.0, "income": None, "city": "y"}]
+    )
+    assert cols["age"].dtype == np.int64 and cols["age"].tolist() == [30, 41]
+    assert cols["income"].dtype == np.float64 and np.isnan(cols["income"][1])
+    assert cols["city"].tolist() == ["x", "y"]
+
+
+@pytest.mark.parametrize(
+    ("records", "message"),
+    [
+        ([], "empty"),
+        ({"age": 1}, "must be a list"),
+        ([{"age": 1, "income": 2.0}], "missing feature(s) 'city'"),
+        ([{"age": 1, "income": 2.0, "city": "a", "zip": 1}], "unknown feature(s) 'zip'"),
+        (
+            [{"age": "old", "income": 2.0, "city": "a"}],
+            "feature 'age' expects long values, got string",
+        ),
+        ([{"age": 1.5, "income": 2.0, "city": "a"}], "feature 'age' expects whole numbers"),
+        ([{"age": True, "income": 2.0, "city": "a"}], "got boolean"),
+        ([{"age": [1, 2], "income": 2.0, "city": "a"}], "single value per row"),
+        ([{"age": 1, "income": "2.0", "city": "a"}], "feature 'income' expects double"),
+        ([{"age": 1, "income": 2.0, "city": 3}], "feature 'city' expects string"),
+        ([5], "instances[0] must be an object"),
+    ],
+)
+def test_bad_records_name_the_problem(sig: Signature, records: object, message: str) -> None:
+    with pytest.raises(SignatureError) as info:
+        sig.columns_from_records(records)
+    assert message in str(info.value)
+
+
+def test_matrix_shape_is_checked() -> None:
+    sig = infer_signature(np.zeros((2, 3)))
+    with pytest.raises(SignatureError, match=r"expected \[n, 3\]"):
+        sig.columns_from_matrix(np.zeros((2, 4)))
+    cols = sig.columns_from_records([[1, 2, 3], [4, 5, 6]])
+    assert sig.matrix(cols).tolist() == [[1, 2, 3], [4, 5, 6]]
+
+
+def test_frames_may_carry_extra_columns_but_not_miss_one(sig: Signature) -> None:
+    df = pd.DataFrame({"city": ["a"], "income": [1.0], "age": [3], "extra": [0]})
+    assert list(sig.to_model_input(sig.check_frame(df)).columns) == ["age", "income", "city"]
+    with pytest.raises(SignatureError, match="missing column"):
+        sig.check_frame(df.drop(columns=["age"]))
+
+
+def test_example_keeps_column_order_through_json() -> None:
+    import json
+
+    df = pd.DataFrame({"z": [1.0], "a": [2.0]})
+    stored = json.loads(json.dumps(example_rows(df), sort_keys=True))
+    assert example_records(stored) == [{"z": 1.0, "a": 2.0}]
+    assert list(example_records(stored)[0]) == ["z", "a"]
+
+
+def test_all_float_rows_take_the_one_conversion_path() -> None:
+    from shipyard.flavors.signature import MatrixColumns
+
+    sig = infer_signature(pd.DataFrame({"a": [1.0], "b": [2.0]}))
+    cols = sig.columns_from_records([{"a": 1, "b": 2.5}, {"b": 4.0, "a": 3.0}])
+    assert isinstance(cols, MatrixColumns)
+    assert sig.matrix(cols, "float64") is cols.matrix
+    assert cols["a"].tolist() == [1.0, 3.0] and cols["b"].tolist() == [2.5, 4.0]
+    # anything that is not a number falls back to the column checks, which name the problem
+    for bad, words in [
+        ({"a": "1.5", "b": 2.0}, "feature 'a' expects double"),
+        ({"a": [1.0], "b": 2.0}, "mixed shapes"),
+    ]:
+        with pytest.raises(SignatureError, match=words):
+            sig.columns_from_records([{"a": 1.0, "b": 2.0}, bad])
+    with_none = sig.columns_from_records([{"a": None, "b": 1.0}])
+    assert np.isnan(with_none["a"][0])

@@ -1,0 +1,98 @@
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+
+from shipyard.serving.predlog import Entry, PredictionLogger
+from shipyard.stores.predictions import PredictionLogStore
+
+
+def entry(i: int, rows: int = 2, endpoint: str = "churn") -> Entry:
+    return Entry(
+        endpoint=endpoint,
+        model_version="3",
+        request_id=f"r{i}",
+        ts_ms=1_795_000_000_000 + i,
+        latency_ms=1.5,
+        status=200,
+        columns={"a": np.arange(rows, dtype=float), "b": np.full(rows, i, dtype=float)},
+        predictions=np.arange(rows),
+        probabilities=np.full((rows, 2), 0.5),
+        classes=("no", "yes"),
+    )
+
+
+def test_flush_writes_one_row_per_predicted_row(tmp_path: Path) -> None:
+    store = PredictionLogStore(tmp_path)
+    logger = PredictionLogger(store, flush_seconds=3600)
+    for i in range(5):
+        assert logger.log(entry(i))
+    logger.log(
+        Entry(
+            endpoint="churn",
+            model_version="3",
+            request_id="bad",
+            ts_ms=1_795_000_000_100,
+            latency_ms=0.2,
+            status=422,
+        )
+    )
+    assert logger.flush() == 11
+    table = store.read("churn")
+    assert table.num_rows == 11
+    ok = table.filter(table["_status"].to_numpy() == 200).to_pydict()
+    assert ok["_request_id"][:2] == ["r0", "r0"]
+    assert ok["b"][-1] == 4.0
+    assert ok["_proba_yes"][0] == 0.5
+    assert store.endpoints() == ["churn"]
+
+
+def test_read_by_time_range(tmp_path: Path) -> None:
+    store = PredictionLogStore(tmp_path)
+    logger = PredictionLogger(store, flush_seconds=3600)
+    for i in range(10):
+        logger.log(entry(i, rows=1))
+    logger.flush()
+    assert store.read("churn", start_ms=1_795_000_000_005).num_rows == 5
+    assert store.read("churn", start_ms=1_795_000_000_002, end_ms=1_795_000_000_004).num_rows == 2
+    assert store.read("nobody").num_rows == 0
+
+
+def test_a_full_buffer_drops_and_counts_never_blocks(tmp_path: Path) -> None:
+    dropped: list[int] = []
+    logger = PredictionLogger(
+        PredictionLogStore(tmp_path),
+        capacity_rows=5,
+        flush_seconds=3600,
+        on_drop=lambda endpoint, n: dropped.append(n),
+    )
+    assert logger.log(entry(0, rows=4))
+    start = time.perf_counter()
+    assert not logger.log(entry(1, rows=4))
+    assert time.perf_counter() - start < 0.01
+    assert logger.dropped == 4 and dropped == [4]
+    logger.flush()
+    assert logger.log(entry(2, rows=4))  # room again after a flush
+
+
+def test_sampling(tmp_path: Path) -> None:
+    logger = PredictionLogger(PredictionLogStore(tmp_path), sample_rate=0.0)
+    assert not logger.log(entry(0))
+    assert logger.flush() == 0
+
+
+def test_background_thread_flushes_and_close_flushes_the_rest(tmp_path: Path) -> None:
+    store = PredictionLogStore(tmp_path)
+    logger = PredictionLogger(store, flush_seconds=0.05)
+    logger.start()
+    logger.log(entry(0))
+    deadline = time.monotonic() + 5
+    while store.read("churn").num_rows < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert store.read("churn").num_rows == 2
+    logger.log(entry(1))
+    logger.close()
+    assert store.read("churn").num_rows == 4
+    assert not list(tmp_path.rglob(".*.tmp"))

@@ -1,0 +1,36 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from shipyard.config import Settings
+
+
+def test_settings_read_the_prefixed_environment(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path))
+    monkeypatch.setenv("SHIPYARD_USER", "alice")
+    s = Settings()
+    assert s.home == tmp_path
+    assert s.actor == "alice"
+    assert s.resolved_db_url == f"sqlite:///{tmp_path / 'shipyard.db'}"
+    assert s.resolved_artifacts == str(tmp_path / "artifacts")
+
+
+def test_explicit_db_url_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SHIPYARD_DB_URL", "postgresql+psycopg://u@h/db")
+    assert Settings().resolved_db_url == "postgresql+psycopg://u@h/db"
+
+
+def test_settings_are_frozen(tmp_path: Path) -> None:
+    s = Settings(home=tmp_path)
+    with pytest.raises(ValidationError):
+        s.home = Path("/elsewhere")  # type: ignore[misc]
+
+
+def test_actor_falls_back_to_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHIPYARD_USER", raising=False)
+    assert Settings().actor
