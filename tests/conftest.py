@@ -9,6 +9,7 @@ A test that needs one skips with the variable's name when it is unset.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,10 +34,16 @@ def _isolated_env(
     reset_settings()
     yield
     reset_settings()
+    _quiesce()
+
+
+def _quiesce() -> None:
+    """Let background ONNX conversions (they write to the test's stores) finish, then close
+    every engine, so nothing holds a lock on a database the test is about to drop."""
     from shipyard.registry import conversion
     from shipyard.stores import close_all
 
-    conversion.wait(timeout=120)  # background ONNX conversions write to this test's stores
+    conversion.wait(timeout=120)
     close_all()
 
 
@@ -70,11 +77,16 @@ def pg_url() -> Iterator[str]:
         conn.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
     sep = "&" if "?" in base else "?"
     yield f"{base}{sep}options=-csearch_path%3D{schema}"
-    from shipyard.stores import close_all
-
-    close_all()
-    with engine.begin() as conn:
-        conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+    _quiesce()
+    for attempt in range(5):  # a straggling connection may still deadlock the DROP; retry
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            break
+        except sa.exc.OperationalError:
+            if attempt == 4:
+                raise
+            time.sleep(0.2 * (attempt + 1))
     engine.dispose()
 
 
