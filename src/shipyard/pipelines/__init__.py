@@ -1,0 +1,1 @@
+"""Pipelines: steps, DAG runner, caching and lineage, data contracts, quality gates, executors."""
