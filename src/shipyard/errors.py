@@ -111,6 +111,24 @@ class ConversionError(ShipyardError):
     http_status = 422
 
 
+class GateBlockedError(ShipyardError):
+    """A version that has not passed its model's quality gates may not get an alias or serve."""
+
+    http_status = 409
+
+
+class ContractFailedError(ShipyardError):
+    """A data contract's blocking expectation failed; `report` lists every failure."""
+
+    http_status = 422
+
+
+class StepFailedError(ShipyardError):
+    """A pipeline step raised; the message names the step, `error` keeps the traceback."""
+
+    http_status = 500
+
+
 class ServingError(ShipyardError):
     http_status = 500
 
@@ -146,6 +164,9 @@ _BY_NAME: dict[str, type[ShipyardError]] = {
         StoreUnavailableError,
         MissingDependencyError,
         ConversionError,
+        GateBlockedError,
+        ContractFailedError,
+        StepFailedError,
         ServingError,
         ModelLoadError,
         RequestTimeoutError,

@@ -30,6 +30,10 @@ def create(
         bool, typer.Option("--require-approval", help="Serve approved versions only.")
     ] = False,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (audit log).")] = None,
+    override_gates: Annotated[
+        str | None,
+        typer.Option("--override-gates", help="Deploy despite failed quality gates: the reason."),
+    ] = None,
 ) -> None:
     """Create an endpoint serving a model URI (an alias follows the alias when it moves).
 
@@ -37,27 +41,20 @@ def create(
     Example:
       shipyard deploy create churn --model models:/churn@champion
     """
-    from shipyard.registry import Registry, parse_model_uri
+    from shipyard.registry import Registry
+    from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
-    stores = open_stores()
-    uri = str(parse_model_uri(model))
-    mv = Registry(stores).resolve(uri)
-    if require_approval and mv.approval != "approved":
-        from shipyard.errors import InvalidArgumentError
-
-        raise InvalidArgumentError(
-            f"{uri} is version {mv.version}, which is {mv.approval}; approve it first "
-            f"(shipyard models approve {mv.name} {mv.version} --reviewer …)"
-        )
-    stores.metadata.endpoints.create(
+    record = Deployments(open_stores()).create(
         name,
-        uri,
-        actor=stores.actor,
-        reason=reason,
+        model,
+        require_approval=require_approval,
         replace=replace,
-        config={"require_approval": True} if require_approval else None,
+        reason=reason,
+        override_gates=override_gates,
     )
+    uri = record.model_uri
+    mv = Registry(open_stores()).resolve(uri)
     typer.echo(
         f"endpoint {name} -> {uri} (now version {mv.version}); "
         f"POST /endpoints/{name}/predict on `shipyard server`"
@@ -108,6 +105,10 @@ def delete(
 Model = Annotated[str, typer.Option("--model", "-m", help="Candidate, e.g. churn@challenger")]
 Auto = Annotated[bool, typer.Option("--auto", help="Let the controller promote or roll back.")]
 Reason = Annotated[str | None, typer.Option("--reason", "-r", help="Why (audit log).")]
+OverrideGates = Annotated[
+    str | None,
+    typer.Option("--override-gates", help="Start despite failed quality gates: the reason."),
+]
 Thresholds = Annotated[
     list[str] | None,
     typer.Option(
@@ -161,6 +162,7 @@ def canary(
     auto: Auto = False,
     threshold: Thresholds = None,
     reason: Reason = None,
+    override_gates: OverrideGates = None,
 ) -> None:
     """Send a share of traffic to a candidate, step by step.
 
@@ -188,6 +190,7 @@ def canary(
             auto=auto,
             thresholds=_thresholds(threshold),
             reason=reason,
+            override_gates=override_gates,
         )
     )
 
@@ -206,6 +209,7 @@ def ab(
     ] = False,
     auto: Auto = False,
     reason: Reason = None,
+    override_gates: OverrideGates = None,
 ) -> None:
     """A/B test: callers (by "key") stick to a variant; outcomes come through /feedback.
 
@@ -226,6 +230,7 @@ def ab(
             higher_is_better=not lower_is_better,
             auto=auto,
             reason=reason,
+            override_gates=override_gates,
         )
     )
 
@@ -239,6 +244,7 @@ def shadow(
     min_agreement: Annotated[float, typer.Option(help="Agreement needed to promote.")] = 0.95,
     auto: Auto = False,
     reason: Reason = None,
+    override_gates: OverrideGates = None,
 ) -> None:
     """Also send requests to a candidate, off the response path; compare its answers.
 
@@ -258,6 +264,7 @@ def shadow(
             min_agreement=min_agreement,
             auto=auto,
             reason=reason,
+            override_gates=override_gates,
         )
     )
 
@@ -271,6 +278,7 @@ def bluegreen(
     ] = 600.0,
     auto: Auto = False,
     reason: Reason = None,
+    override_gates: OverrideGates = None,
 ) -> None:
     """Load and warm a candidate, then switch all traffic at once (old version kept loaded).
 
@@ -283,7 +291,12 @@ def bluegreen(
 
     _done(
         Deployments(open_stores()).bluegreen(
-            name, model, keep_seconds=keep_seconds, auto=auto, reason=reason
+            name,
+            model,
+            keep_seconds=keep_seconds,
+            auto=auto,
+            reason=reason,
+            override_gates=override_gates,
         )
     )
 

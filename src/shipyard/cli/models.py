@@ -97,8 +97,13 @@ def alias(
     version: Annotated[int | None, typer.Argument(help="Version to point at.")] = None,
     delete: Annotated[bool, typer.Option("--delete", help="Remove the alias.")] = False,
     reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (audit log).")] = None,
+    override_gates: Annotated[
+        str | None,
+        typer.Option("--override-gates", help="Set it despite failed quality gates: the reason."),
+    ] = None,
 ) -> None:
-    """Set, move or delete an alias. Every change is audited.
+    """Set, move or delete an alias. Every change is audited. A model with quality gates
+    accepts only versions that passed them (`shipyard gate check`).
 
     \b
     Examples:
@@ -116,7 +121,7 @@ def alias(
         return
     if version is None:
         raise InvalidArgumentError("give the VERSION to point the alias at (or --delete)")
-    reg.set_alias(name, alias_name, version, reason=reason)
+    reg.set_alias(name, alias_name, version, reason=reason, override_gates=override_gates)
     typer.echo(f"{name}@{alias_name} -> version {version}")
 
 

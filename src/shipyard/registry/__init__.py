@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.flavors import LoadedModel, OnnxMode, Serialization
     from shipyard.stores import Stores
+    from shipyard.stores.gates import GateReportRecord
     from shipyard.stores.records import (
         AuditRecord,
         ModelVersionRecord,
@@ -223,8 +224,62 @@ class Registry:
         model.name, model.version = mv.name, mv.version
         return model
 
-    def set_alias(self, name: str, alias: str, version: int, *, reason: str | None = None) -> None:
-        self._models.set_alias(name, alias, int(version), actor=self.stores.actor, reason=reason)
+    def set_alias(
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        reason: str | None = None,
+        override_gates: str | None = None,
+    ) -> None:
+        """Point an alias at a version. A model with quality gates refuses a version without
+        a passing gate report unless `override_gates` gives a reason (audited)."""
+        self._models.set_alias(
+            name,
+            alias,
+            int(version),
+            actor=self.stores.actor,
+            reason=reason,
+            override_gates=override_gates,
+        )
+
+    # -- quality gates ---------------------------------------------------------------------------
+
+    def set_gates(self, name: str, gates: list[dict[str, Any]]) -> None:
+        """Replace the quality gates of a model (see `shipyard.pipelines.gates`); audited."""
+        self.stores.metadata.gates.configure(name, gates, actor=self.stores.actor)
+
+    def gates(self, name: str) -> list[dict[str, Any]]:
+        self._models.get_model(name)
+        return self.stores.metadata.gates.config(name)
+
+    def record_gate_report(
+        self, name: str, version: int, report: dict[str, Any], *, passed: bool
+    ) -> GateReportRecord:
+        return self.stores.metadata.gates.record_report(
+            name, int(version), passed=passed, report=report, actor=self.stores.actor
+        )
+
+    def gate_report(self, name: str, version: int) -> GateReportRecord | None:
+        self._models.get_version(name, int(version))
+        return self.stores.metadata.gates.latest_report(name, int(version))
+
+    def require_gates(
+        self, name: str, version: int, *, action: str, override: str | None = None
+    ) -> None:
+        """Raise GateBlockedError unless the version may serve (used by deployments)."""
+        from shipyard.stores.gates import require_pass
+
+        with self.stores.metadata.db.write() as conn:
+            require_pass(
+                conn,
+                name,
+                int(version),
+                action=action,
+                actor=self.stores.actor,
+                override_reason=override,
+            )
 
     def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> None:
         self._models.delete_alias(name, alias, actor=self.stores.actor, reason=reason)
@@ -262,12 +317,17 @@ def set_alias(
     version: int,
     *,
     reason: str | None = None,
+    override_gates: str | None = None,
     settings: Settings | None = None,
 ) -> None:
-    """Point `alias` (e.g. "champion") at a version of a registered model; audited."""
+    """Point `alias` (e.g. "champion") at a version of a registered model; audited. A model
+    with quality gates refuses a version that has not passed them, unless `override_gates`
+    gives a reason."""
     from shipyard.stores import open_stores
 
-    Registry(open_stores(settings)).set_alias(name, alias, version, reason=reason)
+    Registry(open_stores(settings)).set_alias(
+        name, alias, version, reason=reason, override_gates=override_gates
+    )
 
 
 def load_model(

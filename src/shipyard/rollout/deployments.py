@@ -37,6 +37,41 @@ class Deployments:
         self.registry = Registry(stores)
         self.endpoints = stores.metadata.endpoints
 
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        model: str,
+        *,
+        require_approval: bool = False,
+        replace: bool = False,
+        reason: str | None = None,
+        override_gates: str | None = None,
+    ) -> EndpointRecord:
+        """An endpoint serving a model URI (an alias follows the alias when it moves). The
+        version must be approved when `require_approval`, and must have passed its model's
+        quality gates unless `override_gates` gives a reason."""
+        uri = str(parse_model_uri(model))
+        mv = self.registry.resolve(uri)
+        if require_approval and mv.approval != "approved":
+            raise InvalidArgumentError(
+                f"{uri} is version {mv.version}, which is {mv.approval}; approve it first "
+                f"(shipyard models approve {mv.name} {mv.version} --reviewer …)",
+                field="model",
+            )
+        self.registry.require_gates(
+            mv.name, mv.version, action=f"deployment to '{name}'", override=override_gates
+        )
+        return self.endpoints.create(
+            name,
+            uri,
+            actor=self.stores.actor,
+            reason=reason,
+            replace=replace,
+            config={"require_approval": True} if require_approval else None,
+        )
+
     # -- starting a rollout --------------------------------------------------------------------
 
     def _start(
@@ -49,6 +84,7 @@ class Deployments:
         auto: bool,
         thresholds: dict[str, float] | None,
         reason: str | None,
+        override_gates: str | None,
     ) -> EndpointRecord:
         record = self.endpoints.get(name)
         if record.policy != "single" or record.config.get("candidate_uri"):
@@ -66,6 +102,14 @@ class Deployments:
                 f"(shipyard models approve {candidate.name} {candidate.version} --reviewer …)",
                 field="model",
             )
+        self.registry.require_gates(
+            candidate.name,
+            candidate.version,
+            action=f"{policy} on '{name}'",
+            override=override_gates,
+        )
+        if override_gates:
+            settings = {**settings, "gate_override": override_gates}
         if (candidate.name, candidate.version) == (stable.name, stable.version):
             raise InvalidArgumentError(
                 f"{model} is version {candidate.version}, which the endpoint already serves",
@@ -110,6 +154,7 @@ class Deployments:
         auto: bool = False,
         thresholds: dict[str, float] | None = None,
         reason: str | None = None,
+        override_gates: str | None = None,
     ) -> EndpointRecord:
         steps = [float(s) for s in steps]
         if not steps or any(not 0 < s <= 100 for s in steps):
@@ -134,6 +179,7 @@ class Deployments:
             auto=auto,
             thresholds=thresholds,
             reason=reason,
+            override_gates=override_gates,
         )
 
     def ab(
@@ -147,6 +193,7 @@ class Deployments:
         higher_is_better: bool = True,
         auto: bool = False,
         reason: str | None = None,
+        override_gates: str | None = None,
     ) -> EndpointRecord:
         if not 0 < split < 100:
             raise InvalidArgumentError("split is the candidate's share in (0, 100)", field="split")
@@ -166,6 +213,7 @@ class Deployments:
             auto=auto,
             thresholds=None,
             reason=reason,
+            override_gates=override_gates,
         )
 
     def shadow(
@@ -179,6 +227,7 @@ class Deployments:
         auto: bool = False,
         thresholds: dict[str, float] | None = None,
         reason: str | None = None,
+        override_gates: str | None = None,
     ) -> EndpointRecord:
         if not 0 < sample <= 1:
             raise InvalidArgumentError(
@@ -197,6 +246,7 @@ class Deployments:
             auto=auto,
             thresholds=thresholds,
             reason=reason,
+            override_gates=override_gates,
         )
 
     def bluegreen(
@@ -207,6 +257,7 @@ class Deployments:
         keep_seconds: float = 600.0,
         auto: bool = False,
         reason: str | None = None,
+        override_gates: str | None = None,
     ) -> EndpointRecord:
         if keep_seconds < 0:
             raise InvalidArgumentError("keep_seconds must not be negative", field="keep_seconds")
@@ -221,6 +272,7 @@ class Deployments:
             auto=auto,
             thresholds=None,
             reason=reason,
+            override_gates=override_gates,
         )
 
     # -- moving a rollout on -------------------------------------------------------------------
@@ -282,7 +334,13 @@ class Deployments:
         why = reason or "promoted"
         model_uri = None
         if ref.alias is not None and ref.name is not None:
-            self.registry.set_alias(ref.name, ref.alias, version, reason=f"{name}: {why}")
+            self.registry.set_alias(
+                ref.name,
+                ref.alias,
+                version,
+                reason=f"{name}: {why}",
+                override_gates=record.config.get("gate_override"),  # given when it started
+            )
         else:
             model_uri = record.config["candidate_uri"]
         return self.endpoints.set_policy(

@@ -18,6 +18,9 @@ if TYPE_CHECKING:
 class AliasBody(BaseModel):
     version: int = Field(ge=1, description="the version the alias points at")
     reason: str | None = Field(default=None, description="why, for the audit log")
+    override_gates: str | None = Field(
+        default=None, description="proceed despite failed quality gates: the reason (audited)"
+    )
 
 
 class ApprovalBody(BaseModel):
@@ -30,6 +33,9 @@ class RolloutBody(BaseModel):
     model: str = Field(min_length=1, description="candidate, e.g. churn@challenger")
     auto: bool = Field(default=False, description="let the controller promote or roll back")
     reason: str | None = None
+    override_gates: str | None = Field(
+        default=None, description="proceed despite failed quality gates: the reason (audited)"
+    )
 
 
 class CanaryBody(RolloutBody):
@@ -66,6 +72,10 @@ class EndpointBody(BaseModel):
     model_uri: str = Field(min_length=1, description="e.g. models:/churn@champion")
     reason: str | None = None
     replace: bool = False
+    require_approval: bool = False
+    override_gates: str | None = Field(
+        default=None, description="proceed despite failed quality gates: the reason (audited)"
+    )
 
 
 def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
@@ -134,7 +144,9 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
 
     @app.put("/api/models/{name}/aliases/{alias}", tags=["models"])
     def set_alias(name: str, alias: str, body: AliasBody) -> Response:
-        registry.set_alias(name, alias, body.version, reason=body.reason)
+        registry.set_alias(
+            name, alias, body.version, reason=body.reason, override_gates=body.override_gates
+        )
         return json_response({"name": name, "alias": alias, "version": body.version})
 
     @app.delete("/api/models/{name}/aliases/{alias}", tags=["models"])
@@ -204,6 +216,7 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
             auto=body.auto,
             thresholds=body.thresholds,
             reason=body.reason,
+            override_gates=body.override_gates,
         )
         return json_response(record.to_dict())
 
@@ -218,6 +231,7 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
             higher_is_better=body.higher_is_better,
             auto=body.auto,
             reason=body.reason,
+            override_gates=body.override_gates,
         )
         return json_response(record.to_dict())
 
@@ -232,13 +246,19 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
             auto=body.auto,
             thresholds=body.thresholds,
             reason=body.reason,
+            override_gates=body.override_gates,
         )
         return json_response(record.to_dict())
 
     @app.post("/api/deployments/{name}/bluegreen", tags=["deployments"])
     def start_bluegreen(name: str, body: BlueGreenBody) -> Response:
         record = deployments.bluegreen(
-            name, body.model, keep_seconds=body.keep_seconds, auto=body.auto, reason=body.reason
+            name,
+            body.model,
+            keep_seconds=body.keep_seconds,
+            auto=body.auto,
+            reason=body.reason,
+            override_gates=body.override_gates,
         )
         return json_response(record.to_dict())
 
@@ -273,9 +293,13 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
 
     @app.post("/api/endpoints", tags=["endpoints"], status_code=201)
     def create_endpoint(body: EndpointBody) -> Response:
-        registry.resolve(body.model_uri)  # refuse an endpoint that points at nothing
-        record = stores.metadata.endpoints.create(
-            body.name, body.model_uri, actor=stores.actor, reason=body.reason, replace=body.replace
+        record = deployments.create(
+            body.name,
+            body.model_uri,
+            require_approval=body.require_approval,
+            replace=body.replace,
+            reason=body.reason,
+            override_gates=body.override_gates,
         )
         return json_response(record.to_dict(), 201)
 

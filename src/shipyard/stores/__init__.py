@@ -15,12 +15,15 @@ from shipyard.stores.artifacts import ArtifactStore, LocalArtifactStore, open_ar
 from shipyard.stores.audit import AuditStore
 from shipyard.stores.database import Database
 from shipyard.stores.endpoints import EndpointStore
+from shipyard.stores.gates import GateStore
 from shipyard.stores.keys import ApiKeyStore
 from shipyard.stores.models import ModelStore
+from shipyard.stores.pipelines import PipelineStore
 from shipyard.stores.runs import RunStore
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
+    from shipyard.stores.features import FeatureRegistryStore
 
 
 class MetadataStore:
@@ -50,12 +53,26 @@ class MetadataStore:
         return AlertStore(self.db)
 
     @cached_property
+    def gates(self) -> GateStore:
+        return GateStore(self.db)
+
+    @cached_property
+    def pipelines(self) -> PipelineStore:
+        return PipelineStore(self.db)
+
+    @cached_property
     def keys(self) -> ApiKeyStore:
         return ApiKeyStore(self.db)
 
     @cached_property
     def audit(self) -> AuditStore:
         return AuditStore(self.db)
+
+    @cached_property
+    def features(self) -> FeatureRegistryStore:
+        from shipyard.stores.features import FeatureRegistryStore
+
+        return FeatureRegistryStore(self.db)
 
     def close(self) -> None:
         self.db.dispose()

@@ -325,11 +325,30 @@ class ModelStore:
     # -- aliases -------------------------------------------------------------------------------
 
     def set_alias(
-        self, name: str, alias: str, version: int, *, actor: str, reason: str | None = None
+        self,
+        name: str,
+        alias: str,
+        version: int,
+        *,
+        actor: str,
+        reason: str | None = None,
+        override_gates: str | None = None,
     ) -> None:
+        """Point an alias at a version. If the model has quality gates, the version must have
+        passed them, unless `override_gates` gives a reason (audited)."""
+        from shipyard.stores.gates import require_pass
+
         _check_alias(alias)
         with self._db.write() as conn:
             self._version_record(conn, name, version)
+            require_pass(
+                conn,
+                name,
+                version,
+                action=f"alias '{alias}'",
+                actor=actor,
+                override_reason=override_gates,
+            )
             a = t.aliases.c
             old = conn.execute(
                 sa.select(a.version).where(a.name == name, a.alias == alias)

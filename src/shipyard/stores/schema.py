@@ -252,3 +252,78 @@ alert_events = sa.Table(
     sa.Column("cause", sa.JSON, nullable=True),
     sa.Column("action", sa.JSON, nullable=True),  # what was done and how it went
 )
+
+# -- pipelines ------------------------------------------------------------------------------------
+
+pipeline_runs = sa.Table(
+    "pipeline_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # RUNNING | FINISHED | FAILED
+    sa.Column("executor", sa.String(16), nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),  # the parent tracking run
+    sa.Column("user", sa.String(256), nullable=False),
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("ended_at", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_pipeline_runs_name_started", "name", "started_at"),
+)
+
+step_runs = sa.Table(
+    "step_runs",
+    metadata,
+    sa.Column("id", sa.String(32), primary_key=True),
+    sa.Column("pipeline_run_id", sa.String(32), sa.ForeignKey("pipeline_runs.id"), nullable=False),
+    sa.Column("step", sa.String(256), nullable=False),
+    # FINISHED | CACHED | FAILED | SKIPPED (an upstream step failed)
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("cache_key", sa.String(64), nullable=False),
+    sa.Column("code_hash", sa.String(64), nullable=False),
+    sa.Column("inputs", sa.JSON, nullable=False),  # argument name -> input digest
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Column("outputs", sa.JSON, nullable=False),  # [{"digest", "kind"}, …]
+    sa.Column("seed", sa.Integer, nullable=False),
+    sa.Column("run_id", sa.String(32), nullable=True),  # the child tracking run
+    sa.Column("cached_from", sa.String(32), nullable=True),  # the step run that made the outputs
+    sa.Column("started_at", sa.BigInteger, nullable=False),
+    sa.Column("ended_at", sa.BigInteger, nullable=True),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Index("ix_step_runs_cache_key", "cache_key"),
+    sa.Index("ix_step_runs_pipeline_run", "pipeline_run_id"),
+)
+
+step_outputs = sa.Table(
+    "step_outputs",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("step_run_id", sa.String(32), sa.ForeignKey("step_runs.id"), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
+
+# -- quality gates --------------------------------------------------------------------------------
+
+model_gates = sa.Table(
+    "model_gates",
+    metadata,
+    sa.Column("name", sa.String(256), sa.ForeignKey("registered_models.name"), primary_key=True),
+    sa.Column("config", sa.JSON, nullable=False),  # [{"kind": "metric", …}, …]
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_by", sa.String(256), nullable=False),
+)
+
+gate_reports = sa.Table(
+    "gate_reports",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("passed", sa.Boolean, nullable=False),
+    sa.Column("report", sa.JSON, nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("created_by", sa.String(256), nullable=False),
+    sa.ForeignKeyConstraint(["name", "version"], ["model_versions.name", "model_versions.version"]),
+    sa.Index("ix_gate_reports_version", "name", "version", "id"),
+)
