@@ -27,6 +27,10 @@ _LAZY: dict[str, str] = {
     "set_alias": "shipyard.registry",
     "load_model": "shipyard.registry",
     "Registry": "shipyard.registry",
+    "step": "shipyard.pipelines",
+    "Pipeline": "shipyard.pipelines",
+    "pipeline": "shipyard.pipelines",
+    "current_step": "shipyard.pipelines",
     "Settings": "shipyard.config",
     "ShipyardError": "shipyard.errors",
     "NotFoundError": "shipyard.errors",
@@ -36,22 +40,27 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "InvalidArgumentError",
     "NotFoundError",
+    "Pipeline",
     "Registry",
     "Run",
     "Settings",
     "ShipyardError",
     "__version__",
+    "current_step",
     "get_metric_history",
     "get_run",
     "load_model",
+    "pipeline",
     "search_runs",
     "set_alias",
     "start_run",
+    "step",
 ]
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.errors import InvalidArgumentError, NotFoundError, ShipyardError
+    from shipyard.pipelines import Pipeline, current_step, pipeline, step
     from shipyard.registry import Registry, load_model, set_alias
     from shipyard.tracking import Run, get_metric_history, get_run, search_runs, start_run
 

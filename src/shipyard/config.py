@@ -40,6 +40,9 @@ class Settings(BaseSettings):
     monitor_alpha: float = 0.05
     # rollouts
     rollout_interval_seconds: float = 10.0  # 0 turns the server's rollout controller off
+    # Ray (pipelines and batch scoring with --executor ray); no address: a local Ray
+    ray_address: str | None = None
+    ray_temp_dir: Path | None = None  # default $SHIPYARD_HOME/ray
     # auth
     auth_required: bool = False
     auth_cache_seconds: float = 5.0

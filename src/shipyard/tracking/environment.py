@@ -55,8 +55,9 @@ def _git(cwd: str) -> tuple[str | None, bool | None]:
         return None, None
 
 
-def code_version() -> CodeVersion:
-    source = _source_path()
+def code_version(path: str | Path | None = None) -> CodeVersion:
+    """The script (or `path`) that runs, and the git commit and dirty flag of its folder."""
+    source = Path(path).resolve() if path else _source_path()
     cwd = str(source.parent) if source else os.getcwd()
     commit, dirty = _git(cwd)
     return CodeVersion(commit, dirty, str(source) if source else None)

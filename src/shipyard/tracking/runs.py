@@ -233,9 +233,11 @@ def start_run(
     tags: Mapping[str, Any] | None = None,
     name: str | None = None,
     parent_run_id: str | None = None,
+    source: str | None = None,
     settings: Settings | None = None,
 ) -> Run:
-    """Start a run (records git commit, dirty flag and the environment)."""
+    """Start a run (records git commit, dirty flag and the environment). `source` is the code
+    file the run is about (default: the running script); its folder's git commit is recorded."""
     from shipyard.config import get_settings
     from shipyard.stores import open_stores
     from shipyard.tracking.environment import code_version
@@ -246,7 +248,7 @@ def start_run(
     for k in params or {}:
         _check_key(k, "param")
     stores = open_stores(settings)
-    code = code_version()
+    code = code_version(source)
     env_digest = _environment_digest(stores)
     run_id = stores.metadata.runs.create_run(
         experiment=experiment,

@@ -1,0 +1,83 @@
+"""Step outputs as bytes, so they can be stored content-addressed and cached.
+
+DataFrames go to Parquet, arrays to `.npy` (no pickle), JSON-able values to sorted JSON and
+everything else (fitted models, …) to pickle. Pickled outputs are only ever read back from the
+artifact store by digest — bytes this pipeline itself wrote and recorded — never from a file a
+user hands in.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import pickle
+from typing import Any
+
+import orjson
+
+KINDS = ("pandas", "numpy", "json", "pickle")
+
+
+def dumps(value: Any) -> tuple[str, bytes]:
+    """(kind, bytes) for a step output."""
+    import numpy as np
+    import pandas as pd
+
+    if isinstance(value, pd.DataFrame):
+        buf = io.BytesIO()
+        frame = value if all(isinstance(c, str) for c in value.columns) else _str_columns(value)
+        frame.to_parquet(buf, index=True, compression="zstd")
+        return "pandas", buf.getvalue()
+    if isinstance(value, np.ndarray) and value.dtype != object:
+        buf = io.BytesIO()
+        np.save(buf, value, allow_pickle=False)
+        return "numpy", buf.getvalue()
+    if _plain(value):
+        return "json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    try:
+        return "pickle", pickle.dumps(value, protocol=5)
+    except (pickle.PicklingError, TypeError, AttributeError):
+        import cloudpickle  # functions and lambdas; ships with ray
+
+        return "pickle", cloudpickle.dumps(value, protocol=5)
+
+
+def loads(kind: str, data: bytes) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    if kind == "pandas":
+        return pd.read_parquet(io.BytesIO(data))
+    if kind == "numpy":
+        return np.load(io.BytesIO(data), allow_pickle=False)
+    if kind == "json":
+        return orjson.loads(data)
+    if kind == "pickle":
+        return pickle.loads(data)
+    raise ValueError(f"unknown output kind {kind!r}")
+
+
+def digest_of_value(value: Any) -> str:
+    """A stable content hash of a constant step argument (part of the cache key)."""
+    kind, data = dumps(value)
+    return hashlib.sha256(kind.encode() + b"\0" + data).hexdigest()
+
+
+def _plain(value: Any, depth: int = 0) -> bool:
+    if depth > 20:
+        return False
+    if value is None or isinstance(value, (bool, int, str)):
+        return True
+    if isinstance(value, float):
+        return value == value and value not in (float("inf"), float("-inf"))
+    if isinstance(value, list):
+        return all(_plain(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _str_columns(frame: Any) -> Any:
+    out = frame.copy(deep=False)
+    out.columns = [str(c) for c in frame.columns]
+    return out
