@@ -1,0 +1,269 @@
+"""Online feature stores: the latest feature values per entity, one record per entity key per
+feature view version, read in one round trip for any number of entities.
+
+A record is an opaque blob (the feature store packs the event time and values into it) plus
+its event time in milliseconds, which decides conflicts: a write never replaces a newer record,
+so a late materialization cannot undo a fresher push. `write` is all-or-nothing: if it fails,
+every record keeps its previous value.
+
+    SqliteOnlineStore(path)    the default: one WAL-mode SQLite file (under $SHIPYARD_HOME)
+    RedisOnlineStore(url)      when SHIPYARD_REDIS_URL is set: one hash per view version
+
+Constructors do no I/O; redis is imported only by the Redis adapter.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from shipyard.errors import MissingDependencyError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+
+Record = tuple[str, int, bytes]  # (entity key, event time ms, packed values)
+
+
+class OnlineStore(Protocol):
+    kind: str
+
+    def read(self, table: str, keys: Sequence[str]) -> list[bytes | None]:
+        """The blob of each key (None where there is none), in the order of `keys`."""
+        ...
+
+    def read_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[bytes | None]]:
+        """`read` for several tables in one round trip."""
+        ...
+
+    def write(self, table: str, records: Iterable[Record]) -> int:
+        """Store records atomically, newer-wins; returns how many replaced or added a value."""
+        ...
+
+    def drop(self, table: str) -> None: ...
+
+    def count(self, table: str) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def open_online_store(settings: Settings, *, timeout: float | None = None) -> OnlineStore:
+    """Redis when `SHIPYARD_REDIS_URL` is set, else the SQLite file under `$SHIPYARD_HOME`."""
+    if settings.redis_url:
+        return RedisOnlineStore(settings.redis_url, timeout=timeout)
+    return SqliteOnlineStore(Path(settings.home) / "online.db")
+
+
+class SqliteOnlineStore:
+    """One WAL-mode SQLite table keyed by (view version, entity key); a connection per thread,
+    so reads from many threads never wait on a lock in Python."""
+
+    kind = "sqlite"
+    _CHUNK = 500  # parameters per IN (...) query
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self._local = threading.local()
+        self._all: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._sql: dict[int, str] = {}
+
+    def _conn(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(
+                    self.path, timeout=30, isolation_level=None, check_same_thread=False
+                )
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.execute(
+                    "CREATE TABLE IF NOT EXISTS online_features ("
+                    "tbl TEXT NOT NULL, key TEXT NOT NULL, ts INTEGER NOT NULL, "
+                    "value BLOB NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID"
+                )
+            except sqlite3.Error as exc:
+                raise StoreUnavailableError(f"cannot open online store {self.path}: {exc}") from exc
+            self._local.conn = conn
+            with self._lock:
+                self._all.append(conn)
+        return conn
+
+    def _select(self, n: int) -> str:
+        sql = self._sql.get(n)
+        if sql is None:
+            if n == 1:
+                sql = "SELECT key, value FROM online_features WHERE tbl = ? AND key = ?"
+            else:
+                marks = ",".join("?" * n)
+                sql = f"SELECT key, value FROM online_features WHERE tbl = ? AND key IN ({marks})"
+            self._sql[n] = sql
+        return sql
+
+    def read(self, table: str, keys: Sequence[str]) -> list[bytes | None]:
+        conn = self._conn()
+        if len(keys) == 1:
+            row = conn.execute(self._select(1), (table, keys[0])).fetchone()
+            return [row[1] if row else None]
+        found: dict[str, bytes] = {}
+        for i in range(0, len(keys), self._CHUNK):
+            chunk = keys[i : i + self._CHUNK]
+            found.update(conn.execute(self._select(len(chunk)), (table, *chunk)).fetchall())
+        return [found.get(k) for k in keys]
+
+    def read_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[bytes | None]]:
+        return [self.read(table, keys) for table, keys in requests]
+
+    def write(self, table: str, records: Iterable[Record]) -> int:
+        conn = self._conn()
+        before = conn.total_changes
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO online_features (tbl, key, ts, value) VALUES (?, ?, ?, ?) "
+                "ON CONFLICT (tbl, key) DO UPDATE SET ts = excluded.ts, value = excluded.value "
+                "WHERE excluded.ts >= online_features.ts",
+                ((table, key, ts, value) for key, ts, value in records),
+            )
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return conn.total_changes - before
+
+    def drop(self, table: str) -> None:
+        self._conn().execute("DELETE FROM online_features WHERE tbl = ?", (table,))
+
+    def count(self, table: str) -> int:
+        row = (
+            self._conn()
+            .execute("SELECT count(*) FROM online_features WHERE tbl = ?", (table,))
+            .fetchone()
+        )
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        with self._lock:
+            for conn in self._all:
+                conn.close()
+            self._all.clear()
+        self._local = threading.local()
+
+
+# Newer-wins upsert of (key, ts, blob) triples into the values hash KEYS[1] and the event-time
+# hash KEYS[2]; a script runs atomically, and all scripts of one write run in one MULTI/EXEC.
+_UPSERT = """
+local n = 0
+for i = 1, #ARGV, 3 do
+  local cur = redis.call('HGET', KEYS[2], ARGV[i])
+  if (not cur) or tonumber(cur) <= tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 2])
+    redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
+    n = n + 1
+  end
+end
+return n
+"""
+
+
+class RedisOnlineStore:
+    """One hash per view version (`shipyard:{table}:v`), so any number of entities is one
+    HMGET; a second hash holds event times for newer-wins writes. Both keys share a hash tag,
+    so they live on one Redis Cluster slot."""
+
+    kind = "redis"
+    _CHUNK = 1000  # records per script call
+
+    def __init__(self, url: str, *, timeout: float | None = None, prefix: str = "shipyard") -> None:
+        self.url = url
+        self.timeout = timeout
+        self.prefix = prefix
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    try:
+                        import redis
+                    except ImportError as exc:
+                        raise MissingDependencyError(
+                            "SHIPYARD_REDIS_URL is set but redis is not installed: "
+                            "pip install 'shipyard[redis]'"
+                        ) from exc
+                    self._client = redis.Redis.from_url(
+                        self.url,
+                        socket_timeout=self.timeout,
+                        socket_connect_timeout=self.timeout,
+                    )
+        return self._client
+
+    def _keys(self, table: str) -> tuple[str, str]:
+        return f"{self.prefix}:{{{table}}}:v", f"{self.prefix}:{{{table}}}:ts"
+
+    def _errors(self, exc: Exception) -> Exception:
+        import redis
+
+        if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
+            return StoreUnavailableError(f"online store (redis) is unavailable: {exc}")
+        return exc
+
+    def read(self, table: str, keys: Sequence[str]) -> list[bytes | None]:
+        values_key = self._keys(table)[0]
+        try:
+            if len(keys) == 1:
+                return [self.client.hget(values_key, keys[0])]
+            return list(self.client.hmget(values_key, keys))
+        except Exception as exc:
+            raise self._errors(exc) from exc
+
+    def read_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[bytes | None]]:
+        if len(requests) == 1:
+            return [self.read(*requests[0])]
+        try:
+            pipe = self.client.pipeline(transaction=False)
+            for table, keys in requests:
+                pipe.hmget(self._keys(table)[0], keys)
+            return [list(r) for r in pipe.execute()]
+        except Exception as exc:
+            raise self._errors(exc) from exc
+
+    def write(self, table: str, records: Iterable[Record]) -> int:
+        keys = self._keys(table)
+        try:
+            pipe = self.client.pipeline(transaction=True)
+            args: list[Any] = []
+            for key, ts, value in records:  # a failure here sends nothing at all
+                args += (key, ts, value)
+                if len(args) >= 3 * self._CHUNK:
+                    pipe.eval(_UPSERT, 2, *keys, *args)
+                    args = []
+            if args:
+                pipe.eval(_UPSERT, 2, *keys, *args)
+            return int(sum(pipe.execute()))
+        except Exception as exc:
+            raise self._errors(exc) from exc
+
+    def drop(self, table: str) -> None:
+        try:
+            self.client.delete(*self._keys(table))
+        except Exception as exc:
+            raise self._errors(exc) from exc
+
+    def count(self, table: str) -> int:
+        try:
+            return int(self.client.hlen(self._keys(table)[0]))
+        except Exception as exc:
+            raise self._errors(exc) from exc
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
