@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "app",
         "Drift, quality, accuracy and alerts of live traffic.",
     ),
+    "features": ("shipyard.cli.features", "app", "Feature store: apply, materialize, look up."),
     "export": ("shipyard.cli.export", "app", "Generated configuration (Prometheus rules)."),
 }
 

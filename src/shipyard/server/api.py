@@ -78,6 +78,17 @@ class EndpointBody(BaseModel):
     )
 
 
+class FeaturePushBody(BaseModel):
+    rows: list[dict[str, Any]] = Field(
+        min_length=1, max_length=10_000, description="join keys, features, optional timestamp"
+    )
+
+
+class FeatureLookupBody(BaseModel):
+    features: list[str] | str = Field(description="a service name or view:feature references")
+    entities: list[dict[str, Any]] = Field(min_length=1, max_length=10_000)
+
+
 def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
     runs = stores.metadata.runs
 
@@ -314,3 +325,30 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
     def delete_endpoint(name: str, reason: str | None = None) -> Response:
         stores.metadata.endpoints.delete(name, actor=stores.actor, reason=reason)
         return json_response({"name": name, "deleted": True})
+
+    mount_features(app, stores)
+
+
+def mount_features(app: FastAPI, stores: Stores) -> None:
+    """/api/features: definitions, push of fresh values, online lookups."""
+    from shipyard.features import FeatureStore
+
+    holder: dict[str, FeatureStore] = {}
+
+    def feature_store() -> FeatureStore:
+        if "store" not in holder:
+            holder["store"] = FeatureStore(app.state.settings, stores=stores)
+        return holder["store"]
+
+    @app.get("/api/features", tags=["features"])
+    def list_features(kind: str | None = None) -> Response:
+        return json_response({"definitions": [r.to_dict() for r in feature_store().list(kind)]})
+
+    @app.post("/api/features/online", tags=["features"])
+    def online_features(body: FeatureLookupBody) -> Response:
+        return json_response(feature_store().get_online_features(body.features, body.entities))
+
+    @app.post("/api/features/{view}/push", tags=["features"])
+    def push_features(view: str, body: FeaturePushBody) -> Response:
+        written = feature_store().push(view, body.rows)
+        return json_response({"view": view, "rows": len(body.rows), "written": written})

@@ -1,0 +1,104 @@
+"""`shipyard features` as a user drives it: apply a definitions file, list, show,
+materialize with a progress bar, look up; bad input is one line and exit code 2."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
+
+
+def sh(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "e2e", "COLUMNS": "200"}
+    env.pop("SHIPYARD_DB_URL", None)
+    env.pop("SHIPYARD_REDIS_URL", None)
+    out = subprocess.run([*SHIPYARD, *args], capture_output=True, text=True, env=env, timeout=120)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def test_apply_list_show_materialize_get(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    now = pd.Timestamp.now(tz="UTC").floor("s")
+    pd.DataFrame(
+        {
+            "driver_id": [1, 1, 2],
+            "event_timestamp": [now - pd.Timedelta(hours=h) for h in (3, 1, 2)],
+            "trips": [10, 11, 20],
+        }
+    ).to_parquet(tmp_path / "stats.parquet")
+    defs = tmp_path / "defs.py"
+    defs.write_text(
+        textwrap.dedent(
+            """
+            from datetime import timedelta
+            import pandas as pd
+            from shipyard.features import Entity, FeatureService, FeatureView, Source, on_demand
+
+            driver = Entity("driver", join_keys=["driver_id"])
+            stats = FeatureView("driver_stats", entity=driver,
+                source=Source.parquet("stats.parquet"), features={"trips": "long"},
+                ttl=timedelta(days=1), owner="ml-team", default={"trips": 0})
+
+            @on_demand(sources=[stats], request={"amount": "double"},
+                       features={"per_trip": "double"})
+            def per_trip(df):
+                return pd.DataFrame({"per_trip": df["amount"] / df["trips"].clip(lower=1)})
+
+            churn = FeatureService("churn", features=[stats, per_trip])
+            """
+        )
+    )
+    out = sh(home, "features", "apply", str(defs))
+    assert "driver_stats" in out.stdout and "created" in out.stdout
+    assert "unchanged" in sh(home, "features", "apply", str(defs)).stdout
+    listed = json.loads(sh(home, "features", "list", "--json").stdout)
+    assert {(d["kind"], d["name"]) for d in listed} == {
+        ("entity", "driver"),
+        ("view", "driver_stats"),
+        ("on_demand", "per_trip"),
+        ("service", "churn"),
+    }
+    shown = sh(home, "features", "show", "driver_stats").stdout
+    assert "feature trips: long" in shown and "owner: ml-team" in shown
+    out = sh(home, "features", "materialize")
+    assert "driver_stats: 2 entities written" in out.stdout
+    got = json.loads(
+        sh(home, "features", "get", "churn", "-e", "driver_id=1", "-e", "amount=22").stdout
+    )
+    assert got == {"trips": [11], "per_trip": [2.0]}
+
+    bad = sh(home, "features", "show", "driver_stat", check=False)
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == (
+        "error: feature definition 'driver_stat' not found; did you mean 'driver_stats'?"
+    )
+    bad = sh(home, "features", "get", "driver_stats:trip", "-e", "driver_id=1", check=False)
+    assert bad.returncode == 2 and "did you mean 'driver_stats:trips'" in bad.stderr
+    bad = sh(home, "features", "materialize", "--start", "yesterday", check=False)
+    assert bad.returncode == 2 and "not an ISO time" in bad.stderr
+    bad = sh(home, "features", "apply", str(tmp_path / "nope.py"), check=False)
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+    for cmd in ("apply", "list", "show", "materialize", "get"):
+        assert "Example" in sh(home, "features", cmd, "--help").stdout
+
+
+def test_features_help_is_fast(tmp_path: Path) -> None:
+    code = (
+        "import sys; from shipyard.cli.main import main\n"
+        "try:\n    main(['features', '--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = {'pandas', 'duckdb', 'redis', 'sqlalchemy', 'pyarrow'} & set(sys.modules)\n"
+        "assert not heavy, heavy\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
