@@ -29,6 +29,13 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "app",
         "Endpoints and rollouts: canary, A/B, shadow, blue-green.",
     ),
+    "pipeline": (
+        "shipyard.cli.pipeline",
+        "app",
+        "Run cached, tracked pipelines (local or Ray); list runs; trace lineage.",
+    ),
+    "data": ("shipyard.cli.data", "app", "Validate data against a contract (expectation suite)."),
+    "gate": ("shipyard.cli.gate", "app", "Quality gates: configure, check and show reports."),
     "batch": ("shipyard.cli.batch", "app", "Score files of any size with a registered model."),
     "keys": ("shipyard.cli.keys", "app", "Create, list and revoke API keys."),
     "monitor": (

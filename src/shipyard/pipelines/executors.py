@@ -38,7 +38,12 @@ class StepOutcome:
 
 
 def run_step(
-    fn: Callable[..., Any], kwargs: dict[str, Any], name: str, seed: int, n_outputs: int
+    fn: Callable[..., Any],
+    kwargs: dict[str, Any],
+    name: str,
+    seed: int,
+    n_outputs: int,
+    run_id: str | None = None,
 ) -> StepOutcome:
     """Seed, call, serialize. Never raises: the error comes back as text."""
     import numpy as np
@@ -46,7 +51,7 @@ def run_step(
     from shipyard.pipelines.outputs import dumps
     from shipyard.pipelines.step import _CONTEXT, StepContext
 
-    ctx = StepContext(step=name, seed=seed)
+    ctx = StepContext(step=name, seed=seed, run_id=run_id)
     token = _CONTEXT.set(ctx)
     started = time.perf_counter()
     try:

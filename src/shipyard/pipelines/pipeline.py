@@ -557,7 +557,7 @@ class _Runner:
         result.run_id = child.id
         flight = _Flight(job, node, result, child)
         future = self.pool.submit(
-            run_step, node.step.fn, kwargs, node.name, seed, node.step.outputs
+            run_step, node.step.fn, kwargs, node.name, seed, node.step.outputs, child.id
         )
         self.inflight[future] = flight
         self.by_key[result.cache_key] = flight

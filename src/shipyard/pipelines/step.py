@@ -42,6 +42,7 @@ class StepContext:
 
     step: str
     seed: int
+    run_id: str | None = None  # the step's child tracking run (link a registered model to it)
     metrics: dict[str, float] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)

@@ -156,6 +156,14 @@ class Registry:
             actor=self.stores.actor,
         )
 
+    def request_approval(
+        self, name: str, version: int, *, reviewer: str | None = None, comment: str = ""
+    ) -> ModelVersionRecord:
+        """Ask for a review of a pending version (audited; `reviewer` is who is asked)."""
+        return self._models.request_approval(
+            name, int(version), reviewer=reviewer, comment=comment, actor=self.stores.actor
+        )
+
     def reject(
         self, name: str, version: int, *, reviewer: str, comment: str = ""
     ) -> ModelVersionRecord:

@@ -286,6 +286,43 @@ class ModelStore:
             )
             return self._version_record(conn, name, version)
 
+    def request_approval(
+        self, name: str, version: int, *, reviewer: str | None, comment: str, actor: str
+    ) -> ModelVersionRecord:
+        """Ask for a review of a pending version (an audited request; the tag names the
+        reviewer asked, if any)."""
+        with self._db.write() as conn:
+            current = self._version_record(conn, name, version)
+            if current.approval != "pending":
+                raise InvalidArgumentError(
+                    f"model '{name}' version {version} is already {current.approval}",
+                    field="state",
+                )
+            vt = t.model_version_tags.c
+            conn.execute(
+                t.model_version_tags.delete().where(
+                    vt.name == name, vt.version == version, vt.key == "approval_requested"
+                )
+            )
+            conn.execute(
+                t.model_version_tags.insert().values(
+                    name=name,
+                    version=version,
+                    key="approval_requested",
+                    value=reviewer or "any reviewer",
+                )
+            )
+            audit.append(
+                conn,
+                actor=actor,
+                action="version.request_approval",
+                subject_type="model_version",
+                subject=f"{name}/{version}",
+                after={"approval": "pending", "reviewer": reviewer},
+                reason=comment,
+            )
+            return self._version_record(conn, name, version)
+
     def record_conversion(
         self,
         name: str,
