@@ -80,12 +80,11 @@ def source_sql(con: duckdb.DuckDBPyConnection, view: FeatureView, alias: str) ->
     if len(view.join_keys) > 1:
         key_type = "VARCHAR"
     cols = [f"CAST({q(k)} AS {key_type}) AS {q(k)}" for k in view.join_keys]
-    cols.append(f"CAST({q(view.timestamp)} AS TIMESTAMP) AS {VTS}")
+    # via TIMESTAMPTZ: DuckDB casts every timestamp flavour (ns, aware, text) to it, in UTC
+    event_time = f"CAST(CAST({q(view.timestamp)} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    cols.append(f"{event_time} AS {VTS}")
     cols += [f"CAST({q(f)} AS {SQL_TYPES[t]}) AS {q(f)}" for f, t in view.features.items()]
-    cols.append(
-        f"(epoch_us(CAST({q(view.timestamp)} AS TIMESTAMP))::HUGEINT << 64) "
-        f"+ CAST({seq} AS HUGEINT) AS {ORD}"
-    )
+    cols.append(f"(epoch_us({event_time})::HUGEINT << 64) + CAST({seq} AS HUGEINT) AS {ORD}")
     return f"(SELECT {', '.join(cols)} FROM {relation})"
 
 

@@ -114,6 +114,33 @@ def test_parquet_folder_source_ties_resolve_to_the_last_file_row(fs: Any, tmp_pa
     check(got, reference(entities, source, dt.timedelta(hours=10), ["trips", "rating"]), entities)
 
 
+def test_nanosecond_aware_parquet_timestamps(fs: Any, tmp_path: Path) -> None:
+    source = pd.DataFrame(
+        {
+            "driver_id": [1, 1],
+            "event_timestamp": pd.to_datetime(["2026-01-01 10:00", "2026-01-01 12:00"])
+            .tz_localize("UTC")
+            .astype("datetime64[ns, UTC]"),
+            "trips": [1, 2],
+        }
+    )
+    source.to_parquet(tmp_path / "ns.parquet")
+    view = FeatureView(
+        "v",
+        entity=Entity("driver", ["driver_id"]),
+        source=Source.parquet(tmp_path / "ns.parquet"),
+        features={"trips": "long"},
+    )
+    fs.apply([view])
+    entities = pd.DataFrame(
+        {
+            "driver_id": [1, 1],
+            "event_timestamp": pd.to_datetime(["2026-01-01 11:00", "2026-01-02 00:00"]),
+        }
+    )
+    assert fs.get_training_frame(entities, "v")["trips"].tolist() == [1, 2]
+
+
 def test_two_views_and_csv_source(fs: Any, tmp_path: Path) -> None:
     rng = np.random.default_rng(3)
     a, b = random_source(rng, 200, 8), random_source(rng, 200, 8)
