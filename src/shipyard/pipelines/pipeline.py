@@ -351,8 +351,13 @@ def unknown_param(pipe: Pipeline, key: str) -> InvalidArgumentError:
     import difflib
 
     known = list(pipe.signature.parameters)
-    close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-    hint = f"; did you mean '{close[0]}'?" if close else f"; it has: {', '.join(known) or 'none'}"
+    lower = {k.lower(): k for k in known}
+    close = difflib.get_close_matches(key.lower(), list(lower), n=1, cutoff=0.6)
+    hint = (
+        f"; did you mean '{lower[close[0]]}'?"
+        if close
+        else f"; it has: {', '.join(known) or 'none'}"
+    )
     return InvalidArgumentError(f"pipeline '{pipe.name}' has no parameter '{key}'{hint}", field=key)
 
 

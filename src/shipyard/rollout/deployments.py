@@ -50,8 +50,10 @@ class Deployments:
         override_gates: str | None = None,
     ) -> EndpointRecord:
         """An endpoint serving a model URI (an alias follows the alias when it moves). The
-        version must be approved when `require_approval`, and must have passed its model's
-        quality gates unless `override_gates` gives a reason."""
+        version must be approved when `require_approval`; a pinned version must have passed
+        its model's quality gates unless `override_gates` gives a reason (an alias passed
+        them when it was set). Rollout candidates are always checked: promotion moves the
+        alias to them."""
         uri = str(parse_model_uri(model))
         mv = self.registry.resolve(uri)
         if require_approval and mv.approval != "approved":
@@ -60,9 +62,10 @@ class Deployments:
                 f"(shipyard models approve {mv.name} {mv.version} --reviewer …)",
                 field="model",
             )
-        self.registry.require_gates(
-            mv.name, mv.version, action=f"deployment to '{name}'", override=override_gates
-        )
+        if parse_model_uri(uri).alias is None:  # an alias was gated when it was set
+            self.registry.require_gates(
+                mv.name, mv.version, action=f"deployment to '{name}'", override=override_gates
+            )
         return self.endpoints.create(
             name,
             uri,
