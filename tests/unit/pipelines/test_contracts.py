@@ -10,7 +10,7 @@ import pytest
 
 import shipyard as sy
 from shipyard.errors import ContractFailedError, InvalidArgumentError
-from shipyard.pipelines.contracts import Column, Distribution, Rows, Suite
+from shipyard.pipelines.contracts import Column, Rows, Suite
 
 
 @pytest.fixture
