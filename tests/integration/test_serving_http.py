@@ -198,6 +198,27 @@ def test_bad_input_gets_a_4xx_naming_the_problem(
     assert len(open_stores(settings).metadata.audit.list(limit=10_000)) == audit_before
 
 
+def test_rows_in_any_key_order_are_validated_and_answered_alike(
+    server: BackgroundServer, breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    X, _ = breast_cancer
+    good = rows(X, 32)
+    url = f"{server.url}/endpoints/churn/predict"
+    want = httpx.post(url, json={"instances": good}).json()["predictions"]
+    shuffled = [dict(sorted(row.items(), reverse=i % 2 == 1)) for i, row in enumerate(good)]
+    r = httpx.post(url, json={"instances": shuffled})
+    assert r.status_code == 200 and r.json()["predictions"] == want
+    for bad_rows in (good, shuffled):
+        bad = [dict(row) for row in bad_rows]
+        del bad[17]["worst area"]
+        r = httpx.post(url, json={"instances": bad})
+        doc = r.json()
+        assert r.status_code == 422 and doc["field"] == "instances[17]"
+        assert doc["missing"] == ["worst area"]
+        assert "instances[17]: missing feature(s) 'worst area'" in doc["error"]
+        assert r.headers["x-request-id"] == doc["request_id"]
+
+
 def test_chunked_body_over_the_limit_is_refused(server: BackgroundServer) -> None:
     def chunks() -> Iterator[bytes]:
         yield b'{"instances": ['

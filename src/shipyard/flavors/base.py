@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
     from shipyard.flavors.signature import Signature
@@ -16,9 +18,9 @@ class Predictor(Protocol):
 
     backend: str
 
-    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray: ...
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
-    def predict_proba_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray | None: ...
+    def predict_proba_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None: ...
 
 
 @dataclass

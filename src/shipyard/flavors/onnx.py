@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import ConversionError, MissingDependencyError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
     from shipyard.flavors.signature import Signature
@@ -17,7 +19,7 @@ PROBA_ATOL = 1e-4
 
 
 def convert_sklearn(
-    model: Any, signature: Signature, example_columns: dict[str, np.ndarray]
+    model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
 ) -> bytes:
     """Convert `model` to ONNX (one 2-D float input in signature order) and check it against the
     original on the example. Raises ConversionError when it cannot be converted or disagrees."""
@@ -111,12 +113,12 @@ class OnnxPredictor:
     def from_path(cls, path: Path, signature: Signature) -> OnnxPredictor:
         return cls.from_bytes(Path(path).read_bytes(), signature)
 
-    def _run(self, columns: dict[str, np.ndarray], outputs: list[str]) -> list[Any]:
+    def _run(self, columns: Mapping[str, np.ndarray], outputs: list[str]) -> list[Any]:
         x = self.signature.matrix(columns, self.input_dtype)
         return self.session.run(outputs, {self.input_name: x})  # type: ignore[no-any-return]
 
     def predict_both(
-        self, columns: dict[str, np.ndarray], proba: bool
+        self, columns: Mapping[str, np.ndarray], proba: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (and probabilities) from one session run."""
         import numpy as np
@@ -129,13 +131,13 @@ class OnnxPredictor:
             labels = labels.ravel()
         return labels, np.asarray(probabilities)
 
-    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np
 
         out = np.asarray(self._run(columns, [self.label_output])[0])
         return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
 
-    def predict_proba_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray | None:
+    def predict_proba_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
         if self.proba_output is None:
             return None
         import numpy as np

@@ -4,8 +4,9 @@ type checks: numpy decides the type of each column once."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import InvalidArgumentError, SignatureError
@@ -35,11 +36,33 @@ V2_DATATYPE: dict[str, str] = {
 }
 
 
-class MatrixColumns(dict):  # type: ignore[type-arg]
-    """Columns that are views of one 2-D float array, which is kept (`.matrix`): the ONNX path
-    takes it as it is instead of copying 30 columns back into a new array."""
+class MatrixColumns(Mapping[str, Any]):
+    """Columns that are views of one 2-D float array, which is kept (`.matrix`, one row per
+    row): the ONNX path takes it as it is instead of copying 30 columns back into a new array,
+    and a column's view is made only when something asks for that column (most requests never
+    do). `position` maps each column name to its index in the matrix."""
 
-    matrix: Any = None
+    __slots__ = ("_position", "_views", "matrix")
+
+    def __init__(self, matrix: Any, position: Mapping[str, int]) -> None:
+        self.matrix = matrix
+        self._position = position
+        self._views: dict[str, Any] = {}
+
+    def __getitem__(self, name: str) -> Any:
+        view = self._views.get(name)
+        if view is None:
+            view = self._views[name] = self.matrix[:, self._position[name]]
+        return view
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._position)
+
+    def __len__(self) -> int:
+        return len(self._position)
+
+    def __repr__(self) -> str:
+        return f"MatrixColumns({list(self._position)}, rows={len(self.matrix)})"
 
 
 @dataclass(frozen=True)
@@ -60,6 +83,14 @@ class Signature:
     def names(self) -> list[str]:
         return [c.name for c in self.inputs]
 
+    @cached_property
+    def _order(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.inputs)
+
+    @cached_property
+    def _position(self) -> dict[str, int]:
+        return {c.name: i for i, c in enumerate(self.inputs)}
+
     @property
     def all_numeric(self) -> bool:
         return all(c.dtype in _NUMERIC for c in self.inputs)
@@ -79,7 +110,7 @@ class Signature:
 
     # -- turning input into what the model takes -------------------------------------------------
 
-    def columns_from_records(self, records: Any) -> dict[str, np.ndarray]:
+    def columns_from_records(self, records: Any) -> Mapping[str, np.ndarray]:
         """`[{"a": 1, "b": 2}, …]` (or `[[1, 2], …]` for tensor signatures) → arrays by column."""
         import numpy as np
 
@@ -97,11 +128,11 @@ class Signature:
                     "rows of 'instances' have different lengths", field="instances"
                 ) from exc
             return self.columns_from_matrix(matrix, field="instances")
-        expected = set(names)
-        if self.all_float and all(type(row) is dict and row.keys() == expected for row in records):
-            fast = self._float_matrix(records, names)
+        if self.all_float:
+            fast = self._float_matrix(records)
             if fast is not None:
                 return fast
+        expected = set(names)
         for i, row in enumerate(records):
             if not isinstance(row, dict):
                 raise SignatureError(
@@ -126,31 +157,50 @@ class Signature:
             for name, dtype in ((c.name, c.dtype) for c in self.inputs)
         }
 
-    @property
+    @cached_property
     def all_float(self) -> bool:
         return all(c.dtype in ("double", "float") for c in self.inputs)
 
-    def _float_matrix(
-        self, records: list[dict[str, Any]], names: list[str]
-    ) -> MatrixColumns | None:
-        """All-float rows in one numpy conversion; None when a value is not a number (the
-        column-by-column path then names it)."""
+    def _float_matrix(self, records: list[Any]) -> MatrixColumns | None:
+        """All-float rows in one numpy conversion, without a Python loop over rows or values;
+        None when a row is not an object with exactly the signature's keys or a value is not a
+        number (the row-by-row and column-by-column checks then name the problem).
+
+        The key set is checked once per distinct key order, not once per row: clients send
+        every row with the same keys in the same order, so that is usually one check."""
         import numpy as np
 
+        if set(map(type, records)) != {dict}:
+            return None
+        orders = set(map(tuple, records))  # the key order of each row, in one C-level pass
+        order = self._order
+        permute = None
+        if orders == {order}:  # the common case: every row in signature order
+            rows: list[Any] = list(map(list, map(dict.values, records)))
+        else:
+            expected = self._position.keys()
+            if any(len(o) != len(order) or expected != set(o) for o in orders):
+                return None
+            if len(orders) == 1:  # one other order: convert as sent, then reorder the columns
+                sent = {name: i for i, name in enumerate(next(iter(orders)))}
+                permute = [sent[name] for name in order]
+                rows = list(map(list, map(dict.values, records)))
+            else:  # rows disagree on the order: look every value up by name
+                rows = [[row[n] for n in order] for row in records]
         try:
-            raw = np.array([[row[n] for n in names] for row in records])
+            raw = np.array(rows)
         except (ValueError, TypeError):
             return None
         if raw.ndim != 2 or raw.dtype.kind not in "fiu":  # text, None, lists: the slow path
             return None
         matrix = raw.astype(np.float64, copy=False)
-        out = MatrixColumns({n: matrix[:, i] for i, n in enumerate(names)})
-        out.matrix = matrix
-        return out
+        if permute is not None:
+            matrix = matrix[:, permute]
+        return MatrixColumns(matrix, self._position)
 
     def columns_from_matrix(
         self, matrix: np.ndarray, *, field: str = "inputs"
-    ) -> dict[str, np.ndarray]:
+    ) -> Mapping[str, np.ndarray]:
         if matrix.ndim != 2 or matrix.shape[1] != len(self.inputs):
             raise SignatureError(
                 f"'{field}' has shape {list(matrix.shape)}; expected [n, {len(self.inputs)}] "
@@ -229,7 +279,7 @@ class Signature:
             out[:, i] = columns[n]
         return out
 
-    def check_frame(self, data: Any) -> dict[str, np.ndarray]:
+    def check_frame(self, data: Any) -> Mapping[str, np.ndarray]:
         """Python-API input (DataFrame, array, dict of columns or list of records) → columns.
         Extra DataFrame columns are ignored; missing ones are an error."""
         import numpy as np

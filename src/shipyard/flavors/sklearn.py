@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import MissingDependencyError, UntrustedModelError
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
     from shipyard.flavors.signature import Signature
@@ -73,12 +75,12 @@ class NativePredictor:
         self.model = model
         self.signature = signature
 
-    def predict_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         import numpy as np
 
         return np.asarray(self.model.predict(self.signature.to_model_input(columns)))
 
-    def predict_proba_columns(self, columns: dict[str, np.ndarray]) -> np.ndarray | None:
+    def predict_proba_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
         if not hasattr(self.model, "predict_proba"):
             return None
         import numpy as np

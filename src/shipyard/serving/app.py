@@ -14,9 +14,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from collections.abc import AsyncIterator, Callable, Mapping
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fastapi import FastAPI, Request
 from starlette.responses import Response
@@ -98,14 +97,43 @@ def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = 
 
 
 def error_response(exc: ShipyardError, request_id: str | None = None) -> Response:
+    return answer_response(error_answer(exc, request_id))
+
+
+# A data-plane answer as the ASGI messages want it: (status, JSON body, raw headers). The hot
+# routes send it as it is; no Response object per request.
+Answer = tuple[int, bytes, list[tuple[bytes, bytes]]]
+
+
+def json_answer(doc: Any, status: int, headers: list[tuple[bytes, bytes]]) -> Answer:
+    body = protocol.dumps(doc)
+    return (
+        status,
+        body,
+        [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+            *headers,
+        ],
+    )
+
+
+def error_answer(exc: ShipyardError, request_id: str | None = None) -> Answer:
     body = exc.to_dict()
-    headers = {}
+    headers = []
     if request_id:
         body["request_id"] = request_id
-        headers["x-request-id"] = request_id
+        headers.append((b"x-request-id", request_id.encode("latin-1")))
     if exc.http_status == 503:
-        headers["retry-after"] = "1"
-    return json_response(body, exc.http_status, headers)
+        headers.append((b"retry-after", b"1"))
+    return json_answer(body, exc.http_status, headers)
+
+
+def answer_response(answer: Answer) -> Response:
+    status, body, headers = answer
+    response = Response(body, status_code=status)
+    response.raw_headers = headers
+    return response
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -132,15 +160,17 @@ async def read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _nrows(columns: dict[str, np.ndarray]) -> int:
+def _nrows(columns: Mapping[str, np.ndarray]) -> int:
+    matrix = getattr(columns, "matrix", None)
+    if matrix is not None:
+        return len(matrix)
     return len(next(iter(columns.values()))) if columns else 0
 
 
-@dataclass(frozen=True)
-class Parsed:
+class Parsed(NamedTuple):
     """A request turned into model input, plus how to shape the answer."""
 
-    columns: dict[str, np.ndarray]
+    columns: Mapping[str, np.ndarray]
     proba: bool
     render: Callable[[ServedModel, str, np.ndarray, np.ndarray | None], dict[str, Any]]
 
@@ -209,46 +239,70 @@ _FAST = re.compile(r"^/(?:endpoints/([^/]+)/(predict)|v2/models/([^/]+)/(infer))
 
 
 class _Headers:
-    """The few header lookups the data plane makes, straight from the ASGI scope."""
+    """The few header lookups the data plane makes, straight from the ASGI scope (one dict
+    built in C; these headers are single-valued, so a repeated one keeps its last value)."""
 
-    __slots__ = ("raw",)
+    __slots__ = ("_map",)
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
-        self.raw = raw
+        self._map = dict(raw)
 
     def get(self, name: str, default: str | None = None) -> str | None:
-        key = name.encode("latin-1")
-        for k, v in self.raw:
-            if k == key:
-                return v.decode("latin-1")
-        return default
+        value = self._map.get(name.encode("latin-1"))
+        return default if value is None else value.decode("latin-1")
 
 
 class _RawRequest:
-    """What `observed` needs of a request: headers and the body stream."""
+    """What `observed` needs of a request: headers and the body, straight from ASGI."""
 
     __slots__ = ("_receive", "headers")
 
-    def __init__(self, scope: dict[str, Any], receive: Any) -> None:
+    def __init__(self, scope: Mapping[str, Any], receive: Any) -> None:
         self.headers = _Headers(scope["headers"])
         self._receive = receive
 
-    async def stream(self) -> AsyncIterator[bytes]:
-        from starlette.requests import ClientDisconnect
-
+    async def read(self, limit: int) -> bytes:
+        """The body, refusing more than `limit` bytes before reading them all."""
+        length = self.headers.get("content-length")
+        if length is not None:
+            try:
+                declared = int(length)
+            except ValueError as exc:
+                raise InvalidArgumentError(
+                    "bad Content-Length header", field="content-length"
+                ) from exc
+            if declared > limit:
+                raise PayloadTooLargeError(
+                    f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit
+                )
+        chunks: list[bytes] = []
+        size = 0
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
+                from starlette.requests import ClientDisconnect
+
                 raise ClientDisconnect()
             body = message.get("body", b"")
-            if body:
-                yield body
+            if not chunks and not message.get("more_body", False):  # the usual: one message
+                if len(body) > limit:
+                    raise PayloadTooLargeError(
+                        f"the body exceeds the limit of {limit} bytes", field="body", limit=limit
+                    )
+                return body  # type: ignore[no-any-return]
+            size += len(body)
+            if size > limit:
+                raise PayloadTooLargeError(
+                    f"the body exceeds the limit of {limit} bytes", field="body", limit=limit
+                )
+            chunks.append(body)
             if not message.get("more_body", False):
-                return
+                return b"".join(chunks)
 
 
 class DataPlaneFastPath:
-    """POST /endpoints/{name}/predict and /v2/models/{name}/infer, answered without the router."""
+    """POST /endpoints/{name}/predict and /v2/models/{name}/infer, answered without the router
+    and without a Response object: the answer goes out as two ASGI messages."""
 
     def __init__(self, app: Any, handlers: dict[str, tuple[Any, Any]]) -> None:
         self.app = app
@@ -260,8 +314,9 @@ class DataPlaneFastPath:
             if m is not None:
                 name = m.group(1) or m.group(3)
                 handler, parse = self.handlers[m.group(2) or m.group(4)]
-                response = await handler(name, _RawRequest(scope, receive), parse)
-                await response(scope, receive, send)
+                status, body, headers = await handler(name, _RawRequest(scope, receive), parse)
+                await send({"type": "http.response.start", "status": status, "headers": headers})
+                await send({"type": "http.response.body", "body": body})
                 return
         await self.app(scope, receive, send)
 
@@ -317,8 +372,8 @@ def mount_data_plane(
         return served
 
     async def observed(
-        name: str, request: Request, parse: Callable[[ServedModel, Any], Parsed]
-    ) -> Response:
+        name: str, request: _RawRequest, parse: Callable[[ServedModel, Any], Parsed]
+    ) -> Answer:
         start = time.perf_counter()
         request_id = request.headers.get("x-request-id") or os.urandom(16).hex()
         served: ServedModel | None = None
@@ -329,7 +384,7 @@ def mount_data_plane(
         gauge.inc()
         try:
             ready_model(name)
-            doc = protocol.parse_json(await read_body(request, limit))
+            doc = protocol.parse_json(await request.read(limit))
             key = request.headers.get("x-shipyard-key") or protocol.request_key(doc)
             served, shadow = table.route(name, key)
             if not served.ready or served.model is None:  # a candidate still loading
@@ -343,40 +398,48 @@ def mount_data_plane(
                     field="instances",
                     limit=max_rows,
                 )
-            try:
-                async with asyncio.timeout(timeout):  # no extra task per request (wait_for)
-                    labels, probabilities = await served.infer(parsed.columns, parsed.proba, rows)
-            except TimeoutError as exc:
-                raise RequestTimeoutError(f"the prediction took longer than {timeout:g} s") from exc
+            if served.inline:  # answered on this thread: no await in between, nothing to time
+                labels, probabilities = await served.infer(parsed.columns, parsed.proba, rows)
+            else:
+                try:
+                    async with asyncio.timeout(timeout):  # no extra task per request (wait_for)
+                        labels, probabilities = await served.infer(
+                            parsed.columns, parsed.proba, rows
+                        )
+                except TimeoutError as exc:
+                    raise RequestTimeoutError(
+                        f"the prediction took longer than {timeout:g} s"
+                    ) from exc
             out = parsed.render(served, request_id, labels, probabilities)
             if served.variant != "stable" or table.candidate(name) is not None:
                 out["variant"] = served.variant
             if shadow is not None:
                 _spawn(_shadow(name, shadow, doc, parse, request_id, labels))
-            return json_response(
+            return json_answer(
                 out,
-                headers={
-                    "x-request-id": request_id,
-                    "x-model-version": served.version,
-                    "x-model-variant": served.variant,
-                },
+                200,
+                [
+                    (b"x-request-id", request_id.encode("latin-1")),
+                    (b"x-model-version", served.version.encode("latin-1")),
+                    (b"x-model-variant", served.variant.encode("latin-1")),
+                ],
             )
         except ShipyardError as exc:
             status = exc.http_status
             reason = exc.details.get("reason") or type(exc).__name__
             metrics.reject(name if served is not None else "_unknown", str(reason))
-            return error_response(exc, request_id)
+            return error_answer(exc, request_id)
         except Exception as exc:  # the model library failed: a 500 that names it, counted
             status = 500
             log.exception("endpoint %s: prediction failed", name)
-            return error_response(
+            return error_answer(
                 ServingError(f"the model failed: {type(exc).__name__}: {exc}"), request_id
             )
         finally:
             gauge.dec()
             elapsed = time.perf_counter() - start
             if served is not None:
-                n = _nrows(parsed.columns) if parsed is not None and labels is not None else 0
+                n = len(labels) if parsed is not None and labels is not None else 0
                 metrics.observe(name, served.model_name, served.version, status, elapsed, n)
                 if predlog is not None:
                     predlog.log(
@@ -435,7 +498,8 @@ def mount_data_plane(
     async def predict(name: str, request: Request) -> Response:
         """Predict rows with the endpoint's model: `{"instances": [{feature: value}, …]}`.
         Returns `predictions`, `request_id` and `model_version`."""
-        return await observed(name, request, _parse_plain)
+        raw = _RawRequest(request.scope, request.receive)
+        return answer_response(await observed(name, raw, _parse_plain))
 
     @app.post(
         "/v2/models/{name}/infer",
@@ -444,7 +508,8 @@ def mount_data_plane(
     )
     async def infer(name: str, request: Request) -> Response:
         """V2 inference: one [n] tensor per feature, or one [n, n_features] tensor."""
-        return await observed(name, request, _parse_v2)
+        raw = _RawRequest(request.scope, request.receive)
+        return answer_response(await observed(name, raw, _parse_v2))
 
     # The two hot routes are answered by a pure ASGI layer in front of the router: same
     # handler, none of the per-request routing, dependency solving and Request objects
@@ -470,7 +535,8 @@ def mount_data_plane(
                     f"endpoint '{name}' serves version {served.version or 'none'}, not {version}"
                 )
             )
-        return await observed(name, request, _parse_v2)
+        raw = _RawRequest(request.scope, request.receive)
+        return answer_response(await observed(name, raw, _parse_v2))
 
     @app.post("/endpoints/{name}/feedback", tags=["data plane"])
     async def feedback(name: str, request: Request) -> Response:

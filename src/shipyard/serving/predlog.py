@@ -11,6 +11,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
     import pyarrow as pa
 
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shipyard.predlog")
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # one per request: a frozen __init__ costs 3 times as much
 class Entry:
     endpoint: str
     model_version: str
@@ -27,7 +29,7 @@ class Entry:
     ts_ms: int
     latency_ms: float
     status: int
-    columns: dict[str, np.ndarray] | None = None
+    columns: Mapping[str, np.ndarray] | None = None
     predictions: np.ndarray | None = None
     probabilities: np.ndarray | None = None
     classes: tuple[Any, ...] | None = None
@@ -128,32 +130,47 @@ class PredictionLogger:
 
 
 def to_table(entries: list[Entry]) -> pa.Table:
-    """One row per predicted row; request fields repeated over the rows of their request."""
+    """One row per predicted row; request fields repeated over the rows of their request.
+
+    Built with a handful of array-level calls whatever the number of entries: a flush of
+    ~100k rows runs while requests are served, in the same process (measured: a Python object
+    per repeated string made a 2 s flush of 32-row requests cost ~0.5 s of CPU)."""
     import numpy as np
     import pyarrow as pa
 
-    counts = np.array([e.rows for e in entries])
+    counts = np.fromiter((e.rows for e in entries), dtype=np.int64, count=len(entries))
+    total = int(counts.sum())
+    uniform = total == len(entries)  # one row per request: nothing to repeat
+    # entry index of every row; request-level strings are taken by it from one array per flush
+    index = None if uniform else pa.array(np.repeat(np.arange(len(entries)), counts))
+
+    def per_request_text(values: list[str]) -> pa.Array:
+        arr = pa.array(values, type=pa.string())
+        return arr if index is None else arr.take(index)
+
+    def per_request(values: Any, dtype: Any) -> np.ndarray:
+        arr = np.fromiter(values, dtype=dtype, count=len(entries))
+        return arr if uniform else np.repeat(arr, counts)
+
+    starts = np.cumsum(counts) - counts
     data: dict[str, Any] = {
-        "_request_id": np.repeat(np.array([e.request_id for e in entries], dtype=object), counts),
-        "_ts": np.repeat(np.array([e.ts_ms for e in entries], dtype=np.int64), counts),
-        "_model_version": np.repeat(
-            np.array([e.model_version for e in entries], dtype=object), counts
-        ),
-        "_latency_ms": np.repeat(
-            np.array([e.latency_ms for e in entries], dtype=np.float64), counts
-        ),
-        "_status": np.repeat(np.array([e.status for e in entries], dtype=np.int32), counts),
+        "_request_id": per_request_text([e.request_id for e in entries]),
+        "_ts": per_request((e.ts_ms for e in entries), np.int64),
+        "_model_version": per_request_text([e.model_version for e in entries]),
+        "_latency_ms": per_request((e.latency_ms for e in entries), np.float64),
+        "_status": per_request((e.status for e in entries), np.int32),
         # the row's position in its request: (request_id, row) is the key feedback refers to
-        "_row": np.concatenate([np.arange(n, dtype=np.int32) for n in counts]),
-        "_variant": np.repeat(np.array([e.variant for e in entries], dtype=object), counts),
+        "_row": (np.arange(total) - np.repeat(starts, counts)).astype(np.int32),
+        "_variant": per_request_text([e.variant for e in entries]),
     }
     first = entries[0]
     if first.columns:
         matrices = [getattr(e.columns, "matrix", None) for e in entries]
         if all(m is not None for m in matrices):  # one stack instead of a concat per column
-            stacked = np.vstack(matrices)  # type: ignore[arg-type]
+            # feature-major, so every column is one contiguous block Arrow takes as it is
+            by_feature = np.concatenate([m.T for m in matrices], axis=1)  # type: ignore[union-attr]
             for i, name in enumerate(first.columns):
-                data[name] = stacked[:, i]
+                data[name] = by_feature[i]
         else:
             for name in first.columns:
                 data[name] = np.concatenate([e.columns[name] for e in entries if e.columns])
@@ -166,8 +183,8 @@ def to_table(entries: list[Entry]) -> pa.Table:
             )
             labels = first.classes or tuple(range(proba.shape[1]))
             for i, label in enumerate(labels):
-                data[f"_proba_{label}"] = proba[:, i]
-    return pa.table({k: pa.array(v) for k, v in data.items()})
+                data[f"_proba_{label}"] = np.ascontiguousarray(proba[:, i])
+    return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in data.items()})
 
 
 class FeedbackLogger:

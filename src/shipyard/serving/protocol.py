@@ -12,6 +12,8 @@ from shipyard.errors import InvalidArgumentError, SignatureError
 from shipyard.flavors.signature import V2_DATATYPE
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
     from shipyard.flavors.signature import Signature
@@ -29,6 +31,9 @@ _V2_NUMERIC = {
     "UINT32",
     "UINT64",
 }
+
+
+_PREDICT_FIELDS = frozenset({"instances", "probabilities", "id", "key"})
 
 
 def parse_json(body: bytes | bytearray) -> Any:
@@ -57,7 +62,7 @@ def request_key(doc: Any) -> str | None:
     return str(key)
 
 
-def parse_predict(body: bytes | Any, signature: Signature) -> tuple[dict[str, np.ndarray], bool]:
+def parse_predict(body: bytes | Any, signature: Signature) -> tuple[Mapping[str, np.ndarray], bool]:
     """`{"instances": [{...}, ...], "probabilities": false}` → (columns, want probabilities).
     `body` may be the raw bytes or the already parsed JSON."""
     doc = parse_json(body) if isinstance(body, (bytes, bytearray)) else body
@@ -70,7 +75,7 @@ def parse_predict(body: bytes | Any, signature: Signature) -> tuple[dict[str, np
             raise InvalidArgumentError(
                 "the body needs an 'instances' list of rows", field="instances"
             )
-    unknown = set(doc) - {"instances", "probabilities", "id", "key"}
+    unknown = doc.keys() - _PREDICT_FIELDS
     if unknown:
         raise InvalidArgumentError(
             f"unknown field(s) {', '.join(sorted(map(repr, unknown)))}; "
@@ -85,7 +90,7 @@ def parse_predict(body: bytes | Any, signature: Signature) -> tuple[dict[str, np
 
 def parse_v2(
     body: bytes | Any, signature: Signature
-) -> tuple[dict[str, np.ndarray], list[str], str | None]:
+) -> tuple[Mapping[str, np.ndarray], list[str], str | None]:
     """A V2 infer request → (columns, requested outputs, request id).
 
     Either one tensor per feature column (named as the column, shape [n]) or one 2-D tensor of

@@ -18,6 +18,8 @@ from shipyard.errors import ModelLoadError, NotFoundError, ShipyardError
 from shipyard.serving.batching import Batcher
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     import numpy as np
 
     from shipyard.flavors import LoadedModel
@@ -64,12 +66,12 @@ class ServedModel:
         return self.model
 
     def predict(
-        self, columns: dict[str, np.ndarray], proba: bool
+        self, columns: Mapping[str, np.ndarray], proba: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predict synchronously, on the calling thread."""
         return predict_both(self._require(), columns, proba)
 
-    def run_batch(self, payloads: list[tuple[dict[str, np.ndarray], bool]]) -> list[Any]:
+    def run_batch(self, payloads: list[tuple[Mapping[str, np.ndarray], bool]]) -> list[Any]:
         """Predict several requests in one model call; split the outputs back per request."""
         import numpy as np
 
@@ -81,10 +83,9 @@ class ServedModel:
             from shipyard.flavors.signature import MatrixColumns
 
             stacked = np.vstack([cols.matrix for cols, _ in payloads])  # type: ignore[attr-defined]
-            merged: dict[str, np.ndarray] = MatrixColumns(
-                {n: stacked[:, i] for i, n in enumerate(names)}
+            merged: Mapping[str, np.ndarray] = MatrixColumns(
+                stacked, {n: i for i, n in enumerate(names)}
             )
-            merged.matrix = stacked  # type: ignore[attr-defined]
         else:
             merged = {n: np.concatenate([cols[n] for cols, _ in payloads]) for n in names}
         want_proba = any(p for _, p in payloads)
@@ -102,19 +103,26 @@ class ServedModel:
             start += n
         return out
 
+    @property
+    def inline(self) -> bool:
+        """`infer` answers on the calling thread without awaiting anything (onnxruntime, no
+        batching): nothing can time out in between, so callers need not arm a timeout."""
+        model = self.model
+        return (
+            model is not None and model.backend == "onnxruntime" and not self.config.get("batching")
+        )
+
     async def infer(
-        self, columns: dict[str, np.ndarray], proba: bool, rows: int
+        self, columns: Mapping[str, np.ndarray], proba: bool, rows: int
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Predict through the endpoint's batcher (or directly when batching is off)."""
         model = self._require()
-        batching = self.config.get("batching")
-        if batching is None:
+        if self.inline:
             # onnxruntime answers in microseconds: inline calls beat a thread hop and a batch
             # (measured: +20-35 % req/s); Python models release the loop and batch
-            batching = model.backend != "onnxruntime"
-        if not batching:
-            if model.backend == "onnxruntime":
-                return predict_both(model, columns, proba)
+            return predict_both(model, columns, proba)
+        batching = self.config.get("batching")
+        if batching is not None and not batching:  # off: a Python model runs on a thread
             return await asyncio.to_thread(predict_both, model, columns, proba)
         if self._batcher is None:
             self._batcher = Batcher(
@@ -157,7 +165,7 @@ class ServedModel:
 
 
 def predict_both(
-    model: LoadedModel, columns: dict[str, np.ndarray], proba: bool
+    model: LoadedModel, columns: Mapping[str, np.ndarray], proba: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
     predictor = model.predictor
     both = getattr(predictor, "predict_both", None)
@@ -282,6 +290,11 @@ class EndpointTable:
         target = self.wanted_version(ServedModel(endpoint, uri))
         try:
             model = load_and_warm(self.registry, uri, trusted=self.trusted)
+            from shipyard.serving.features import attach_features
+
+            model = attach_features(
+                self.registry, uri, model, endpoint=endpoint, metrics=self.metrics
+            )
         except ShipyardError as exc:
             return self._failed(endpoint, uri, generation, exc.message, target, variant)
         except Exception as exc:  # a model library failing in its own way

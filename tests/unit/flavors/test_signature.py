@@ -118,3 +118,54 @@ def test_all_float_rows_take_the_one_conversion_path() -> None:
             sig.columns_from_records([{"a": 1.0, "b": 2.0}, bad])
     with_none = sig.columns_from_records([{"a": None, "b": 1.0}])
     assert np.isnan(with_none["a"][0])
+
+
+@pytest.fixture
+def wide() -> Signature:
+    return infer_signature(pd.DataFrame({f"x{i}": [float(i)] for i in range(5)}))
+
+
+def test_rows_in_any_key_order_give_the_same_matrix(wide: Signature) -> None:
+    from shipyard.flavors.signature import MatrixColumns
+
+    names = wide.names
+    rows = [{n: float(10 * r + i) for i, n in enumerate(names)} for r in range(20)]
+    want = [[float(10 * r + i) for i in range(5)] for r in range(20)]
+    in_order = wide.columns_from_records(rows)
+    reversed_keys = wide.columns_from_records([dict(reversed(row.items())) for row in rows])
+    mixed = wide.columns_from_records(
+        [dict(reversed(row.items())) if r % 3 else row for r, row in enumerate(rows)]
+    )
+    for cols in (in_order, reversed_keys, mixed):
+        assert isinstance(cols, MatrixColumns)
+        assert wide.matrix(cols, "float64").tolist() == want
+        assert list(cols) == names and len(cols) == 5
+        assert cols["x3"].tolist() == [float(10 * r + 3) for r in range(20)]
+
+
+@pytest.mark.parametrize("reorder", [False, True])
+def test_a_bad_row_among_good_ones_is_named(wide: Signature, reorder: bool) -> None:
+    names = wide.names
+    rows = [{n: 1.0 for n in (reversed(names) if reorder and r % 2 else names)} for r in range(32)]
+    missing = [dict(row) for row in rows]
+    del missing[17]["x2"]
+    with pytest.raises(SignatureError) as info:
+        wide.columns_from_records(missing)
+    assert info.value.details["field"] == "instances[17]"
+    assert "instances[17]: missing feature(s) 'x2'" in str(info.value)
+    unknown = [dict(row) for row in rows]
+    unknown[5]["x9"] = 1.0
+    with pytest.raises(SignatureError, match=r"instances\[5\]: unknown feature\(s\) 'x9'"):
+        wide.columns_from_records(unknown)
+    renamed = [dict(row) for row in rows]
+    renamed[30]["y0"] = renamed[30].pop("x0")  # same number of keys, one of them wrong
+    with pytest.raises(SignatureError, match=r"instances\[30\]: missing feature\(s\) 'x0'"):
+        wide.columns_from_records(renamed)
+    text = [dict(row) for row in rows]
+    text[17]["x4"] = "1.0"
+    with pytest.raises(SignatureError, match="feature 'x4' expects double"):
+        wide.columns_from_records(text)
+    not_a_row = [dict(row) for row in rows]
+    not_a_row[17] = list(names)
+    with pytest.raises(SignatureError, match=r"instances\[17\] must be an object"):
+        wide.columns_from_records(not_a_row)

@@ -96,3 +96,37 @@ def test_background_thread_flushes_and_close_flushes_the_rest(tmp_path: Path) ->
     logger.close()
     assert store.read("churn").num_rows == 4
     assert not list(tmp_path.rglob(".*.tmp"))
+
+
+def test_table_repeats_request_fields_over_rows_of_matrix_requests() -> None:
+    from shipyard.flavors.signature import MatrixColumns
+    from shipyard.serving.predlog import to_table
+
+    entries = []
+    for i, n in enumerate((3, 1, 2)):
+        matrix = np.arange(n * 2, dtype=float).reshape(n, 2) + 10 * i
+        entries.append(
+            Entry(
+                endpoint="churn",
+                model_version=str(i),
+                request_id=f"r{i}",
+                ts_ms=1_795_000_000_000 + i,
+                latency_ms=0.5 * i,
+                status=200,
+                columns=MatrixColumns(matrix, {"a": 0, "b": 1}),
+                predictions=np.arange(n),
+                probabilities=np.full((n, 2), 0.25 * i, dtype=np.float32),
+                classes=(0, 1),
+                variant="shadow" if i == 1 else "stable",
+            )
+        )
+    table = to_table(entries).to_pydict()
+    assert table["_request_id"] == ["r0", "r0", "r0", "r1", "r2", "r2"]
+    assert table["_row"] == [0, 1, 2, 0, 0, 1]
+    assert table["_model_version"] == ["0", "0", "0", "1", "2", "2"]
+    assert table["_variant"] == ["stable"] * 3 + ["shadow"] + ["stable"] * 2
+    assert table["_latency_ms"] == [0.0, 0.0, 0.0, 0.5, 1.0, 1.0]
+    assert table["a"] == [0.0, 2.0, 4.0, 10.0, 20.0, 22.0]
+    assert table["b"] == [1.0, 3.0, 5.0, 11.0, 21.0, 23.0]
+    assert table["_prediction"] == [0, 1, 2, 0, 0, 1]
+    assert table["_proba_1"] == [0.0, 0.0, 0.0, 0.25, 0.5, 0.5]
