@@ -125,11 +125,19 @@ def _init_worker(settings_json: str, uri: str, trusted: bool) -> None:
 
 def _score_chunk(batch: pa.RecordBatch, target: str, keep: list[str] | None) -> int:
     """Predict one chunk and write it atomically. Runs in a worker process."""
-    import numpy as np
-    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    model = _MODEL
+    tmp = f"{target}.tmp-{os.getpid()}"
+    pq.write_table(score_table(_MODEL, batch, keep), tmp, compression="zstd")
+    os.replace(tmp, target)
+    return int(batch.num_rows)
+
+
+def score_table(model: Any, batch: pa.RecordBatch | pa.Table, keep: list[str] | None) -> pa.Table:
+    """The output table of one chunk: kept input columns, prediction, probabilities, version."""
+    import numpy as np
+    import pyarrow as pa
+
     frame = batch.to_pandas()
     columns = model.signature.check_frame(frame)
     if model.has_proba:
@@ -150,10 +158,7 @@ def _score_chunk(batch: pa.RecordBatch, target: str, keep: list[str] | None) -> 
         for i, label in enumerate(classes):
             out[f"_proba_{label}"] = pa.array(np.asarray(proba)[:, i])
     out["_model_version"] = pa.array(np.full(batch.num_rows, model.version, dtype=np.int32))
-    tmp = f"{target}.tmp-{os.getpid()}"
-    pq.write_table(pa.table(out), tmp, compression="zstd")
-    os.replace(tmp, target)
-    return int(batch.num_rows)
+    return pa.table(out)
 
 
 # -- the parent side ------------------------------------------------------------------------------
@@ -171,15 +176,23 @@ def score_files(
     trusted: bool = False,
     overwrite: bool = False,
     progress: Callable[[int, int | None], None] | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
 ) -> ScoreResult:
     """Score every input file with `model`; returns counts and timing.
 
-    `progress(rows_done, rows_total_or_None)` is called as chunks finish."""
+    `executor`: "local" (processes on this machine) or "ray" (Ray Data; a local Ray, or the
+    cluster at `ray_address`). `progress(rows_done, rows_total_or_None)` is called as chunks
+    finish."""
     from shipyard.registry import Registry, parse_model_uri
     from shipyard.stores import open_stores
 
     if chunk_rows < 1:
         raise InvalidArgumentError("chunk_rows must be at least 1", field="chunk_rows")
+    if executor not in ("local", "ray"):
+        raise InvalidArgumentError(
+            f"executor must be local or ray, not {executor!r}", field="executor"
+        )
     ref = parse_model_uri(model)
     mv = Registry(open_stores(settings)).resolve(ref)
     pinned = f"models:/{mv.name}/{mv.version}"  # a moving alias must not mix versions mid-job
@@ -191,6 +204,7 @@ def score_files(
         "inputs": [str(f.resolve()) for f in files],
         "chunk_rows": chunk_rows,
         "keep": keep,
+        "executor": executor,
     }
     job_file = out / JOB_FILE
     if job_file.exists():
@@ -202,7 +216,7 @@ def score_files(
                     f"{len(previous.get('inputs', []))} input(s), chunks of "
                     f"{previous.get('chunk_rows')}); use another --output or --overwrite"
                 )
-            for part in out.glob("part-*.parquet"):
+            for part in [*out.glob("part-*.parquet"), *out.glob("part-*.done")]:
                 part.unlink()
     job_file.write_text(json.dumps(job, indent=2))
     total = (
@@ -212,6 +226,31 @@ def score_files(
     )
     workers = max(1, workers or os.cpu_count() or 1)
     start = time.perf_counter()
+    if executor == "ray":
+        from shipyard.batch.ray_scoring import score_on_ray
+
+        rows, scored, skipped_files = score_on_ray(
+            settings,
+            pinned,
+            files,
+            out,
+            chunk_rows=chunk_rows,
+            workers=workers,
+            keep=keep,
+            trusted=trusted,
+            address=ray_address,
+            progress=(lambda n: progress(n, total)) if progress else None,
+        )
+        return ScoreResult(
+            pinned,
+            mv.version,
+            len(files),
+            scored + skipped_files,
+            skipped_files,
+            rows,
+            time.perf_counter() - start,
+            str(out),
+        )
     done_rows = chunks = skipped = 0
     in_flight: set[Future[int]] = set()
     import multiprocessing

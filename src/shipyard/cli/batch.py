@@ -36,7 +36,10 @@ def score(
     ] = None,
     trusted: Annotated[bool, typer.Option(help="Allow pickle-based models.")] = False,
     overwrite: Annotated[bool, typer.Option(help="Replace another job's output.")] = False,
-    executor: Annotated[str, typer.Option(help="local (processes) or ray.")] = "local",
+    executor: Annotated[str, typer.Option(help="local (processes) or ray (Ray Data).")] = "local",
+    ray_address: Annotated[
+        str | None, typer.Option(help="Ray cluster address (default: a local Ray).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Score files; a rerun after a crash skips the chunks already written.
@@ -44,25 +47,13 @@ def score(
     \\b
     Example:
       shipyard batch score --model churn@champion --input data/ --output preds/ --keep id
+      shipyard batch score -m churn@champion -i data/ -o preds/ --executor ray
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
     from shipyard.batch import score_files
     from shipyard.config import get_settings
-    from shipyard.errors import InvalidArgumentError, MissingDependencyError
 
-    if executor == "ray":
-        try:
-            import ray  # noqa: F401
-        except ImportError as exc:
-            raise MissingDependencyError(
-                "--executor ray needs Ray: pip install 'shipyard[ray]'"
-            ) from exc
-        raise InvalidArgumentError(
-            "--executor ray is not available in this version yet; use --executor local"
-        )
-    if executor != "local":
-        raise InvalidArgumentError(f"--executor must be local or ray, not {executor!r}")
     with Progress(
         TextColumn("scoring"),
         BarColumn(),
@@ -86,6 +77,8 @@ def score(
             trusted=trusted,
             overwrite=overwrite,
             progress=progress,
+            executor=executor,
+            ray_address=ray_address,
         )
     if as_json:
         print_json(result.to_dict())
