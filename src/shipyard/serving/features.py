@@ -1,0 +1,263 @@
+"""Endpoints whose model version names a FeatureService (the version tag `feature_service`).
+
+Such an endpoint takes rows with only the entity keys and any request-time fields (on-demand
+inputs, and model inputs no feature provides); before prediction it fetches the service's
+features from the online store, computes its on-demand features with the same code as
+`FeatureStore.get_training_frame`, and hands the model exactly the columns it was trained on.
+
+    mv = run.log_model(model, name="churn", input_example=X[:5],
+                       tags={"feature_service": "churn"})
+    POST /endpoints/churn/predict {"instances": [{"driver_id": 7, "amount": 12.5}]}
+
+A missing entity gets the view's default, or a 404 when the view's default is "error". The
+online store is read with a short timeout behind a circuit breaker: when it is slow or down,
+the request is answered with the views' defaults (a 503 for views without one) and
+`shipyard_feature_fallbacks_total` counts it; after `failures` consecutive errors the breaker
+opens and the store is not tried again for `reset_seconds`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import NotFoundError, ShipyardError, StoreUnavailableError
+from shipyard.flavors.signature import ColumnSpec, Signature
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shipyard.features.store import OnlinePlan
+    from shipyard.flavors import LoadedModel
+    from shipyard.registry import Registry
+    from shipyard.serving.metrics import ServingMetrics
+    from shipyard.stores.online import OnlineStore
+
+TAG = "feature_service"
+TIMEOUT_SECONDS = 0.05
+_FALLBACKS: dict[int, Any] = {}  # one counter per metrics registry
+_FALLBACKS_LOCK = threading.Lock()
+
+
+class CircuitBreaker:
+    """Closed until `failures` consecutive errors; then open for `reset_seconds`, after which
+    one call is let through (half-open) and its outcome closes or re-opens it."""
+
+    def __init__(self, failures: int = 5, reset_seconds: float = 5.0) -> None:
+        self.failures = failures
+        self.reset_seconds = reset_seconds
+        self._errors = 0
+        self._opened_at: float | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def state(self) -> str:
+        if self._opened_at is None:
+            return "closed"
+        if time.monotonic() - self._opened_at >= self.reset_seconds:
+            return "half-open"
+        return "open"
+
+    def allow(self) -> bool:
+        with self._lock:
+            if self._opened_at is None:
+                return True
+            if time.monotonic() - self._opened_at >= self.reset_seconds:
+                self._opened_at = time.monotonic()  # one trial call per reset period
+                return True
+            return False
+
+    def success(self) -> None:
+        with self._lock:
+            self._errors = 0
+            self._opened_at = None
+
+    def failure(self) -> None:
+        with self._lock:
+            self._errors += 1
+            if self._errors >= self.failures:
+                self._opened_at = time.monotonic()
+
+
+class _NothingOnline:
+    """An online store that has nothing: lookups through it give every view's default."""
+
+    kind = "none"
+
+    def read_many(self, requests: Sequence[tuple[str, Sequence[str]]]) -> list[list[None]]:
+        return [[None] * len(keys) for _, keys in requests]
+
+
+class FeatureFetcher:
+    """Turns request columns (entity keys, request fields) into the model's input columns."""
+
+    def __init__(
+        self,
+        plan: OnlinePlan,
+        online: OnlineStore,
+        model_signature: Signature,
+        *,
+        endpoint: str = "",
+        fallbacks: Any = None,
+        breaker: CircuitBreaker | None = None,
+    ) -> None:
+        self.plan = plan
+        self.online = online
+        self.model_signature = model_signature
+        self.endpoint = endpoint
+        self.fallbacks = fallbacks
+        self.breaker = breaker or CircuitBreaker()
+        provided = set(plan.columns)
+        self.model_names = model_signature.names
+        request: dict[str, str] = {}
+        for view in plan.views:
+            for key in view.view.join_keys:
+                kt = view.view.entity.key_type if len(view.view.join_keys) == 1 else "string"
+                request.setdefault(key, kt)
+        for name, dtype in plan.request_fields.items():
+            request.setdefault(name, dtype)
+        for spec in model_signature.inputs:  # model inputs no feature provides come with the row
+            if spec.name not in provided:
+                request.setdefault(spec.name, spec.dtype)
+        self.request_inputs = tuple(ColumnSpec(n, t) for n, t in request.items())
+
+    def enrich(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        names = [c.name for c in self.request_inputs]
+        values = [columns[n].tolist() for n in names]
+        rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
+        fetched = self._fetch(rows)
+        out: dict[str, np.ndarray] = dict(columns)
+        for spec in self.model_signature.inputs:
+            if spec.name in fetched:
+                out[spec.name] = self.model_signature.coerce_column(
+                    spec.name, spec.dtype, fetched[spec.name]
+                )
+        return out
+
+    def _fetch(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+        from shipyard.features.store import lookup
+
+        if not self.breaker.allow():
+            return self._fallback(rows, "circuit_open")
+        try:
+            fetched = lookup(self.online, self.plan, rows)
+        except StoreUnavailableError:
+            self.breaker.failure()
+            return self._fallback(rows, "unavailable")
+        self.breaker.success()
+        return fetched
+
+    def _fallback(self, rows: list[dict[str, Any]], reason: str) -> dict[str, list[Any]]:
+        from shipyard.features.store import lookup
+
+        if self.fallbacks is not None:
+            self.fallbacks.labels(self.endpoint, reason).inc()
+        try:
+            return lookup(_NothingOnline(), self.plan, rows)  # type: ignore[arg-type]
+        except NotFoundError as exc:  # a view without a default: say the store is down
+            raise StoreUnavailableError(
+                f"the online feature store is unavailable ({reason.replace('_', ' ')}) and "
+                f"view '{exc.details.get('view')}' has no default"
+            ) from None
+
+
+@dataclasses.dataclass(frozen=True)
+class FeatureSignature(Signature):
+    """The request's signature (entity keys, request fields); parsing a request also fetches
+    its features, so each request gets its own 4xx and batches hold only complete rows."""
+
+    fetcher: Any = dataclasses.field(default=None, compare=False, repr=False)
+
+    def columns_from_records(self, records: Any) -> Any:
+        return self.fetcher.enrich(super().columns_from_records(records))
+
+    def columns_from_matrix(self, matrix: Any, *, field: str = "inputs") -> Any:
+        return self.fetcher.enrich(super().columns_from_matrix(matrix, field=field))
+
+
+class FeaturePredictor:
+    """The model's predictor, fed only the columns it was trained on (fetching them first when
+    a request reached it without them, e.g. V2 per-tensor requests)."""
+
+    def __init__(self, inner: Any, fetcher: FeatureFetcher) -> None:
+        self.inner = inner
+        self.fetcher = fetcher
+        self.backend = inner.backend
+        self._names = fetcher.model_names
+        both = getattr(inner, "predict_both", None)
+        if both is not None:
+            self.predict_both = self._predict_both
+
+    def _columns(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if not all(n in columns for n in self._names):
+            columns = self.fetcher.enrich(columns)
+        return {n: columns[n] for n in self._names}
+
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> Any:
+        return self.inner.predict_columns(self._columns(columns))
+
+    def predict_proba_columns(self, columns: Mapping[str, np.ndarray]) -> Any:
+        return self.inner.predict_proba_columns(self._columns(columns))
+
+    def _predict_both(self, columns: Mapping[str, np.ndarray], proba: bool) -> Any:
+        return self.inner.predict_both(self._columns(columns), proba)
+
+
+def fallback_counter(metrics: ServingMetrics | None) -> Any:
+    if metrics is None:
+        return None
+    with _FALLBACKS_LOCK:
+        counter = _FALLBACKS.get(id(metrics.registry))
+        if counter is None:
+            from prometheus_client import Counter
+
+            counter = _FALLBACKS[id(metrics.registry)] = Counter(
+                "shipyard_feature_fallbacks",
+                "Requests answered with feature defaults because the online store failed.",
+                ("endpoint", "reason"),
+                registry=metrics.registry,
+            )
+    return counter
+
+
+def attach_features(
+    registry: Registry,
+    uri: str,
+    model: LoadedModel,
+    *,
+    endpoint: str = "",
+    metrics: ServingMetrics | None = None,
+) -> LoadedModel:
+    """`model` as loaded, or, when its version names a feature service, a copy that takes
+    entity keys and fetches its features."""
+    try:
+        record = registry.resolve(uri)
+    except ShipyardError:
+        return model
+    service = (getattr(record, "tags", None) or {}).get(TAG)
+    if not service:
+        return model
+    from shipyard.features import FeatureStore
+    from shipyard.stores.online import open_online_store
+
+    store = FeatureStore(stores=registry.stores)
+    plan = store.online_plan(service)
+    online = open_online_store(store.settings, timeout=TIMEOUT_SECONDS)
+    fetcher = FeatureFetcher(
+        plan,
+        online,
+        model.signature,
+        endpoint=endpoint,
+        fallbacks=fallback_counter(metrics),
+    )
+    signature = FeatureSignature(fetcher.request_inputs, "columns", fetcher)
+    manifest = {**model.manifest, "feature_service": service, "input_example": None}
+    return dataclasses.replace(
+        model,
+        predictor=FeaturePredictor(model.predictor, fetcher),
+        signature=signature,
+        manifest=manifest,
+    )
