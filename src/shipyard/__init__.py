@@ -27,6 +27,7 @@ _LAZY: dict[str, str] = {
     "set_alias": "shipyard.registry",
     "load_model": "shipyard.registry",
     "Registry": "shipyard.registry",
+    "FeatureStore": "shipyard.features",
     "step": "shipyard.pipelines",
     "Pipeline": "shipyard.pipelines",
     "pipeline": "shipyard.pipelines",
@@ -38,6 +39,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "FeatureStore",
     "InvalidArgumentError",
     "NotFoundError",
     "Pipeline",
@@ -60,6 +62,7 @@ __all__ = [
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.errors import InvalidArgumentError, NotFoundError, ShipyardError
+    from shipyard.features import FeatureStore
     from shipyard.pipelines import Pipeline, current_step, pipeline, step
     from shipyard.registry import Registry, load_model, set_alias
     from shipyard.tracking import Run, get_metric_history, get_run, search_runs, start_run

@@ -71,7 +71,7 @@ def list_definitions(
     Example:
       shipyard features list --kind view
     """
-    records = _store().list(kind)
+    records = _store().list_definitions(kind)
     if as_json:
         print_json([r.to_dict() for r in records])
         return
@@ -113,7 +113,7 @@ def show(
         if versions:
             break
     if not versions:
-        every = [r.name for r in store.list()]
+        every = [r.name for r in store.list_definitions()]
         raise NotFoundError.for_name("feature definition", name, every)
     latest = versions[-1]
     until = registry.materialized_until(name, latest.version) if latest.kind == "view" else None

@@ -61,7 +61,8 @@ def compute(view: OnDemandView, frame: pd.DataFrame) -> dict[str, Any]:
                 f"on-demand view '{view.name}' did not return its feature '{name}'", field=name
             )
         try:
-            result[name] = out[name].astype(_PANDAS_TYPES[dtype]).array
+            column: Any = out[name]
+            result[name] = column.astype(_PANDAS_TYPES[dtype]).array
         except (TypeError, ValueError) as exc:
             raise InvalidArgumentError(
                 f"on-demand view '{view.name}': feature '{name}' is not {dtype}: {exc}",

@@ -181,7 +181,7 @@ class FeatureStore:
             self._plans.clear()
         return results
 
-    def list(self, kind: str | None = None) -> list[Any]:
+    def list_definitions(self, kind: str | None = None) -> list[Any]:
         """The newest version of every definition (records with kind, name, version, spec)."""
         return list(self._registry.latest(kind))
 
@@ -487,8 +487,8 @@ class FeatureStore:
         names = self._output_names(items, full_names)
         wanted: dict[str, list[str]] = {}
         od: dict[str, list[str]] = {}
-        for kind, view, feat in items:
-            (wanted if kind == "view" else od).setdefault(view, []).append(feat)
+        for kind, vname, feat in items:
+            (wanted if kind == "view" else od).setdefault(vname, []).append(feat)
         od_views = {n: self.get_on_demand(n) for n in od}
         hidden: dict[str, list[str]] = {}
         for o in od_views.values():
@@ -624,7 +624,7 @@ def lookup(
         for vp in plan.views:
             for name, f_idx in zip(vp.names, vp.positions, strict=True):
                 feat = list(vp.view.features)[f_idx - 1]
-                frame_cols[feat] = pd.array(out[name], dtype=_pd_type(vp.view.features[feat]))
+                frame_cols[feat] = pd.array(out[name], dtype=_pd_type(vp.view.features[feat]))  # type: ignore[call-overload]
         frame = pd.DataFrame(frame_cols, index=range(n))
         for od, feats, names in plan.on_demand:
             computed = ondemand.compute(od, frame)
@@ -681,7 +681,7 @@ def _as_records(rows: Any) -> list[dict[str, Any]]:
         import pandas as pd
 
         if isinstance(rows, pd.DataFrame):
-            return [dict(r) for r in rows.to_dict(orient="records")]
+            return [{str(k): v for k, v in r.items()} for r in rows.to_dict(orient="records")]
     except ImportError:  # pragma: no cover
         pass
     if not isinstance(rows, Sequence) or not all(isinstance(r, Mapping) for r in rows):

@@ -342,7 +342,9 @@ def mount_features(app: FastAPI, stores: Stores) -> None:
 
     @app.get("/api/features", tags=["features"])
     def list_features(kind: str | None = None) -> Response:
-        return json_response({"definitions": [r.to_dict() for r in feature_store().list(kind)]})
+        return json_response(
+            {"definitions": [r.to_dict() for r in feature_store().list_definitions(kind)]}
+        )
 
     @app.post("/api/features/online", tags=["features"])
     def online_features(body: FeatureLookupBody) -> Response:
