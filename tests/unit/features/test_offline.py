@@ -265,3 +265,33 @@ def test_memory_stays_bounded(fs: Any, tmp_path: Path) -> None:
     after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     assert len(got) == 200_000 and got["f0"].notna().mean() > 0.9
     assert (after - before) * 1024 < 400 * 2**20
+
+
+def test_sql_sources_duckdb_and_sqlalchemy(fs: Any, tmp_path: Path) -> None:
+    import sqlite3
+
+    rng = np.random.default_rng(11)
+    source = random_source(rng, 150, 6)
+    source.to_parquet(tmp_path / "s.parquet")
+    db = tmp_path / "warehouse.db"
+    with sqlite3.connect(db) as conn:
+        source.assign(event_timestamp=source["event_timestamp"].astype(str)).to_sql(
+            "stats", conn, index=False
+        )
+    driver = Entity("driver", ["driver_id"])
+    in_duckdb = FeatureView(
+        "a",
+        entity=driver,
+        source=Source.sql(f"SELECT * FROM read_parquet('{tmp_path / 's.parquet'}')"),
+        features={"trips": "long"},
+    )
+    in_sqlite = FeatureView(
+        "b",
+        entity=driver,
+        source=Source.sql("SELECT * FROM stats", url=f"sqlite:///{db}"),
+        features={"rating": "double"},
+    )
+    fs.apply([in_duckdb, in_sqlite])
+    entities = random_entities(rng, 100, 6)
+    got = fs.get_training_frame(entities, ["a:trips", "b:rating"])
+    check(got, reference(entities, source, None, ["trips", "rating"]), entities)
