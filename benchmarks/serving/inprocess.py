@@ -88,7 +88,7 @@ async def per_request_us(
 
 
 def build(work: Path, model_name: str) -> tuple[Any, Any, dict[int, bytes]]:
-    """The shipyard app (model registered as run.py does) and the baseline app."""
+    """The shipyard app (model registered as run.py does), the baseline app, the bodies."""
     import numpy as np
     from models import load_data, train
     from skl2onnx import to_onnx
@@ -96,7 +96,7 @@ def build(work: Path, model_name: str) -> tuple[Any, Any, dict[int, bytes]]:
     os.environ["SHIPYARD_HOME"] = str(work / "home")
     import shipyard
     from shipyard.config import get_settings
-    from shipyard.serving.app import create_serving_app
+    from shipyard.serving.app import asgi_entry, create_serving_app
 
     X, y = load_data()
     model = train(model_name, X, y)
@@ -123,7 +123,7 @@ def build(work: Path, model_name: str) -> tuple[Any, Any, dict[int, bytes]]:
     bodies = {
         n: json.dumps({"instances": X.iloc[:n].to_dict(orient="records")}).encode() for n in (1, 32)
     }
-    return ours, peer, bodies
+    return asgi_entry(ours), peer, bodies  # what uvicorn runs for `shipyard serve`
 
 
 def main() -> None:
@@ -162,8 +162,9 @@ def main() -> None:
                 stats.print_stats(30)
 
         asyncio.run(measure())
-        if ours.state.predlog is not None:
-            ours.state.predlog.close()
+        predlog = ours.app.state.predlog
+        if predlog is not None:
+            predlog.close()
 
 
 if __name__ == "__main__":

@@ -302,23 +302,55 @@ class _RawRequest:
 
 class DataPlaneFastPath:
     """POST /endpoints/{name}/predict and /v2/models/{name}/infer, answered without the router
-    and without a Response object: the answer goes out as two ASGI messages."""
+    and without a Response object: the answer goes out as two ASGI messages. Everything else
+    goes to `app`.
+
+    Two of these exist per app. One is a middleware inside the FastAPI app (behind its auth
+    middleware), for any ASGI host that calls the app. The other, `app.state.asgi`, wraps the
+    whole FastAPI app and is what shipyard's own HTTP server runs: the hot routes then skip
+    FastAPI's per-request layers too (its telemetry check alone reads the environment three
+    times per request). `install_auth` puts its check in front of that one (`guarded`)."""
 
     def __init__(self, app: Any, handlers: dict[str, tuple[Any, Any]]) -> None:
         self.app = app
         self.handlers = handlers
+        self.guarded: Any = self.answer
+
+    @property
+    def state(self) -> Any:
+        """The app's state, for whoever holds the server's app (uvicorn's `config.app`)."""
+        return self.app.state
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "POST":
-            m = _FAST.match(scope["path"])
-            if m is not None:
-                name = m.group(1) or m.group(3)
-                handler, parse = self.handlers[m.group(2) or m.group(4)]
-                status, body, headers = await handler(name, _RawRequest(scope, receive), parse)
-                await send({"type": "http.response.start", "status": status, "headers": headers})
-                await send({"type": "http.response.body", "body": body})
-                return
+        if scope["type"] == "http" and scope["method"] == "POST" and _FAST.match(scope["path"]):
+            await self.guarded(scope, receive, send)
+            return
         await self.app(scope, receive, send)
+
+    async def answer(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        m = _FAST.match(scope["path"])
+        assert m is not None
+        handler, parse = self.handlers[m.group(2) or m.group(4)]
+        status, body, headers = await handler(
+            m.group(1) or m.group(3), _RawRequest(scope, receive), parse
+        )
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+
+def asgi_entry(app: FastAPI) -> Any:
+    """What an HTTP server should run for `app`: its outer data-plane fast path when it has
+    one, unless the app has an auth middleware whose check that path lacks (never a way
+    around authentication)."""
+    fast = getattr(app.state, "asgi", None)
+    if not isinstance(fast, DataPlaneFastPath):
+        return app
+    from shipyard.serving.auth import AuthMiddleware
+
+    has_auth = any(getattr(m, "cls", None) is AuthMiddleware for m in app.user_middleware)
+    if has_auth and not isinstance(fast.guarded, AuthMiddleware):
+        return app
+    return fast
 
 
 def _entry(
@@ -515,10 +547,9 @@ def mount_data_plane(
     # handler, none of the per-request routing, dependency solving and Request objects
     # (measured: the largest share of shipyard's overhead over a hand-written endpoint). The
     # FastAPI routes above stay for the OpenAPI document and behave the same.
-    app.add_middleware(
-        DataPlaneFastPath,
-        handlers={"predict": (observed, _parse_plain), "infer": (observed, _parse_v2)},
-    )
+    handlers = {"predict": (observed, _parse_plain), "infer": (observed, _parse_v2)}
+    app.add_middleware(DataPlaneFastPath, handlers=handlers)
+    app.state.asgi = DataPlaneFastPath(app, handlers)  # what `serve` runs; see the class
 
     @app.post(
         "/v2/models/{name}/versions/{version}/infer",

@@ -218,12 +218,15 @@ async def _send_error(send: Any, exc: ShipyardError) -> None:
 def install_auth(
     app: Any, settings: Settings, keys: ApiKeyStore | None, *, required: bool
 ) -> RateLimiter:
-    """Wrap `app` with the auth middleware; returns the limiter (close it at shutdown)."""
+    """Wrap `app` with the auth middleware, and guard the data plane's outer fast path
+    (`app.state.asgi`, which answers the hot routes before `app` sees them) with the same
+    check; returns the limiter (close it at shutdown)."""
     limiter = RateLimiter(settings.redis_url)
+    authenticator = Authenticator(settings, keys)
     app.add_middleware(
-        AuthMiddleware,
-        authenticator=Authenticator(settings, keys),
-        limiter=limiter,
-        required=required,
+        AuthMiddleware, authenticator=authenticator, limiter=limiter, required=required
     )
+    fast = getattr(app.state, "asgi", None)
+    if fast is not None:
+        fast.guarded = AuthMiddleware(fast.answer, authenticator, limiter, required=required)
     return limiter

@@ -33,8 +33,10 @@ def bind(host: str, port: int) -> socket.socket:
 def _config(app: FastAPI, log_level: str) -> Any:
     import uvicorn
 
+    from shipyard.serving.app import asgi_entry
+
     return uvicorn.Config(
-        app,
+        asgi_entry(app),  # the data plane's hot routes before FastAPI's per-request layers
         log_level=log_level,
         access_log=False,
         lifespan="on",
