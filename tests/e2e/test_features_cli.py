@@ -70,6 +70,7 @@ def test_apply_list_show_materialize_get(tmp_path: Path) -> None:
         ("on_demand", "per_trip"),
         ("service", "churn"),
     }
+    assert "def per_trip(df):" in sh(home, "features", "show", "per_trip").stdout
     shown = sh(home, "features", "show", "driver_stats").stdout
     assert "feature trips: long" in shown and "owner: ml-team" in shown
     out = sh(home, "features", "materialize")

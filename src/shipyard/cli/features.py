@@ -144,6 +144,10 @@ def show(
     elif isinstance(features, list):
         for f in features:
             typer.echo(f"  feature {f}")
+    if spec.get("code_text"):
+        typer.echo("  code:")
+        for line in str(spec["code_text"]).rstrip().splitlines():
+            typer.echo(f"    {line}")
     if latest.kind == "view":
         typer.echo(f"  materialized until: {ts(until)}")
     typer.echo(f"  versions: {', '.join(str(v.version) for v in versions)}")
