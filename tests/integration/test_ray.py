@@ -89,4 +89,4 @@ def test_batch_scoring_on_ray_data_matches_local(
     again = score_files(
         settings, "bc/1", data, tmp_path / "ray", chunk_rows=700, workers=2, executor="ray"
     )
-    assert again.skipped_chunks == 2 and again.rows == 4200
+    assert again.skipped_chunks == 2 and again.rows == 4200 and again.chunks == 2

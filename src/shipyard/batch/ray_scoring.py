@@ -1,15 +1,16 @@
 """Batch scoring on Ray Data: the same job as the local executor, as a streaming
-`read → map_batches(actor pool) → write` per input file.
+`read → map_batches(actor pool) → write` over the input files (one dataset per format).
 
 Each actor loads the model once and scores `chunk_rows`-row batches; actors ask for a fraction
 of a CPU (on a small machine, actors asking for whole CPUs starve the read tasks and the job
-hangs without an error). Row order is preserved. A file's predictions are written to a staging
-folder and moved into place when the file is done, so a rerun after a crash skips finished
-files (the local executor resumes per chunk).
+hangs without an error). Row order is preserved. Predictions are written to a staging folder
+and moved into place when the dataset is done, and the finished files are recorded in
+`_ray_done.json`, so a rerun skips them (the local executor resumes per chunk).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable
@@ -61,20 +62,23 @@ def score_on_ray(
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True
     ctx.enable_progress_bars = False
-    rows = scored = skipped = 0
-    for index, path in enumerate(files):
-        done = out / f"part-{index:05d}.done"
-        if done.exists():
-            skipped += 1
-            rows += int(done.read_text() or 0)
-            if progress:
-                progress(rows)
+    done_file = out / "_ray_done.json"
+    done: dict[str, int] = json.loads(done_file.read_text()) if done_file.exists() else {}
+    pending = [p for p in files if str(p) not in done]
+    rows = sum(done.get(str(p), 0) for p in files)
+    skipped = len(files) - len(pending)
+    if progress:
+        progress(rows)
+    # one streaming dataset per input format: actors start (and load the model) once
+    for kind, group in (
+        ("parquet", [p for p in pending if p.suffix.lower() != ".csv"]),
+        ("csv", [p for p in pending if p.suffix.lower() == ".csv"]),
+    ):
+        if not group:
             continue
-        if path.suffix.lower() == ".csv":
-            ds = ray.data.read_csv(str(path))
-        else:
-            ds = ray.data.read_parquet(str(path))
-        staging = out / f".staging-{index:05d}"
+        paths = [str(p) for p in group]
+        ds = ray.data.read_csv(paths) if kind == "csv" else ray.data.read_parquet(paths)
+        staging = out / f".staging-{kind}"
         shutil.rmtree(staging, ignore_errors=True)
         ds.map_batches(
             _Scorer,
@@ -85,13 +89,23 @@ def score_on_ray(
             num_cpus=0.5,
         ).write_parquet(str(staging), compression="zstd")
         n = 0
+        first = len(list(out.glob("part-ray-*.parquet")))
         for i, part in enumerate(sorted(staging.glob("*.parquet"))):
             n += pq.ParquetFile(part).metadata.num_rows
-            os.replace(part, out / f"part-{index:05d}-{i:06d}.parquet")
+            os.replace(part, out / f"part-ray-{first + i:06d}.parquet")
         shutil.rmtree(staging, ignore_errors=True)
-        done.write_text(str(n))
+        sizes = [_rows(p) for p in group]
+        if None in sizes:  # CSV: the rows of the group, on its first file
+            sizes = [n] + [0] * (len(group) - 1)
+        done.update(zip(paths, sizes, strict=True))  # type: ignore[arg-type]
+        done_file.write_text(json.dumps(done, indent=2))
         rows += n
-        scored += 1
         if progress:
             progress(rows)
-    return rows, scored, skipped
+    return rows, len(pending), skipped
+
+
+def _rows(path: Path) -> int | None:
+    from shipyard.batch.scoring import rows_of
+
+    return rows_of(path)

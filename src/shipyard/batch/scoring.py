@@ -282,7 +282,7 @@ def score_files(
                     f"{len(previous.get('inputs', []))} input(s), chunks of "
                     f"{previous.get('chunk_rows')}); use another --output or --overwrite"
                 )
-            for part in [*out.glob("part-*.parquet"), *out.glob("part-*.done")]:
+            for part in [*out.glob("part-*.parquet"), *out.glob("_ray_done.json")]:
                 part.unlink()
     job_file.write_text(json.dumps(job, indent=2))
     total = (
