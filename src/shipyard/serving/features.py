@@ -223,6 +223,21 @@ def fallback_counter(metrics: ServingMetrics | None) -> Any:
     return counter
 
 
+_ONLINE: dict[tuple[str, str | None], OnlineStore] = {}
+
+
+def _online_store(settings: Any) -> OnlineStore:
+    """One online store per location per process: reloading a model reuses its connections."""
+    from shipyard.stores.online import open_online_store
+
+    key = (str(settings.home), settings.redis_url)
+    with _FALLBACKS_LOCK:
+        store = _ONLINE.get(key)
+        if store is None:
+            store = _ONLINE[key] = open_online_store(settings, timeout=TIMEOUT_SECONDS)
+    return store
+
+
 def attach_features(
     registry: Registry,
     uri: str,
@@ -241,11 +256,10 @@ def attach_features(
     if not service:
         return model
     from shipyard.features import FeatureStore
-    from shipyard.stores.online import open_online_store
 
     store = FeatureStore(stores=registry.stores)
     plan = store.online_plan(service)
-    online = open_online_store(store.settings, timeout=TIMEOUT_SECONDS)
+    online = _online_store(store.settings)
     fetcher = FeatureFetcher(
         plan,
         online,
