@@ -232,3 +232,31 @@ def _fields(view: FeatureView) -> dict[str, Any]:
     import dataclasses
 
     return {f.name: getattr(view, f.name) for f in dataclasses.fields(view)}
+
+
+def test_composite_keys_offline_and_online(fs: FeatureStore) -> None:
+    store_item = Entity("store_item", ["store", "item"], key_type="string")
+    source = pd.DataFrame(
+        {
+            "store": ["s1", "s1", "s2", "s1"],
+            "item": [1, 2, 1, 1],
+            "event_timestamp": [NOW - pd.Timedelta(hours=h) for h in (5, 4, 3, 1)],
+            "stock": [10, 20, 30, 11],
+        }
+    )
+    view = FeatureView(
+        "stock", entity=store_item, source=Source.from_frame(source), features={"stock": "long"}
+    )
+    fs.apply([view])
+    entities = pd.DataFrame(
+        {
+            "store": ["s1", "s1", "s2", "s2"],
+            "item": [1, 2, 1, 2],
+            "event_timestamp": [NOW - pd.Timedelta(hours=2)] * 4,
+        }
+    )
+    got = fs.get_training_frame(entities, "stock")["stock"]
+    assert [None if pd.isna(v) else v for v in got] == [10, 20, 30, None]
+    fs.materialize()
+    rows = entities[["store", "item"]].to_dict(orient="records")
+    assert fs.get_online_features("stock", rows) == {"stock": [11, 20, 30, None]}
