@@ -63,7 +63,6 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.errors import InvalidArgumentError, NotFoundError, ShipyardError
     from shipyard.features import FeatureStore
-    from shipyard.pipelines import Pipeline, current_step, pipeline, step
     from shipyard.registry import Registry, load_model, set_alias
     from shipyard.tracking import Run, get_metric_history, get_run, search_runs, start_run
 

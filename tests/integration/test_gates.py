@@ -127,3 +127,38 @@ def test_gate_definitions_are_validated(settings: Settings, registry: Any, holdo
             settings=settings,
         )
     assert len(registry.gates("bc")) == 4  # nothing half-written
+
+
+def test_gates_over_the_control_plane_api(
+    settings: Settings, registry: Any, holdout: pd.DataFrame
+) -> None:
+    import httpx
+
+    from shipyard.server.app import create_server_app
+    from shipyard.serving.http import BackgroundServer
+
+    gates.check("bc", 2, holdout, target="label", settings=settings)
+    with BackgroundServer(create_server_app(settings, refresh_seconds=0.2)) as srv:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=30) as http:
+            assert len(http.get("/api/models/bc/gates").json()["gates"]) == 4
+            report = http.get("/api/models/bc/versions/2/gate-report").json()
+            assert report["passed"] is False and report["version"] == 2
+            missing = http.get("/api/models/bc/versions/3/gate-report")
+            assert missing.status_code == 404 and "no gate report" in missing.json()["error"]
+            blocked = http.put("/api/models/bc/aliases/champion", json={"version": 2})
+            assert blocked.status_code == 409
+            assert "roc_auc vs champion" in blocked.json()["error"]
+            assert registry.resolve("models:/bc@champion").version == 1
+            forced = http.put(
+                "/api/models/bc/aliases/champion",
+                json={"version": 2, "override_gates": "known regression, accepted"},
+            )
+            assert forced.status_code == 200, forced.text
+            bad = http.put(
+                "/api/models/bc/gates", json={"gates": [{"kind": "metric", "metric": "x"}]}
+            )
+            assert bad.status_code == 400 and "unknown metric 'x'" in bad.json()["error"]
+            assert len(registry.gates("bc")) == 4
+            cleared = http.put("/api/models/bc/gates", json={"gates": []})
+            assert cleared.json()["gates"] == [] and registry.gates("bc") == []

@@ -63,6 +63,12 @@ class BlueGreenBody(RolloutBody):
     keep_seconds: float = Field(default=600.0, ge=0)
 
 
+class GatesBody(BaseModel):
+    gates: list[dict[str, Any]] = Field(
+        description='e.g. [{"kind": "metric", "metric": "roc_auc", "max_drop": 0.01}]'
+    )
+
+
 class ReasonBody(BaseModel):
     reason: str | None = None
 
@@ -152,6 +158,31 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         else:
             mv = registry.reject(name, version, reviewer=body.reviewer, comment=body.comment)
         return json_response(mv.to_dict())
+
+    @app.get("/api/models/{name}/gates", tags=["gates"])
+    def get_gates(name: str) -> Response:
+        return json_response({"name": name, "gates": registry.gates(name)})
+
+    @app.put("/api/models/{name}/gates", tags=["gates"])
+    def put_gates(name: str, body: GatesBody) -> Response:
+        from shipyard.pipelines.gates import from_dict, to_dict
+
+        docs = [to_dict(from_dict(g)) for g in body.gates]  # validated before anything is stored
+        registry.set_gates(name, docs)
+        return json_response({"name": name, "gates": docs})
+
+    @app.get("/api/models/{name}/versions/{version}/gate-report", tags=["gates"])
+    def get_gate_report(name: str, version: int) -> Response:
+        from shipyard.errors import NotFoundError
+
+        record = registry.gate_report(name, version)
+        if record is None:
+            raise NotFoundError(
+                f"{name} version {version} has no gate report; run `shipyard gate check`",
+                kind="gate_report",
+                name=f"{name}/{version}",
+            )
+        return json_response(record.to_dict())
 
     @app.put("/api/models/{name}/aliases/{alias}", tags=["models"])
     def set_alias(name: str, alias: str, body: AliasBody) -> Response:
