@@ -423,17 +423,30 @@ class FeatureStore:
         if progress is not None:
             progress(view.name, total, total)
 
-    def push(self, view_name: str, rows: pd.DataFrame | Sequence[Mapping[str, Any]]) -> int:
-        """Write fresh values of one view to the online store, now. Each row needs the join
-        keys, the view's timestamp column (or none: now) and every feature, with values of the
-        declared types. Checked in full before anything is written. Returns rows stored
-        (older than what is online already are skipped)."""
+    def push(
+        self,
+        view_name: str,
+        rows: pd.DataFrame | Sequence[Mapping[str, Any]],
+        *,
+        to: str = "online",
+    ) -> int:
+        """Write fresh values of one view, now: to the online store (`to="online"`), to the
+        offline store (`"offline"`: a new Parquet file in the view's source folder, so training
+        frames see the values too), or both (`"online_and_offline"`, offline first). Each row
+        needs the join keys, the view's timestamp column (or none: now) and every feature,
+        with values of the declared types; all rows are checked before anything is written.
+        Returns the rows stored online (older than what is online already are skipped), or
+        the rows written offline when `to="offline"`."""
         import orjson
 
         from shipyard.features.offline import normalize_timestamps
 
+        if to not in ("online", "offline", "online_and_offline"):
+            raise InvalidArgumentError(
+                f"to={to!r}: use 'online', 'offline' or 'online_and_offline'", field="to"
+            )
         view, version = self.get_view(view_name)
-        if not view.online:
+        if to != "offline" and not view.online:
             raise InvalidArgumentError(f"view '{view_name}' is not online (online=False)")
         records_in = _as_records(rows)
         if not records_in:
@@ -448,7 +461,7 @@ class FeatureStore:
             ts_ms = (series.astype("int64") // 1000).tolist()
         else:
             ts_ms = [now] * len(records_in)
-        out: list[tuple[str, int, bytes]] = []
+        checked: list[tuple[list[Any], list[Any]]] = []
         for i, row in enumerate(records_in):
             missing = [k for k in view.join_keys if row.get(k) is None]
             if missing:
@@ -459,8 +472,19 @@ class FeatureStore:
                 _check_value(view.name, i, f, t, row.get(f, _MISSING))
                 for f, t in view.features.items()
             ]
-            key = encode_key([row[k] for k in view.join_keys], view.entity.key_type)
-            out.append((key, ts_ms[i], orjson.dumps([ts_ms[i], *values])))
+            checked.append(([row[k] for k in view.join_keys], values))
+        if to in ("offline", "online_and_offline"):
+            _append_offline(view, checked, ts_ms)
+            if to == "offline":
+                return len(checked)
+        out = [
+            (
+                encode_key(keys, view.entity.key_type),
+                ts_ms[i],
+                orjson.dumps([ts_ms[i], *values]),
+            )
+            for i, (keys, values) in enumerate(checked)
+        ]
         return self.online.write(table_name(view_name, version), out)
 
     def online_plan(self, features: Features, *, full_names: bool = False) -> OnlinePlan:
@@ -674,6 +698,47 @@ def _check_value(view: str, i: int, name: str, dtype: str, value: Any) -> Any:
             field=name,
         )
     return value
+
+
+def _append_offline(
+    view: FeatureView, checked: list[tuple[list[Any], list[Any]]], ts_ms: list[int]
+) -> None:
+    """Pushed rows as a new Parquet file in the view's source folder, written under a
+    temporary name and renamed, so readers see all of it or nothing."""
+    import os
+    import uuid
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = view.source
+    if src.kind != "parquet" or src.path is None or not Path(src.path).is_dir():
+        raise InvalidArgumentError(
+            f"view '{view.name}': pushing to the offline store needs a Parquet folder source "
+            f"(it reads {src.kind} {src.path or ''})",
+            field="to",
+        )
+    arrow_types = {
+        "double": pa.float64(),
+        "float": pa.float32(),
+        "long": pa.int64(),
+        "integer": pa.int32(),
+        "boolean": pa.bool_(),
+        "string": pa.string(),
+    }
+    key_type = arrow_types.get(view.entity.key_type, pa.string())
+    columns: dict[str, Any] = {}
+    for j, k in enumerate(view.join_keys):
+        kt = key_type if len(view.join_keys) == 1 else None
+        columns[k] = pa.array([keys[j] for keys, _ in checked], type=kt)
+    columns[view.timestamp] = pa.array(ts_ms, type=pa.int64()).cast(pa.timestamp("ms", "UTC"))
+    for j, (f, t) in enumerate(view.features.items()):
+        columns[f] = pa.array([values[j] for _, values in checked], type=arrow_types[t])
+    folder = Path(src.path)
+    final = folder / f"push-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
+    tmp = folder / f".{final.name}.tmp"
+    pq.write_table(pa.table(columns), tmp)
+    os.replace(tmp, final)
 
 
 def _as_records(rows: Any) -> list[dict[str, Any]]:

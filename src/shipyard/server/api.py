@@ -88,6 +88,7 @@ class FeaturePushBody(BaseModel):
     rows: list[dict[str, Any]] = Field(
         min_length=1, max_length=10_000, description="join keys, features, optional timestamp"
     )
+    to: str = Field(default="online", pattern="^(online|offline|online_and_offline)$")
 
 
 class FeatureLookupBody(BaseModel):
@@ -383,5 +384,5 @@ def mount_features(app: FastAPI, stores: Stores) -> None:
 
     @app.post("/api/features/{view}/push", tags=["features"])
     def push_features(view: str, body: FeaturePushBody) -> Response:
-        written = feature_store().push(view, body.rows)
+        written = feature_store().push(view, body.rows, to=body.to)
         return json_response({"view": view, "rows": len(body.rows), "written": written})

@@ -295,3 +295,38 @@ def test_sql_sources_duckdb_and_sqlalchemy(fs: Any, tmp_path: Path) -> None:
     entities = random_entities(rng, 100, 6)
     got = fs.get_training_frame(entities, ["a:trips", "b:rating"])
     check(got, reference(entities, source, None, ["trips", "rating"]), entities)
+
+
+def test_push_to_the_offline_store_is_seen_by_training(fs: Any, tmp_path: Path) -> None:
+    folder = tmp_path / "stats"
+    folder.mkdir()
+    pd.DataFrame(
+        {"driver_id": [1], "event_timestamp": [T0], "trips": [5], "rating": [4.0]}
+    ).to_parquet(folder / "part-0.parquet")
+    view = FeatureView(
+        "stats",
+        entity=Entity("driver", ["driver_id"]),
+        source=Source.parquet(folder),
+        features={"trips": "long", "rating": "double"},
+    )
+    fs.apply([view])
+    later = T0 + pd.Timedelta(hours=1)
+    pushed = [{"driver_id": 1, "trips": 6, "rating": 4.5, "event_timestamp": later}]
+    assert fs.push("stats", pushed, to="online_and_offline") == 1
+    entities = pd.DataFrame(
+        {"driver_id": [1, 1], "event_timestamp": [T0, later + pd.Timedelta(minutes=1)]}
+    )
+    assert fs.get_training_frame(entities, "stats")["trips"].tolist() == [5, 6]
+    assert fs.get_online_features("stats", [{"driver_id": 1}])["trips"] == [6]
+    with pytest.raises(InvalidArgumentError, match="use 'online', 'offline'"):
+        fs.push("stats", pushed, to="somewhere")
+    csv_view = FeatureView(
+        "csv_stats",
+        entity=Entity("driver", ["driver_id"]),
+        source=Source.csv(tmp_path / "x.csv"),
+        features={"trips": "long"},
+    )
+    fs.apply([csv_view])
+    with pytest.raises(InvalidArgumentError, match="needs a Parquet folder source"):
+        fs.push("csv_stats", [{"driver_id": 1, "trips": 1}], to="offline")
+    assert not list(folder.glob(".*"))  # no temporary file left behind
