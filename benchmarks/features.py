@@ -48,7 +48,14 @@ REPO = BENCH_DIR.parent
 VENV = BENCH_DIR / ".venv-features"
 VENV_PYTHON = VENV / "bin" / "python"
 RESULT_MARKER = "BENCH_RESULT "
-REQUIREMENTS = ["feast[duckdb,redis]==0.67.0", "orjson", "pydantic-settings", "alembic", "typer"]
+REQUIREMENTS = [
+    "feast[duckdb,redis]==0.67.0",
+    "hiredis",
+    "orjson",
+    "pydantic-settings",
+    "alembic",
+    "typer",
+]
 SEED = 20_261_122
 FEATURES = [f"f{i}" for i in range(10)]
 TTL_DAYS = 30
