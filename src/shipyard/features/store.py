@@ -156,11 +156,13 @@ class FeatureStore:
             seen[key] = obj
         views = {o.name for o in objs if isinstance(o, FeatureView)}
         known_views = views | {r.name for r in self._registry.latest("view")}
-        for obj in objs:
+        for obj in objs:  # check everything first: a bad definition applies nothing
             if isinstance(obj, OnDemandView):
                 for src in obj.sources:
                     if src not in known_views:
                         raise NotFoundError.for_name("feature view", src, known_views)
+            elif isinstance(obj, FeatureService):
+                self._resolve_refs(obj.references(), pending=objs)
         results: list[tuple[str, ApplyResult]] = []
         actor = self.stores.actor
         for obj in objs:
@@ -170,8 +172,6 @@ class FeatureStore:
                 obj = FeatureView(**{**_fields(obj), "source": source})
                 if source.kind == "dataframe":
                     self._frames[obj.name] = source.frame
-            elif isinstance(obj, FeatureService):
-                self._resolve_refs(obj.references(), pending=objs)
             elif isinstance(obj, OnDemandView):
                 self._functions[obj.name] = obj
             schema = obj.schema() if hasattr(obj, "schema") else obj.to_spec()

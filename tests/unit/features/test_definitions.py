@@ -134,3 +134,9 @@ def test_on_demand_output_is_checked(fs: Any) -> None:
         ondemand.compute(broken, frame)
     with pytest.raises(InvalidArgumentError, match="needs field"):
         ondemand.compute(broken, pd.DataFrame({"other": [1]}))
+
+
+def test_a_bad_definition_applies_nothing(fs: Any) -> None:
+    with pytest.raises(NotFoundError):
+        fs.apply([view(), FeatureService("svc", features=["driver_stats:nope"])])
+    assert fs.list_definitions() == []
