@@ -49,6 +49,8 @@ def encode_key(values: Sequence[Any], key_type: str) -> str:
     """The online key of one entity: its join key value(s) as text, ints normalized."""
     if len(values) == 1:
         v = values[0]
+        if type(v) is int:
+            return str(v)
         if key_type in ("long", "integer"):
             try:
                 return str(int(v))
@@ -599,7 +601,8 @@ def lookup(
         try:
             if len(jk) == 1:
                 k0 = jk[0]
-                keys = [encode_key([row[k0]], kt) for row in entity_rows]
+                raw = [row[k0] for row in entity_rows]
+                keys = [str(v) if type(v) is int else encode_key([v], kt) for v in raw]
             else:
                 keys = [encode_key([row[k] for k in jk], kt) for row in entity_rows]
         except KeyError as exc:
@@ -611,27 +614,27 @@ def lookup(
     now = time.time_ns() // 1_000_000
     out: dict[str, list[Any]] = {}
     for vp, (_, keys), found in zip(plan.views, requests, blobs, strict=True):
-        cols: list[list[Any]] = [[None] * n for _ in vp.names]
+        recs = [loads(b) if b is not None else None for b in found]
         ttl = vp.ttl_ms
-        pos = vp.positions
-        for i, blob in enumerate(found):
-            rec = loads(blob) if blob is not None else None
-            if rec is None or (ttl is not None and now - rec[0] > ttl):
-                if vp.defaults is None:
-                    raise NotFoundError(
-                        f"no online features of view '{vp.view.name}' for entity "
-                        f"{keys[i]!r}" + (" (expired)" if rec is not None else ""),
-                        field=vp.view.join_keys[0],
-                        view=vp.view.name,
-                        entity=keys[i],
-                    )
-                for c, d in zip(cols, vp.defaults, strict=True):
-                    c[i] = d
-            else:
-                for c, p in zip(cols, pos, strict=True):
-                    c[i] = rec[p]
-        for name, col in zip(vp.names, cols, strict=True):
-            out[name] = col
+        if ttl is not None:
+            oldest = now - ttl
+            recs = [r if r is not None and r[0] >= oldest else None for r in recs]
+        if None in recs:
+            if vp.defaults is None:
+                i = recs.index(None)
+                expired = found[i] is not None
+                raise NotFoundError(
+                    f"no online features of view '{vp.view.name}' for entity "
+                    f"{keys[i]!r}" + (" (expired)" if expired else ""),
+                    field=vp.view.join_keys[0],
+                    view=vp.view.name,
+                    entity=keys[i],
+                )
+            for name, p, d in zip(vp.names, vp.positions, vp.defaults, strict=True):
+                out[name] = [r[p] if r is not None else d for r in recs]
+        else:  # every entity found: no per-value check
+            for name, p in zip(vp.names, vp.positions, strict=True):
+                out[name] = [r[p] for r in recs]  # type: ignore[index]
     if plan.on_demand:
         import pandas as pd
 
