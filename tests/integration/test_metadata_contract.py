@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from shipyard.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from shipyard.stores import MetadataStore
+from shipyard.stores import MetadataStore, database
 from shipyard.stores.records import ArtifactRecord, Clause, DatasetRecord, MetricPoint, OrderKey
 
 
@@ -22,7 +22,8 @@ def test_migrations_run_on_first_use_and_only_once(store: MetadataStore, db_url:
     store.runs.list_experiments()
     engine = sa.create_engine(db_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == "0004"
+        version = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar()
+        assert version == database.HEAD_REVISION
         tables = set(sa.inspect(conn).get_table_names())
     engine.dispose()
     assert {
@@ -34,6 +35,11 @@ def test_migrations_run_on_first_use_and_only_once(store: MetadataStore, db_url:
         "audit_events",
         "endpoints",
         "datasets",
+        "pipeline_runs",
+        "step_runs",
+        "step_outputs",
+        "model_gates",
+        "gate_reports",
     } <= tables
     again = MetadataStore(db_url)  # a second process opening the same database
     assert again.runs.list_experiments() == []
