@@ -19,7 +19,6 @@ import datetime as dt
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,8 @@ from shipyard.features.definitions import (
     OnDemandView,
     kind_of,
 )
+from shipyard.features.online import OnlinePlan, ViewPlan, encode_key, lookup, table_name
+from shipyard.features.push import MISSING, append_offline, as_records, check_value
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,51 +43,6 @@ if TYPE_CHECKING:
 
 Features = FeatureService | str | Sequence[str]
 Progress = Callable[[str, int, int], None]  # (view, records done, records total)
-KEY_SEP = "\x1f"
-
-
-def encode_key(values: Sequence[Any], key_type: str) -> str:
-    """The online key of one entity: its join key value(s) as text, ints normalized."""
-    if len(values) == 1:
-        v = values[0]
-        if type(v) is int:
-            return str(v)
-        if key_type in ("long", "integer"):
-            try:
-                return str(int(v))
-            except (TypeError, ValueError) as exc:
-                raise InvalidArgumentError(f"entity key {v!r} is not an integer") from exc
-        return str(v)
-    return KEY_SEP.join(str(v) for v in values)
-
-
-def table_name(view: str, version: int) -> str:
-    return f"{view}@{version}"
-
-
-@dataclass
-class ViewPlan:
-    """How to read some features of one view version from the online store."""
-
-    view: FeatureView
-    version: int
-    table: str
-    positions: list[int]  # index of each wanted feature in the stored record (after the time)
-    names: list[str]  # output names
-    ttl_ms: int | None
-    defaults: list[Any] | None  # None: the view says "error"
-
-
-@dataclass
-class OnlinePlan:
-    """A resolved list of features, ready for repeated online lookups (serving keeps one)."""
-
-    views: list[ViewPlan]
-    on_demand: list[tuple[OnDemandView, list[str], list[str]]]  # (view, features, out names)
-    columns: list[str]  # output names in reference order
-    entity_keys: list[str]
-    request_fields: dict[str, str]
-    feature_types: dict[str, str] = field(default_factory=dict)  # output name -> type
 
 
 class FeatureStore:
@@ -450,7 +406,7 @@ class FeatureStore:
         view, version = self.get_view(view_name)
         if to != "offline" and not view.online:
             raise InvalidArgumentError(f"view '{view_name}' is not online (online=False)")
-        records_in = _as_records(rows)
+        records_in = as_records(rows)
         if not records_in:
             raise InvalidArgumentError("push needs at least one row", field="rows")
         now = time.time_ns() // 1_000_000
@@ -471,12 +427,12 @@ class FeatureStore:
                     f"rows[{i}]: missing join key '{missing[0]}'", field=missing[0]
                 )
             values = [
-                _check_value(view.name, i, f, t, row.get(f, _MISSING))
+                check_value(view.name, i, f, t, row.get(f, MISSING))
                 for f, t in view.features.items()
             ]
             checked.append(([row[k] for k in view.join_keys], values))
         if to in ("offline", "online_and_offline"):
-            _append_offline(view, checked, ts_ms)
+            append_offline(view, checked, ts_ms)
             if to == "offline":
                 return len(checked)
         out = [
@@ -582,179 +538,6 @@ class FeatureStore:
         fields."""
         plan = self.online_plan(features, full_names=full_names)
         return lookup(self.online, plan, entity_rows)
-
-
-_MISSING = object()
-
-
-def lookup(
-    online: OnlineStore, plan: OnlinePlan, entity_rows: Sequence[Mapping[str, Any]]
-) -> dict[str, list[Any]]:
-    """Fetch `plan`'s features for `entity_rows` in one online round trip."""
-    from orjson import loads
-
-    n = len(entity_rows)
-    requests = []
-    for vp in plan.views:
-        jk = vp.view.join_keys
-        kt = vp.view.entity.key_type
-        try:
-            if len(jk) == 1:
-                k0 = jk[0]
-                raw = [row[k0] for row in entity_rows]
-                keys = [str(v) if type(v) is int else encode_key([v], kt) for v in raw]
-            else:
-                keys = [encode_key([row[k] for k in jk], kt) for row in entity_rows]
-        except KeyError as exc:
-            raise InvalidArgumentError(
-                f"entity rows need the join key {exc.args[0]!r}", field=str(exc.args[0])
-            ) from None
-        requests.append((vp.table, keys))
-    blobs = online.read_many(requests)
-    now = time.time_ns() // 1_000_000
-    out: dict[str, list[Any]] = {}
-    for vp, (_, keys), found in zip(plan.views, requests, blobs, strict=True):
-        recs = [loads(b) if b is not None else None for b in found]
-        ttl = vp.ttl_ms
-        if ttl is not None:
-            oldest = now - ttl
-            recs = [r if r is not None and r[0] >= oldest else None for r in recs]
-        if None in recs:
-            if vp.defaults is None:
-                i = recs.index(None)
-                expired = found[i] is not None
-                raise NotFoundError(
-                    f"no online features of view '{vp.view.name}' for entity "
-                    f"{keys[i]!r}" + (" (expired)" if expired else ""),
-                    field=vp.view.join_keys[0],
-                    view=vp.view.name,
-                    entity=keys[i],
-                )
-            for name, p, d in zip(vp.names, vp.positions, vp.defaults, strict=True):
-                out[name] = [r[p] if r is not None else d for r in recs]
-        else:  # every entity found: no per-value check
-            for name, p in zip(vp.names, vp.positions, strict=True):
-                out[name] = [r[p] for r in recs]  # type: ignore[index]
-    if plan.on_demand:
-        import pandas as pd
-
-        from shipyard.features import ondemand
-
-        frame_cols: dict[str, Any] = {}
-        for f in plan.request_fields:
-            try:
-                frame_cols[f] = [row[f] for row in entity_rows]
-            except KeyError:
-                raise InvalidArgumentError(
-                    f"the request needs the field '{f}' for on-demand features", field=f
-                ) from None
-        for vp in plan.views:
-            for name, f_idx in zip(vp.names, vp.positions, strict=True):
-                feat = list(vp.view.features)[f_idx - 1]
-                frame_cols[feat] = pd.array(out[name], dtype=_pd_type(vp.view.features[feat]))  # type: ignore[call-overload]
-        frame = pd.DataFrame(frame_cols, index=range(n))
-        for od, feats, names in plan.on_demand:
-            computed = ondemand.compute(od, frame)
-            for f, name in zip(feats, names, strict=True):
-                out[name] = [None if pd.isna(v) else _py(v) for v in computed[f]]
-    return {c: out[c] for c in plan.columns}
-
-
-def _py(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
-
-
-def _pd_type(t: str) -> str:
-    return {"double": "float64", "float": "float32", "long": "Int64", "integer": "Int32"}.get(
-        t, "object" if t == "string" else "boolean"
-    )
-
-
-def _check_value(view: str, i: int, name: str, dtype: str, value: Any) -> Any:
-    import math
-
-    if value is _MISSING:
-        raise InvalidArgumentError(
-            f"rows[{i}]: missing feature '{name}' of view '{view}'", field=name
-        )
-    if value is None:
-        return None
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalars
-    ok: bool
-    if dtype in ("double", "float"):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if ok and isinstance(value, float) and math.isnan(value):
-            return None
-    elif dtype in ("long", "integer"):
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if not ok and isinstance(value, float) and value.is_integer():
-            ok, value = True, int(value)
-    elif dtype == "boolean":
-        ok = isinstance(value, bool)
-    else:
-        ok = isinstance(value, str)
-    if not ok:
-        raise InvalidArgumentError(
-            f"rows[{i}]: feature '{name}' of view '{view}' is {dtype}, "
-            f"got {type(value).__name__} {value!r}",
-            field=name,
-        )
-    return value
-
-
-def _append_offline(
-    view: FeatureView, checked: list[tuple[list[Any], list[Any]]], ts_ms: list[int]
-) -> None:
-    """Pushed rows as a new Parquet file in the view's source folder, written under a
-    temporary name and renamed, so readers see all of it or nothing."""
-    import os
-    import uuid
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    src = view.source
-    if src.kind != "parquet" or src.path is None or not Path(src.path).is_dir():
-        raise InvalidArgumentError(
-            f"view '{view.name}': pushing to the offline store needs a Parquet folder source "
-            f"(it reads {src.kind} {src.path or ''})",
-            field="to",
-        )
-    arrow_types = {
-        "double": pa.float64(),
-        "float": pa.float32(),
-        "long": pa.int64(),
-        "integer": pa.int32(),
-        "boolean": pa.bool_(),
-        "string": pa.string(),
-    }
-    key_type = arrow_types.get(view.entity.key_type, pa.string())
-    columns: dict[str, Any] = {}
-    for j, k in enumerate(view.join_keys):
-        kt = key_type if len(view.join_keys) == 1 else None
-        columns[k] = pa.array([keys[j] for keys, _ in checked], type=kt)
-    columns[view.timestamp] = pa.array(ts_ms, type=pa.int64()).cast(pa.timestamp("ms", "UTC"))
-    for j, (f, t) in enumerate(view.features.items()):
-        columns[f] = pa.array([values[j] for _, values in checked], type=arrow_types[t])
-    folder = Path(src.path)
-    final = folder / f"push-{time.time_ns()}-{uuid.uuid4().hex[:8]}.parquet"
-    tmp = folder / f".{final.name}.tmp"
-    pq.write_table(pa.table(columns), tmp)
-    os.replace(tmp, final)
-
-
-def _as_records(rows: Any) -> list[dict[str, Any]]:
-    try:
-        import pandas as pd
-
-        if isinstance(rows, pd.DataFrame):
-            return [{str(k): v for k, v in r.items()} for r in rows.to_dict(orient="records")]
-    except ImportError:  # pragma: no cover
-        pass
-    if not isinstance(rows, Sequence) or not all(isinstance(r, Mapping) for r in rows):
-        raise InvalidArgumentError("rows must be a DataFrame or a list of objects", field="rows")
-    return [dict(r) for r in rows]
 
 
 def _utc(value: Any) -> dt.datetime:

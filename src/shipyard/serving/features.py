@@ -30,7 +30,7 @@ from shipyard.flavors.signature import ColumnSpec, Signature
 if TYPE_CHECKING:
     import numpy as np
 
-    from shipyard.features.store import OnlinePlan
+    from shipyard.features.online import OnlinePlan
     from shipyard.flavors import LoadedModel
     from shipyard.registry import Registry
     from shipyard.serving.metrics import ServingMetrics
@@ -138,7 +138,7 @@ class FeatureFetcher:
         return out
 
     def _fetch(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
-        from shipyard.features.store import lookup
+        from shipyard.features.online import lookup
 
         if not self.breaker.allow():
             return self._fallback(rows, "circuit_open")
@@ -151,7 +151,7 @@ class FeatureFetcher:
         return fetched
 
     def _fallback(self, rows: list[dict[str, Any]], reason: str) -> dict[str, list[Any]]:
-        from shipyard.features.store import lookup
+        from shipyard.features.online import lookup
 
         if self.fallbacks is not None:
             self.fallbacks.labels(self.endpoint, reason).inc()
