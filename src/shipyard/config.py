@@ -40,6 +40,10 @@ class Settings(BaseSettings):
     monitor_alpha: float = 0.05
     # rollouts
     rollout_interval_seconds: float = 10.0  # 0 turns the server's rollout controller off
+    # feature store: online reads of serving endpoints
+    feature_timeout_seconds: float = 0.05
+    feature_breaker_failures: int = 5
+    feature_breaker_reset_seconds: float = 5.0
     # Ray (pipelines and batch scoring with --executor ray); no address: a local Ray
     ray_address: str | None = None
     ray_temp_dir: Path | None = None  # default $SHIPYARD_HOME/ray

@@ -260,3 +260,24 @@ def test_composite_keys_offline_and_online(fs: FeatureStore) -> None:
     fs.materialize()
     rows = entities[["store", "item"]].to_dict(orient="records")
     assert fs.get_online_features("stock", rows) == {"stock": [11, 20, 30, None]}
+
+
+def test_a_slow_redis_times_out_instead_of_hanging() -> None:
+    """A server that accepts connections and never answers: the read gives up after the
+    timeout with a store error (what serving's circuit breaker counts)."""
+    import socket
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    try:
+        slow = RedisOnlineStore(f"redis://127.0.0.1:{port}/0", timeout=0.1)
+        t0 = time.perf_counter()
+        with pytest.raises(StoreUnavailableError, match="unavailable"):
+            slow.read("t@1", ["1"])
+        assert time.perf_counter() - t0 < 2.0
+        slow.close()
+    finally:
+        listener.close()

@@ -10,10 +10,11 @@ features from the online store, computes its on-demand features with the same co
     POST /endpoints/churn/predict {"instances": [{"driver_id": 7, "amount": 12.5}]}
 
 A missing entity gets the view's default, or a 404 when the view's default is "error". The
-online store is read with a short timeout behind a circuit breaker: when it is slow or down,
-the request is answered with the views' defaults (a 503 for views without one) and
-`shipyard_feature_fallbacks_total` counts it; after `failures` consecutive errors the breaker
-opens and the store is not tried again for `reset_seconds`.
+online store is read with a short timeout (`SHIPYARD_FEATURE_TIMEOUT_SECONDS`, 0.05) behind a
+circuit breaker: when it is slow or down, the request is answered with the views' defaults (a
+503 for views without one) and `shipyard_feature_fallbacks_total` counts it; after
+`SHIPYARD_FEATURE_BREAKER_FAILURES` (5) consecutive errors the breaker opens and the store is
+not tried again for `SHIPYARD_FEATURE_BREAKER_RESET_SECONDS` (5).
 """
 
 from __future__ import annotations
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from shipyard.stores.online import OnlineStore
 
 TAG = "feature_service"
-TIMEOUT_SECONDS = 0.05
 _FALLBACKS: dict[int, Any] = {}  # one counter per metrics registry
 _FALLBACKS_LOCK = threading.Lock()
 
@@ -234,7 +234,9 @@ def _online_store(settings: Any) -> OnlineStore:
     with _FALLBACKS_LOCK:
         store = _ONLINE.get(key)
         if store is None:
-            store = _ONLINE[key] = open_online_store(settings, timeout=TIMEOUT_SECONDS)
+            store = _ONLINE[key] = open_online_store(
+                settings, timeout=settings.feature_timeout_seconds
+            )
     return store
 
 
@@ -266,6 +268,9 @@ def attach_features(
         model.signature,
         endpoint=endpoint,
         fallbacks=fallback_counter(metrics),
+        breaker=CircuitBreaker(
+            store.settings.feature_breaker_failures, store.settings.feature_breaker_reset_seconds
+        ),
     )
     signature = FeatureSignature(fetcher.request_inputs, "columns", fetcher)
     manifest = {**model.manifest, "feature_service": service, "input_example": None}
