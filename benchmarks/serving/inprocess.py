@@ -96,7 +96,8 @@ def build(work: Path, model_name: str) -> tuple[Any, Any, dict[int, bytes]]:
     os.environ["SHIPYARD_HOME"] = str(work / "home")
     import shipyard
     from shipyard.config import get_settings
-    from shipyard.serving.app import asgi_entry, create_serving_app
+    from shipyard.serving import app as serving_app
+    from shipyard.serving.app import create_serving_app
 
     X, y = load_data()
     model = train(model_name, X, y)
@@ -123,7 +124,10 @@ def build(work: Path, model_name: str) -> tuple[Any, Any, dict[int, bytes]]:
     bodies = {
         n: json.dumps({"instances": X.iloc[:n].to_dict(orient="records")}).encode() for n in (1, 32)
     }
-    return asgi_entry(ours), peer, bodies  # what uvicorn runs for `shipyard serve`
+    # what uvicorn runs for `shipyard serve` (older revisions, measured for comparison, had
+    # no outer entry: the app itself)
+    entry = getattr(serving_app, "asgi_entry", lambda app: app)
+    return entry(ours), peer, bodies
 
 
 def main() -> None:
@@ -162,7 +166,7 @@ def main() -> None:
                 stats.print_stats(30)
 
         asyncio.run(measure())
-        predlog = ours.app.state.predlog
+        predlog = ours.state.predlog
         if predlog is not None:
             predlog.close()
 
