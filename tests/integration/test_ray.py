@@ -15,6 +15,7 @@ import pytest
 import shipyard as sy
 from shipyard.batch import score_files
 from shipyard.config import Settings
+from shipyard.stores import open_stores
 from tests.integration import test_pipelines as tp
 
 ray = pytest.importorskip("ray", reason="Ray is not installed (pip install 'shipyard[ray]')")
@@ -51,6 +52,31 @@ def test_pipeline_on_ray_matches_local_output_for_output(
     failed = tp.broken.run(executor="ray", raise_on_failure=False, modules=module)
     assert failed.failed_step == "explode" and failed.steps["score"].status == "SKIPPED"
     assert "column 'a' is all wrong" in (failed.error or "")
+
+
+@sy.step
+def register_on_worker(rows: int) -> int:
+    import numpy as np
+
+    from shipyard.tracking import start_run
+    from tests.integration._models import Constant
+
+    with start_run(experiment="from-ray") as run:
+        mv = run.log_model(
+            Constant(1), name="made-on-ray", input_example=np.zeros((2, 3)), serialization="pickle"
+        )
+    return int(mv.version)
+
+
+@sy.Pipeline
+def registering(rows: int = 3) -> object:
+    return register_on_worker(rows)
+
+
+def test_a_step_on_ray_writes_to_the_drivers_stores(ray_cluster: None, settings: Settings) -> None:
+    result = registering.run(executor="ray", cache=False, modules=[sys.modules[__name__]])
+    assert result.value == 1
+    assert sy.Registry(open_stores(settings)).resolve("models:/made-on-ray/1").version == 1
 
 
 def test_sweep_on_ray_matches_local(ray_cluster: None, settings: Settings) -> None:

@@ -3,16 +3,15 @@
 
 Each actor loads the model once and scores `chunk_rows`-row batches; actors ask for a fraction
 of a CPU (on a small machine, actors asking for whole CPUs starve the read tasks and the job
-hangs without an error). Row order is preserved. Predictions are written to a staging folder
-and moved into place when the dataset is done, and the finished files are recorded in
-`_ray_done.json`, so a rerun skips them (the local executor resumes per chunk).
+hangs without an error). Row order is preserved: the scored blocks stream back in order and are
+written here, each atomically; the finished files are recorded in `_ray_done.json` when their
+dataset is done, so a rerun skips them (the local executor resumes per chunk).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,8 +52,7 @@ def score_on_ray(
     progress: Callable[[int], None] | None,
 ) -> tuple[int, int, int]:
     """Score `files` into `out`; returns (rows, files scored now, files skipped)."""
-    import pyarrow.parquet as pq
-
+    from shipyard.batch.scoring import write_parquet
     from shipyard.pipelines.executors import _import_ray, init_ray
 
     ray = _import_ray()
@@ -70,30 +68,38 @@ def score_on_ray(
     if progress:
         progress(rows)
     # one streaming dataset per input format: actors start (and load the model) once
-    for kind, group in (
-        ("parquet", [p for p in pending if p.suffix.lower() != ".csv"]),
-        ("csv", [p for p in pending if p.suffix.lower() == ".csv"]),
+    for g, (kind, group) in enumerate(
+        (
+            ("parquet", [p for p in pending if p.suffix.lower() != ".csv"]),
+            ("csv", [p for p in pending if p.suffix.lower() == ".csv"]),
+        )
     ):
         if not group:
             continue
         paths = [str(p) for p in group]
         ds = ray.data.read_csv(paths) if kind == "csv" else ray.data.read_parquet(paths)
-        staging = out / f".staging-{kind}"
-        shutil.rmtree(staging, ignore_errors=True)
-        ds.map_batches(
+        scored_ds = ds.map_batches(
             _Scorer,
             fn_constructor_args=(settings.model_dump_json(), pinned, trusted, keep),
             batch_size=chunk_rows,
             batch_format="pyarrow",
             concurrency=max(1, workers),
             num_cpus=0.5,
-        ).write_parquet(str(staging), compression="zstd")
+        )
+        # stream the scored blocks back in order and write them here: file names then follow
+        # row order, which Ray's own writer does not promise
+        for stale in out.glob(f"part-ray-{g}-*.parquet"):  # an interrupted earlier attempt
+            stale.unlink()
         n = 0
-        first = len(list(out.glob("part-ray-*.parquet")))
-        for i, part in enumerate(sorted(staging.glob("*.parquet"))):
-            n += pq.ParquetFile(part).metadata.num_rows
-            os.replace(part, out / f"part-ray-{first + i:06d}.parquet")
-        shutil.rmtree(staging, ignore_errors=True)
+        for i, table in enumerate(
+            scored_ds.iter_batches(batch_size=chunk_rows, batch_format="pyarrow")
+        ):
+            target = out / f"part-ray-{g}-{i:06d}.parquet"
+            write_parquet(table, f"{target}.tmp")
+            os.replace(f"{target}.tmp", target)
+            n += table.num_rows
+            if progress:
+                progress(rows + n)
         sizes = [_rows(p) for p in group]
         if None in sizes:  # CSV: the rows of the group, on its first file
             sizes = [n] + [0] * (len(group) - 1)

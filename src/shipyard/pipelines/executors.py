@@ -9,6 +9,7 @@ runs scikit-learn single-threaded (`OMP_NUM_THREADS=1`), and Ray's temp dir live
 
 from __future__ import annotations
 
+import os
 import random
 import time
 import traceback
@@ -108,17 +109,31 @@ class RayExecutor:
         self._ray = ray
         init_ray(settings, address)
         self._remote = ray.remote(num_cpus=1)(_call)
+        # steps that use shipyard (register a model, …) must see this driver's stores, even
+        # on workers started before these settings existed
+        self._env = {k: v for k, v in os.environ.items() if k.startswith("SHIPYARD_")}
+        self._env["SHIPYARD_HOME"] = str(settings.home)
+        for key, value in (("DB_URL", settings.db_url), ("ARTIFACTS", settings.artifacts)):
+            if value:
+                self._env[f"SHIPYARD_{key}"] = value
 
     def submit(self, fn: Callable[..., StepOutcome], *args: Any) -> Future[StepOutcome]:
-        return self._remote.remote(fn, *args).future()  # type: ignore[no-any-return]
+        return self._remote.remote(self._env, fn, *args).future()  # type: ignore[no-any-return]
 
     def shutdown(self) -> None:
         pass  # Ray stays up for the next run in this process; it stops at exit
 
 
-def _call(fn: Callable[..., StepOutcome], *args: Any) -> StepOutcome:
+def _call(env: dict[str, str], fn: Callable[..., StepOutcome], *args: Any) -> StepOutcome:
     from threadpoolctl import threadpool_limits
 
+    from shipyard.config import reset_settings
+
+    for key in [k for k in os.environ if k.startswith("SHIPYARD_")]:
+        if key not in env:
+            del os.environ[key]
+    os.environ.update(env)
+    reset_settings()
     with threadpool_limits(1):
         return fn(*args)
 
