@@ -226,3 +226,55 @@ def test_circuit_breaker_opens_and_half_opens() -> None:
     assert not breaker.allow()
     breaker.success()
     assert breaker.allow() and breaker.state == "closed"
+
+
+def test_an_endpoint_follows_a_new_view_version_once_it_is_materialized(
+    sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    from shipyard.features import FeatureView, load_definitions
+    from shipyard.flavors.signature import ColumnSpec, Signature
+    from shipyard.serving.features import FeatureFetcher, materialized_plan
+
+    store = setup_features(sqlite_settings, tmp_path, default={"trips": 0})
+    store.materialize()
+    store.push("driver_stats", [{"driver_id": 1, "trips": 10, "rating": 1.0}])
+    model_sig = Signature((ColumnSpec("trips", "double"), ColumnSpec("per_trip", "double")))
+    calls: list[int] = []
+
+    def refresh() -> Any:
+        calls.append(1)
+        return materialized_plan(store, "churn")
+
+    store.registry_ttl_seconds = 0
+    fetcher = FeatureFetcher(
+        store.online_plan("churn"), store.online, model_sig, refresh=refresh, refresh_seconds=0
+    )
+    request = {"driver_id": np.array([1]), "amount": np.array([20.0])}
+    assert fetcher.enrich(request)["trips"].tolist() == [10.0]
+    # a schema change: version 2 of the view, not materialized yet -> still version 1
+    (_, objs), *_ = load_definitions(tmp_path / "defs.py")
+    stats = next(o for o in objs if isinstance(o, FeatureView))
+    import dataclasses
+
+    v2 = FeatureView(
+        **{
+            **{f.name: getattr(stats, f.name) for f in dataclasses.fields(stats)},
+            "features": {"trips": "long", "rating": "double", "extra": "double"},
+            "source": source_with_extra(tmp_path),
+        }
+    )
+    store.apply([v2])
+    assert fetcher.enrich(request)["trips"].tolist() == [10.0]
+    store.materialize()
+    store.push("driver_stats", [{"driver_id": 1, "trips": 40, "rating": 1.0, "extra": 0.5}])
+    got = fetcher.enrich(request)
+    assert got["trips"].tolist() == [40.0] and got["per_trip"].tolist() == [0.5]
+    assert len(calls) >= 3
+
+
+def source_with_extra(tmp_path: Path) -> Any:
+    from shipyard.features import Source
+
+    frame = pd.read_parquet(tmp_path / "stats.parquet").assign(extra=1.0)
+    frame.to_parquet(tmp_path / "stats2.parquet")
+    return Source.parquet(tmp_path / "stats2.parquet")

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import NotFoundError, ShipyardError, StoreUnavailableError
@@ -32,12 +32,14 @@ if TYPE_CHECKING:
     import numpy as np
 
     from shipyard.features.online import OnlinePlan
+    from shipyard.features.store import FeatureStore
     from shipyard.flavors import LoadedModel
     from shipyard.registry import Registry
     from shipyard.serving.metrics import ServingMetrics
     from shipyard.stores.online import OnlineStore
 
 TAG = "feature_service"
+PLAN_REFRESH_SECONDS = 30.0  # how often an endpoint looks for newer materialized view versions
 _FALLBACKS: dict[int, Any] = {}  # one counter per metrics registry
 _FALLBACKS_LOCK = threading.Lock()
 
@@ -103,8 +105,13 @@ class FeatureFetcher:
         endpoint: str = "",
         fallbacks: Any = None,
         breaker: CircuitBreaker | None = None,
+        refresh: Callable[[], OnlinePlan | None] | None = None,
+        refresh_seconds: float = 30.0,
     ) -> None:
         self.plan = plan
+        self._refresh = refresh
+        self.refresh_seconds = refresh_seconds
+        self._next_refresh = time.monotonic() + refresh_seconds
         self.online = online
         self.model_signature = model_signature
         self.endpoint = endpoint
@@ -124,6 +131,27 @@ class FeatureFetcher:
                 request.setdefault(spec.name, spec.dtype)
         self.request_inputs = tuple(ColumnSpec(n, t) for n, t in request.items())
 
+    def current_plan(self) -> OnlinePlan:
+        """The plan, switched to newer view versions once they are materialized (checked every
+        `refresh_seconds`), as long as the model's features and the request stay the same."""
+        if self._refresh is not None and time.monotonic() >= self._next_refresh:
+            self._next_refresh = time.monotonic() + self.refresh_seconds
+            try:
+                newer = self._refresh()
+            except ShipyardError:
+                newer = None
+            if newer is not None and self._compatible(newer):
+                self.plan = newer
+        return self.plan
+
+    def _compatible(self, plan: OnlinePlan) -> bool:
+        request = {c.name for c in self.request_inputs}
+        keys = {k for v in plan.views for k in v.view.join_keys}
+        provided = set(plan.columns)
+        return (keys | set(plan.request_fields)) <= request and all(
+            n in provided or n in request for n in self.model_names
+        )
+
     def enrich(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         names = [c.name for c in self.request_inputs]
         values = [columns[n].tolist() for n in names]
@@ -140,10 +168,11 @@ class FeatureFetcher:
     def _fetch(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
         from shipyard.features.online import lookup
 
+        plan = self.current_plan()
         if not self.breaker.allow():
             return self._fallback(rows, "circuit_open")
         try:
-            fetched = lookup(self.online, self.plan, rows)
+            fetched = lookup(self.online, plan, rows)
         except StoreUnavailableError:
             self.breaker.failure()
             return self._fallback(rows, "unavailable")
@@ -223,6 +252,16 @@ def fallback_counter(metrics: ServingMetrics | None) -> Any:
     return counter
 
 
+def materialized_plan(store: FeatureStore, service: str) -> OnlinePlan | None:
+    """The service's plan on the newest view versions, or None while one of them has never
+    been materialized (nothing online yet: keep reading the version before)."""
+    newer = store.online_plan(service)
+    materialized = store.stores.metadata.features.materialized_until
+    if any(materialized(v.view.name, v.version) is None for v in newer.views):
+        return None
+    return newer
+
+
 _ONLINE: dict[tuple[str, str | None], OnlineStore] = {}
 
 
@@ -262,6 +301,10 @@ def attach_features(
     store = FeatureStore(stores=registry.stores)
     plan = store.online_plan(service)
     online = _online_store(store.settings)
+
+    def refresh() -> OnlinePlan | None:
+        return materialized_plan(store, service)
+
     fetcher = FeatureFetcher(
         plan,
         online,
@@ -271,6 +314,8 @@ def attach_features(
         breaker=CircuitBreaker(
             store.settings.feature_breaker_failures, store.settings.feature_breaker_reset_seconds
         ),
+        refresh=refresh,
+        refresh_seconds=PLAN_REFRESH_SECONDS,
     )
     signature = FeatureSignature(fetcher.request_inputs, "columns", fetcher)
     manifest = {**model.manifest, "feature_service": service, "input_example": None}
