@@ -100,10 +100,9 @@ def score_on_ray(
             n += table.num_rows
             if progress:
                 progress(rows + n)
-        sizes = [_rows(p) for p in group]
-        if None in sizes:  # CSV: the rows of the group, on its first file
-            sizes = [n] + [0] * (len(group) - 1)
-        done.update(zip(paths, sizes, strict=True))  # type: ignore[arg-type]
+        counted = [_rows(p) for p in group]
+        sizes = [n] + [0] * (len(group) - 1) if None in counted else [c or 0 for c in counted]
+        done.update(zip(paths, sizes, strict=True))  # CSV: the group's rows on its first file
         done_file.write_text(json.dumps(done, indent=2))
         rows += n
         if progress:

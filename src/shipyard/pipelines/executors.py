@@ -13,7 +13,7 @@ import os
 import random
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,7 +99,7 @@ class RayExecutor:
     name = "ray"
 
     def __init__(
-        self, settings: Settings, *, address: str | None = None, modules: list[ModuleType] = ()
+        self, settings: Settings, *, address: str | None = None, modules: Sequence[ModuleType] = ()
     ) -> None:
         ray = _import_ray()
         import cloudpickle
@@ -170,7 +170,7 @@ def init_ray(settings: Settings, address: str | None = None) -> None:
 
 
 def make_executor(
-    kind: str, settings: Settings, *, address: str | None = None, modules: list[ModuleType] = ()
+    kind: str, settings: Settings, *, address: str | None = None, modules: Sequence[ModuleType] = ()
 ) -> LocalExecutor | RayExecutor:
     if kind == "local":
         return LocalExecutor()

@@ -140,7 +140,8 @@ class PipelineResult:
         from shipyard.pipelines.outputs import loads
 
         if isinstance(ref, Output):
-            ref, index = ref.node, ref.index
+            node, index = ref.node, ref.index
+            ref = node
         if ref not in self.steps:
             from shipyard.errors import NotFoundError
 
@@ -158,7 +159,8 @@ class PipelineResult:
 
     def digest(self, ref: str | Output, index: int = 0) -> str:
         if isinstance(ref, Output):
-            ref, index = ref.node, ref.index
+            node, index = ref.node, ref.index
+            ref = node
         return self.steps[ref].outputs[index]["digest"]
 
     def raise_for_status(self) -> PipelineResult:

@@ -167,7 +167,9 @@ class GateStore:
                 subject=f"{name}/{version}",
                 after={"passed": passed},
             )
-            report_id = result.inserted_primary_key[0]
+            key = result.inserted_primary_key
+            assert key is not None
+            report_id = key[0]
             row = conn.execute(sa.select(t.gate_reports).where(t.gate_reports.c.id == report_id))
             return _report(row.one())
 
