@@ -147,6 +147,17 @@ def test_endpoint_fetches_features_like_training(sqlite_settings: Settings, tmp_
         assert bad.status_code == 422 and "amount" in bad.json()["error"]
         meta = httpx.get(f"{srv.url}/v2/models/churn").json()
         assert {i["name"] for i in meta["inputs"]} == {"driver_id", "amount"}
+        # the V2 protocol, one tensor per input: the features are fetched all the same
+        v2 = {
+            "inputs": [
+                {"name": "driver_id", "shape": [2], "datatype": "INT64", "data": [1, 2]},
+                {"name": "amount", "shape": [2], "datatype": "FP64", "data": [31.0, 32.0]},
+            ]
+        }
+        r2 = httpx.post(f"{srv.url}/v2/models/churn/infer", json=v2)
+        assert r2.status_code == 200, r2.text
+        labels = next(o for o in r2.json()["outputs"] if o["name"] == "predict")["data"]
+        assert labels == model.predict(X.iloc[:2]).tolist()
     finally:
         srv.__exit__(None, None, None)
 

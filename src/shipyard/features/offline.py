@@ -268,6 +268,7 @@ def latest_per_entity(
     with connect(memory_limit) as con:
         src = source_sql(con, view, "__sy_src")
         where = [f"{VTS} < TIMESTAMP {lit(str(end))}"]
+        where += [f"{q(k)} IS NOT NULL" for k in view.join_keys]
         if start is not None:
             where.append(f"{VTS} >= TIMESTAMP {lit(str(start))}")
         # an aggregate, not a window: hash aggregates spill to disk past the memory limit

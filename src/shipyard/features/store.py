@@ -368,14 +368,19 @@ class FeatureStore:
 
         from shipyard.features.offline import VTS
 
-        keys = [table.column(k).to_pylist() for k in view.join_keys]
         ts_ms = pc.divide(table.column(VTS).cast("int64"), 1000).to_pylist()
+        if len(view.join_keys) == 1:
+            # the same text as encode_key gives: str(int) for integer keys, str() else
+            keys = [str(k) for k in table.column(view.join_keys[0]).to_pylist()]
+        else:
+            columns = [table.column(k).to_pylist() for k in view.join_keys]
+            keys = [encode_key(list(ks), "string") for ks in zip(*columns, strict=True)]
         values = [table.column(f).to_pylist() for f in view.features]
-        key_type = view.entity.key_type
         step = max(total // 100, 1000)
-        for i in range(total):
-            key = encode_key([k[i] for k in keys], key_type)
-            yield key, ts_ms[i], orjson.dumps([ts_ms[i], *(v[i] for v in values)])
+        dumps = orjson.dumps
+        # a record is [event time, value, ...]: orjson writes the tuple as a JSON array
+        for i, row in enumerate(zip(ts_ms, *values, strict=True)):
+            yield keys[i], row[0], dumps(row)
             if progress is not None and (i + 1) % step == 0:
                 progress(view.name, i + 1, total)
         if progress is not None:
