@@ -82,7 +82,8 @@ class FeatureStore:
         if self._online is None:
             from shipyard.stores.online import open_online_store
 
-            self._online = open_online_store(self.settings)
+            # generous: a materialization is one large atomic write; never wait forever
+            self._online = open_online_store(self.settings, timeout=30.0)
         return self._online
 
     @property
