@@ -172,12 +172,15 @@ class Signature:
 
         if set(map(type, records)) != {dict}:
             return None
-        orders = set(map(tuple, records))  # the key order of each row, in one C-level pass
         order = self._order
         permute = None
-        if orders == {order}:  # the common case: every row in signature order
+        first = tuple(records[0])
+        # the common case, every row's keys in signature order: compared with the first row's
+        # (orjson reuses one string per key, so that is mostly identity checks), in C
+        if first == order and all(map(first.__eq__, map(tuple, records))):
             rows: list[Any] = list(map(list, map(dict.values, records)))
         else:
+            orders = set(map(tuple, records))  # the key order of each row, in one C-level pass
             expected = self._position.keys()
             if any(len(o) != len(order) or expected != set(o) for o in orders):
                 return None
