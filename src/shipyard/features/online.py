@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidArgumentError, NotFoundError
@@ -52,6 +53,11 @@ class ViewPlan:
     ttl_ms: int | None
     defaults: list[Any] | None  # None: the view says "error"
 
+    @cached_property
+    def pairs(self) -> list[tuple[str, int]]:
+        """(output name, record position) of each feature."""
+        return list(zip(self.names, self.positions, strict=True))
+
 
 @dataclass
 class OnlinePlan:
@@ -63,6 +69,11 @@ class OnlinePlan:
     entity_keys: list[str]
     request_fields: dict[str, str]
     feature_types: dict[str, str] = field(default_factory=dict)  # output name -> type
+
+    @cached_property
+    def in_order(self) -> bool:
+        """The views' outputs, concatenated, are exactly `columns` (nothing to reorder)."""
+        return [n for v in self.views for n in v.names] == self.columns
 
 
 def lookup(
@@ -110,8 +121,13 @@ def lookup(
                 )
             for name, p, d in zip(vp.names, vp.positions, vp.defaults, strict=True):
                 out[name] = [r[p] if r is not None else d for r in recs]
+        elif n == 1:  # the common online case: one entity, found
+            rec = recs[0]
+            assert rec is not None
+            for name, p in vp.pairs:
+                out[name] = [rec[p]]
         else:  # every entity found: no per-value check
-            for name, p in zip(vp.names, vp.positions, strict=True):
+            for name, p in vp.pairs:
                 out[name] = [r[p] for r in recs]  # type: ignore[index]
     if plan.on_demand:
         import pandas as pd
@@ -135,6 +151,8 @@ def lookup(
             computed = ondemand.compute(od, frame)
             for f, name in zip(feats, names, strict=True):
                 out[name] = [None if pd.isna(v) else _py(v) for v in computed[f]]
+    if plan.in_order and not plan.on_demand:
+        return out  # already in reference order, and nothing hidden to drop
     return {c: out[c] for c in plan.columns}
 
 
