@@ -100,6 +100,14 @@ def test_apply_list_show_materialize_get(tmp_path: Path, monkeypatch: pytest.Mon
     )
     assert got == {"trips": [11], "per_trip": [2.0]}
 
+    (tmp_path / "fresh.json").write_text(json.dumps([{"driver_id": 2, "trips": 77}]))
+    assert (
+        "1 row(s) written"
+        in sh(home, "features", "push", "driver_stats", str(tmp_path / "fresh.json")).stdout
+    )
+    (tmp_path / "bad.json").write_text(json.dumps([{"driver_id": 2, "trips": "x"}]))
+    err = run_in_process(home, ["features", "push", "driver_stats", str(tmp_path / "bad.json")])
+    assert "feature 'trips' of view 'driver_stats' is long, got str" in err
     # one readable line and exit code 2 (run in-process: the same entry point, less waiting)
     assert run_in_process(home, ["features", "show", "driver_stat"]) == (
         "error: feature definition 'driver_stat' not found; did you mean 'driver_stats'?"
@@ -121,7 +129,7 @@ def test_features_help_is_fast(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True)
 
 
-@pytest.mark.parametrize("command", ["apply", "list", "show", "materialize", "get"])
+@pytest.mark.parametrize("command", ["apply", "list", "show", "materialize", "get", "push"])
 def test_every_command_has_an_example(command: str, capsys: pytest.CaptureFixture[str]) -> None:
     from shipyard.cli.main import main
 

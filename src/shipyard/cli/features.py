@@ -19,6 +19,7 @@ Examples:
   shipyard features show driver_stats
   shipyard features materialize                # incremental: since the last run, until now
   shipyard features get churn -e driver_id=7 -e amount=12.5
+  shipyard features push driver_stats fresh.json
 """)
 
 
@@ -233,3 +234,40 @@ def get(
             row[key] = value
     refs: Any = features if "," not in features else features.split(",")
     print_json(_store().get_online_features(refs, [row]))
+
+
+@app.command("push")
+def push(
+    view: Annotated[str, typer.Argument(help="The feature view.")],
+    path: Annotated[Path, typer.Argument(help="Rows: .json (a list of objects), .csv or .parquet")],
+    to: Annotated[
+        str, typer.Option("--to", help="online, offline or online_and_offline.")
+    ] = "online",
+) -> None:
+    """Write fresh values of a view now (type-checked; nothing is written if a row is bad).
+
+    \b
+    Example:
+      shipyard features push driver_stats fresh.json --to online_and_offline
+    """
+    from shipyard.errors import InvalidArgumentError, NotFoundError
+
+    if not path.is_file():
+        raise NotFoundError(f"no such file: {path}")
+    suffix = path.suffix.lower()
+    rows: Any
+    if suffix == ".json":
+        import json
+
+        try:
+            rows = json.loads(path.read_text())
+        except ValueError as exc:
+            raise InvalidArgumentError(f"{path} is not JSON: {exc}") from exc
+    elif suffix in (".csv", ".parquet"):
+        import pandas as pd
+
+        rows = pd.read_csv(path) if suffix == ".csv" else pd.read_parquet(path)
+    else:
+        raise InvalidArgumentError(f"{path}: use a .json, .csv or .parquet file")
+    written = _store().push(view, rows, to=to)
+    typer.echo(f"{view}: {written} row(s) written ({to})")
