@@ -181,7 +181,7 @@ def point_in_time_join(
                 )
             if key not in keys:
                 keys.append(key)
-    left = pd.DataFrame({k: entity_df[k].to_numpy() for k in keys})
+    left = pd.DataFrame({k: _key_column(entity_df[k], k) for k in keys})
     left[ETS] = normalize_timestamps(entity_df[timestamp].reset_index(drop=True), timestamp)
     left[ROW] = np.arange(len(left), dtype=np.int64)
     if len(left) == 0:
@@ -255,6 +255,22 @@ def unmask(arr: Any) -> Any:
     out = data.astype(object)
     out[mask] = None
     return out
+
+
+def _key_column(values: Any, name: str) -> Any:
+    """An entity key column as DuckDB should see it: float keys with gaps (pandas turns an
+    int column with a None into floats) become nullable integers, so a missing key gives
+    null features instead of a failed cast."""
+    import pandas as pd
+
+    if values.dtype.kind == "f" and values.isna().any():
+        try:
+            return pd.array(values.to_numpy(), dtype="Int64")
+        except (TypeError, ValueError) as exc:
+            raise InvalidArgumentError(
+                f"join key column '{name}' holds non-integer numbers", field=name
+            ) from exc
+    return values.to_numpy()
 
 
 def latest_per_entity(

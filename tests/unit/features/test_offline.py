@@ -330,3 +330,17 @@ def test_push_to_the_offline_store_is_seen_by_training(fs: Any, tmp_path: Path) 
     with pytest.raises(InvalidArgumentError, match="needs a Parquet folder source"):
         fs.push("csv_stats", [{"driver_id": 1, "trips": 1}], to="offline")
     assert not list(folder.glob(".*"))  # no temporary file left behind
+
+
+def test_missing_entity_keys_give_null_features(fs: Any) -> None:
+    source = pd.DataFrame({"driver_id": [1], "event_timestamp": [T0], "trips": [5]})
+    view = FeatureView(
+        "v",
+        entity=Entity("driver", ["driver_id"]),
+        source=Source.from_frame(source),
+        features={"trips": "long"},
+    )
+    fs.apply([view])
+    entities = pd.DataFrame({"driver_id": [1, None], "event_timestamp": [T0, T0]})
+    got = fs.get_training_frame(entities, "v")["trips"]
+    assert [None if pd.isna(v) else v for v in got] == [5, None]
