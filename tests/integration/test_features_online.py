@@ -214,8 +214,13 @@ def test_one_write_with_repeated_keys_keeps_the_newest(online: Any) -> None:
     online.write("t@1", [("a", 10, b"[10]")])
     online.write(
         "t@1",
-        [("a", 12, b"[12]"), ("b", 5, b"[5]"), ("a", 11, b"[11]"), ("b", 5, b"[5, 1]")]
-        + [("a", 9, b"[9]")],
+        [
+            ("a", 12, b"[12]"),
+            ("b", 5, b"[5]"),
+            ("a", 11, b"[11]"),
+            ("b", 5, b"[5, 1]"),
+            ("a", 9, b"[9]"),
+        ],
     )
     assert online.read("t@1", ["a", "b"]) == [b"[12]", b"[5, 1]"]  # a tie: the later one
     assert online.write("t@1", [("a", 11, b"[11]"), ("b", 4, b"[4]")]) == 0
