@@ -30,7 +30,7 @@ from shipyard.errors import (
     SignatureError,
 )
 from shipyard.serving import protocol
-from shipyard.serving.predlog import Entry, FeedbackLogger, PredictionLogger
+from shipyard.serving.predlog import FeedbackLogger, PredictionLogger
 
 if TYPE_CHECKING:
     import numpy as np
@@ -353,7 +353,8 @@ def asgi_entry(app: FastAPI) -> Any:
     return fast
 
 
-def _entry(
+def _record(
+    predlog: PredictionLogger,
     name: str,
     served: ServedModel,
     request_id: str,
@@ -363,22 +364,22 @@ def _entry(
     labels: Any,
     probabilities: Any,
     variant: str | None = None,
-) -> Entry:
+) -> None:
+    """One request into the prediction log (features and outputs only when it succeeded)."""
     ok = parsed is not None and labels is not None
-    return Entry(
-        endpoint=name,
-        model_version=served.version,
-        request_id=request_id,
-        ts_ms=time.time_ns() // 1_000_000,
-        latency_ms=elapsed * 1000,
-        status=status,
-        columns=parsed.columns if ok and parsed is not None else None,
-        predictions=labels if ok else None,
-        probabilities=probabilities if ok else None,
-        classes=tuple(served.model.classes)
-        if served.model is not None and served.model.classes
-        else None,
-        variant=variant or served.variant,
+    model = served.model
+    predlog.record(
+        name,
+        served.version,
+        variant or served.variant,
+        request_id,
+        time.time_ns() // 1_000_000,
+        elapsed * 1000,
+        status,
+        parsed.columns if ok and parsed is not None else None,
+        labels if ok else None,
+        probabilities if ok else None,
+        model.manifest.get("classes") if model is not None else None,
     )
 
 
@@ -474,11 +475,10 @@ def mount_data_plane(
                 n = len(labels) if parsed is not None and labels is not None else 0
                 metrics.observe(name, served.model_name, served.version, status, elapsed, n)
                 if predlog is not None:
-                    predlog.log(
-                        _entry(
-                            name, served, request_id, elapsed, status, parsed, labels, probabilities
-                        )
-                    )
+                    _record(
+                        predlog, name, served, request_id, elapsed, status, parsed, labels,
+                        probabilities,
+                    )  # fmt: skip
             else:
                 metrics.observe("_unknown", "", "", status, elapsed, 0)
 
@@ -518,8 +518,8 @@ def mount_data_plane(
             _nrows(parsed.columns) if parsed is not None and labels is not None else 0,
         )
         if predlog is not None:
-            predlog.log(
-                _entry(name, shadow, request_id, elapsed, status, parsed, labels, None, "shadow")
+            _record(
+                predlog, name, shadow, request_id, elapsed, status, parsed, labels, None, "shadow"
             )
 
     @app.post(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
     import numpy as np
     import pyarrow as pa
@@ -42,6 +42,133 @@ class Entry:
         return 1
 
 
+class _Part:
+    """The buffered requests of one file-to-be (endpoint, version, variant, feature columns,
+    hour), kept column by column: a request appends a few references, and a flush turns whole
+    lists into arrays — no per-request Python work and no per-request object left for the
+    garbage collector to walk while the buffer fills."""
+
+    __slots__ = (
+        "all_matrix",
+        "all_proba",
+        "classes",
+        "columns",
+        "counts",
+        "latency",
+        "names",
+        "predictions",
+        "probabilities",
+        "request_ids",
+        "status",
+        "ts",
+        "variants",
+        "versions",
+    )
+
+    def __init__(self, names: tuple[str, ...], classes: tuple[Any, ...] | None) -> None:
+        self.names = names
+        self.classes = classes
+        self.request_ids: list[str] = []
+        self.versions: list[str] = []
+        self.variants: list[str] = []
+        self.ts: list[int] = []
+        self.latency: list[float] = []
+        self.status: list[int] = []
+        self.counts: list[int] = []
+        self.columns: list[Mapping[str, np.ndarray]] = []
+        self.predictions: list[np.ndarray] = []
+        self.probabilities: list[np.ndarray | None] = []
+        self.all_matrix = True
+        self.all_proba = True
+
+    def add(
+        self,
+        request_id: str,
+        version: str,
+        variant: str,
+        ts_ms: int,
+        latency_ms: float,
+        status: int,
+        rows: int,
+        columns: Mapping[str, np.ndarray] | None,
+        predictions: np.ndarray | None,
+        probabilities: np.ndarray | None,
+    ) -> None:
+        self.request_ids.append(request_id)
+        self.versions.append(version)
+        self.variants.append(variant)
+        self.ts.append(ts_ms)
+        self.latency.append(latency_ms)
+        self.status.append(status)
+        self.counts.append(rows)
+        if self.names and columns is not None and predictions is not None:
+            self.columns.append(columns)
+            self.predictions.append(predictions)
+            self.probabilities.append(probabilities)
+            if probabilities is None:
+                self.all_proba = False
+            if getattr(columns, "matrix", None) is None:
+                self.all_matrix = False
+
+    def to_table(self) -> pa.Table:
+        """One row per predicted row; request fields repeated over the rows of their request.
+
+        A handful of array-level calls whatever the number of requests: a flush of ~100k rows
+        runs while requests are served, in the same process."""
+        import numpy as np
+        import pyarrow as pa
+
+        n = len(self.request_ids)
+        counts = np.array(self.counts, dtype=np.int64)
+        total = int(counts.sum())
+        uniform = total == n  # one row per request: nothing to repeat
+        index = None if uniform else pa.array(np.repeat(np.arange(n), counts))
+
+        def text(values: list[str]) -> pa.Array:
+            arr = pa.array(values, type=pa.string())
+            return arr if index is None else arr.take(index)
+
+        def numbers(values: list[Any], dtype: Any) -> np.ndarray:
+            arr = np.array(values, dtype=dtype)
+            return arr if uniform else np.repeat(arr, counts)
+
+        starts = np.cumsum(counts) - counts
+        data: dict[str, Any] = {
+            "_request_id": text(self.request_ids),
+            "_ts": numbers(self.ts, np.int64),
+            "_model_version": text(self.versions),
+            "_latency_ms": numbers(self.latency, np.float64),
+            "_status": numbers(self.status, np.int32),
+            # the row's position in its request: (request_id, row) is the key feedback uses
+            "_row": (np.arange(total) - np.repeat(starts, counts)).astype(np.int32),
+            "_variant": text(self.variants),
+        }
+        if self.columns:
+            if self.all_matrix:  # one stack instead of a concat per column
+                # feature-major, so every column is one contiguous block Arrow takes as it
+                # is; transposed a few thousand rows at a time (at once, it is
+                # cache-hostile: 2-3x slower, and so is Arrow copying strided columns)
+                matrices = [c.matrix for c in self.columns]  # type: ignore[attr-defined]
+                by_feature = np.empty((len(self.names), total), dtype=matrices[0].dtype)
+                done = 0
+                for i in range(0, len(matrices), 256):
+                    block = np.concatenate(matrices[i : i + 256])
+                    by_feature[:, done : done + len(block)] = block.T
+                    done += len(block)
+                for i, name in enumerate(self.names):
+                    data[name] = by_feature[i]
+            else:
+                for name in self.names:
+                    data[name] = np.concatenate([c[name] for c in self.columns])
+            data["_prediction"] = np.concatenate(self.predictions)
+            if self.all_proba:
+                proba: np.ndarray = np.concatenate(self.probabilities)  # type: ignore[arg-type]
+                labels = self.classes or tuple(range(proba.shape[1]))
+                for i, label in enumerate(labels):
+                    data[f"_proba_{label}"] = np.ascontiguousarray(proba[:, i])
+        return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in data.items()})
+
+
 class PredictionLogger:
     def __init__(
         self,
@@ -59,7 +186,7 @@ class PredictionLogger:
         self.sample_rate = sample_rate
         self._on_drop = on_drop
         self._on_write = on_write
-        self._buffer: list[Entry] = []
+        self._parts: dict[tuple[str, str, str, tuple[str, ...], int], _Part] = {}
         self._rows = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -70,19 +197,71 @@ class PredictionLogger:
 
     def log(self, entry: Entry) -> bool:
         """Buffer one request's record; False if it was sampled out or dropped."""
+        return self.record(
+            entry.endpoint,
+            entry.model_version,
+            entry.variant,
+            entry.request_id,
+            entry.ts_ms,
+            entry.latency_ms,
+            entry.status,
+            entry.columns,
+            entry.predictions,
+            entry.probabilities,
+            entry.classes,
+        )
+
+    def record(
+        self,
+        endpoint: str,
+        model_version: str,
+        variant: str,
+        request_id: str,
+        ts_ms: int,
+        latency_ms: float,
+        status: int,
+        columns: Mapping[str, np.ndarray] | None = None,
+        predictions: np.ndarray | None = None,
+        probabilities: np.ndarray | None = None,
+        classes: Sequence[Any] | None = None,
+    ) -> bool:
+        """`log` without building an Entry (the serving hot path). A record carries its
+        features only together with its predictions."""
         if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
             return False
-        n = entry.rows
+        names: tuple[str, ...] = ()
+        if columns is None or predictions is None:
+            columns = predictions = probabilities = None
+            rows = 1
+        else:
+            rows, names = len(predictions), tuple(columns)
+        key = (endpoint, model_version, variant, names, ts_ms // 3_600_000)
         with self._lock:
-            if self._rows + n > self.capacity_rows:
-                self.dropped += n
+            if self._rows + rows > self.capacity_rows:
+                self.dropped += rows
                 dropped = True
             else:
-                self._buffer.append(entry)
-                self._rows += n
+                part = self._parts.get(key)
+                if part is None:
+                    part = self._parts[key] = _Part(
+                        names, tuple(classes) if classes is not None else None
+                    )
+                part.add(
+                    request_id,
+                    model_version,
+                    variant,
+                    ts_ms,
+                    latency_ms,
+                    status,
+                    rows,
+                    columns,
+                    predictions,
+                    probabilities,
+                )
+                self._rows += rows
                 dropped = False
         if dropped and self._on_drop is not None:
-            self._on_drop(entry.endpoint, n)
+            self._on_drop(endpoint, rows)
         return not dropped
 
     def start(self) -> None:
@@ -105,23 +284,15 @@ class PredictionLogger:
                 log.exception("writing the prediction log failed")
 
     def flush(self) -> int:
-        """Write everything buffered now; returns the rows written."""
+        """Write everything buffered now, a file per partition; returns the rows written."""
         with self._flush_lock:
             with self._lock:
-                entries, self._buffer = self._buffer, []
+                parts, self._parts = self._parts, {}
                 self._rows = 0
-            if not entries:
-                return 0
-            # one file per endpoint, version, column set and hour (the partition of its rows)
-            groups: dict[tuple[str, str, tuple[str, ...], int], list[Entry]] = {}
-            for e in entries:
-                cols = tuple(e.columns) if e.columns else ()
-                key = (e.endpoint, e.model_version + "/" + e.variant, cols, e.ts_ms // 3_600_000)
-                groups.setdefault(key, []).append(e)
             written = 0
-            for (endpoint, _, _, _), group in groups.items():
-                table = to_table(group)
-                self.store.write(endpoint, table, ts_ms=group[0].ts_ms)
+            for (endpoint, _, _, _, _), part in parts.items():
+                table = part.to_table()
+                self.store.write(endpoint, table, ts_ms=part.ts[0])
                 written += table.num_rows
                 if self._on_write is not None:
                     self._on_write(endpoint, table.num_rows)
@@ -130,68 +301,23 @@ class PredictionLogger:
 
 
 def to_table(entries: list[Entry]) -> pa.Table:
-    """One row per predicted row; request fields repeated over the rows of their request.
-
-    Built with a handful of array-level calls whatever the number of entries: a flush of
-    ~100k rows runs while requests are served, in the same process (measured: a Python object
-    per repeated string made a 2 s flush of 32-row requests cost ~0.5 s of CPU)."""
-    import numpy as np
-    import pyarrow as pa
-
-    counts = np.fromiter((e.rows for e in entries), dtype=np.int64, count=len(entries))
-    total = int(counts.sum())
-    uniform = total == len(entries)  # one row per request: nothing to repeat
-    # entry index of every row; request-level strings are taken by it from one array per flush
-    index = None if uniform else pa.array(np.repeat(np.arange(len(entries)), counts))
-
-    def per_request_text(values: list[str]) -> pa.Array:
-        arr = pa.array(values, type=pa.string())
-        return arr if index is None else arr.take(index)
-
-    def per_request(values: Any, dtype: Any) -> np.ndarray:
-        arr = np.fromiter(values, dtype=dtype, count=len(entries))
-        return arr if uniform else np.repeat(arr, counts)
-
-    starts = np.cumsum(counts) - counts
-    data: dict[str, Any] = {
-        "_request_id": per_request_text([e.request_id for e in entries]),
-        "_ts": per_request((e.ts_ms for e in entries), np.int64),
-        "_model_version": per_request_text([e.model_version for e in entries]),
-        "_latency_ms": per_request((e.latency_ms for e in entries), np.float64),
-        "_status": per_request((e.status for e in entries), np.int32),
-        # the row's position in its request: (request_id, row) is the key feedback refers to
-        "_row": (np.arange(total) - np.repeat(starts, counts)).astype(np.int32),
-        "_variant": per_request_text([e.variant for e in entries]),
-    }
+    """The log's table of `entries` (any mix of versions and variants), as a flush writes it."""
     first = entries[0]
-    if first.columns:
-        matrices = [getattr(e.columns, "matrix", None) for e in entries]
-        if all(m is not None for m in matrices):  # one stack instead of a concat per column
-            # feature-major, so every column is one contiguous block Arrow takes as it is;
-            # transposed a few thousand rows at a time (at once, it is cache-hostile: 2-3x
-            # slower, and so is Arrow copying strided columns)
-            by_feature = np.empty((len(first.columns), total), dtype=matrices[0].dtype)  # type: ignore[union-attr]
-            done = 0
-            for i in range(0, len(matrices), 64):
-                block = np.vstack(matrices[i : i + 64])  # type: ignore[arg-type]
-                by_feature[:, done : done + len(block)] = block.T
-                done += len(block)
-            for i, name in enumerate(first.columns):
-                data[name] = by_feature[i]
-        else:
-            for name in first.columns:
-                data[name] = np.concatenate([e.columns[name] for e in entries if e.columns])
-        data["_prediction"] = np.concatenate(
-            [e.predictions for e in entries if e.predictions is not None]
+    part = _Part(tuple(first.columns) if first.columns else (), first.classes)
+    for e in entries:
+        part.add(
+            e.request_id,
+            e.model_version,
+            e.variant,
+            e.ts_ms,
+            e.latency_ms,
+            e.status,
+            e.rows,
+            e.columns,
+            e.predictions,
+            e.probabilities,
         )
-        if all(e.probabilities is not None for e in entries):
-            proba = np.concatenate(
-                [e.probabilities for e in entries if e.probabilities is not None]
-            )
-            labels = first.classes or tuple(range(proba.shape[1]))
-            for i, label in enumerate(labels):
-                data[f"_proba_{label}"] = np.ascontiguousarray(proba[:, i])
-    return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in data.items()})
+    return part.to_table()
 
 
 class FeedbackLogger:
