@@ -83,7 +83,7 @@ def score_on_ray(
             fn_constructor_args=(settings.model_dump_json(), pinned, trusted, keep),
             batch_size=chunk_rows,
             batch_format="pyarrow",
-            concurrency=max(1, workers),
+            compute=ray.data.ActorPoolStrategy(size=max(1, workers)),
             num_cpus=0.5,
         )
         # stream the scored blocks back in order and write them here: file names then follow
