@@ -44,7 +44,7 @@ class _OneWriteTransport:
 
     __slots__ = ("_held", "_holding", "_loop", "_pending", "_tasks", "_transport")
 
-    def __init__(self, transport: Any, loop: Any = None, tasks: Any = ()) -> None:
+    def __init__(self, transport: Any, loop: Any, tasks: Any) -> None:
         self._transport = transport
         self._holding = False
         self._held: bytes | None = None

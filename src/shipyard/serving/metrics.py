@@ -64,6 +64,7 @@ class _Live:
         self.value -= 1
 
 
+# help texts of the per-request metrics, shared by both ways of exporting them
 HELP = {
     "requests": "Prediction requests, by outcome status code.",
     "errors": "Prediction requests answered with an error.",
@@ -137,26 +138,24 @@ class ServingMetrics:
         labels = ("endpoint", "model", "version")
         self.requests = Counter(
             "shipyard_requests",
-            "Prediction requests, by outcome status code.",
+            HELP["requests"],
             (*labels, "status"),
             registry=per_request,
         )
         self.errors = Counter(
             "shipyard_request_errors",
-            "Prediction requests answered with an error.",
+            HELP["errors"],
             (*labels, "status"),
             registry=per_request,
         )
         self.latency = Histogram(
             "shipyard_request_latency_seconds",
-            "Time to answer a prediction request.",
+            HELP["latency"],
             labels,
             buckets=LATENCY_BUCKETS,
             registry=per_request,
         )
-        self.rows = Counter(
-            "shipyard_predicted_rows", "Rows predicted.", labels, registry=per_request
-        )
+        self.rows = Counter("shipyard_predicted_rows", HELP["rows"], labels, registry=per_request)
         self.queue_wait = Histogram(
             "shipyard_queue_wait_seconds",
             "Time a request waited for a batch slot.",
@@ -180,7 +179,7 @@ class ServingMetrics:
         )
         self.in_flight = Gauge(
             "shipyard_requests_in_flight",
-            "Requests being answered now.",
+            HELP["in_flight"],
             ("endpoint",),
             registry=per_request,
             multiprocess_mode="livesum",

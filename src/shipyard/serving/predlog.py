@@ -45,8 +45,8 @@ class Entry:
 class _Part:
     """The buffered requests of one file-to-be (endpoint, version, variant, feature columns,
     hour), kept column by column: a request appends a few references, and a flush turns whole
-    lists into arrays — no per-request Python work and no per-request object left for the
-    garbage collector to walk while the buffer fills."""
+    lists into arrays — no per-request Python work at flush time and no record object built
+    per request."""
 
     __slots__ = (
         "all_matrix",
