@@ -40,13 +40,17 @@ class MatrixColumns(Mapping[str, Any]):
     """Columns that are views of one 2-D float array, which is kept (`.matrix`, one row per
     row): the ONNX path takes it as it is instead of copying 30 columns back into a new array,
     and a column's view is made only when something asks for that column (most requests never
-    do). `position` maps each column name to its index in the matrix."""
+    do). `position` maps each column name to its index in the matrix; `names` is the same
+    names in order (a tuple shared by every request of a signature)."""
 
-    __slots__ = ("_position", "_views", "matrix")
+    __slots__ = ("_position", "_views", "matrix", "names")
 
-    def __init__(self, matrix: Any, position: Mapping[str, int]) -> None:
+    def __init__(
+        self, matrix: Any, position: Mapping[str, int], names: tuple[str, ...] | None = None
+    ) -> None:
         self.matrix = matrix
         self._position = position
+        self.names = tuple(position) if names is None else names
         self._views: dict[str, Any] = {}
 
     def __getitem__(self, name: str) -> Any:
@@ -199,7 +203,7 @@ class Signature:
         matrix = raw.astype(np.float64, copy=False)
         if permute is not None:
             matrix = matrix[:, permute]
-        return MatrixColumns(matrix, self._position)
+        return MatrixColumns(matrix, self._position, order)
 
     def columns_from_matrix(
         self, matrix: np.ndarray, *, field: str = "inputs"

@@ -42,11 +42,34 @@ class Entry:
         return 1
 
 
+def _layout(
+    columns: Mapping[str, np.ndarray], predictions: np.ndarray, probabilities: np.ndarray | None
+) -> tuple[Any, ...] | None:
+    """How a request's features and outputs can be copied into a partition's preallocated
+    arrays: (feature dtype, prediction dtype, probability dtype and columns), or None when
+    they cannot (no single feature matrix, text labels, ...)."""
+    matrix = getattr(columns, "matrix", None)
+    if matrix is None or matrix.ndim != 2 or predictions.ndim != 1:
+        return None
+    if predictions.dtype.kind not in "biuf":
+        return None
+    if probabilities is None:
+        return (matrix.dtype, predictions.dtype, None, 0)
+    if probabilities.ndim != 2 or probabilities.dtype.kind != "f":
+        return None
+    return (matrix.dtype, predictions.dtype, probabilities.dtype, probabilities.shape[1])
+
+
 class _Part:
     """The buffered requests of one file-to-be (endpoint, version, variant, feature columns,
-    hour), kept column by column: a request appends a few references, and a flush turns whole
-    lists into arrays — no per-request Python work at flush time and no record object built
-    per request."""
+    hour), kept column by column.
+
+    Features and outputs of matrix requests (the common case: all-float signatures) are
+    copied into preallocated arrays, feature-major, as they arrive: a request retains no
+    Python object but its request id, so the garbage collector has nothing to walk through
+    however full the buffer is, and a flush hands Arrow contiguous columns as they are.
+    Other requests (text features or labels) keep references to their arrays, concatenated
+    at flush time."""
 
     __slots__ = (
         "all_matrix",
@@ -54,9 +77,13 @@ class _Part:
         "classes",
         "columns",
         "counts",
+        "features",
+        "filled",
         "latency",
         "names",
+        "outputs",
         "predictions",
+        "proba",
         "probabilities",
         "request_ids",
         "status",
@@ -65,7 +92,13 @@ class _Part:
         "versions",
     )
 
-    def __init__(self, names: tuple[str, ...], classes: tuple[Any, ...] | None) -> None:
+    def __init__(
+        self,
+        names: tuple[str, ...],
+        classes: tuple[Any, ...] | None,
+        layout: tuple[Any, ...] | None = None,
+        capacity: int = 256,
+    ) -> None:
         self.names = names
         self.classes = classes
         self.request_ids: list[str] = []
@@ -80,6 +113,38 @@ class _Part:
         self.probabilities: list[np.ndarray | None] = []
         self.all_matrix = True
         self.all_proba = True
+        self.filled = 0
+        self.features: np.ndarray | None = None
+        self.outputs: np.ndarray | None = None
+        self.proba: np.ndarray | None = None
+        if layout is not None and names:
+            import numpy as np
+
+            features, outputs, proba, width = layout
+            self.features = np.empty((len(names), capacity), dtype=features)
+            self.outputs = np.empty(capacity, dtype=outputs)
+            if proba is not None:
+                self.proba = np.empty((width, capacity), dtype=proba)
+
+    @property
+    def capacity(self) -> int:
+        return 0 if self.outputs is None else len(self.outputs)
+
+    def _grow(self, needed: int) -> None:
+        import numpy as np
+
+        assert self.features is not None and self.outputs is not None
+        size = max(needed, 2 * len(self.outputs))
+        n = self.filled
+        features = np.empty((len(self.features), size), dtype=self.features.dtype)
+        features[:, :n] = self.features[:, :n]
+        outputs = np.empty(size, dtype=self.outputs.dtype)
+        outputs[:n] = self.outputs[:n]
+        self.features, self.outputs = features, outputs
+        if self.proba is not None:
+            proba = np.empty((len(self.proba), size), dtype=self.proba.dtype)
+            proba[:, :n] = self.proba[:, :n]
+            self.proba = proba
 
     def add(
         self,
@@ -101,14 +166,25 @@ class _Part:
         self.latency.append(latency_ms)
         self.status.append(status)
         self.counts.append(rows)
-        if self.names and columns is not None and predictions is not None:
-            self.columns.append(columns)
-            self.predictions.append(predictions)
-            self.probabilities.append(probabilities)
-            if probabilities is None:
-                self.all_proba = False
-            if getattr(columns, "matrix", None) is None:
-                self.all_matrix = False
+        if not self.names or columns is None or predictions is None:
+            return
+        if self.outputs is not None:  # dense: copied in, nothing kept
+            start, end = self.filled, self.filled + rows
+            if end > len(self.outputs):
+                self._grow(end)
+            self.features[:, start:end] = columns.matrix.T  # type: ignore[attr-defined,index]
+            self.outputs[start:end] = predictions
+            if self.proba is not None:
+                self.proba[:, start:end] = probabilities.T  # type: ignore[union-attr]
+            self.filled = end
+            return
+        self.columns.append(columns)
+        self.predictions.append(predictions)
+        self.probabilities.append(probabilities)
+        if probabilities is None:
+            self.all_proba = False
+        if getattr(columns, "matrix", None) is None:
+            self.all_matrix = False
 
     def to_table(self) -> pa.Table:
         """One row per predicted row; request fields repeated over the rows of their request.
@@ -143,30 +219,77 @@ class _Part:
             "_row": (np.arange(total) - np.repeat(starts, counts)).astype(np.int32),
             "_variant": text(self.variants),
         }
-        if self.columns:
-            if self.all_matrix:  # one stack instead of a concat per column
-                # feature-major, so every column is one contiguous block Arrow takes as it
-                # is; transposed a few thousand rows at a time (at once, it is
-                # cache-hostile: 2-3x slower, and so is Arrow copying strided columns)
-                matrices = [c.matrix for c in self.columns]  # type: ignore[attr-defined]
-                by_feature = np.empty((len(self.names), total), dtype=matrices[0].dtype)
-                done = 0
-                for i in range(0, len(matrices), 256):
-                    block = np.concatenate(matrices[i : i + 256])
-                    by_feature[:, done : done + len(block)] = block.T
-                    done += len(block)
-                for i, name in enumerate(self.names):
-                    data[name] = by_feature[i]
-            else:
-                for name in self.names:
-                    data[name] = np.concatenate([c[name] for c in self.columns])
-            data["_prediction"] = np.concatenate(self.predictions)
-            if self.all_proba:
-                proba: np.ndarray = np.concatenate(self.probabilities)  # type: ignore[arg-type]
-                labels = self.classes or tuple(range(proba.shape[1]))
-                for i, label in enumerate(labels):
-                    data[f"_proba_{label}"] = np.ascontiguousarray(proba[:, i])
+        if self.outputs is not None:
+            if self.filled:
+                data.update(self._dense_columns())
+        elif self.columns:
+            data.update(self._listed_columns())
         return pa.table({k: v if isinstance(v, pa.Array) else pa.array(v) for k, v in data.items()})
+
+    def _dense_columns(self) -> dict[str, np.ndarray]:
+        assert self.features is not None and self.outputs is not None
+        n = self.filled
+        data = {name: self.features[i, :n] for i, name in enumerate(self.names)}
+        data["_prediction"] = self.outputs[:n]
+        if self.proba is not None:
+            labels = self.classes or tuple(range(len(self.proba)))
+            for i, label in enumerate(labels):
+                data[f"_proba_{label}"] = self.proba[i, :n]
+        return data
+
+    def _listed_columns(self) -> dict[str, np.ndarray]:
+        import numpy as np
+
+        data: dict[str, np.ndarray] = {}
+        if self.all_matrix:  # one stack instead of a concat per column
+            # feature-major, so every column is one contiguous block Arrow takes as it is;
+            # transposed a few thousand rows at a time (at once, it is cache-hostile: 2-3x
+            # slower, and so is Arrow copying strided columns)
+            matrices = [c.matrix for c in self.columns]  # type: ignore[attr-defined]
+            total = sum(map(len, matrices))
+            by_feature = np.empty((len(self.names), total), dtype=matrices[0].dtype)
+            done = 0
+            for i in range(0, len(matrices), 256):
+                block = np.concatenate(matrices[i : i + 256])
+                by_feature[:, done : done + len(block)] = block.T
+                done += len(block)
+            for i, name in enumerate(self.names):
+                data[name] = by_feature[i]
+        else:
+            for name in self.names:
+                data[name] = np.concatenate([c[name] for c in self.columns])
+        data["_prediction"] = np.concatenate(self.predictions)
+        if self.all_proba:
+            proba: np.ndarray = np.concatenate(self.probabilities)  # type: ignore[arg-type]
+            labels = self.classes or tuple(range(proba.shape[1]))
+            for i, label in enumerate(labels):
+                data[f"_proba_{label}"] = np.ascontiguousarray(proba[:, i])
+        return data
+
+
+def _warm_up() -> None:
+    """Import and initialise what a flush uses (pyarrow, and pandas, which pyarrow imports
+    on its first conversion) before the server takes requests: done by the first flush, it
+    held the interpreter for ~0.3 s while requests waited."""
+    import numpy as np
+    import pyarrow.parquet  # noqa: F401
+
+    from shipyard.flavors.signature import MatrixColumns
+
+    part = _Part(("x",), None, (np.dtype(np.float64), np.dtype(np.int64), None, 0), 1)
+    part.add(
+        "",
+        "",
+        "",
+        0,
+        0.0,
+        0,
+        1,
+        MatrixColumns(np.zeros((1, 1)), {"x": 0}),
+        np.zeros(1, np.int64),
+        None,
+    )
+    part.to_table()
 
 
 class PredictionLogger:
@@ -186,7 +309,9 @@ class PredictionLogger:
         self.sample_rate = sample_rate
         self._on_drop = on_drop
         self._on_write = on_write
-        self._parts: dict[tuple[str, str, str, tuple[str, ...], int], _Part] = {}
+        self._parts: dict[tuple[Any, ...], _Part] = {}
+        # rows each partition held at its last flush: the next one starts that large
+        self._sizes: dict[tuple[Any, ...], int] = {}
         self._rows = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -230,12 +355,15 @@ class PredictionLogger:
         if self.sample_rate < 1.0 and random.random() >= self.sample_rate:
             return False
         names: tuple[str, ...] = ()
+        layout = None
         if columns is None or predictions is None:
             columns = predictions = probabilities = None
             rows = 1
         else:
-            rows, names = len(predictions), tuple(columns)
-        key = (endpoint, model_version, variant, names, ts_ms // 3_600_000)
+            rows = len(predictions)
+            names = getattr(columns, "names", None) or tuple(columns)
+            layout = _layout(columns, predictions, probabilities)
+        key = (endpoint, model_version, variant, names, layout, ts_ms // 3_600_000)
         with self._lock:
             if self._rows + rows > self.capacity_rows:
                 self.dropped += rows
@@ -244,7 +372,10 @@ class PredictionLogger:
                 part = self._parts.get(key)
                 if part is None:
                     part = self._parts[key] = _Part(
-                        names, tuple(classes) if classes is not None else None
+                        names,
+                        tuple(classes) if classes is not None else None,
+                        layout,
+                        self._sizes.get(key[:5], 256),
                     )
                 part.add(
                     request_id,
@@ -266,6 +397,7 @@ class PredictionLogger:
 
     def start(self) -> None:
         if self._thread is None:
+            _warm_up()
             self._thread = threading.Thread(target=self._run, name="shipyard-predlog", daemon=True)
             self._thread.start()
 
@@ -290,7 +422,10 @@ class PredictionLogger:
                 parts, self._parts = self._parts, {}
                 self._rows = 0
             written = 0
-            for (endpoint, _, _, _, _), part in parts.items():
+            for key, part in parts.items():
+                endpoint = key[0]
+                if part.filled:
+                    self._sizes[key[:5]] = min(part.filled + part.filled // 4, self.capacity_rows)
                 table = part.to_table()
                 self.store.write(endpoint, table, ts_ms=part.ts[0])
                 written += table.num_rows

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -130,3 +131,74 @@ def test_table_repeats_request_fields_over_rows_of_matrix_requests() -> None:
     assert table["b"] == [1.0, 3.0, 5.0, 11.0, 21.0, 23.0]
     assert table["_prediction"] == [0, 1, 2, 0, 0, 1]
     assert table["_proba_1"] == [0.0, 0.0, 0.0, 0.25, 0.5, 0.5]
+
+
+def _matrix_entries(count: int, classes: tuple[Any, ...] = (0, 1)) -> list[Entry]:
+    from shipyard.flavors.signature import MatrixColumns
+
+    rng = np.random.default_rng(0)
+    entries = []
+    for i in range(count):
+        n = 1 + i % 4
+        entries.append(
+            Entry(
+                endpoint="churn",
+                model_version="7",
+                request_id=f"r{i}",
+                ts_ms=1_795_000_000_000 + i,
+                latency_ms=0.1 * i,
+                status=200,
+                columns=MatrixColumns(rng.random((n, 3)), {"a": 0, "b": 1, "c": 2}),
+                predictions=rng.integers(0, 2, n),
+                probabilities=rng.random((n, 2)).astype(np.float32),
+                classes=classes,
+            )
+        )
+    return entries
+
+
+def test_matrix_requests_are_copied_in_and_written_like_any_other(tmp_path: Path) -> None:
+    """Matrix requests go into preallocated arrays (grown past their first size here); the
+    file holds what the general path writes for the same requests, types included."""
+    from shipyard.serving.predlog import to_table
+
+    entries = _matrix_entries(700)  # 1,750 rows: several times the first allocation
+    store = PredictionLogStore(tmp_path)
+    logger = PredictionLogger(store, flush_seconds=3600)
+    for e in entries:
+        assert logger.log(e)
+    (part,) = logger._parts.values()
+    assert part.outputs is not None and not part.columns  # dense, nothing kept per request
+    assert logger.flush() == 1750
+    written = store.read("churn")
+    expected = to_table(entries)
+    assert written.schema == expected.schema
+    assert written.equals(expected)
+    assert written["_proba_1"].type == expected["_proba_1"].type  # float32 stays float32
+
+    # the next buffer of this partition starts at the size the last one reached
+    logger.log(entries[0])
+    (part,) = logger._parts.values()
+    assert part.capacity >= 1750
+
+
+def test_text_labels_and_errors_are_logged_beside_matrix_requests(tmp_path: Path) -> None:
+    from shipyard.flavors.signature import MatrixColumns
+
+    store = PredictionLogStore(tmp_path)
+    logger = PredictionLogger(store, flush_seconds=3600)
+    for e in _matrix_entries(3):
+        logger.log(e)
+    logger.record(
+        "labels", "1", "stable", "text", 1_795_000_000_100, 0.3, 200,
+        MatrixColumns(np.ones((2, 3)), {"a": 0, "b": 1, "c": 2}),
+        np.array(["no", "yes"]), None, ("no", "yes"),
+    )  # fmt: skip
+    logger.record("churn", "7", "stable", "bad", 1_795_000_000_200, 0.1, 422)
+    assert logger.flush() == 6 + 2 + 1
+    text = store.read("labels").to_pylist()
+    assert [r["_prediction"] for r in text] == ["no", "yes"]
+    assert [r["a"] for r in text] == [1.0, 1.0]
+    rows = store.read("churn").to_pylist()
+    assert [r["_status"] for r in rows if r["_request_id"] == "bad"] == [422]
+    assert sorted(r["_row"] for r in rows if r["_request_id"] == "r2") == [0, 1, 2]
