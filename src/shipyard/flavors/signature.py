@@ -122,7 +122,6 @@ class Signature:
             raise SignatureError("'instances' must be a list of objects", field="instances")
         if not records:
             raise SignatureError("'instances' is empty: send at least one row", field="instances")
-        names = self.names
         first = records[0]
         if isinstance(first, list):
             try:
@@ -136,7 +135,7 @@ class Signature:
             fast = self._float_matrix(records)
             if fast is not None:
                 return fast
-        expected = set(names)
+        expected = set(self._order)
         for i, row in enumerate(records):
             if not isinstance(row, dict):
                 raise SignatureError(

@@ -12,6 +12,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ModelLoadError, NotFoundError, ShipyardError
@@ -49,11 +50,14 @@ class ServedModel:
     def ready(self) -> bool:
         return self.state == "ready"
 
-    @property
+    # model, state and config never change on an instance (a new one replaces it): what they
+    # imply is worked out once, not on each of the several reads per request
+
+    @cached_property
     def model_name(self) -> str:
         return self.model.name or self.endpoint if self.model else self.endpoint
 
-    @property
+    @cached_property
     def version(self) -> str:
         return str(self.model.version) if self.model and self.model.version else ""
 
@@ -103,7 +107,7 @@ class ServedModel:
             start += n
         return out
 
-    @property
+    @cached_property
     def inline(self) -> bool:
         """`infer` answers on the calling thread without awaiting anything (onnxruntime, no
         batching): nothing can time out in between, so callers need not arm a timeout."""
