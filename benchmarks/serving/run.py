@@ -130,15 +130,6 @@ def prepare(work: Path) -> dict[str, Any]:
     """Train the reference models, register them with shipyard (in WORK/shipyard), export the
     baseline's ONNX files, write the request bodies, and have the peer venvs log/save their
     own copies (checked to predict the same on all 569 rows)."""
-    import numpy as np
-    from models import load_data, train  # benchmarks/serving/ is sys.path[0]
-
-    X, y = load_data()
-    trained = {name: train(name, X, y) for name in MODELS}
-    expected = {name: [int(v) for v in m.predict(X)] for name, m in trained.items()}
-    (work / "expected.json").write_text(json.dumps(expected))
-    (work / "features.json").write_text(json.dumps(list(X.columns)))
-
     # the peers' setup runs while shipyard registers and converts
     peer_env = {**os.environ, **QUIET_ENV, "BENTOML_HOME": str(work / "bentoml")}
     mlflow_setup = subprocess.Popen(
@@ -157,6 +148,28 @@ def prepare(work: Path) -> dict[str, Any]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    prep = prepare_shipyard_and_baseline(work)
+    out, err = mlflow_setup.communicate()
+    if mlflow_setup.returncode != 0:
+        raise SystemExit(f"mlflow_setup.py failed:\n{err[-3000:]}")
+    prep["mlflow_dirs"] = json.loads(out.strip().splitlines()[-1])
+    _, err = bentoml_setup.communicate()
+    if bentoml_setup.returncode != 0:
+        raise SystemExit(f"bentoml_service.py (save) failed:\n{err[-3000:]}")
+    return prep
+
+
+def prepare_shipyard_and_baseline(work: Path) -> dict[str, Any]:
+    """The part of `prepare` that needs no peer venv: models trained, registered with
+    shipyard, exported to ONNX for the baseline, and the request bodies."""
+    import numpy as np
+    from models import load_data, train  # benchmarks/serving/ is sys.path[0]
+
+    X, y = load_data()
+    trained = {name: train(name, X, y) for name in MODELS}
+    expected = {name: [int(v) for v in m.predict(X)] for name, m in trained.items()}
+    (work / "expected.json").write_text(json.dumps(expected))
+    (work / "features.json").write_text(json.dumps(list(X.columns)))
 
     os.environ["SHIPYARD_HOME"] = str(work / "shipyard")
     from skl2onnx import to_onnx
@@ -178,15 +191,7 @@ def prepare(work: Path) -> dict[str, Any]:
             path = work / f"body-{key}-{n}.json"
             path.write_text(json.dumps({key: records}))
             bodies[key, n] = path
-
-    out, err = mlflow_setup.communicate()
-    if mlflow_setup.returncode != 0:
-        raise SystemExit(f"mlflow_setup.py failed:\n{err[-3000:]}")
-    mlflow_dirs = json.loads(out.strip().splitlines()[-1])
-    _, err = bentoml_setup.communicate()
-    if bentoml_setup.returncode != 0:
-        raise SystemExit(f"bentoml_service.py (save) failed:\n{err[-3000:]}")
-    return {"expected": expected, "bodies": bodies, "mlflow_dirs": mlflow_dirs}
+    return {"expected": expected, "bodies": bodies, "mlflow_dirs": {}}
 
 
 # -- servers ----------------------------------------------------------------------------------
@@ -278,7 +283,7 @@ def servers_for(model: str, work: Path, prep: dict[str, Any], cfg: Config) -> li
                 "models",
                 "serve",
                 "-m",
-                prep["mlflow_dirs"][model],
+                prep["mlflow_dirs"].get(model, ""),
                 "--env-manager",
                 "local",
                 "--host",
