@@ -93,11 +93,14 @@ def _metrics(df: pd.DataFrame, kind: str) -> dict[str, float | int | None]:
         ),
         "auc": None,
     }
-    proba_cols = [c for c in df.columns if c.startswith("_proba_")]
-    if binary and len(set(t.tolist())) == 2 and proba_cols:
-        positive = f"_proba_{_label_text(classes[-1])}"
-        if positive in df.columns:
-            result["auc"] = float(skm.roc_auc_score(t == classes[-1], df[positive].to_numpy()))
+    positive = f"_proba_{_label_text(classes[-1])}"
+    if binary and positive in df.columns:
+        # over the rows logged with probabilities (requests that did not ask have none)
+        scores = df[positive].to_numpy(dtype=np.float64)
+        has = ~np.isnan(scores)
+        truth = t[has] == classes[-1]
+        if truth.any() and not truth.all():
+            result["auc"] = float(skm.roc_auc_score(truth, scores[has]))
     return result
 
 
