@@ -1,10 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pyarrow.compute as pc
 
 from shipyard.serving.predlog import Entry, PredictionLogger
 from shipyard.stores.predictions import PredictionLogStore
@@ -162,24 +164,30 @@ def test_matrix_requests_are_copied_in_and_written_like_any_other(tmp_path: Path
     file holds what the general path writes for the same requests, types included."""
     from shipyard.serving.predlog import to_table
 
-    entries = _matrix_entries(700)  # 1,750 rows: several times the first allocation
+    entries = _matrix_entries(4000)  # 10,000 rows: three blocks
     store = PredictionLogStore(tmp_path)
     logger = PredictionLogger(store, flush_seconds=3600)
     for e in entries:
         assert logger.log(e)
     (part,) = logger._parts.values()
-    assert part.outputs is not None and not part.columns  # dense, nothing kept per request
-    assert logger.flush() == 1750
+    assert part.dense and len(part.blocks) == 3 and not part.columns  # nothing kept per request
+    assert logger.flush() == 10_000
     written = store.read("churn")
     expected = to_table(entries)
     assert written.schema == expected.schema
     assert written.equals(expected)
     assert written["_proba_1"].type == expected["_proba_1"].type  # float32 stays float32
 
-    # the next buffer of this partition starts at the size the last one reached
-    logger.log(entries[0])
+    # the next buffer of this partition reuses the blocks, and writes what it was given
+    more = [dataclasses.replace(e, request_id=f"again-{i}") for i, e in enumerate(entries[-5:])]
+    for e in more:
+        logger.log(e)
     (part,) = logger._parts.values()
-    assert part.capacity >= 1750
+    assert len(part.blocks) == 1 and len(part.pool) == 2  # one of the three blocks reused
+    assert logger.flush() == sum(len(e.predictions) for e in more)  # type: ignore[arg-type]
+    table = store.read("churn")
+    again = table.filter(pc.starts_with(table["_request_id"], "again-"))
+    assert again.equals(to_table(more))
 
 
 def test_text_labels_and_errors_are_logged_beside_matrix_requests(tmp_path: Path) -> None:
