@@ -130,6 +130,7 @@ def prepare(work: Path) -> dict[str, Any]:
     """Train the reference models, register them with shipyard (in WORK/shipyard), export the
     baseline's ONNX files, write the request bodies, and have the peer venvs log/save their
     own copies (checked to predict the same on all 569 rows)."""
+    trained = train_reference(work)  # the peers check their copies against expected.json
     # the peers' setup runs while shipyard registers and converts
     peer_env = {**os.environ, **QUIET_ENV, "BENTOML_HOME": str(work / "bentoml")}
     mlflow_setup = subprocess.Popen(
@@ -148,7 +149,7 @@ def prepare(work: Path) -> dict[str, Any]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    prep = prepare_shipyard_and_baseline(work)
+    prep = register_and_export(work, trained)
     out, err = mlflow_setup.communicate()
     if mlflow_setup.returncode != 0:
         raise SystemExit(f"mlflow_setup.py failed:\n{err[-3000:]}")
@@ -162,7 +163,12 @@ def prepare(work: Path) -> dict[str, Any]:
 def prepare_shipyard_and_baseline(work: Path) -> dict[str, Any]:
     """The part of `prepare` that needs no peer venv: models trained, registered with
     shipyard, exported to ONNX for the baseline, and the request bodies."""
-    import numpy as np
+    return register_and_export(work, train_reference(work))
+
+
+def train_reference(work: Path) -> dict[str, Any]:
+    """The reference models; their labels on every row (expected.json) and the feature
+    names (features.json) written to WORK."""
     from models import load_data, train  # benchmarks/serving/ is sys.path[0]
 
     X, y = load_data()
@@ -170,7 +176,17 @@ def prepare_shipyard_and_baseline(work: Path) -> dict[str, Any]:
     expected = {name: [int(v) for v in m.predict(X)] for name, m in trained.items()}
     (work / "expected.json").write_text(json.dumps(expected))
     (work / "features.json").write_text(json.dumps(list(X.columns)))
+    return trained
 
+
+def register_and_export(work: Path, trained: dict[str, Any]) -> dict[str, Any]:
+    """`trained` registered with shipyard (alias champion), exported to ONNX for the
+    baseline, and the request bodies written."""
+    import numpy as np
+    from models import load_data
+
+    X, _ = load_data()
+    expected = json.loads((work / "expected.json").read_text())
     os.environ["SHIPYARD_HOME"] = str(work / "shipyard")
     from skl2onnx import to_onnx
 
