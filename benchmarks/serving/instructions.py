@@ -7,10 +7,14 @@ callgrind, which counts the instructions every thread of the server executes.
 
 Requests per second at one connection move by ±10 % from one second to the next on a shared
 machine, more than the difference being measured; an instruction count does not (two runs
-agree within ~1 %). It counts user-space work only: the kernel's part of a request (the TCP
-round trip over loopback) is the same for both servers and is not in it. The prediction log's
-flushes, metrics and everything else the server does while answering are. Counting starts
-after a warm-up (`callgrind_control -i on`) and stops after the measured requests.
+of the same request count agree within ~1 %). It counts user-space work only: the kernel's
+part of a request (the TCP round trip over loopback) is the same for both servers and is not
+in it. The prediction log's flushes, metrics and everything else the server does while
+answering are, and overstated: under valgrind a server runs ~50x slower, so its timers (the
+log's flush every 2 s) fire far more often per request than in service, which counts against
+shipyard (the baseline keeps no log); fewer requests per run weigh them more (300 requests:
+~8 % more per request than 1,000). Counting starts after a warm-up (`callgrind_control -i on`)
+and stops after the measured requests.
 
 Needs valgrind (`apt-get install -y valgrind`) and the FastAPI venv that `run.py` makes; it
 runs in the repository's `.venv` like `run.py` (re-executing itself there).
