@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import statistics
 from typing import Any
 
 SHIPYARD_CONFIGS = ("shipyard", "shipyard-2w")
@@ -29,6 +30,15 @@ def rps(cell: dict[str, Any], key: str) -> float | None:
 def ratio(cell: dict[str, Any], ours: str, peer: str) -> float | None:
     a, b = rps(cell, ours), rps(cell, peer)
     return a / b if a is not None and b else None
+
+
+def paired_ratios(cell: dict[str, Any], ours: str, peer: str) -> list[float]:
+    """Round by round, shipyard's req/s ÷ the peer's (measured back to back in that round)."""
+    servers = cell["servers"]
+    if ours not in servers or peer not in servers:
+        return []
+    pairs = zip(servers[ours].get("rounds", []), servers[peer].get("rounds", []), strict=False)
+    return [a["rps"] / b["rps"] for a, b in pairs if b["rps"]]
 
 
 def evaluate_targets(models: dict[str, Any]) -> list[dict[str, Any]]:
@@ -130,6 +140,21 @@ def render(report: dict[str, Any]) -> str:
             for cell in m["cells"]:
                 cols = "".join(fmt_ratio(ratio(cell, ours, p)) for p in PEERS)
                 lines.append(f"{cell['concurrency']:>4} {cell['rows']:>4}  {cols}")
+            if any(paired_ratios(c, ours, "fastapi") for c in m["cells"]):
+                lines += [
+                    "",
+                    f"{m['servers'][ours]['label']} ÷ FastAPI+ORT round by round (a diagnostic:"
+                    " the targets use the best rounds)",
+                    f"{'conc':>4} {'rows':>4}  {'rounds':<28}{'median':>7}",
+                ]
+                for cell in m["cells"]:
+                    pr = paired_ratios(cell, ours, "fastapi")
+                    if pr:
+                        each = " ".join(f"{r:.2f}" for r in pr)
+                        lines.append(
+                            f"{cell['concurrency']:>4} {cell['rows']:>4}  {each:<28}"
+                            f"{statistics.median(pr):>6.2f}x"
+                        )
     lines += ["", "targets (both models; shipyard vs each peer):"]
     for t in report["targets"]:
         mark = {True: "met  ", False: "UNMET", None: "n/a  "}[t["met"]]
