@@ -167,8 +167,8 @@ def prepare_shipyard_and_baseline(work: Path) -> dict[str, Any]:
 
 
 def train_reference(work: Path) -> dict[str, Any]:
-    """The reference models; their labels on every row (expected.json) and the feature
-    names (features.json) written to WORK."""
+    """The reference models, the data and their labels on every row; the labels
+    (expected.json) and the feature names (features.json) written to WORK."""
     from models import load_data, train  # benchmarks/serving/ is sys.path[0]
 
     X, y = load_data()
@@ -176,23 +176,21 @@ def train_reference(work: Path) -> dict[str, Any]:
     expected = {name: [int(v) for v in m.predict(X)] for name, m in trained.items()}
     (work / "expected.json").write_text(json.dumps(expected))
     (work / "features.json").write_text(json.dumps(list(X.columns)))
-    return trained
+    return {"models": trained, "X": X, "expected": expected}
 
 
 def register_and_export(work: Path, trained: dict[str, Any]) -> dict[str, Any]:
     """`trained` registered with shipyard (alias champion), exported to ONNX for the
     baseline, and the request bodies written."""
     import numpy as np
-    from models import load_data
 
-    X, _ = load_data()
-    expected = json.loads((work / "expected.json").read_text())
+    X, expected = trained["X"], trained["expected"]
     os.environ["SHIPYARD_HOME"] = str(work / "shipyard")
     from skl2onnx import to_onnx
 
     import shipyard
 
-    for name, model in trained.items():
+    for name, model in trained["models"].items():
         with shipyard.start_run(experiment="bench") as run:
             mv = run.log_model(model, name=name, input_example=X[:32], onnx=True)
         shipyard.set_alias(name, "champion", mv.version)

@@ -45,9 +45,9 @@ class Entry:
 def _layout(
     columns: Mapping[str, np.ndarray], predictions: np.ndarray, probabilities: np.ndarray | None
 ) -> tuple[Any, ...] | None:
-    """How a request's features and outputs can be copied into a partition's preallocated
-    arrays: (feature dtype, prediction dtype, probability dtype and columns), or None when
-    they cannot (no single feature matrix, text labels, ...)."""
+    """How a request's features and outputs can be copied into a partition's blocks:
+    (feature dtype, prediction dtype, probability dtype and columns), or None when they
+    cannot (no single feature matrix, text labels, ...)."""
     matrix = getattr(columns, "matrix", None)
     if matrix is None or matrix.ndim != 2 or predictions.ndim != 1:
         return None
