@@ -379,3 +379,215 @@ def test_late_labels_score_the_live_model(
     assert result["overall"]["accuracy"] == pytest.approx(expected)
     assert result["overall"]["auc"] > 0.9
     assert set(result["by_version"]) == {"1"}
+
+
+# -- the wire: hot routes answered by shipyard's own protocol (serving.connection) ------------
+
+
+class _Answer:
+    def __init__(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self) -> Any:
+        import json
+
+        return json.loads(self.body)
+
+
+class _Wire:
+    """A raw HTTP/1.1 client on one socket: requests sent as given (pipelined if sent
+    together), answers parsed one by one (interim 1xx answers included)."""
+
+    def __init__(self, server: BackgroundServer) -> None:
+        import socket
+
+        self.sock = socket.create_connection((server.host, server.port), timeout=10)
+        self.buffer = b""
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def _fill(self) -> bool:
+        chunk = self.sock.recv(65536)
+        self.buffer += chunk
+        return bool(chunk)
+
+    def answer(self) -> _Answer:
+        while b"\r\n\r\n" not in self.buffer:
+            assert self._fill(), f"connection closed mid-answer: {self.buffer!r}"
+        head, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+        status_line, *lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines:
+            name, value = line.split(":", 1)
+            headers[name.strip().lower()] = value.strip()
+        status = int(status_line.split()[1])
+        length = int(headers.get("content-length", "0"))
+        while len(self.buffer) < length:
+            assert self._fill(), "connection closed mid-body"
+        body, self.buffer = self.buffer[:length], self.buffer[length:]
+        return _Answer(status, headers, body)
+
+    def closed(self) -> bool:
+        """Whether the server has closed the connection (EOF, nothing more buffered)."""
+        return not self.buffer and not self._fill()
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def _post(path: str, body: bytes, *extra: str, version: str = "1.1") -> bytes:
+    head = [f"POST {path} HTTP/{version}", "Host: test", "Content-Type: application/json"]
+    head += [f"Content-Length: {len(body)}", *extra]
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+def _get(path: str) -> bytes:
+    return f"GET {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode()
+
+
+@pytest.fixture
+def counted(server: BackgroundServer) -> list[str]:
+    """The hot requests the server's protocol handed to the handler directly (by name)."""
+    fast = server.server.config.app  # the data plane's fast path, what the server runs
+    seen: list[str] = []
+    direct = fast.direct
+
+    async def counting(scope: Any, name: str, kind: str, request: Any) -> Any:
+        seen.append(f"{kind} {name}")
+        return await direct(scope, name, kind, request)
+
+    fast.direct = counting
+    return seen
+
+
+def test_hot_and_other_requests_pipelined_on_one_connection_answer_in_order(
+    server: BackgroundServer, counted: list[str], breast_cancer, logreg
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    X, _ = breast_cancer
+    plain = json.dumps({"instances": rows(X, 3)}).encode()
+    v2 = json.dumps(
+        {"inputs": [{"name": "x", "shape": [2, 30], "datatype": "FP64",
+                     "data": X.iloc[3:5].to_numpy().ravel().tolist()}]}
+    ).encode()  # fmt: skip
+    wire = _Wire(server)
+    try:
+        wire.send(
+            _post("/endpoints/churn/predict", plain, "X-Request-ID: first")
+            + _get("/health/ready")
+            + _post("/v2/models/churn/infer", v2)
+            + _get("/v2/models/churn")
+            + _post("/endpoints/ch%75rn/predict", plain)  # escaped: the ASGI way, same answer
+            + _post("/endpoints/churn/predict?probabilities=1", plain)
+        )
+        answers = [wire.answer() for _ in range(6)]
+    finally:
+        wire.close()
+    assert [a.status for a in answers] == [200] * 6, [a.body for a in answers]
+    first, ready, infer, meta, escaped, query = answers
+    want = logreg.predict(X[:3]).tolist()
+    assert first.json()["predictions"] == want and first.json()["request_id"] == "first"
+    assert first.headers["x-request-id"] == "first" and first.headers["x-model-version"] == "1"
+    assert first.headers["content-type"] == "application/json" and "date" in first.headers
+    assert ready.json()["ready"] is True
+    assert infer.json()["outputs"][0]["data"] == logreg.predict(X[3:5]).tolist()
+    assert meta.json()["name"] == "churn"
+    assert escaped.json()["predictions"] == want and query.json()["predictions"] == want
+    assert counted == ["predict churn", "infer churn"]
+
+
+def test_a_body_in_pieces_chunked_or_after_100_continue_is_read_whole(
+    server: BackgroundServer, counted: list[str], breast_cancer, logreg
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+    import time
+
+    X, _ = breast_cancer
+    body = json.dumps({"instances": rows(X, 40)}).encode()
+    want = logreg.predict(X[:40]).tolist()
+    wire = _Wire(server)
+    try:
+        request = _post("/endpoints/churn/predict", body)
+        for start in range(0, len(request), 700):  # head and body over many segments
+            wire.send(request[start : start + 700])
+            time.sleep(0.002)
+        assert wire.answer().json()["predictions"] == want
+        head = (
+            b"POST /endpoints/churn/predict HTTP/1.1\r\nHost: t\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n"
+        )
+        half = len(body) // 2
+        chunked = b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in (body[:half], body[half:]))
+        wire.send(head + chunked + b"0\r\n\r\n")
+        assert wire.answer().json()["predictions"] == want
+        with_expect = _post("/endpoints/churn/predict", body, "Expect: 100-continue")
+        wire.send(with_expect[: -len(body)])  # the head alone: the server asks for the body
+        interim = wire.answer()
+        assert interim.status == 100
+        wire.send(body)
+        assert wire.answer().json()["predictions"] == want
+    finally:
+        wire.close()
+    assert counted == ["predict churn"] * 3
+
+
+def test_http_1_0_and_connection_close_end_the_connection(
+    server: BackgroundServer, counted: list[str], breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    X, _ = breast_cancer
+    body = json.dumps({"instances": rows(X, 1)}).encode()
+    for request in (
+        _post("/endpoints/churn/predict", body, version="1.0"),
+        _post("/endpoints/churn/predict", body, "Connection: close"),
+    ):
+        wire = _Wire(server)
+        try:
+            wire.send(request)
+            answer = wire.answer()
+            assert answer.status == 200 and answer.headers["connection"] == "close"
+            assert wire.closed()
+        finally:
+            wire.close()
+    wire = _Wire(server)  # keep-alive by default: the connection stays open for the next one
+    try:
+        for _ in range(3):
+            wire.send(_post("/endpoints/churn/predict", body))
+            answer = wire.answer()
+            assert answer.status == 200 and "connection" not in answer.headers
+    finally:
+        wire.close()
+    assert len(counted) == 5
+
+
+def test_limits_and_a_bad_request_id_on_the_direct_path(
+    server: BackgroundServer, counted: list[str], breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    import json
+
+    X, _ = breast_cancer
+    body = json.dumps({"instances": rows(X, 1)}).encode()
+    wire = _Wire(server)
+    try:  # a declared length over the limit is refused before any of the body is sent
+        wire.send(b"POST /endpoints/churn/predict HTTP/1.1\r\nHost: t\r\n"
+                  b"Content-Length: 10000000\r\n\r\n")  # fmt: skip
+        answer = wire.answer()
+        assert answer.status == 413 and answer.json()["limit"] == 200_000
+    finally:
+        wire.close()
+    wire = _Wire(server)
+    try:
+        for bad in ("has space", "x" * 129):
+            wire.send(_post("/endpoints/churn/predict", body, f"X-Request-ID: {bad}"))
+            answer = wire.answer()
+            doc = answer.json()
+            assert answer.status == 400 and doc["field"] == "x-request-id", doc
+            assert answer.headers["x-request-id"] == doc["request_id"] != bad  # a fresh id
+        wire.send(_post("/endpoints/churn/predict", body, "X-Request-ID: " + "y" * 128))
+        assert wire.answer().json()["request_id"] == "y" * 128
+    finally:
+        wire.close()
+    assert len(counted) == 4

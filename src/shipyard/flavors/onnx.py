@@ -6,12 +6,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np  # imported only to convert or to serve a model, which both need it
+
 from shipyard.errors import ConversionError, MissingDependencyError
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    import numpy as np
 
     from shipyard.flavors.signature import Signature
 
@@ -23,8 +23,6 @@ def convert_sklearn(
 ) -> bytes:
     """Convert `model` to ONNX (one 2-D float input in signature order) and check it against the
     original on the example. Raises ConversionError when it cannot be converted or disagrees."""
-    import numpy as np
-
     try:
         from skl2onnx import to_onnx
     except ImportError as exc:
@@ -69,8 +67,6 @@ def convert_sklearn(
 
 
 def _same_predictions(got: np.ndarray, expected: np.ndarray) -> bool:
-    import numpy as np
-
     if expected.dtype.kind in "fc":
         return bool(np.allclose(got.astype(np.float64), expected, rtol=1e-4, atol=1e-5))
     return bool(np.array_equal(got.astype(expected.dtype), expected))
@@ -131,8 +127,6 @@ class OnnxPredictor:
         self, columns: Mapping[str, np.ndarray], proba: bool
     ) -> tuple[np.ndarray, np.ndarray | None]:
         """Labels (and probabilities) from one session run."""
-        import numpy as np
-
         if not proba or self.proba_output is None:
             return self.predict_columns(columns), None
         labels, probabilities = self._run(columns, [self.label_output, self.proba_output])
@@ -142,14 +136,10 @@ class OnnxPredictor:
         return labels, np.asarray(probabilities)
 
     def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
-        import numpy as np
-
         out = np.asarray(self._run(columns, [self.label_output])[0])
         return out.ravel() if out.ndim == 2 and out.shape[1] == 1 else out
 
     def predict_proba_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
         if self.proba_output is None:
             return None
-        import numpy as np
-
         return np.asarray(self._run(columns, [self.proba_output])[0])

@@ -4,6 +4,7 @@ type checks: numpy decides the type of each column once."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -69,6 +70,15 @@ class MatrixColumns(Mapping[str, Any]):
         return f"MatrixColumns({list(self._position)}, rows={len(self.matrix)})"
 
 
+@functools.cache
+def _numpy() -> Any:
+    """numpy, imported on first use (commands that never touch data start without it); a
+    cached call costs far less per request than an import statement."""
+    import numpy
+
+    return numpy
+
+
 @dataclass(frozen=True)
 class ColumnSpec:
     name: str
@@ -116,14 +126,14 @@ class Signature:
 
     def columns_from_records(self, records: Any) -> Mapping[str, np.ndarray]:
         """`[{"a": 1, "b": 2}, …]` (or `[[1, 2], …]` for tensor signatures) → arrays by column."""
-        import numpy as np
-
         if not isinstance(records, list):
             raise SignatureError("'instances' must be a list of objects", field="instances")
         if not records:
             raise SignatureError("'instances' is empty: send at least one row", field="instances")
         first = records[0]
         if isinstance(first, list):
+            import numpy as np
+
             try:
                 matrix = np.asarray(records)
             except ValueError as exc:
@@ -171,8 +181,7 @@ class Signature:
 
         The key set is checked once per distinct key order, not once per row: clients send
         every row with the same keys in the same order, so that is usually one check."""
-        import numpy as np
-
+        np = _numpy()
         if set(map(type, records)) != {dict}:
             return None
         order = self._order
@@ -275,11 +284,11 @@ class Signature:
 
     def matrix(self, columns: Mapping[str, np.ndarray], dtype: str = "float32") -> np.ndarray:
         """A dense 2-D array in signature order (the ONNX fast path)."""
-        import numpy as np
-
         kept: np.ndarray | None = getattr(columns, "matrix", None)
         if kept is not None:
             return kept if kept.dtype == dtype else kept.astype(dtype)
+        import numpy as np
+
         out = np.empty((len(next(iter(columns.values()))), len(self.inputs)), dtype=dtype)
         for i, n in enumerate(self.names):
             out[:, i] = columns[n]

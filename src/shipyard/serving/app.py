@@ -30,6 +30,7 @@ from shipyard.errors import (
     SignatureError,
 )
 from shipyard.serving import protocol
+from shipyard.serving.auth import AuthMiddleware
 from shipyard.serving.predlog import FeedbackLogger, PredictionLogger
 
 if TYPE_CHECKING:
@@ -136,26 +137,37 @@ def answer_response(answer: Answer) -> Response:
     return response
 
 
+def check_declared_length(headers: Any, limit: int) -> None:
+    """Refuse a body whose Content-Length (in `headers`, anything with `get`) is over `limit`
+    before reading any of it."""
+    length = headers.get("content-length")
+    if length is None:
+        return
+    try:
+        declared = int(length)
+    except ValueError as exc:
+        raise InvalidArgumentError("bad Content-Length header", field="content-length") from exc
+    if declared > limit:
+        raise PayloadTooLargeError(
+            f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit
+        )
+
+
+def body_too_large(limit: int) -> PayloadTooLargeError:
+    return PayloadTooLargeError(
+        f"the body exceeds the limit of {limit} bytes", field="body", limit=limit
+    )
+
+
 async def read_body(request: Request, limit: int) -> bytes:
     """The body, refusing more than `limit` bytes before reading them all."""
-    length = request.headers.get("content-length")
-    if length is not None:
-        try:
-            declared = int(length)
-        except ValueError as exc:
-            raise InvalidArgumentError("bad Content-Length header", field="content-length") from exc
-        if declared > limit:
-            raise PayloadTooLargeError(
-                f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit
-            )
+    check_declared_length(request.headers, limit)
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > limit:
-            raise PayloadTooLargeError(
-                f"the body exceeds the limit of {limit} bytes", field="body", limit=limit
-            )
+            raise body_too_large(limit)
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -235,6 +247,7 @@ def _parse_v2(served: ServedModel, body: Any) -> Parsed:
     return Parsed(columns, want_proba, render)
 
 
+_REQUEST_ID = re.compile(r"[\x21-\x7e]{1,128}\Z")  # echoed in a header: nothing else
 _FAST = re.compile(r"^/(?:endpoints/([^/]+)/(predict)|v2/models/([^/]+)/(infer))$")
 
 
@@ -263,18 +276,7 @@ class _RawRequest:
 
     async def read(self, limit: int) -> bytes:
         """The body, refusing more than `limit` bytes before reading them all."""
-        length = self.headers.get("content-length")
-        if length is not None:
-            try:
-                declared = int(length)
-            except ValueError as exc:
-                raise InvalidArgumentError(
-                    "bad Content-Length header", field="content-length"
-                ) from exc
-            if declared > limit:
-                raise PayloadTooLargeError(
-                    f"the body is {declared} bytes; the limit is {limit}", field="body", limit=limit
-                )
+        check_declared_length(self.headers, limit)
         chunks: list[bytes] = []
         size = 0
         while True:
@@ -286,15 +288,11 @@ class _RawRequest:
             body = message.get("body", b"")
             if not chunks and not message.get("more_body", False):  # the usual: one message
                 if len(body) > limit:
-                    raise PayloadTooLargeError(
-                        f"the body exceeds the limit of {limit} bytes", field="body", limit=limit
-                    )
+                    raise body_too_large(limit)
                 return body  # type: ignore[no-any-return]
             size += len(body)
             if size > limit:
-                raise PayloadTooLargeError(
-                    f"the body exceeds the limit of {limit} bytes", field="body", limit=limit
-                )
+                raise body_too_large(limit)
             chunks.append(body)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -327,6 +325,18 @@ class DataPlaneFastPath:
             return
         await self.app(scope, receive, send)
 
+    async def direct(self, scope: dict[str, Any], name: str, kind: str, request: Any) -> Answer:
+        """The answer to a hot route (`kind` "predict" or "infer") for an HTTP server that calls
+        the handler itself, with no ASGI messages (shipyard's own, `serving.connection`);
+        `request` has `headers.get(name)` and `await read(limit)`. The same auth check as on
+        the ASGI way comes first."""
+        if isinstance(self.guarded, AuthMiddleware):
+            refused = await self.guarded.refusal(scope)
+            if refused is not None:
+                return refused
+        handler, parse = self.handlers[kind]
+        return await handler(name, request, parse)  # type: ignore[no-any-return]
+
     async def answer(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         m = _FAST.match(scope["path"])
         assert m is not None
@@ -345,8 +355,6 @@ def asgi_entry(app: FastAPI) -> Any:
     fast = getattr(app.state, "asgi", None)
     if not isinstance(fast, DataPlaneFastPath):
         return app
-    from shipyard.serving.auth import AuthMiddleware
-
     has_auth = any(getattr(m, "cls", None) is AuthMiddleware for m in app.user_middleware)
     if has_auth and not isinstance(fast.guarded, AuthMiddleware):
         return app
@@ -414,7 +422,8 @@ def mount_data_plane(
         name: str, request: _RawRequest, parse: Callable[[ServedModel, Any], Parsed]
     ) -> Answer:
         start = time.perf_counter()
-        request_id = request.headers.get("x-request-id") or _new_request_id()
+        given_id = request.headers.get("x-request-id")
+        request_id = given_id if given_id and _REQUEST_ID.match(given_id) else _new_request_id()
         served: ServedModel | None = None
         parsed: Parsed | None = None
         labels = probabilities = None
@@ -422,6 +431,10 @@ def mount_data_plane(
         gauge = metrics.in_flight_for(name if name in table._served else "_unknown")
         gauge.inc()
         try:
+            if given_id and given_id is not request_id:
+                raise InvalidArgumentError(
+                    "X-Request-ID must be 1 to 128 printable ASCII characters", field="x-request-id"
+                )
             ready_model(name)
             doc = protocol.parse_json(await request.read(limit))
             key = request.headers.get("x-shipyard-key") or protocol.request_key(doc)

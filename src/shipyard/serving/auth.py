@@ -155,18 +155,27 @@ class AuthMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        refused = await self.refusal(scope)
+        if refused is not None:
+            status, body, headers = refused
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
+        await self.app(scope, receive, send)
+
+    async def refusal(self, scope: dict[str, Any]) -> tuple[int, bytes, list[Any]] | None:
+        """None when the request may go on (its principal then in `scope["state"]`), else the
+        answer that refuses it: status, JSON body, headers."""
         need = required_scope(scope["method"], scope["path"])
         token = _credentials(scope) if need is not None else None
         if need is None or (token is None and not self.required):
-            await self.app(scope, receive, send)
-            return
+            return None
         try:
             principal = await self._check(scope["path"], need, token)
         except ShipyardError as exc:
-            await _send_error(send, exc)
-            return
+            return _refusal(exc)
         scope.setdefault("state", {})["principal"] = principal
-        await self.app(scope, receive, send)
+        return None
 
     async def _check(self, path: str, need: str, token: str | None) -> Principal:
         if token is None:
@@ -204,15 +213,14 @@ def _credentials(scope: dict[str, Any]) -> str | None:
     return None
 
 
-async def _send_error(send: Any, exc: ShipyardError) -> None:
+def _refusal(exc: ShipyardError) -> tuple[int, bytes, list[Any]]:
     body = protocol.dumps(exc.to_dict())
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if isinstance(exc, UnauthorizedError):
         headers.append((b"www-authenticate", b"Bearer"))
     if isinstance(exc, RateLimitedError):
         headers.append((b"retry-after", retry_after_header(exc.details["retry_after"]).encode()))
-    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    return exc.http_status, body, headers
 
 
 def install_auth(

@@ -10,7 +10,10 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
+
+from shipyard.serving.app import asgi_entry
+from shipyard.serving.connection import protocol_class
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -30,122 +33,13 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-class _OneWriteTransport:
-    """A transport that sends an answer's head and the first part of its body in one write,
-    and, while other requests are in flight, the answers of one event-loop turn together at
-    its end.
-
-    uvicorn writes the status line and headers, then the body, as two writes; with TCP_NODELAY
-    each is a system call and a packet of its own, and the client may wake up for each. Once
-    told that an answer starts (`hold`), this keeps the head and sends it with the next write.
-    A lone request goes out at once; under load, deferring to the end of the turn measured
-    +30 % req/s at 16 connections (1-row requests), and nothing at 1. Everything but writing is
-    the wrapped transport's."""
-
-    __slots__ = ("_held", "_holding", "_loop", "_pending", "_tasks", "_transport")
-
-    def __init__(self, transport: Any, loop: Any, tasks: Any) -> None:
-        self._transport = transport
-        self._holding = False
-        self._held: bytes | None = None
-        self._loop = loop
-        self._tasks = tasks
-        self._pending: list[bytes] = []
-
-    def hold(self) -> None:
-        self._holding = True
-
-    def write(self, data: bytes) -> None:
-        if self._holding:
-            if self._held is None:
-                self._held = data
-                return
-            data = self._held + data
-            self._held = None
-            self._holding = False
-            if len(self._tasks) > 1:  # busy: answers of this turn leave together at its end
-                if not self._pending:
-                    self._loop.call_soon(self._send_pending)
-                self._pending.append(data)
-                return
-        if self._pending:
-            self._pending.append(data)
-            return
-        self._transport.write(data)
-
-    def _send_pending(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending and not self._transport.is_closing():
-            self._transport.write(b"".join(pending))
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def _release(self) -> None:
-        self._send_pending()
-        held, self._held, self._holding = self._held, None, False
-        if held is not None:
-            self._transport.write(held)
-
-    def get_write_buffer_size(self) -> int:
-        pending = sum(map(len, self._pending)) + len(self._held or b"")
-        return int(self._transport.get_write_buffer_size()) + pending
-
-    def write_eof(self) -> None:
-        self._release()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self._release()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._held, self._holding = None, False
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-def _http_protocol() -> Any:
-    """uvicorn's httptools protocol writing each answer's head together with its body ("auto"
-    without httptools)."""
-    try:
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
-        return "auto"
-
-    class OneWriteHttpToolsProtocol(HttpToolsProtocol):  # type: ignore[misc]
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(_OneWriteTransport(transport, self.loop, self.tasks))  # type: ignore[arg-type]
-
-        def on_headers_complete(self) -> None:
-            super().on_headers_complete()
-            cycle = self.cycle
-            # HEAD answers have no body to wait for; a 100 Continue goes out before the start
-            if cycle is None or self.scope["method"] == "HEAD":
-                return
-            send, transport = cycle.send, cast("_OneWriteTransport", self.transport)
-
-            async def send_in_one_write(message: Any) -> None:
-                if message["type"] == "http.response.start":
-                    transport.hold()
-                await send(message)
-
-            cycle.send = send_in_one_write  # type: ignore[method-assign]
-
-    return OneWriteHttpToolsProtocol
-
-
 def _config(app: FastAPI, log_level: str) -> Any:
     import uvicorn
 
-    from shipyard.serving.app import asgi_entry
-
+    entry = asgi_entry(app)  # the data plane's hot routes before FastAPI's per-request layers
     return uvicorn.Config(
-        asgi_entry(app),  # the data plane's hot routes before FastAPI's per-request layers
-        http=_http_protocol(),
+        entry,
+        http=protocol_class(entry),
         log_level=log_level,
         access_log=False,
         lifespan="on",

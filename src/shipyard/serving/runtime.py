@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ModelLoadError, NotFoundError, ShipyardError
 from shipyard.serving.batching import Batcher
+from shipyard.serving.routing import choose
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -248,8 +249,6 @@ class EndpointTable:
     def route(self, name: str, key: str | None) -> tuple[ServedModel, ServedModel | None]:
         """The model that answers a request to `name`, and a shadow to also call (or None),
         under the endpoint's traffic policy."""
-        from shipyard.serving.routing import choose
-
         stable = self.get(name)
         candidate = self._candidates.get(name)
         if candidate is None or not candidate.ready:
