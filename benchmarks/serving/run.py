@@ -63,7 +63,7 @@ QUIET_ENV = {  # no telemetry: this machine has no network, and it would add noi
 class Config:
     concurrencies: tuple[int, ...] = (1, 16, 64)
     rows: tuple[int, ...] = (1, 32)
-    rounds: int = 2
+    rounds: int = 3
     seconds: int = 4
     warmup_seconds: int = 1
     two_workers: bool = True
@@ -547,7 +547,7 @@ def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--quick", action="store_true", help="1 s cells, no 2-worker row (~3 min)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    p.add_argument("--rounds", type=int, help="rounds per cell (default 2)")
+    p.add_argument("--rounds", type=int, help="rounds per cell (default 3)")
     p.add_argument("--seconds", type=int, help="seconds per measurement (default 4, quick 1)")
     p.add_argument("--models", default=",".join(MODELS), help="comma-separated: logreg,rf")
     p.add_argument(
