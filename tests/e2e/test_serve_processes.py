@@ -151,15 +151,26 @@ def test_workers_keep_latency_low(
     two, url2 = serve(home, "--workers", "2")
     stop.append(two)
     multi = median_latency(url2, body)
-    # every scrape, whichever worker answers it, counts the requests of both workers
-    for _ in range(4):
-        text = httpx.get(f"{url2}/metrics").text
-        served = sum(
+    # every scrape, whichever worker answers it, counts the requests of both workers: each
+    # publishes what it counted within PUBLISH_SECONDS of a request
+    from shipyard.serving.metrics import PUBLISH_SECONDS
+
+    time.sleep(PUBLISH_SECONDS + 0.5)
+
+    def total(text: str, prefix: str, match: str = "") -> float:
+        return sum(
             float(line.rsplit(" ", 1)[1])
             for line in text.splitlines()
-            if line.startswith("shipyard_requests_total{") and 'status="200"' in line
+            if line.startswith(prefix) and match in line
         )
-        assert served == 320, text[:2000]
+
+    for _ in range(4):
+        text = httpx.get(f"{url2}/metrics").text
+        assert total(text, "shipyard_requests_total{", 'status="200"') == 320, text[:2000]
+        assert total(text, "shipyard_request_latency_seconds_count{") == 320, text[:2000]
+        assert total(text, "shipyard_request_latency_seconds_bucket{", 'le="+Inf"') == 320
+        assert total(text, "shipyard_predicted_rows_total{") == 320 * len(body["instances"])  # type: ignore[arg-type]
+        assert total(text, "shipyard_requests_in_flight{") == 0
     # Nagle's algorithm with delayed ACKs would add ~40 ms per request; both stay in ms.
     assert multi < max(2 * single, 0.005), (single, multi)
     two.send_signal(signal.SIGTERM)
