@@ -246,7 +246,10 @@ def protocol_class(app: Any) -> Any:
     except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
         return "auto"
 
-    fast = app if isinstance(app, DataPlaneFastPath) else None
+    # the hook every task start goes through, pipelined requests included (uvicorn 0.55 has
+    # it); without it, every request takes the ASGI way (correct, slower)
+    hooked = hasattr(HttpToolsProtocol, "_start_asgi_task")
+    fast = app if isinstance(app, DataPlaneFastPath) and hooked else None
 
     class DataPlaneProtocol(HttpToolsProtocol):  # type: ignore[misc]
         def connection_made(self, transport: Any) -> None:
