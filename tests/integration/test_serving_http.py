@@ -591,3 +591,43 @@ def test_limits_and_a_bad_request_id_on_the_direct_path(
     finally:
         wire.close()
     assert len(counted) == 4
+
+
+def test_a_client_that_never_reads_its_answers_is_not_buffered_without_bound(
+    server: BackgroundServer, counted: list[str]
+) -> None:
+    import socket
+    import threading
+    import time
+
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect((server.host, server.port))
+    sock.settimeout(0.2)
+    request = _post("/endpoints/nope/predict", b"") * 100  # pipelined; answers are 404s
+    sent = 0
+
+    def flood(deadline: float) -> None:
+        nonlocal sent
+        at = 0  # a partial send goes on where it stopped: the stream stays well-formed
+        while time.monotonic() < deadline:
+            try:
+                at += sock.send(request[at:])
+            except TimeoutError:  # the server stopped reading: it waits for this client
+                continue
+            if at == len(request):
+                at, sent = 0, sent + 100
+
+    sender = threading.Thread(target=flood, args=(time.monotonic() + 3,))
+    sender.start()
+    sender.join()
+    try:
+        connections = list(server.server.server_state.connections)
+        assert len(connections) == 1  # still open: nothing was malformed
+        buffered = connections[0].transport.get_write_buffer_size()
+        assert counted  # answered on the direct path until the client fell behind
+        assert buffered < 1_000_000, (buffered, sent)  # bounded (was ~6 MB a second, unread)
+        other = httpx.post(f"{server.url}/endpoints/nope/predict", json={"instances": [{}]})
+        assert other.status_code == 404  # and everyone else is still answered
+    finally:
+        sock.close()

@@ -116,6 +116,7 @@ def create_server_app(
             if log_ is not None:
                 log_.start()
         yield
+        metrics.publish()  # several workers: this one's last counts into the shared files
         task.cancel()
         for extra in (monitor_task, rollout_task):
             if extra is not None:

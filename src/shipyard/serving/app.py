@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from fastapi import FastAPI, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from shipyard.errors import (
@@ -282,8 +283,6 @@ class _RawRequest:
         while True:
             message = await self._receive()
             if message["type"] == "http.disconnect":
-                from starlette.requests import ClientDisconnect
-
                 raise ClientDisconnect()
             body = message.get("body", b"")
             if not chunks and not message.get("more_body", False):  # the usual: one message
@@ -481,6 +480,9 @@ def mount_data_plane(
             reason = exc.details.get("reason") or type(exc).__name__
             metrics.reject(name if served is not None else "_unknown", str(reason))
             return error_answer(exc, request_id)
+        except ClientDisconnect:  # gone before its body was in: no one to answer, nothing failed
+            status = 499
+            return error_answer(ServingError("the client closed the connection"), request_id)
         except Exception as exc:  # the model library failed: a 500 that names it, counted
             status = 500
             log.exception("endpoint %s: prediction failed", name)
@@ -796,6 +798,7 @@ def create_serving_app(
             if log_ is not None:
                 log_.start()
         yield
+        metrics.publish()  # several workers: this one's last counts into the shared files
         task.cancel()
         for log_ in (predlog, feedback_log):
             if log_ is not None:

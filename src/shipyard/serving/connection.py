@@ -23,6 +23,8 @@ import asyncio
 import re
 from typing import Any
 
+from starlette.requests import ClientDisconnect
+
 from shipyard.serving.app import (
     DataPlaneFastPath,
     _Headers,
@@ -222,11 +224,9 @@ class _HotRequest:
             if cycle.size > limit:  # the parser stops reading past 64 KiB until asked
                 raise body_too_large(limit)
             if not cycle.more_body:
-                chunks = cycle.chunks
+                chunks, cycle.chunks = cycle.chunks, []  # the connection keeps no body once read
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if cycle.disconnected:
-                from starlette.requests import ClientDisconnect
-
                 raise ClientDisconnect()
             if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
                 cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -339,7 +339,12 @@ def protocol_class(app: Any) -> Any:
                 if not isinstance(exc, Exception):
                     raise
                 return
-            if cycle.disconnected:
+            transport: Any = self.transport
+            if self.flow.write_paused and not cycle.disconnected:
+                # the client reads slower than it sends: wait, as uvicorn's send does, so that
+                # answers never pile up in memory (reading stays paused until this one is out)
+                await self.flow.drain()
+            if cycle.disconnected or transport.is_closing():
                 return
             head = [STATUS_LINE[status]]
             head += [b"%s: %s\r\n" % h for h in self.server_state.default_headers]
@@ -347,7 +352,6 @@ def protocol_class(app: Any) -> Any:
             if not cycle.keep_alive:
                 head.append(b"connection: close\r\n")
             head += (b"\r\n", body)
-            transport: Any = self.transport
             transport.answer(b"".join(head))
             cycle.response_complete = True
             if not cycle.keep_alive:

@@ -247,17 +247,23 @@ class ServingMetrics:
             return
         self._publishing = True
         try:
-            asyncio.get_running_loop().call_later(PUBLISH_SECONDS, self.publish)
+            asyncio.get_running_loop().call_later(PUBLISH_SECONDS, self._publish_due)
         except RuntimeError:  # no event loop here: at once
+            self._publishing = False
             self.publish()
 
-    def publish(self) -> None:
-        """Several workers: add what this one counted since the last time to the shared
-        files (on the event loop's thread, like `observe`); again a second later while
-        requests are in flight."""
+    def _publish_due(self) -> None:
+        """The one pending timer: publish, and again a second later while requests are in
+        flight (so that the in-flight gauge follows long requests)."""
         self._publishing = False
+        if self.publish():
+            self._schedule()
+
+    def publish(self) -> bool:
+        """Several workers: add what this one counted since the last time to the shared
+        files (on the event loop's thread, like `observe`). True if requests are in flight."""
         if not self.shared:
-            return
+            return False
         for key, t in list(self._tallies.items()):
             count, rows, total, buckets = t.published
             if t.count == count:
@@ -290,10 +296,7 @@ class ServingMetrics:
         for endpoint, live in list(self._in_flight.items()):
             self.in_flight.labels(endpoint).set(live.value)
             busy = busy or live.value > 0
-        if busy:  # again later, on this loop only (never from publishing itself)
-            with contextlib.suppress(RuntimeError):
-                asyncio.get_running_loop().call_later(PUBLISH_SECONDS, self.publish)
-                self._publishing = True
+        return busy
 
     def in_flight_for(self, endpoint: str) -> _Live:
         child = self._in_flight.get(endpoint)
