@@ -317,12 +317,9 @@ class ServingMetrics:
         self.rejections.labels(endpoint, reason).inc()
 
     def render(self) -> tuple[bytes, str]:
-        import os
-
         from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        # prometheus_client's own switch (set by serve_forever for several workers)
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if self.shared:  # prometheus_client's own switch, set by serve_forever for several workers
             from prometheus_client.multiprocess import MultiProcessCollector
 
             self.publish()  # this worker's counts up to now; the others' at most a second late
