@@ -259,8 +259,12 @@ def score_files(
             f"executor must be local or ray, not {executor!r}", field="executor"
         )
     ref = parse_model_uri(model)
-    mv = Registry(open_stores(settings)).resolve(ref)
+    registry = Registry(open_stores(settings))
+    mv = registry.resolve(ref)
     pinned = f"models:/{mv.name}/{mv.version}"  # a moving alias must not mix versions mid-job
+    # a model that cannot load (untrusted, malformed) fails here with the loader's message,
+    # not as a worker pool broken by its initializer
+    registry.load(pinned, trusted=trusted)
     files = input_files(Path(input_path))
     out = Path(output_path)
     out.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,12 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np  # imported only to convert or to serve a model, which both need it
 
-from shipyard.errors import ConversionError, MissingDependencyError
+from shipyard.errors import (
+    ConversionError,
+    MissingDependencyError,
+    ModelLoadError,
+    UntrustedModelError,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -72,6 +77,39 @@ def _same_predictions(got: np.ndarray, expected: np.ndarray) -> bool:
     return bool(np.array_equal(got.astype(expected.dtype), expected))
 
 
+def refuse_external_data(data: bytes) -> None:
+    """Refuse a model whose tensors point to files outside it (ONNX "external data"): a model
+    in the registry is one self-contained artifact, and a location such as `../../secret`
+    would read a file of the serving host into the model's weights."""
+    try:
+        import onnx
+    except ImportError as exc:
+        raise MissingDependencyError("loading ONNX models needs onnx: pip install onnx") from exc
+    try:
+        model = onnx.load_model_from_string(data)
+    except Exception as exc:  # protobuf's DecodeError and friends
+        raise ModelLoadError(f"not a readable ONNX model: {exc}") from exc
+    graphs = [model.graph, *(f for f in model.functions)]
+    while graphs:
+        graph = graphs.pop()
+        tensors = list(getattr(graph, "initializer", []))
+        for sparse in getattr(graph, "sparse_initializer", []):
+            tensors += [sparse.values, sparse.indices]
+        for node in graph.node:
+            for attr in node.attribute:
+                tensors += [attr.t, *attr.tensors]
+                for sparse in [attr.sparse_tensor, *attr.sparse_tensors]:
+                    tensors += [sparse.values, sparse.indices]
+                graphs += [g for g in [attr.g, *attr.graphs] if g.ByteSize()]
+        for tensor in tensors:
+            if tensor.data_location == onnx.TensorProto.EXTERNAL or len(tensor.external_data):
+                raise UntrustedModelError(
+                    f"the ONNX model's tensor {tensor.name!r} keeps its data in an external "
+                    "file; shipyard serves self-contained models only (save it with "
+                    "onnx.save_model(..., save_as_external_data=False))"
+                )
+
+
 class OnnxPredictor:
     backend = "onnxruntime"
 
@@ -103,6 +141,7 @@ class OnnxPredictor:
             raise MissingDependencyError(
                 "serving ONNX needs onnxruntime: pip install onnxruntime"
             ) from exc
+        refuse_external_data(data)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         # Small requests: one thread per session avoids thread hand-off costs that dominate

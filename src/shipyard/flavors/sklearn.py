@@ -17,9 +17,6 @@ if TYPE_CHECKING:
     from shipyard.flavors.signature import Signature
 
 
-SAFE_TYPE_PREFIXES = ("sklearn.", "numpy.", "scipy.sparse.")
-
-
 def is_sklearn(model: Any) -> bool:
     return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)
 
@@ -35,18 +32,26 @@ def save_skops(model: Any, path: Path) -> None:
 
 
 def load_skops(path: Path, *, trusted: bool) -> Any:
+    """Load a skops file. Untrusted, only skops' default types and shipyard's reviewed list
+    (`skops_trust.REVIEWED_TYPES`) are rebuilt; trees are checked index by index either way."""
     import skops.io as sio
 
-    types = sio.get_untrusted_types(file=path)
-    # skops reconstructs these without running code from the file; scikit-learn's own types
-    # (e.g. sklearn.tree._tree.Tree of every tree model) are only missing from its default list.
-    unknown = [t for t in types if not t.startswith(SAFE_TYPE_PREFIXES)]
+    from shipyard.flavors import skops_trust
+
+    skops_trust.check_archive(path)
+    try:
+        found = sio.get_untrusted_types(file=path)
+    except Exception as exc:  # a zip or schema skops cannot read: malformed, not a model
+        raise UntrustedModelError(f"the model file is not a readable skops file: {exc}") from exc
+    reviewed, unknown = skops_trust.split_types(found)
     if unknown and not trusted:
         raise UntrustedModelError(
-            f"the model file contains types outside scikit-learn and numpy: "
-            f"{', '.join(unknown)}; load it with trusted=True only if you trust its source"
+            f"the model file contains types shipyard has not reviewed: {', '.join(unknown)}; "
+            "load it with trusted=True (CLI: --trusted) only if you trust its source"
         )
-    return sio.load(path, trusted=types or None)
+    model = sio.load(path, trusted=(found if trusted else reviewed) or None)
+    skops_trust.check_loaded(model)
+    return model
 
 
 def save_pickle(model: Any, path: Path) -> None:

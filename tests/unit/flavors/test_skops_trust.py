@@ -1,0 +1,138 @@
+"""Untrusted skops files: only reviewed type names are rebuilt, and trees are checked index by
+index, so a crafted file can neither run code nor crash the process at its first prediction."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from shipyard.errors import UntrustedModelError
+from shipyard.flavors import sklearn as sk
+from tests.hostile import skops_files
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(300, 5))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    return X, y
+
+
+@pytest.mark.parametrize(("module", "function"), skops_files.EXEC_TARGETS)
+def test_a_file_that_calls_a_function_is_refused_and_runs_nothing(
+    tmp_path: Path, data: Any, module: str, function: str
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    marker = tmp_path / "pwned"
+    path = tmp_path / "model.skops"
+    path.write_bytes(
+        skops_files.exec_payload(LogisticRegression().fit(*data), marker, module, function)
+    )
+    with pytest.raises(UntrustedModelError, match=f"{module}.{function}"):
+        sk.load_skops(path, trusted=False)
+    assert not marker.exists()
+
+
+def _models() -> list[Any]:
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble import (
+        GradientBoostingClassifier,
+        HistGradientBoostingClassifier,
+        RandomForestClassifier,
+        StackingClassifier,
+    )
+    from sklearn.gaussian_process import GaussianProcessClassifier
+    from sklearn.linear_model import LogisticRegression, TweedieRegressor
+    from sklearn.neighbors import KNeighborsClassifier
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    from sklearn.svm import LinearSVC
+
+    return [
+        make_pipeline(StandardScaler(), LogisticRegression()),
+        RandomForestClassifier(n_estimators=5, random_state=0),
+        GradientBoostingClassifier(n_estimators=5, random_state=0),
+        HistGradientBoostingClassifier(max_iter=5, random_state=0),
+        KNeighborsClassifier(),
+        KNeighborsClassifier(algorithm="ball_tree", metric="manhattan"),
+        MLPClassifier(hidden_layer_sizes=(4,), max_iter=30, random_state=0),
+        CalibratedClassifierCV(LinearSVC()),
+        StackingClassifier([("lr", LogisticRegression())]),
+        GaussianProcessClassifier(random_state=0),
+        TweedieRegressor(power=1.5),
+    ]
+
+
+@pytest.mark.filterwarnings("ignore")
+@pytest.mark.parametrize("model", _models(), ids=lambda m: type(m).__name__)
+def test_common_models_load_without_trust_and_predict_the_same(
+    tmp_path: Path, data: Any, model: Any
+) -> None:
+    X, y = data
+    model.fit(X, y + 1 if type(model).__name__ == "TweedieRegressor" else y)
+    path = tmp_path / "model.skops"
+    sk.save_skops(model, path)
+    loaded = sk.load_skops(path, trusted=False)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("how", ["child_out_of_range", "cycle", "feature_out_of_range"])
+@pytest.mark.parametrize("trusted", [False, True])
+def test_a_tree_with_bad_node_indices_is_refused(
+    tmp_path: Path, data: Any, how: str, trusted: bool
+) -> None:
+    from sklearn.ensemble import RandomForestClassifier
+
+    forest = RandomForestClassifier(n_estimators=3, random_state=0).fit(*data)
+    path = tmp_path / "model.skops"
+    sk.save_skops(skops_files.corrupt_tree(forest, how), path)
+    with pytest.raises(UntrustedModelError, match="decision tree is malformed"):
+        sk.load_skops(path, trusted=trusted)
+
+
+def test_a_boosted_tree_with_bad_children_is_refused(tmp_path: Path, data: Any) -> None:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model = HistGradientBoostingClassifier(max_iter=3, random_state=0).fit(*data)
+    path = tmp_path / "model.skops"
+    sk.save_skops(skops_files.corrupt_hist_tree(model), path)
+    with pytest.raises(UntrustedModelError, match="gradient-boosted tree is malformed"):
+        sk.load_skops(path, trusted=False)
+
+
+def test_a_neighbour_index_out_of_range_is_refused(tmp_path: Path, data: Any) -> None:
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model = KNeighborsClassifier(algorithm="kd_tree").fit(*data)
+    path = tmp_path / "model.skops"
+    sk.save_skops(skops_files.corrupt_kd_tree(model), path)
+    with pytest.raises(UntrustedModelError, match="nearest-neighbour index is malformed"):
+        sk.load_skops(path, trusted=False)
+
+
+def test_a_file_that_is_not_a_skops_zip_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "model.skops"
+    path.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(UntrustedModelError, match="not a readable skops file"):
+        sk.load_skops(path, trusted=False)
+
+
+def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path, data: Any) -> None:
+    import resource
+
+    from sklearn.linear_model import LogisticRegression
+
+    path = tmp_path / "model.skops"
+    path.write_bytes(skops_files.zip_bomb(LogisticRegression().fit(*data)))
+    assert path.stat().st_size < 1 << 20
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UntrustedModelError, match="inflate more than"):
+        sk.load_skops(path, trusted=True)
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kib < 40 << 10  # the 80 MiB member was never read
