@@ -51,6 +51,9 @@ class Settings(BaseSettings):
     auth_required: bool = False
     auth_cache_seconds: float = 5.0
     jwt_secret: SecretStr | None = None
+    # signs what shipyard writes and later trusts (the pipeline cache's pickled outputs);
+    # unset: a random key kept in $SHIPYARD_HOME/secret.key. Share it to share such caches.
+    secret_key: SecretStr | None = None
     jwt_public_key: str | None = None  # PEM text, or a path to a PEM file
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256", "RS256"])
     jwt_audience: str | None = None

@@ -172,3 +172,45 @@ def test_bad_parameters_and_bad_pipelines_are_refused(settings: Settings) -> Non
         training.run(executor="spark")
     with pytest.raises(InvalidArgumentError, match="non-empty lists"):
         training.sweep({"C": []})
+
+
+class _Planted:
+    """Unpickling it opens (creates) a file: proof that a planted pickle was loaded."""
+
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> Any:
+        return (open, (self.marker, "w"))
+
+
+@pytest.mark.parametrize("mac", ["none", "copied"])
+def test_a_planted_pickle_in_the_cache_is_never_unpickled(
+    settings: Settings, tmp_path: Any, mac: str
+) -> None:
+    """Someone with write access to the shared metadata database and artifact store records a
+    newer 'fit' result whose output is their own pickle: the next run recomputes 'fit'."""
+    import dataclasses
+    import pickle
+
+    from shipyard.stores import open_stores
+
+    first = training.run(params={"rows": 220})
+    stores = open_stores(settings)
+    fit_record = first.steps["fit"]
+    marker = tmp_path / "pwned"
+    evil = stores.artifacts.put_bytes(pickle.dumps(_Planted(str(marker))))[0]
+    output: dict[str, Any] = {"digest": evil, "kind": "pickle"}
+    if mac == "copied":  # a valid MAC, but of another output
+        output["mac"] = fit_record.outputs[0]["mac"]
+    hit = stores.metadata.pipelines.find_cached(fit_record.cache_key)
+    assert hit is not None
+    stores.metadata.pipelines.record_step(
+        dataclasses.replace(
+            hit, id="f" * 32, outputs=[output], started_at=hit.started_at + 1, cached_from=None
+        )
+    )
+    CALLS.clear()
+    again = training.run(params={"rows": 220})
+    assert "fit" in again.executed and again.status == "FINISHED"
+    assert not marker.exists()

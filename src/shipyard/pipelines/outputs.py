@@ -1,9 +1,10 @@
 """Step outputs as bytes, so they can be stored content-addressed and cached.
 
 DataFrames go to Parquet, arrays to `.npy` (no pickle), JSON-able values to sorted JSON and
-everything else (fitted models, …) to pickle. Pickled outputs are only ever read back from the
-artifact store by digest — bytes this pipeline itself wrote and recorded — never from a file a
-user hands in.
+everything else (fitted models, …) to pickle. A pickled output is unpickled only when its
+record carries a MAC of its digest under the local signing key (`stores.secrets`): bytes that
+this installation wrote itself, never ones that someone with write access to the shared
+metadata database or artifact store put there. An unsealed cache entry is recomputed.
 """
 
 from __future__ import annotations
@@ -11,9 +12,15 @@ from __future__ import annotations
 import hashlib
 import io
 import pickle
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
+
+from shipyard.errors import UntrustedModelError
+from shipyard.stores.secrets import sign, verify
+
+if TYPE_CHECKING:
+    from shipyard.stores.artifacts import LocalArtifactStore
 
 KINDS = ("pandas", "numpy", "json", "pickle")
 
@@ -40,6 +47,28 @@ def dumps(value: Any) -> tuple[str, bytes]:
         import cloudpickle  # functions and lambdas; ships with ray
 
         return "pickle", cloudpickle.dumps(value, protocol=5)
+
+
+def seal(output: dict[str, str], key: bytes) -> dict[str, str]:
+    """The output's record, with a MAC of its digest when it is a pickle."""
+    if output["kind"] == "pickle":
+        return {**output, "mac": sign(key, output["digest"].encode())}
+    return output
+
+
+def is_sealed(output: dict[str, str], key: bytes) -> bool:
+    return output["kind"] != "pickle" or verify(key, output["digest"].encode(), output.get("mac"))
+
+
+def load_output(artifacts: LocalArtifactStore, output: dict[str, str], key: bytes) -> Any:
+    """A stored step output's value; a pickle only when sealed with `key`."""
+    if not is_sealed(output, key):
+        raise UntrustedModelError(
+            f"the pickled step output {output['digest'][:12]} was not written by this "
+            "installation (no valid signature); rerun the step, or share SHIPYARD_SECRET_KEY "
+            "between the machines that share a pipeline cache"
+        )
+    return loads(output["kind"], artifacts.get_bytes(output["digest"]))
 
 
 def loads(kind: str, data: bytes) -> Any:

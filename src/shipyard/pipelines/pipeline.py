@@ -34,7 +34,9 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from shipyard.errors import InvalidArgumentError, StepFailedError
+from shipyard.pipelines.outputs import is_sealed, seal
 from shipyard.pipelines.step import Output, Step
+from shipyard.stores.secrets import signing_key
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -123,6 +125,7 @@ class PipelineResult:
     stores: Stores
     error: str | None = None
     failed_step: str | None = None
+    key: bytes = b""  # verifies pickled outputs (see outputs.load_output)
 
     def __repr__(self) -> str:
         return f"<PipelineResult {self.name} {self.id[:8]} {self.status}>"
@@ -137,7 +140,7 @@ class PipelineResult:
 
     def output(self, ref: str | Output, index: int = 0) -> Any:
         """The value a step returned (its `index`-th output), loaded from the artifact store."""
-        from shipyard.pipelines.outputs import loads
+        from shipyard.pipelines.outputs import load_output
 
         if isinstance(ref, Output):
             node, index = ref.node, ref.index
@@ -149,8 +152,7 @@ class PipelineResult:
         step = self.steps[ref]
         if not step.ok:
             raise InvalidArgumentError(f"step '{ref}' has no output: it is {step.status}")
-        out = step.outputs[index]
-        return loads(out["kind"], self.stores.artifacts.get_bytes(out["digest"]))
+        return load_output(self.stores.artifacts, step.outputs[index], self.key)
 
     @property
     def value(self) -> Any:
@@ -346,7 +348,7 @@ class Pipeline:
                 runner.run(jobs, tick)
         finally:
             pool.shutdown()
-        return [job.result(stores, executor) for job in jobs]
+        return [job.result(stores, executor, runner.key) for job in jobs]
 
 
 def unknown_param(pipe: Pipeline, key: str) -> InvalidArgumentError:
@@ -405,7 +407,7 @@ class _Job:
     def done(self) -> bool:
         return len(self.results) == len(self.nodes)
 
-    def result(self, stores: Stores, executor: str) -> PipelineResult:
+    def result(self, stores: Stores, executor: str, key: bytes) -> PipelineResult:
         return PipelineResult(
             id=self.id,
             name=self.pipeline.name,
@@ -418,6 +420,7 @@ class _Job:
             stores=stores,
             error=self.error,
             failed_step=self.failed_step,
+            key=key,
         )
 
 
@@ -449,6 +452,7 @@ class _Runner:
         self.pool = pool
         self.cache = cache
         self.experiment = experiment
+        self.key = signing_key(settings)
         self.values: dict[str, Any] = {}  # digest -> value loaded in this process
         self.inflight: dict[Future[StepOutcome], _Flight] = {}
         self.by_key: dict[str, _Flight] = {}
@@ -529,7 +533,10 @@ class _Runner:
         }
         result.cache_key = _cache_key(node.step, result.code_hash, result.inputs, consts, seed)
         hit = self.stores.metadata.pipelines.find_cached(result.cache_key) if self.cache else None
-        if hit is not None and all(self.stores.artifacts.exists(o["digest"]) for o in hit.outputs):
+        if hit is not None and all(
+            self.stores.artifacts.exists(o["digest"]) and is_sealed(o, self.key)
+            for o in hit.outputs
+        ):
             result.status, result.outputs, result.cached_from = "CACHED", hit.outputs, hit.id
             self._record(job, result, tick)
             return True
@@ -580,7 +587,7 @@ class _Runner:
         if outcome.error is None:
             for kind, data in outcome.outputs:
                 digest = self.stores.artifacts.put_bytes(data)[0]
-                result.outputs.append({"digest": digest, "kind": kind})
+                result.outputs.append(seal({"digest": digest, "kind": kind}, self.key))
             result.status = "FINISHED"
             child.log_params({k: _short(v) for k, v in outcome.params.items()})
             child.set_tags(
@@ -643,11 +650,11 @@ class _Runner:
         tick(result.name, result.status.lower())
 
     def _value(self, output: dict[str, str]) -> Any:
-        from shipyard.pipelines.outputs import loads
+        from shipyard.pipelines.outputs import load_output
 
         digest = output["digest"]
         if digest not in self.values:
-            self.values[digest] = loads(output["kind"], self.stores.artifacts.get_bytes(digest))
+            self.values[digest] = load_output(self.stores.artifacts, output, self.key)
         return self.values[digest]
 
 
