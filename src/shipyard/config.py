@@ -6,6 +6,7 @@ import getpass
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
     jwt_issuer: str | None = None
     rate_per_second: float | None = None  # default per-principal limit (keys may set their own)
     rate_burst: int | None = None
+    rate_limit_on_redis_error: Literal["local", "open", "closed"] = "local"
+    rate_limit_redis_retry_seconds: float = 5.0  # after a Redis failure, try again after this
     metrics_flush_points: int = 5000
     metrics_flush_seconds: float = 5.0
 

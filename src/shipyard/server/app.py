@@ -156,4 +156,5 @@ def create_server_app(
     app.state.limiter = install_auth(
         app, settings, stores.metadata.keys, required=settings.auth_required
     )
+    metrics.registry.register(app.state.limiter)  # its Redis errors and degraded state
     return app

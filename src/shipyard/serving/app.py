@@ -821,4 +821,5 @@ def create_serving_app(
     app.state.limiter = install_auth(
         app, settings, registry.stores.metadata.keys, required=settings.auth_required
     )
+    metrics.registry.register(app.state.limiter)  # its Redis errors and degraded state
     return app

@@ -229,7 +229,11 @@ def install_auth(
     """Wrap `app` with the auth middleware, and guard the data plane's outer fast path
     (`app.state.asgi`, which answers the hot routes before `app` sees them) with the same
     check; returns the limiter (close it at shutdown)."""
-    limiter = RateLimiter(settings.redis_url)
+    limiter = RateLimiter(
+        settings.redis_url,
+        on_redis_error=settings.rate_limit_on_redis_error,
+        retry_seconds=settings.rate_limit_redis_retry_seconds,
+    )
     authenticator = Authenticator(settings, keys)
     app.add_middleware(
         AuthMiddleware, authenticator=authenticator, limiter=limiter, required=required

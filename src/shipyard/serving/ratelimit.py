@@ -3,7 +3,12 @@
 
 A bucket holds up to `burst` tokens and refills at `rate` per second; each request takes one.
 Redis runs the whole check as one Lua script on the server's clock (atomic, no client skew).
-If Redis is slow or down, the limiter falls back to its in-process buckets and counts it."""
+
+If Redis is slow or down, `on_redis_error` decides (`SHIPYARD_RATE_LIMIT_ON_REDIS_ERROR`):
+"local" (default) keeps limiting with in-process buckets (each replica then allows the whole
+rate), "open" lets every request through, "closed" refuses with 503. After a failure Redis is
+left alone for `retry_seconds`, so a dead Redis costs no timeout per request. Both are on
+/metrics: `shipyard_rate_limit_redis_errors_total` and `shipyard_rate_limit_degraded`."""
 
 from __future__ import annotations
 
@@ -11,7 +16,10 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
+
+from shipyard.errors import InvalidArgumentError, OverloadedError
 
 log = logging.getLogger("shipyard.ratelimit")
 
@@ -62,16 +70,38 @@ class LocalBuckets:
 class RateLimiter:
     """`await limiter.take(principal, rate, burst)` → (allowed, seconds to wait)."""
 
+    MODES = ("local", "open", "closed")
+
     def __init__(
-        self, redis_url: str | None = None, *, prefix: str = "shipyard:rl:", timeout: float = 0.25
+        self,
+        redis_url: str | None = None,
+        *,
+        prefix: str = "shipyard:rl:",
+        timeout: float = 0.25,
+        on_redis_error: str = "local",
+        retry_seconds: float = 5.0,
     ) -> None:
+        if on_redis_error not in self.MODES:
+            raise InvalidArgumentError(
+                f"on_redis_error must be one of {', '.join(self.MODES)}, not {on_redis_error!r}",
+                field="rate_limit_on_redis_error",
+            )
         self.local = LocalBuckets()
         self.redis_url = redis_url
         self.prefix = prefix
         self.timeout = timeout
+        self.on_redis_error = on_redis_error
+        self.retry_seconds = retry_seconds
         self.redis_errors = 0
+        self._skip_until = 0.0  # monotonic time before which Redis is not tried again
+        self._failing = False  # the last call to Redis failed
         self._client: Any = None
         self._script: Any = None
+
+    @property
+    def degraded(self) -> bool:
+        """True from a failed call to Redis until the next one that succeeds."""
+        return self._failing
 
     def _redis(self) -> Any:
         if self._client is None:
@@ -92,15 +122,51 @@ class RateLimiter:
         return self._script
 
     async def take(self, key: str, rate: float, burst: int) -> tuple[bool, float]:
-        if self.redis_url:
+        if not self.redis_url:
+            return self.local.take(key, rate, burst)
+        if time.monotonic() >= self._skip_until:
             try:
                 allowed, retry = await self._redis()(keys=[self.prefix + key], args=[rate, burst])
-                return bool(int(allowed)), float(retry)
-            except Exception as exc:  # Redis down or slow: keep limiting, locally
+            except Exception as exc:  # Redis down or slow: decided by on_redis_error
                 self.redis_errors += 1
+                self._failing = True
+                self._skip_until = time.monotonic() + self.retry_seconds
                 if self.redis_errors == 1 or self.redis_errors % 1000 == 0:
-                    log.warning("rate limiting falls back to in-process buckets: %s", exc)
+                    log.warning(
+                        "rate limiting cannot reach Redis (%s): %s for %g s",
+                        exc,
+                        self.on_redis_error,
+                        self.retry_seconds,
+                    )
+            else:
+                self._failing = False
+                return bool(int(allowed)), float(retry)
+        if self.on_redis_error == "open":
+            return True, 0.0
+        if self.on_redis_error == "closed":
+            raise OverloadedError(
+                "rate limiting is unavailable (Redis cannot be reached) and this server refuses "
+                "requests until it can (SHIPYARD_RATE_LIMIT_ON_REDIS_ERROR=closed)"
+            )
         return self.local.take(key, rate, burst)
+
+    def collect(self) -> Iterator[Any]:
+        """Prometheus samples (the limiter is registered as a collector)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        errors = CounterMetricFamily(
+            "shipyard_rate_limit_redis_errors",
+            "Rate-limit checks that could not reach Redis.",
+            labels=["mode"],
+        )
+        errors.add_metric([self.on_redis_error], self.redis_errors)
+        degraded = GaugeMetricFamily(
+            "shipyard_rate_limit_degraded",
+            "1 while rate limiting runs without Redis (local buckets, open or closed).",
+            labels=["mode"],
+        )
+        degraded.add_metric([self.on_redis_error], 1 if self.degraded else 0)
+        yield from (errors, degraded)
 
     async def close(self) -> None:
         if self._client is not None:
