@@ -71,7 +71,7 @@ def test_models_api_and_audited_alias_moves(server: BackgroundServer) -> None:
     assert r.status_code == 200
     audit = httpx.get(f"{server.url}/api/models/churn/audit").json()["events"]
     assert audit[0]["action"] == "alias.set" and audit[0]["reason"] == "try the forest"
-    assert audit[0]["actor"] == "tester"
+    assert audit[0]["actor"] == "anonymous@127.0.0.1"  # over HTTP: the caller, not the OS user
     bad = httpx.put(f"{server.url}/api/models/churn/aliases/challenger", json={"version": "two"})
     assert bad.status_code == 422 and bad.json()["field"] == "version"
     bad = httpx.put(f"{server.url}/api/models/churn/aliases/challenger", json={"version": 9})

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from fastapi import FastAPI, Query
+from fastapi import FastAPI, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from shipyard.serving.app import json_response
+from shipyard.serving.auth import visible_endpoints
 
 if TYPE_CHECKING:
     from shipyard.registry import Registry
@@ -223,7 +224,9 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
     deployments = Deployments(stores)
 
     @app.get("/api/deployments", tags=["deployments"])
-    def list_deployments() -> Response:
+    def list_deployments(request: Request) -> Response:
+        """Every endpoint's policy; for a caller limited to some endpoints, those."""
+        visible = visible_endpoints(request.scope)
         return json_response(
             {
                 "deployments": [
@@ -234,6 +237,7 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
                         "candidate": e.config.get("candidate_uri"),
                     }
                     for e in stores.metadata.endpoints.list()
+                    if visible is None or e.name in visible
                 ]
             }
         )
@@ -322,7 +326,9 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response(deployments.switch(name, reason=body.reason).to_dict())
 
     @app.get("/api/endpoints", tags=["endpoints"])
-    def list_endpoints() -> Response:
+    def list_endpoints(request: Request) -> Response:
+        """Every stored endpoint; for a caller limited to some endpoints, those."""
+        visible = visible_endpoints(request.scope)
         table = app.state.table
         served = {s.endpoint: s.describe() for s in table.all()}
         return json_response(
@@ -330,6 +336,7 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
                 "endpoints": [
                     {**e.to_dict(), "serving": served.get(e.name)}
                     for e in stores.metadata.endpoints.list()
+                    if visible is None or e.name in visible
                 ]
             }
         )
@@ -357,6 +364,14 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
     def delete_endpoint(name: str, reason: str | None = None) -> Response:
         stores.metadata.endpoints.delete(name, actor=stores.actor, reason=reason)
         return json_response({"name": name, "deleted": True})
+
+    @app.delete("/api/keys/{key_id}", tags=["keys"])
+    def revoke_key(key_id: str, reason: str | None = None) -> Response:
+        """Revoke an API key: refused from now on by this server, by other replicas within
+        SHIPYARD_AUTH_CACHE_SECONDS."""
+        keys = stores.metadata.keys
+        keys.revoke(key_id, actor=stores.actor, reason=reason)
+        return json_response({"id": key_id, "revoked": True})
 
     mount_features(app, stores)
 

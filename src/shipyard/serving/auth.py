@@ -3,8 +3,19 @@
 any route runs.
 
 Scopes: `predict` (POST predict/infer/feedback), `read` (GET routes), `admin` (changes through
-/api, and everything else). A key may be limited to some endpoints. Health, readiness,
-/metrics and the API docs stay open so probes and scrapers work without secrets.
+/api, and everything else). Health, readiness, /metrics and the API docs stay open so probes
+and scrapers work without secrets.
+
+A principal limited to some endpoints (a key's `--endpoint`, a JWT's `endpoints` claim) may
+use, within its scopes, only the routes about one of them: `/endpoints/{name}/…`,
+`/v2/models/{name}/…`, `/api/endpoints/{name}`, `/api/deployments/{name}/…` and
+`/api/monitoring/{name}`; the listings `GET /api/endpoints` and `GET /api/deployments` show
+it only its endpoints. Every other route (runs, models and their aliases, gates, audit,
+features, keys, creating an endpoint) concerns more than its endpoints: 403. An alias is not
+its endpoint's: other endpoints may serve the same alias.
+
+While a request runs, the audit log names its caller (`key:<id>/<name>`, `jwt:<sub>`, or
+`anonymous@<address>` where credentials are optional), not the server's user.
 """
 
 from __future__ import annotations
@@ -12,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import re
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,13 +31,18 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import ForbiddenError, RateLimitedError, ShipyardError, UnauthorizedError
 from shipyard.serving import protocol
 from shipyard.serving.ratelimit import RateLimiter, retry_after_header
+from shipyard.stores.audit import acting_as
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.stores.keys import ApiKeyStore
 
 _OPEN = re.compile(r"^/(health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon)")
-_ENDPOINT = re.compile(r"^/(?:endpoints|v2/models)/([^/]+)")
+# the routes about one endpoint (its name the group), and the listings filtered to a principal's
+_ENDPOINT = re.compile(
+    r"^/(?:endpoints|v2/models|api/(?:endpoints|deployments|monitoring))/([^/]+)"
+)
+_LISTING = re.compile(r"^/api/(?:endpoints|deployments)\Z")
 _PREDICT = re.compile(
     r"^/(endpoints/[^/]+/(predict|feedback)|v2/models/[^/]+(/versions/[^/]+)?/infer)$"
 )
@@ -42,6 +59,33 @@ class Principal:
 
     def allows(self, scope: str) -> bool:
         return "admin" in self.scopes or scope in self.scopes
+
+    @property
+    def actor(self) -> str:
+        """How the audit log names this caller: `key:<id>/<name>` or `jwt:<sub>`."""
+        return f"{self.id}/{self.name}" if self.id.startswith("key:") else self.id
+
+    def endpoint_refusal(self, method: str, path: str) -> str | None:
+        """Why this principal may not call `path` for its endpoint limit; None if it may."""
+        if self.endpoints is None:
+            return None
+        m = _ENDPOINT.match(path)
+        if m is not None:
+            if m.group(1) in self.endpoints:
+                return None
+            return f"'{self.name}' may not use endpoint '{m.group(1)}'"
+        if method in ("GET", "HEAD") and _LISTING.match(path):
+            return None  # the handler lists only this principal's endpoints
+        return (
+            f"'{self.name}' is limited to endpoint(s) {', '.join(sorted(self.endpoints)) or 'none'}"
+            f"; {path} is not about one endpoint"
+        )
+
+
+def visible_endpoints(scope: Mapping[str, Any]) -> frozenset[str] | None:
+    """The endpoints the caller of this request may see; None for all."""
+    principal = scope.get("state", {}).get("principal")
+    return principal.endpoints if isinstance(principal, Principal) else None
 
 
 def required_scope(method: str, path: str) -> str | None:
@@ -60,6 +104,7 @@ class Authenticator:
         self.settings = settings
         self.keys = keys
         self._cache: dict[str, tuple[Principal | None, float]] = {}
+        self._revocations = keys.revocations if keys is not None else 0
         self._jwt_key: Any = None
 
     async def authenticate(self, token: str) -> Principal:
@@ -68,12 +113,20 @@ class Authenticator:
         return await self._api_key(token)
 
     async def _api_key(self, token: str) -> Principal:
+        """The key's principal, from a cache kept `auth_cache_seconds`; a key revoked in this
+        process (the API, or Python) drops it at once, one revoked elsewhere (the CLI, another
+        replica) within that time."""
         now = time.monotonic()
+        keys = self.keys
+        revocations = keys.revocations if keys is not None else 0
+        if revocations != self._revocations:
+            self._cache.clear()
+            self._revocations = revocations
         hit = self._cache.get(token)
         if hit is not None and hit[1] > now:
             principal = hit[0]
         else:
-            record = await asyncio.to_thread(self.keys.verify, token) if self.keys else None
+            record = await asyncio.to_thread(keys.verify, token) if keys is not None else None
             principal = (
                 None
                 if record is None
@@ -88,7 +141,8 @@ class Authenticator:
             )
             if len(self._cache) > 10_000:
                 self._cache.clear()
-            self._cache[token] = (principal, now + self.settings.auth_cache_seconds)
+            if keys is None or keys.revocations == revocations:  # none revoked meanwhile
+                self._cache[token] = (principal, now + self.settings.auth_cache_seconds)
         if principal is None:
             raise UnauthorizedError("invalid or revoked API key")
         return principal
@@ -127,17 +181,42 @@ class Authenticator:
             )
         except jwt.PyJWTError as exc:
             raise UnauthorizedError(f"invalid token: {exc}") from exc
-        scope = claims.get("scope", claims.get("scopes", []))
-        scopes = scope.split() if isinstance(scope, str) else list(scope)
-        endpoints = claims.get("endpoints")
+        sub = claims["sub"]
+        if not isinstance(sub, str) or not 0 < len(sub) <= 200:
+            raise _bad_claim("sub", "a string of 1 to 200 characters")
         return Principal(
-            f"jwt:{claims['sub']}",
-            str(claims["sub"]),
-            frozenset(scopes),
-            frozenset(endpoints) if endpoints else None,
-            s.rate_per_second,
-            s.rate_burst,
+            f"jwt:{sub}", sub, _scopes(claims), _endpoints(claims), s.rate_per_second, s.rate_burst
         )
+
+
+def _bad_claim(name: str, expected: str) -> UnauthorizedError:
+    return UnauthorizedError(f"invalid token: claim '{name}' must be {expected}", claim=name)
+
+
+def _scopes(claims: dict[str, Any]) -> frozenset[str]:
+    """`scope` (or `scopes`): a space-separated string, as OAuth 2 sends it, or a list of
+    strings; absent: no scope."""
+    name = "scope" if "scope" in claims else "scopes"
+    value = claims.get(name)
+    if value is None:
+        return frozenset()
+    if isinstance(value, str):
+        return frozenset(value.split())
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return frozenset(value)
+    raise _bad_claim(name, "a space-separated string or a list of strings")
+
+
+def _endpoints(claims: dict[str, Any]) -> frozenset[str] | None:
+    """`endpoints`: a list of endpoint names (`[]`: none of them); absent or null: every
+    endpoint. A string is refused, not split or guessed at: `"churn"` and `"churn other"`
+    would each have one reading too many."""
+    value = claims.get("endpoints")
+    if value is None:
+        return None
+    if isinstance(value, list) and all(isinstance(v, str) and v for v in value):
+        return frozenset(value)
+    raise _bad_claim("endpoints", "a list of endpoint names")
 
 
 class AuthMiddleware:
@@ -161,7 +240,8 @@ class AuthMiddleware:
             await send({"type": "http.response.start", "status": status, "headers": headers})
             await send({"type": "http.response.body", "body": body})
             return
-        await self.app(scope, receive, send)
+        with acting_as(_actor(scope)):
+            await self.app(scope, receive, send)
 
     async def refusal(self, scope: dict[str, Any]) -> tuple[int, bytes, list[Any]] | None:
         """None when the request may go on (its principal then in `scope["state"]`), else the
@@ -171,13 +251,13 @@ class AuthMiddleware:
         if need is None or (token is None and not self.required):
             return None
         try:
-            principal = await self._check(scope["path"], need, token)
+            principal = await self._check(scope["method"], scope["path"], need, token)
         except ShipyardError as exc:
             return _refusal(exc)
         scope.setdefault("state", {})["principal"] = principal
         return None
 
-    async def _check(self, path: str, need: str, token: str | None) -> Principal:
+    async def _check(self, method: str, path: str, need: str, token: str | None) -> Principal:
         if token is None:
             raise UnauthorizedError(
                 "this server requires credentials: send 'Authorization: Bearer <API key or JWT>' "
@@ -186,9 +266,9 @@ class AuthMiddleware:
         principal = await self.auth.authenticate(token)
         if not principal.allows(need):
             raise ForbiddenError(f"'{principal.name}' lacks the '{need}' scope", scope=need)
-        m = _ENDPOINT.match(path)
-        if m and principal.endpoints is not None and m.group(1) not in principal.endpoints:
-            raise ForbiddenError(f"'{principal.name}' may not use endpoint '{m.group(1)}'")
+        refused = principal.endpoint_refusal(method, path)
+        if refused is not None:
+            raise ForbiddenError(refused, endpoints=sorted(principal.endpoints or ()))
         rate = principal.rate_per_second or self.auth.settings.rate_per_second
         if rate and self.limiter is not None:
             burst = principal.burst or self.auth.settings.rate_burst or max(1, int(rate))
@@ -200,6 +280,14 @@ class AuthMiddleware:
                     retry_after=round(wait, 3),
                 )
         return principal
+
+
+def _actor(scope: dict[str, Any]) -> str:
+    principal = scope.get("state", {}).get("principal")
+    if isinstance(principal, Principal):
+        return principal.actor
+    client = scope.get("client")
+    return f"anonymous@{client[0]}" if client else "anonymous"
 
 
 def _credentials(scope: dict[str, Any]) -> str | None:

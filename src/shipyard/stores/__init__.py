@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.stores.alerts import AlertStore
 from shipyard.stores.artifacts import ArtifactStore, LocalArtifactStore, open_artifact_store
-from shipyard.stores.audit import AuditStore
+from shipyard.stores.audit import AuditStore, current_actor
 from shipyard.stores.database import Database
 from shipyard.stores.endpoints import EndpointStore
 from shipyard.stores.gates import GateStore
@@ -95,7 +95,13 @@ class Stores:
     def __init__(self, metadata: MetadataStore, artifacts: LocalArtifactStore, actor: str) -> None:
         self.metadata = metadata
         self.artifacts = artifacts
-        self.actor = actor
+        self._actor = actor
+
+    @property
+    def actor(self) -> str:
+        """The configured user (SHIPYARD_USER or the OS user), unless an HTTP edge handles a
+        request in this context: then its caller (`audit.acting_as`)."""
+        return current_actor(self._actor)
 
 
 _OPEN: dict[tuple[str, str], MetadataStore] = {}

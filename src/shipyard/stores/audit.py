@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -14,6 +17,29 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
 
     from shipyard.stores.database import Database
+
+
+# who is acting in this context when it is not the configured user: an HTTP edge sets it to the
+# caller (API key or JWT subject) for the request it handles. A context variable, not a global:
+# each request (and the worker thread that runs a sync handler, which gets a copy of the
+# request's context) sees its own.
+_ACTING: ContextVar[str | None] = ContextVar("shipyard_acting", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(actor: str) -> Iterator[None]:
+    """Record `actor` in the audit log for the changes made in this context (instead of
+    SHIPYARD_USER or the OS user); e.g. `with acting_as("key:3fa9c2d1/ci-bot"): …`."""
+    token = _ACTING.set(actor[:256])  # the audit column's width
+    try:
+        yield
+    finally:
+        _ACTING.reset(token)
+
+
+def current_actor(default: str) -> str:
+    """Who is acting here: the caller an edge set with `acting_as`, else `default`."""
+    return _ACTING.get() or default
 
 
 def json_safe(value: Any) -> Any:

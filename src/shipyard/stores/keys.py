@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import threading
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -59,6 +60,10 @@ def split_key(key: str) -> tuple[str, str] | None:
 class ApiKeyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
+        # bumped by every revocation through this store: whoever caches verified keys in this
+        # process (the server's authenticator) drops its cache when it changes
+        self.revocations = 0
+        self._revoking = threading.Lock()
 
     def create(
         self,
@@ -152,6 +157,8 @@ class ApiKeyStore:
                 before={"name": row.name},
                 reason=reason,
             )
+        with self._revoking:
+            self.revocations += 1
 
 
 def _record(row: Any) -> ApiKeyRecord:
