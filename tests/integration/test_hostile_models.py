@@ -104,3 +104,18 @@ def test_conversion_batch_and_load_refuse_it(
     assert not marker.exists()
     # the untouched version still loads and predicts
     assert len(sy.load_model(f"models:/victim/{good.version}").predict(X.iloc[:3])) == 3
+
+
+@pytest.mark.parametrize("name", ["../../../../etc/passwd", "/etc/passwd", "a" * 63 + "/"])
+def test_a_manifest_naming_a_path_instead_of_a_digest_reads_nothing(
+    settings: Settings, stores: Any, planted: Any, name: str
+) -> None:
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.flavors import load_model
+
+    good, _, _, _ = planted
+    manifest = json.loads(stores.artifacts.get_bytes(good.artifact_digest))
+    manifest["files"] = {"model.skops": name}
+    digest = stores.artifacts.put_bytes(json.dumps(manifest).encode())[0]
+    with pytest.raises(InvalidArgumentError, match="not a sha256 hex digest"):
+        load_model(stores.artifacts, digest)
