@@ -241,7 +241,8 @@ def _heartbeat_loop() -> None:
             held = list(_held)
         by_store: dict[MetadataStore, list[tuple[str, int]]] = {}
         for metadata, name, version in held:
-            by_store.setdefault(metadata, []).append((name, version))
+            if metadata.db.is_open:
+                by_store.setdefault(metadata, []).append((name, version))
         for metadata, keys in by_store.items():
             try:
                 metadata.recovery.heartbeat_conversions(keys, owner=current_owner())

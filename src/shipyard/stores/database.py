@@ -44,6 +44,11 @@ class Database:
         self._lock = threading.Lock()
 
     @property
+    def is_open(self) -> bool:
+        """Opened and not disposed (a background heartbeat must not reopen a closed store)."""
+        return self._engine is not None
+
+    @property
     def dialect(self) -> str:
         return self.engine.dialect.name
 

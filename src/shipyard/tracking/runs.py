@@ -302,7 +302,8 @@ def _heartbeat_loop(seconds: float) -> None:
         by_store: dict[MetadataStore, list[str]] = {}
         with contextlib.suppress(RuntimeError):  # the set changed while we copied it
             for run in list(_ACTIVE):
-                by_store.setdefault(run.stores.metadata, []).append(run.id)
+                if run.stores.metadata.db.is_open:
+                    by_store.setdefault(run.stores.metadata, []).append(run.id)
         for metadata, ids in by_store.items():
             try:
                 metadata.recovery.heartbeat_runs(ids, owner=current_owner())
