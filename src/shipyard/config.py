@@ -41,6 +41,15 @@ class Settings(BaseSettings):
     monitor_alpha: float = 0.05
     # rollouts
     rollout_interval_seconds: float = 10.0  # 0 turns the server's rollout controller off
+    # recovery after a crash (`shipyard admin doctor`, conversions resumed at start-up)
+    run_heartbeat_seconds: float = Field(default=60.0, gt=0)  # a live run's heartbeat
+    # a RUNNING run whose process cannot be checked from here (another host, or a run driven
+    # over the REST API) is stale after this long without a heartbeat or a metric
+    run_stale_seconds: float = Field(default=6 * 3600.0, gt=0)
+    # a pending ONNX conversion's claim lapses this long after its holder's last heartbeat
+    # (holders renew every 10 s)
+    conversion_lease_seconds: float = Field(default=60.0, ge=20)
+    temp_grace_seconds: float = Field(default=3600.0, ge=0)  # temp files younger are kept
     # feature store: online reads of serving endpoints
     feature_timeout_seconds: float = 0.05
     feature_breaker_failures: int = 5

@@ -167,6 +167,8 @@ def test_debug_shows_the_traceback(home: Path) -> None:
         ["batch"],
         ["batch", "score"],
         ["export", "prometheus-rules"],
+        ["admin"],
+        ["admin", "doctor"],
     ],
 )
 def test_every_command_has_help_with_an_example(tmp_path: Path, command: list[str]) -> None:

@@ -45,6 +45,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     ),
     "features": ("shipyard.cli.features", "app", "Feature store: apply, materialize, look up."),
     "export": ("shipyard.cli.export", "app", "Generated configuration (Prometheus rules)."),
+    "admin": (
+        "shipyard.cli.admin",
+        "app",
+        "Operate an installation: doctor (repair what a crash left behind).",
+    ),
 }
 
 

@@ -57,6 +57,7 @@ class Registry:
         conversion only if its outputs match (`wait_for_conversions()` to block); True converts
         now and raises ConversionError on a mismatch; False never converts."""
         from shipyard.flavors import save_model
+        from shipyard.stores.owners import current_owner
 
         _check_name(name)
         flavor, digest, signature, manifest = save_model(
@@ -88,11 +89,12 @@ class Registry:
             tags=version_tags,
             onnx_status=status,
             onnx_detail="only all-numeric inputs are converted" if status == "refused" else None,
+            onnx_claimed_by=current_owner() if status == "pending" else None,
         )
         if status == "pending":
             from shipyard.registry import conversion
 
-            conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest)
+            conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest, claimed=True)
         return mv
 
     def _reference_profile(self, model: Any, data: Any, target: Any) -> str:

@@ -35,6 +35,7 @@ def create_server_app(
 
     from shipyard import __version__
     from shipyard.registry import Registry
+    from shipyard.registry.conversion import resume_conversions
     from shipyard.server.api import mount_api
     from shipyard.serving.app import (
         freeze_heap,
@@ -115,7 +116,9 @@ def create_server_app(
         for log_ in (predlog, feedback_log):
             if log_ is not None:
                 log_.start()
+        resuming = resume_conversions(stores, settings, after=table.initial_load_done)
         yield
+        resuming.set()
         metrics.publish()  # several workers: this one's last counts into the shared files
         task.cancel()
         for extra in (monitor_task, rollout_task):

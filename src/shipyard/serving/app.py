@@ -767,6 +767,7 @@ def create_serving_app(
 ) -> FastAPI:
     """The app of `shipyard serve`: one model, named after its registered model."""
     from shipyard.registry import Registry, parse_model_uri
+    from shipyard.registry.conversion import resume_conversions
     from shipyard.serving.metrics import ServingMetrics
     from shipyard.serving.runtime import EndpointTable
     from shipyard.stores import open_stores
@@ -797,7 +798,9 @@ def create_serving_app(
         for log_ in (predlog, feedback_log):
             if log_ is not None:
                 log_.start()
+        resuming = resume_conversions(registry.stores, settings, after=table.initial_load_done)
         yield
+        resuming.set()
         metrics.publish()  # several workers: this one's last counts into the shared files
         task.cancel()
         for log_ in (predlog, feedback_log):

@@ -19,6 +19,7 @@ from shipyard.stores.gates import GateStore
 from shipyard.stores.keys import ApiKeyStore
 from shipyard.stores.models import ModelStore
 from shipyard.stores.pipelines import PipelineStore
+from shipyard.stores.recovery import RecoveryStore
 from shipyard.stores.runs import RunStore
 
 if TYPE_CHECKING:
@@ -63,6 +64,10 @@ class MetadataStore:
     @cached_property
     def keys(self) -> ApiKeyStore:
         return ApiKeyStore(self.db)
+
+    @cached_property
+    def recovery(self) -> RecoveryStore:
+        return RecoveryStore(self.db)
 
     @cached_property
     def audit(self) -> AuditStore:

@@ -13,6 +13,7 @@ from typing import BinaryIO, Protocol
 from shipyard.errors import IntegrityError, InvalidArgumentError, NotFoundError
 
 _CHUNK = 1 << 20
+_TMP_PREFIX = ".put-"  # a write in progress, under root/tmp until it is renamed into place
 
 
 class ArtifactStore(Protocol):
@@ -27,6 +28,24 @@ def _check_digest(digest: str) -> str:
     if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
         raise InvalidArgumentError(f"'{digest}' is not a sha256 hex digest")
     return digest
+
+
+def stale_temp_files(folder: Path, pattern: str, grace_seconds: float) -> list[Path]:
+    """Temporary files under `folder` matching `pattern` untouched for `grace_seconds`: what a
+    killed writer left behind. Younger ones may belong to a write in progress and are kept."""
+    import time
+
+    if not folder.is_dir():
+        return []
+    cutoff = time.time() - grace_seconds
+    found = []
+    for path in sorted(folder.glob(pattern)):
+        try:
+            if path.is_file() and path.lstat().st_mtime <= cutoff:
+                found.append(path)
+        except FileNotFoundError:  # its writer renamed or removed it meanwhile
+            continue
+    return found
 
 
 def file_digest(path: Path) -> str:
@@ -58,10 +77,14 @@ class LocalArtifactStore:
         os.chmod(tmp_name, 0o444)
         os.replace(tmp_name, dest)  # atomic: readers see the whole file or none
 
+    def stale_temp_files(self, grace_seconds: float) -> list[Path]:
+        """Half-written artifacts of killed processes (see `put_stream`)."""
+        return stale_temp_files(self.root / "tmp", f"{_TMP_PREFIX}*", grace_seconds)
+
     def put_stream(self, src: BinaryIO) -> tuple[str, int]:
         h = hashlib.sha256()
         size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix=".put-")
+        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix=_TMP_PREFIX)
         try:
             with os.fdopen(fd, "wb") as out:
                 while chunk := src.read(_CHUNK):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 # The newest migration in stores/migrations/versions. A test checks it against Alembic's head,
 # so opening an up-to-date database never has to import Alembic.
-HEAD_REVISION = "0006"
+HEAD_REVISION = "0007"
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -42,6 +42,11 @@ class Database:
         self.url = url
         self._engine: Engine | None = None
         self._lock = threading.Lock()
+
+    @property
+    def is_open(self) -> bool:
+        """Opened and not disposed (a background heartbeat must not reopen a closed store)."""
+        return self._engine is not None
 
     @property
     def dialect(self) -> str:

@@ -124,8 +124,11 @@ class ModelStore:
         onnx_status: str = "off",
         onnx_digest: str | None = None,
         onnx_detail: str | None = None,
+        onnx_claimed_by: str | None = None,
     ) -> ModelVersionRecord:
-        """Register a new immutable version; creates the registered model on first use."""
+        """Register a new immutable version; creates the registered model on first use.
+        `onnx_claimed_by`: the process that will convert a pending version (stores/owners.py),
+        claimed in the same transaction so no other process starts on it meanwhile."""
         with self._db.write() as conn:
             ts = now_ms()
             from shipyard.stores.runs import _dialect_insert
@@ -165,6 +168,9 @@ class ModelStore:
                     onnx_status=onnx_status,
                     onnx_digest=onnx_digest,
                     onnx_detail=onnx_detail,
+                    onnx_claimed_by=onnx_claimed_by,
+                    onnx_claimed_at=ts if onnx_claimed_by else None,
+                    onnx_attempts=1 if onnx_claimed_by else 0,
                 )
             )
             if tags:
@@ -342,7 +348,13 @@ class ModelStore:
             result = conn.execute(
                 t.model_versions.update()
                 .where(mv.name == name, mv.version == version, mv.onnx_status != "ok")
-                .values(onnx_status=status, onnx_digest=digest, onnx_detail=detail)
+                .values(
+                    onnx_status=status,
+                    onnx_digest=digest,
+                    onnx_detail=detail,
+                    onnx_claimed_by=None,
+                    onnx_claimed_at=None,
+                )
             )
             if result.rowcount == 0:
                 self._version_record(conn, name, version)  # not found → NotFoundError

@@ -52,6 +52,12 @@ class PredictionLogStore:
         os.replace(tmp, folder / name)
         return folder / name
 
+    def stale_temp_files(self, grace_seconds: float) -> list[Path]:
+        """Partitions a killed writer left half-written (never read: not `.parquet`)."""
+        from shipyard.stores.artifacts import stale_temp_files
+
+        return stale_temp_files(self.root, "endpoint=*/date=*/hour=*/.part-*.tmp", grace_seconds)
+
     def read(
         self,
         endpoint: str,

@@ -114,9 +114,13 @@ class RunStore:
         git_dirty: bool | None = None,
         environment_digest: str | None = None,
         parent_run_id: str | None = None,
+        owner: str | None = None,
     ) -> str:
+        """`owner`: the process that runs it and renews its heartbeat (stores/owners.py); None
+        for runs driven from elsewhere (the REST API), judged by their last metric."""
         experiment_id = self.get_or_create_experiment(experiment)
         run_id = uuid.uuid4().hex
+        ts = now_ms()
         with self._db.write() as conn:
             conn.execute(
                 t.runs.insert(),
@@ -125,7 +129,7 @@ class RunStore:
                     "experiment_id": experiment_id,
                     "name": name or run_id[:8],
                     "status": "RUNNING",
-                    "start_time": now_ms(),
+                    "start_time": ts,
                     "end_time": None,
                     "error": None,
                     "user": user,
@@ -134,6 +138,8 @@ class RunStore:
                     "git_dirty": git_dirty,
                     "environment_digest": environment_digest,
                     "parent_run_id": parent_run_id,
+                    "owner": owner,
+                    "heartbeat_at": ts if owner else None,
                 },
             )
             if params:

@@ -41,7 +41,11 @@ runs = sa.Table(
     sa.Column("git_dirty", sa.Boolean, nullable=True),
     sa.Column("environment_digest", sa.String(64), nullable=True),
     sa.Column("parent_run_id", sa.String(32), nullable=True),
+    # the process that runs it (stores/owners.py) and its last heartbeat: a crash leaves RUNNING
+    sa.Column("owner", sa.String(300), nullable=True),
+    sa.Column("heartbeat_at", sa.BigInteger, nullable=True),
     sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    sa.Index("ix_runs_status", "status"),
 )
 
 params = sa.Table(
@@ -147,10 +151,16 @@ model_versions = sa.Table(
     sa.Column("approval", sa.String(16), nullable=False, default="pending"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("created_by", sa.String(256), nullable=False),
-    # ONNX fast path: off | pending | ok | refused; the ONNX file is a verified derived artifact
+    # ONNX fast path: off | pending | ok | refused | failed; the ONNX file is a verified
+    # derived artifact
     sa.Column("onnx_status", sa.String(16), nullable=False, server_default="off"),
     sa.Column("onnx_digest", sa.String(64), nullable=True),
     sa.Column("onnx_detail", sa.Text, nullable=True),
+    # a pending conversion is claimed by one process (stores/owners.py) and its lease renewed
+    sa.Column("onnx_claimed_by", sa.String(300), nullable=True),
+    sa.Column("onnx_claimed_at", sa.BigInteger, nullable=True),
+    sa.Column("onnx_attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_model_versions_onnx_status", "onnx_status"),
 )
 
 model_version_tags = sa.Table(

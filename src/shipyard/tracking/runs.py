@@ -6,12 +6,17 @@
 
 Metrics are buffered and written in batches (by count and by age), flushed when the run ends
 and at interpreter exit: a tight training loop never waits on the database.
+
+A run records the process that runs it and a heartbeat (every `run_heartbeat_seconds`, from
+one daemon thread for all runs of the process), so `shipyard admin doctor` can tell a run whose
+process was killed from a live one.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import math
 import threading
 import time
@@ -28,11 +33,14 @@ from shipyard.stores.records import ArtifactRecord, DatasetRecord, MetricPoint
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.flavors import OnnxMode, Serialization
-    from shipyard.stores import Stores
+    from shipyard.stores import MetadataStore, Stores
     from shipyard.stores.records import ModelVersionRecord, RunRecord
 
+log = logging.getLogger("shipyard.tracking")
 _MAX_KEY = 250
 _ACTIVE: weakref.WeakSet[Run] = weakref.WeakSet()
+_HEARTBEAT: threading.Thread | None = None
+_HEARTBEAT_LOCK = threading.Lock()
 
 
 def _check_key(key: Any, what: str) -> str:
@@ -240,6 +248,7 @@ def start_run(
     file the run is about (default: the running script); its folder's git commit is recorded."""
     from shipyard.config import get_settings
     from shipyard.stores import open_stores
+    from shipyard.stores.owners import current_owner
     from shipyard.tracking.environment import code_version
 
     settings = settings or get_settings()
@@ -261,14 +270,45 @@ def start_run(
         git_dirty=code.dirty,
         environment_digest=env_digest,
         parent_run_id=parent_run_id,
+        owner=current_owner(),
     )
-    return Run(
+    run = Run(
         stores,
         run_id,
         experiment,
         flush_points=settings.metrics_flush_points,
         flush_seconds=settings.metrics_flush_seconds,
     )
+    _start_heartbeat(settings.run_heartbeat_seconds)
+    return run
+
+
+def _start_heartbeat(seconds: float) -> None:
+    global _HEARTBEAT
+    with _HEARTBEAT_LOCK:
+        if _HEARTBEAT is None or not _HEARTBEAT.is_alive():  # none yet, or we were forked
+            _HEARTBEAT = threading.Thread(
+                target=_heartbeat_loop, args=(seconds,), name="shipyard-run-heartbeat", daemon=True
+            )
+            _HEARTBEAT.start()
+
+
+def _heartbeat_loop(seconds: float) -> None:
+    """Renew the heartbeat of every open run of this process, one UPDATE per database."""
+    from shipyard.stores.owners import current_owner
+
+    while True:
+        time.sleep(seconds)
+        by_store: dict[MetadataStore, list[str]] = {}
+        with contextlib.suppress(RuntimeError):  # the set changed while we copied it
+            for run in list(_ACTIVE):
+                if run.stores.metadata.db.is_open:
+                    by_store.setdefault(run.stores.metadata, []).append(run.id)
+        for metadata, ids in by_store.items():
+            try:
+                metadata.recovery.heartbeat_runs(ids, owner=current_owner())
+            except Exception:  # the database may be away for a while; try again next beat
+                log.warning("renewing the heartbeat of %d run(s) failed", len(ids), exc_info=True)
 
 
 _ENV_DIGESTS: dict[str, str] = {}

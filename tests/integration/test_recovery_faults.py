@@ -1,0 +1,251 @@
+"""Faults with a real SIGKILL, on SQLite and PostgreSQL: a child process runs `log_model`, a
+registration, a metric flush, an alias move or an artifact write and is killed at a chosen
+point (the child's own test code pauses there and drops a marker file; nothing in shipyard
+knows about it). After the kill and `shipyard admin doctor`: no half-registered version, no
+artifact whose digest does not match, every acknowledged metric present, the conversion
+resumed, the run marked failed, the temporary files gone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+import shipyard as sy
+from shipyard.config import Settings
+from shipyard.errors import NotFoundError
+from shipyard.registry import Registry
+from shipyard.stores import Stores
+from shipyard.stores.artifacts import file_digest
+from shipyard.tracking.doctor import doctor
+
+pytestmark = pytest.mark.slow
+
+# Test-only code of the child: pause (and say so with a marker file) at the next commit once
+# armed, or wherever the scenario calls pause(); the parent kills the child there.
+PRELUDE = """
+import os, pathlib, sys, time
+import sqlalchemy as sa
+from sqlalchemy import event
+
+MARK = pathlib.Path(os.environ["FAULT_MARKER"])
+ARMED = []
+
+def pause(note):
+    MARK.write_text(note)
+    time.sleep(600)
+
+@event.listens_for(sa.engine.Engine, "commit")
+def _before_commit(conn):
+    if ARMED:
+        pause("commit")
+
+def ack(name, value=""):
+    pathlib.Path(os.environ["FAULT_ACKS"], name).write_text(str(value))
+
+def small_model():
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+    return LogisticRegression(max_iter=200).fit(X, y), X
+"""
+
+
+def kill_at_marker(tmp_path: Path, body: str, timeout: float = 180) -> Path:
+    """Run PRELUDE + body in a child; SIGKILL it once it drops its marker. Returns the folder
+    of its acknowledgements (what it saw committed before the kill)."""
+    marker, acks = tmp_path / "marker", tmp_path / "acks"
+    acks.mkdir()
+    log = tmp_path / "child.log"
+    env = {**os.environ, "FAULT_MARKER": str(marker), "FAULT_ACKS": str(acks)}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-c", PRELUDE + textwrap.dedent(body)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + timeout
+        while not marker.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"the child never reached its kill point:\n{log.read_text()}")
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    return acks
+
+
+def assert_artifacts_intact(settings: Settings) -> None:
+    root = Path(settings.resolved_artifacts) / "sha256"
+    files = [p for p in root.glob("*/*") if p.is_file()]
+    assert files
+    for path in files:
+        assert file_digest(path) == path.name, f"{path} does not match its digest"
+
+
+def test_kill_during_log_model_conversion(settings: Settings, stores: Stores, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    acks = kill_at_marker(
+        tmp_path,
+        """
+        import shipyard as sy
+        import shipyard.flavors as flavors
+        from shipyard.registry import conversion
+
+        flavors.convert_saved = lambda *a, **k: pause("converting")  # dies mid-conversion
+        model, X = small_model()
+        run = sy.start_run(experiment="faults")
+        ack("run", run.id)
+        for step in range(50):
+            run.log_metric("loss", 1.0 / (step + 1), step=step)
+        run.flush()
+        ack("metrics", 50)
+        mv = run.log_model(model, name="churn", input_example=X[:5])
+        ack("version", mv.version)
+        conversion.wait()
+        """,
+    )
+    run_id = (acks / "run").read_text()
+    assert (acks / "version").read_text() == "1"
+    assert sy.get_run(run_id).status == "RUNNING"
+    assert Registry(stores).resolve("models:/churn/1").onnx_status == "pending"
+    report = doctor(settings)
+    assert [(r.run_id, r.action) for r in report.runs] == [(run_id, "failed")]
+    assert [(c.version, c.action) for c in report.conversions] == [(1, "converted")]
+    run = sy.get_run(run_id)
+    assert run.status == "FAILED" and (run.error or "").startswith("process gone (")
+    history = stores.metadata.runs.metric_history(run_id, "loss")
+    assert [p.step for p in history] == list(range(50))  # every acknowledged point
+    mv = Registry(stores).resolve("models:/churn/1")
+    assert mv.onnx_status == "ok"
+    model = Registry(stores).load("models:/churn/1")
+    assert model.backend == "onnxruntime"
+    assert_artifacts_intact(settings)
+    assert doctor(settings).healthy
+
+
+def test_kill_inside_the_registration_transaction(
+    settings: Settings, stores: Stores, tmp_path
+) -> None:  # type: ignore[no-untyped-def]
+    kill_at_marker(
+        tmp_path,
+        """
+        from shipyard.registry import Registry
+        from shipyard.stores import open_stores
+
+        model, X = small_model()
+        stores = open_stores()
+        registry = Registry(stores)
+        create = stores.metadata.models.create_version
+        def create_then_die(*a, **k):
+            ARMED.append(1)  # the version's transaction pauses at its commit
+            return create(*a, **k)
+        stores.metadata.models.create_version = create_then_die
+        registry.register("churn", model, input_example=X[:5])
+        """,
+    )
+    with pytest.raises(NotFoundError):  # nothing half-registered: not even the model
+        Registry(stores).get_model("churn")
+    assert stores.metadata.recovery.pending_conversions() == []
+    assert_artifacts_intact(settings)  # saved before the transaction, whole
+    report = doctor(settings)
+    assert report.healthy and report.conversions == []
+    from sklearn.linear_model import LogisticRegression
+
+    X = [[0.0, 1.0], [1.0, 0.0], [0.5, 0.5], [1.0, 1.0]]
+    model = LogisticRegression().fit(X, [0, 1, 0, 1])
+    mv = Registry(stores).register("churn", model, input_example=X, onnx=False)
+    assert mv.version == 1  # numbering stays dense
+
+
+def test_kill_inside_a_metric_flush(settings: Settings, stores: Stores, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    acks = kill_at_marker(
+        tmp_path,
+        """
+        import shipyard as sy
+
+        run = sy.start_run(experiment="faults")
+        ack("run", run.id)
+        run.log_metrics({"acked": 1.0, "other": 2.0}, step=1)
+        run.flush()
+        ack("flushed")
+        for step in range(2, 200):
+            run.log_metrics({"acked": float(step), "other": 0.0}, step=step)
+        ARMED.append(1)
+        run.flush()
+        """,
+    )
+    run_id = (acks / "run").read_text()
+    assert (acks / "flushed").exists()
+    history = stores.metadata.runs.metric_history(run_id, "acked")
+    assert [(p.step, p.value) for p in history] == [(1, 1.0)]  # the acked batch, whole; no more
+    assert sy.get_run(run_id).metrics == {"acked": 1.0, "other": 2.0}
+    report = doctor(settings)
+    assert [(r.run_id, r.action) for r in report.runs] == [(run_id, "failed")]
+
+
+def test_kill_inside_an_alias_move(settings: Settings, stores: Stores, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    kill_at_marker(
+        tmp_path,
+        """
+        from shipyard.registry import Registry
+        from shipyard.stores import open_stores
+
+        model, X = small_model()
+        registry = Registry(open_stores())
+        for _ in range(2):
+            registry.register("churn", model, input_example=X[:5], onnx=False)
+        registry.set_alias("churn", "champion", 1)
+        ARMED.append(1)
+        registry.set_alias("churn", "champion", 2, reason="promote")
+        """,
+    )
+    registry = Registry(stores)
+    assert registry.resolve("models:/churn@champion").version == 1
+    moves = [e for e in registry.audit("churn") if e.action == "alias.set"]
+    assert [e.after["version"] for e in moves] == [1]  # the audit agrees with the alias
+    assert [v.version for v in registry.list_versions("churn")] == [1, 2]
+    registry.set_alias("churn", "champion", 2)
+    assert registry.resolve("models:/churn@champion").version == 2
+    assert doctor(settings).healthy
+
+
+def test_kill_during_an_artifact_write(settings: Settings, stores: Stores, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    kill_at_marker(
+        tmp_path,
+        """
+        import io
+        from shipyard.stores import open_stores
+
+        class Trickle(io.RawIOBase):
+            chunks = 0
+            def readable(self):
+                return True
+            def read(self, n=-1):
+                self.chunks += 1
+                if self.chunks == 3:
+                    pause("writing")
+                return b"x" * (1 << 20)
+
+        stores = open_stores()
+        stores.artifacts.put_bytes(b"a whole artifact")
+        stores.artifacts.put_stream(Trickle())
+        """,
+    )
+    tmp = Path(settings.resolved_artifacts) / "tmp"
+    left = list(tmp.iterdir())
+    assert len(left) == 1 and left[0].stat().st_size == 2 << 20  # half written, not renamed
+    assert_artifacts_intact(settings)  # only whole artifacts under their digest
+    assert doctor(settings).temp_files == []  # within the grace period: could be in flight
+    report = doctor(settings, grace_seconds=0)
+    assert [(f.path, f.action) for f in report.temp_files] == [(str(left[0]), "removed")]
+    assert list(tmp.iterdir()) == []
+    assert doctor(settings, grace_seconds=0).healthy
