@@ -11,9 +11,11 @@ import pytest
 from fastapi import FastAPI, Request
 
 from shipyard.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
-from shipyard.monitoring.alerts import AlertEvaluator, parse_condition
+from shipyard.monitoring.alerts import AlertEvaluator, add_alert_rule, parse_condition
 from shipyard.monitoring.live import Evaluation
 from shipyard.serving.http import BackgroundServer
+
+KEY = b"k" * 32  # the installation's signing key (stores.secrets) in these tests
 
 
 def evaluation(share: float, accuracy: float | None = None) -> Evaluation:
@@ -58,19 +60,17 @@ def test_a_rule_fires_after_its_windows_acts_once_and_resolves(
         f"{sys.executable} -c \"import os; open(r'{marker}', 'a').write("
         f"os.environ['SHIPYARD_ALERT'] + ' ' + os.environ['SHIPYARD_ALERT_VALUE'] + '\\\\n')\""
     )
-    metric, op, threshold = parse_condition("drift_share > 0.3")
-    rule = stores.metadata.alerts.add_rule(
+    rule = add_alert_rule(
+        stores,
+        KEY,
         "churn",
         "drift",
-        metric=metric,
-        op=op,
-        threshold=threshold,
+        when="drift_share > 0.3",
         for_windows=2,
         webhook=f"{srv.url}/hook",
         command=command,
-        actor="t",
     )
-    evaluator = AlertEvaluator(stores)
+    evaluator = AlertEvaluator(stores, KEY)
     assert evaluator.evaluate(evaluation(0.5)) == []
     assert stores.metadata.alerts.get(rule.id).state == "pending"
     changes = evaluator.evaluate(evaluation(0.5))
@@ -92,19 +92,16 @@ def test_a_rule_fires_after_its_windows_acts_once_and_resolves(
 
 def test_accuracy_rule_and_broken_actions_are_recorded_not_raised(stores: Any) -> None:
     stores.metadata.endpoints.create("churn", "models:/churn@champion", actor="t")
-    metric, op, threshold = parse_condition("accuracy < 0.85")
-    stores.metadata.alerts.add_rule(
+    add_alert_rule(
+        stores,
+        KEY,
         "churn",
         "acc",
-        metric=metric,
-        op=op,
-        threshold=threshold,
-        for_windows=1,
+        when="accuracy < 0.85",
         webhook="http://127.0.0.1:1/none",
-        command="exit 3",
-        actor="t",
+        command=f"{sys.executable} -c 'raise SystemExit(3)'",
     )
-    evaluator = AlertEvaluator(stores, webhook_timeout=1.0)
+    evaluator = AlertEvaluator(stores, KEY, webhook_timeout=1.0)
     assert evaluator.evaluate(evaluation(0.0)) == []  # no labels yet: no verdict on accuracy
     changes = evaluator.evaluate(evaluation(0.0, accuracy=0.8))
     assert [c for _, c in changes] == ["fired"]
@@ -152,3 +149,58 @@ def test_rule_names_are_unique_per_endpoint(stores: Any) -> None:
         alerts.remove_rule("churn", "drfit", actor="t")
     alerts.remove_rule("churn", "drift", actor="t")
     assert alerts.rules() == []
+
+
+@pytest.mark.parametrize("forged", ["unsigned", "other key", "copied from another rule"])
+def test_a_command_not_added_by_this_installation_never_runs(
+    stores: Any, tmp_path: Path, forged: str
+) -> None:
+    """Someone who can write the shared metadata database adds a rule with a command: the
+    server refuses to run it and records why."""
+    from shipyard.monitoring.alerts import _command_mac
+
+    stores.metadata.endpoints.create("churn", "models:/churn@champion", actor="t")
+    marker = tmp_path / "pwned"
+    command = f"touch {marker}"
+    honest = add_alert_rule(stores, KEY, "churn", "honest", when="drift_share > 0.9")
+    mac = {
+        "unsigned": None,
+        "other key": _command_mac(b"x" * 32, "churn", "evil", command),
+        "copied from another rule": honest.command_mac,
+    }[forged]
+    metric, op, threshold = parse_condition("drift_share > 0.3")
+    stores.metadata.alerts.add_rule(
+        "churn",
+        "evil",
+        metric=metric,
+        op=op,
+        threshold=threshold,
+        for_windows=1,
+        webhook=None,
+        command=command,
+        command_mac=mac,
+        actor="mallory",
+    )
+    changes = AlertEvaluator(stores, KEY).evaluate(evaluation(0.5))
+    assert [(r.name, c) for r, c in changes] == [("evil", "fired")]
+    assert not marker.exists()
+    assert (
+        "not added by this installation"
+        in stores.metadata.alerts.events("churn")[0].action["command"]["refused"]
+    )
+
+
+def test_a_command_runs_without_a_shell(stores: Any, tmp_path: Path) -> None:
+    stores.metadata.endpoints.create("churn", "models:/churn@champion", actor="t")
+    marker = tmp_path / "pwned"
+    add_alert_rule(
+        stores,
+        KEY,
+        "churn",
+        "drift",
+        when="drift_share > 0.3",
+        command=f"{sys.executable} -c 'import sys; print(sys.argv[1:])' ; touch {marker}",
+    )
+    AlertEvaluator(stores, KEY).evaluate(evaluation(0.5))
+    output = stores.metadata.alerts.events("churn")[0].action["command"]["output"]
+    assert f"[';', 'touch', '{marker}']" in output and not marker.exists()

@@ -323,7 +323,13 @@ def alert_add(
     when: Annotated[str, typer.Option(help='e.g. "drift_share > 0.3", "accuracy < 0.85".')],
     for_windows: Annotated[int, typer.Option("--for", min=1, help="Consecutive windows.")] = 1,
     webhook: Annotated[str | None, typer.Option(help="POST the alert as JSON here.")] = None,
-    command: Annotated[str | None, typer.Option(help="Run this when it fires (retrain).")] = None,
+    command: Annotated[
+        str | None,
+        typer.Option(
+            help="Run this when it fires (retrain): a program and its arguments, split like a "
+            "shell would but run without one (use sh -c '…' for pipes or &&)."
+        ),
+    ] = None,
 ) -> None:
     """Add an alert rule.
 
@@ -331,25 +337,21 @@ def alert_add(
     Example:
       shipyard monitor alert add churn --name acc --when "accuracy < 0.85" --webhook https://hooks.example/x
     """
-    from shipyard.errors import InvalidArgumentError
-    from shipyard.monitoring.alerts import parse_condition
+    from shipyard.config import get_settings
+    from shipyard.monitoring.alerts import add_alert_rule
     from shipyard.stores import open_stores
+    from shipyard.stores.secrets import signing_key
 
-    metric, op, threshold = parse_condition(when)
-    if webhook is not None and not webhook.startswith(("http://", "https://")):
-        raise InvalidArgumentError(f"--webhook must be an http(s) URL, not {webhook!r}")
-    stores = open_stores()
-    stores.metadata.endpoints.get(endpoint)
-    rule = stores.metadata.alerts.add_rule(
+    settings = get_settings()
+    rule = add_alert_rule(
+        open_stores(settings),
+        signing_key(settings),
         endpoint,
         name,
-        metric=metric,
-        op=op,
-        threshold=threshold,
+        when=when,
         for_windows=for_windows,
         webhook=webhook,
         command=command,
-        actor=stores.actor,
     )
     typer.echo(f"alert {endpoint}/{rule.name}: {rule.condition} for {rule.for_windows} window(s)")
 

@@ -3,6 +3,11 @@ pipeline, typically). A rule fires after its condition held for `for_windows` co
 evaluations and resolves when it no longer holds; every firing, resolution and action outcome
 is stored and audited.
 
+A command is an argument list (split like a shell would, run without one) and runs only if
+the rule carries a MAC of it under this installation's signing key (`stores.secrets`), made
+when the rule was added through `add_alert_rule`: a command written straight into a shared
+metadata database is refused, not run.
+
     drift_share > 0.3 for 2 windows      accuracy < 0.85      p99_latency_ms > 100
 
 Metrics: drift_share, drifted_columns, quality_violations, rows, error_rate, p50_latency_ms,
@@ -15,10 +20,12 @@ import json
 import logging
 import os
 import re
+import shlex
 import subprocess
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidArgumentError
+from shipyard.stores.secrets import sign, verify
 
 if TYPE_CHECKING:
     from shipyard.monitoring.live import Evaluation
@@ -71,6 +78,53 @@ def parse_condition(text: str) -> tuple[str, str, float]:
     return metric, op, value
 
 
+def command_argv(command: str) -> list[str]:
+    """`python retrain.py --fast` → ["python", "retrain.py", "--fast"]; no shell runs it."""
+    try:
+        argv = shlex.split(command)
+    except ValueError as exc:
+        raise InvalidArgumentError(f"--command cannot be split: {exc}", field="command") from exc
+    if not argv:
+        raise InvalidArgumentError("--command is empty", field="command")
+    return argv
+
+
+def _command_mac(key: bytes, endpoint: str, name: str, command: str) -> str:
+    return sign(key, "\0".join((endpoint, name, command)).encode())
+
+
+def add_alert_rule(
+    stores: Stores,
+    key: bytes,
+    endpoint: str,
+    name: str,
+    *,
+    when: str,
+    for_windows: int = 1,
+    webhook: str | None = None,
+    command: str | None = None,
+) -> AlertRule:
+    """Check and store a rule; its command is sealed with `key` (see the module docstring)."""
+    metric, op, threshold = parse_condition(when)
+    if webhook is not None and not webhook.startswith(("http://", "https://")):
+        raise InvalidArgumentError(f"--webhook must be an http(s) URL, not {webhook!r}")
+    if command is not None:
+        command_argv(command)
+    stores.metadata.endpoints.get(endpoint)
+    return stores.metadata.alerts.add_rule(
+        endpoint,
+        name,
+        metric=metric,
+        op=op,
+        threshold=threshold,
+        for_windows=for_windows,
+        webhook=webhook,
+        command=command,
+        command_mac=None if command is None else _command_mac(key, endpoint, name, command),
+        actor=stores.actor,
+    )
+
+
 def metric_values(ev: Evaluation) -> dict[str, float]:
     """The numbers rules look at, from one evaluation (absent when there is no data)."""
     values: dict[str, float] = {"rows": float(ev.rows)}
@@ -92,9 +146,15 @@ def metric_values(ev: Evaluation) -> dict[str, float]:
 
 class AlertEvaluator:
     def __init__(
-        self, stores: Stores, *, webhook_timeout: float = 5.0, command_timeout: float = 3600.0
+        self,
+        stores: Stores,
+        key: bytes,
+        *,
+        webhook_timeout: float = 5.0,
+        command_timeout: float = 3600.0,
     ) -> None:
         self.stores = stores
+        self.key = key
         self.webhook_timeout = webhook_timeout
         self.command_timeout = command_timeout
 
@@ -171,33 +231,52 @@ class AlertEvaluator:
             except httpx.HTTPError as exc:
                 outcome["webhook"] = {"error": f"{type(exc).__name__}: {exc}"}
         if rule.command:
-            env = {
-                **os.environ,
-                "SHIPYARD_ALERT": rule.name,
-                "SHIPYARD_ALERT_ENDPOINT": rule.endpoint,
-                "SHIPYARD_ALERT_VALUE": repr(value),
-                "SHIPYARD_ALERT_CAUSE": json.dumps(cause, default=str),
-            }
-            try:
-                done = subprocess.run(
-                    rule.command,
-                    shell=True,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    timeout=self.command_timeout,
-                    check=False,
-                )
-                outcome["command"] = {
-                    "exit_code": done.returncode,
-                    "output": (done.stdout + done.stderr)[-2000:],
-                }
-            except subprocess.TimeoutExpired:
-                outcome["command"] = {"error": f"timed out after {self.command_timeout:g} s"}
+            outcome["command"] = self._run(rule, value, cause)
+        return outcome
+
+    def _run(self, rule: AlertRule, value: float, cause: dict[str, Any]) -> dict[str, Any]:
+        assert rule.command is not None
+        if not verify(
+            self.key, "\0".join((rule.endpoint, rule.name, rule.command)).encode(), rule.command_mac
+        ):
             log.warning(
-                "alert %s/%s fired; command exited %s",
+                "alert %s/%s: its command is not signed by this installation; not run",
                 rule.endpoint,
                 rule.name,
-                outcome["command"].get("exit_code"),
             )
-        return outcome
+            return {
+                "refused": "the command was not added by this installation (no valid "
+                "signature): re-add the rule with `shipyard monitor alert add`, or share "
+                "SHIPYARD_SECRET_KEY with the machine that added it"
+            }
+        env = {
+            **os.environ,
+            "SHIPYARD_ALERT": rule.name,
+            "SHIPYARD_ALERT_ENDPOINT": rule.endpoint,
+            "SHIPYARD_ALERT_VALUE": repr(value),
+            "SHIPYARD_ALERT_CAUSE": json.dumps(cause, default=str),
+        }
+        try:
+            done = subprocess.run(
+                command_argv(rule.command),
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=self.command_timeout,
+                check=False,
+            )
+            result: dict[str, Any] = {
+                "exit_code": done.returncode,
+                "output": (done.stdout + done.stderr)[-2000:],
+            }
+        except subprocess.TimeoutExpired:
+            result = {"error": f"timed out after {self.command_timeout:g} s"}
+        except (OSError, InvalidArgumentError) as exc:  # no such program, not executable
+            result = {"error": f"{type(exc).__name__}: {exc}"}
+        log.warning(
+            "alert %s/%s fired; command exited %s",
+            rule.endpoint,
+            rule.name,
+            result.get("exit_code"),
+        )
+        return result

@@ -207,11 +207,12 @@ class LiveMonitor:
 
     def __init__(self, settings: Settings, stores: Stores, gauges: MonitoringGauges | None) -> None:
         from shipyard.monitoring.alerts import AlertEvaluator
+        from shipyard.stores.secrets import signing_key
 
         self.settings = settings
         self.stores = stores
         self.gauges = gauges
-        self.alerts = AlertEvaluator(stores)
+        self.alerts = AlertEvaluator(stores, signing_key(settings))
         self.latest: dict[str, Evaluation] = {}
         self.windows: dict[str, RollingWindow] = {}
 

@@ -30,13 +30,16 @@ class AlertRule:
     state: str
     breaches: int
     created_at: int
+    command_mac: str | None = None
 
     @property
     def condition(self) -> str:
         return f"{self.metric} {self.op} {self.threshold:g}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "condition": self.condition}
+        out = {**asdict(self), "condition": self.condition}
+        out.pop("command_mac")
+        return out
 
 
 @dataclass(frozen=True)
@@ -71,6 +74,7 @@ class AlertStore:
         webhook: str | None,
         command: str | None,
         actor: str,
+        command_mac: str | None = None,
     ) -> AlertRule:
         r = t.alert_rules.c
         with self._db.write() as conn:
@@ -89,6 +93,7 @@ class AlertStore:
                     for_windows=for_windows,
                     webhook=webhook,
                     command=command,
+                    command_mac=command_mac,
                     state="ok",
                     breaches=0,
                     created_at=now_ms(),

@@ -243,6 +243,8 @@ alert_rules = sa.Table(
     sa.Column("state", sa.String(16), nullable=False),  # ok | pending | firing
     sa.Column("breaches", sa.Integer, nullable=False),  # consecutive windows over threshold
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # HMAC of (endpoint, name, command) under the signing key of whoever added the rule
+    sa.Column("command_mac", sa.String(64), nullable=True),
     sa.UniqueConstraint("endpoint", "name", name="uq_alert_rules_endpoint_name"),
 )
 
