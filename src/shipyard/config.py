@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     max_rows: int = 10_000
     request_timeout_seconds: float = 30.0
+    # the control plane (/api) refuses bodies over api_max_body_bytes
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
     predlog_enabled: bool = True
     predlog_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     predlog_capacity_rows: int = 200_000
