@@ -811,6 +811,7 @@ def create_serving_app(
         description=f"Serving {model_uri} as endpoint '{name}'.",
     )
     app.state.table = table
+    app.state.settings = settings
     app.state.draining = table.draining
     install_error_handlers(app)
     app.state.predlog = predlog
