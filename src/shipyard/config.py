@@ -31,6 +31,14 @@ class Settings(BaseSettings):
     max_body_bytes: int = 8 * 1024 * 1024
     max_rows: int = 10_000
     request_timeout_seconds: float = 30.0
+    # what one connection may cost before its request is in: a request head larger than
+    # max_header_bytes is answered 431; a head must arrive whole within header_timeout_seconds
+    # and a body within request_timeout_seconds; an idle connection closes after
+    # keep_alive_seconds. The control plane (/api) refuses bodies over api_max_body_bytes.
+    max_header_bytes: int = Field(default=64 * 1024, ge=1024)
+    header_timeout_seconds: float = Field(default=10.0, gt=0)
+    keep_alive_seconds: float = Field(default=5.0, gt=0)
+    api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
     predlog_enabled: bool = True
     predlog_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     predlog_capacity_rows: int = 200_000

@@ -7,6 +7,8 @@ ShipyardError (500)
  ├── NotFoundError (404)                 with "did you mean" suggestions
  ├── AlreadyExistsError (409)
  ├── PayloadTooLargeError (413)
+ ├── HeadersTooLargeError (431)          a request head over the server's limit
+ ├── ClientTimeoutError (408)            a request head or body that did not arrive in time
  ├── UntrustedModelError (403)           pickle-like artifact loaded without trusted=True
  ├── IntegrityError (500)                artifact digest mismatch
  ├── StoreError (503)
@@ -87,6 +89,14 @@ class PayloadTooLargeError(ShipyardError):
     http_status = 413
 
 
+class HeadersTooLargeError(ShipyardError):
+    http_status = 431
+
+
+class ClientTimeoutError(ShipyardError):
+    http_status = 408
+
+
 class UntrustedModelError(ShipyardError):
     http_status = 403
 
@@ -158,6 +168,8 @@ _BY_NAME: dict[str, type[ShipyardError]] = {
         ForbiddenError,
         RateLimitedError,
         PayloadTooLargeError,
+        HeadersTooLargeError,
+        ClientTimeoutError,
         UntrustedModelError,
         IntegrityError,
         StoreError,

@@ -154,6 +154,9 @@ def create_server_app(
     mount_data_plane(app, table, metrics, settings, predlog, feedback_log)
     if control_plane:
         mount_api(app, stores, registry)
+        from shipyard.server.limits import BodyLimitMiddleware
+
+        app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
     from shipyard.serving.auth import install_auth
 
     app.state.limiter = install_auth(

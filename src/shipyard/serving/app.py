@@ -717,8 +717,29 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(HTTPException)
-    async def on_http_error(_request: Request, exc: HTTPException) -> Response:
-        return json_response({"error": str(exc.detail), "type": "HTTPError"}, exc.status_code)
+    async def on_http_error(request: Request, exc: HTTPException) -> Response:
+        headers = dict(exc.headers) if exc.headers else None
+        if exc.status_code == 405:  # every method of the path, not only its first route's
+            headers = {**(headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return json_response(
+            {"error": str(exc.detail), "type": "HTTPError"}, exc.status_code, headers
+        )
+
+    from shipyard.serving.openapi import document_errors
+
+    document_errors(app)  # the answers above, in the OpenAPI document
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods some route of the app answers on the request's path."""
+    from starlette.routing import Match
+
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        if route_methods and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route_methods
+    return sorted(methods)
 
 
 def freeze_heap() -> None:
@@ -814,6 +835,7 @@ def create_serving_app(
         description=f"Serving {model_uri} as endpoint '{name}'.",
     )
     app.state.table = table
+    app.state.settings = settings
     app.state.draining = table.draining
     install_error_handlers(app)
     app.state.predlog = predlog

@@ -15,27 +15,171 @@ the hot path costs ~20 % fewer instructions per request this way than through AS
 A hot route whose path needs decoding (percent escapes, a query string) takes the ASGI way
 to the same handler; so does every request when uvicorn limits concurrency or mounts the app
 under a root path.
+
+Both protocols (this one, and uvicorn's h11 one where httptools is missing) also bound what a
+connection may cost before its request is in (`ConnectionLimits`): a request head over
+`max_header_bytes` is answered 431, a head must arrive within `header_seconds`, a body within
+`body_seconds`, and an idle connection closes after `keep_alive_seconds` (uvicorn arms its
+keep-alive timer only after an answer, and any byte cancels it). One timer per connection
+checks this (`_Watchdog`); the request path only counts the bytes a head takes.
+
+This is shipyard's one module that uses uvicorn's private names (its protocols' attributes
+and `_start_asgi_task`); `protocol_class` checks at start-up that they exist and falls back
+to uvicorn's own protocol if not. pyproject bounds uvicorn to the releases tested.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
-from typing import Any
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import ClientDisconnect
 
+from shipyard.errors import ClientTimeoutError, HeadersTooLargeError, ShipyardError
 from shipyard.serving.app import (
     DataPlaneFastPath,
     _Headers,
     body_too_large,
     check_declared_length,
 )
+from shipyard.serving.protocol import dumps
+
+if TYPE_CHECKING:
+    from shipyard.config import Settings
+
+log = logging.getLogger("shipyard.serving")
 
 # the hot routes on the raw request target: anything to decode goes the ASGI way
 _HOT_TARGET = re.compile(
     rb"/(?:endpoints/([^/?%#\x00-\x20\x7f-\xff]+)/predict|v2/models/([^/?%#\x00-\x20\x7f-\xff]+)/infer)\Z"
 )
+
+
+@dataclass(frozen=True)
+class ConnectionLimits:
+    """What one connection may cost before its request is in (see the module's docstring)."""
+
+    max_header_bytes: int = 64 * 1024
+    header_seconds: float = 10.0
+    keep_alive_seconds: float = 5.0
+    body_seconds: float = 30.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
+        return cls(
+            settings.max_header_bytes,
+            settings.header_timeout_seconds,
+            settings.keep_alive_seconds,
+            settings.request_timeout_seconds,
+        )
+
+    def head_too_large(self) -> HeadersTooLargeError:
+        return HeadersTooLargeError(
+            f"the request line and headers exceed {self.max_header_bytes} bytes",
+            field="headers",
+            limit=self.max_header_bytes,
+        )
+
+
+def _refuse(proto: Any, exc: ShipyardError) -> None:
+    """Answer `exc` straight on the connection and close it: the request never reached the
+    app (a head too large, or one that did not arrive in time)."""
+    transport = proto.transport
+    if transport.is_closing():
+        return
+    body = dumps(exc.to_dict())
+    head = [b"HTTP/1.1 %d %s\r\n" % (exc.http_status, HTTPStatus(exc.http_status).phrase.encode())]
+    head += [b"%s: %s\r\n" % h for h in proto.server_state.default_headers]
+    head.append(
+        b"content-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n"
+        % len(body)
+    )
+    transport.write(b"".join(head) + body)
+    transport.close()
+
+
+class _Watchdog:
+    """One timer per connection, ticking every `period`, that closes the connection when one
+    phase lasts too long: "idle" (no request in flight, nothing of the next one arrived) past
+    `keep_alive_seconds`, "head" (part of a request head arrived) past `header_seconds`,
+    "body" (a head is in, its body is not) past `body_seconds`. A phase is timed from the
+    tick that first saw it, so it ends between its limit and its limit plus one period. A
+    protocol mixing this in says which phase it is in (`_phase`)."""
+
+    limits: ConnectionLimits = ConnectionLimits()
+    period: float = 1.0
+    cycle: Any
+    loop: Any
+    transport: Any
+
+    def _watch(self) -> None:
+        self._seen: tuple[Any, str | None] = (None, "idle")
+        self._since = self.loop.time()
+        self._timer: Any = self.loop.call_later(self.period, self._tick)
+
+    def _unwatch(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _phase(self) -> str | None:  # pragma: no cover - each protocol says
+        raise NotImplementedError
+
+    def _tick(self) -> None:
+        self._timer = None
+        transport = self.transport
+        if transport.is_closing() or transport.get_protocol() is not self:  # closed, upgraded
+            return
+        phase = self._phase()
+        now = self.loop.time()
+        if phase is None or self._seen != (self.cycle, phase):
+            self._seen, self._since = (self.cycle, phase), now
+        elif now - self._since >= self._limit(phase):
+            self._expire(phase)
+            return
+        self._timer = self.loop.call_later(self.period, self._tick)
+
+    def _limit(self, phase: str) -> float:
+        limits = self.limits
+        if phase == "head":
+            return limits.header_seconds
+        return limits.body_seconds if phase == "body" else limits.keep_alive_seconds
+
+    def _expire(self, phase: str) -> None:
+        cycle = self.cycle
+        in_flight = cycle is not None and not cycle.response_complete
+        if phase == "body":
+            if not in_flight:  # answered already (early): its rest is not waited for
+                self.transport.close()
+                return
+            cycle.disconnected = True  # the app waits for the rest: the client has left
+            cycle.message_event.set()
+            in_flight = getattr(cycle, "response_started", False)
+        if phase == "idle" or in_flight:  # nothing to answer, or an answer on its way
+            self.transport.close()
+            return
+        seconds = self._limit(phase)
+        _refuse(
+            self,
+            ClientTimeoutError(
+                f"the request {phase} did not arrive within {seconds:g} s",
+                field=phase,
+                limit=seconds,
+            ),
+        )
+
+
+class _HeadTooLarge(Exception):
+    """Raised in a parser callback to stop parsing a head over the limit."""
+
+
+def _head_size(target: int, headers: list[tuple[bytes, bytes]]) -> int:
+    """About the bytes of a parsed head: request line and header lines."""
+    return target + 16 + sum(len(n) + len(v) + 4 for n, v in headers)
 
 
 class _OneWriteTransport:
@@ -236,27 +380,70 @@ class _HotRequest:
             cycle.message_event.clear()
 
 
-def protocol_class(app: Any) -> Any:
-    """The HTTP protocol for uvicorn to run `app` with ("auto" without httptools): hot routes
-    answered directly when `app` is the data plane's fast path, and every answer's head sent
-    with its body."""
+def protocol_class(app: Any, limits: ConnectionLimits | None = None) -> Any:
+    """The HTTP protocol for uvicorn to run `app` with, holding every connection to `limits`:
+    hot routes answered directly when `app` is the data plane's fast path, and every answer's
+    head sent with its body (uvicorn's h11 protocol, limits only, without httptools)."""
+    limits_: ConnectionLimits = limits or ConnectionLimits()
     try:
         from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
         from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
     except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+        return _h11_class(limits_)
+    if not hasattr(HttpToolsProtocol, "send_400_response"):  # pragma: no cover
+        log.warning("this uvicorn lacks what shipyard's protocol uses: uvicorn's own runs")
         return "auto"
 
     # the hook every task start goes through, pipelined requests included (uvicorn 0.55 has
     # it); without it, every request takes the ASGI way (correct, slower)
     hooked = hasattr(HttpToolsProtocol, "_start_asgi_task")
     fast = app if isinstance(app, DataPlaneFastPath) and hooked else None
+    max_head = limits_.max_header_bytes
+    base_data_received = HttpToolsProtocol.data_received
 
-    class DataPlaneProtocol(HttpToolsProtocol):  # type: ignore[misc]
+    class DataPlaneProtocol(_Watchdog, HttpToolsProtocol):  # type: ignore[misc]
         def connection_made(self, transport: Any) -> None:
             super().connection_made(_OneWriteTransport(transport, self.loop, self.tasks))  # type: ignore[arg-type]
             self._direct = fast is not None and not self.root_path and not self.limit_concurrency
+            # `_head_seen`: bytes read while a head is being read (whole reads that began in
+            # it: a head that starts within the read that ends the request before it is
+            # counted from the next read, so memory stays bounded by the limit plus one read)
+            self._in_head = True
+            self._head_seen = 0
+            self._too_large = False
+            self._watch()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._unwatch()
+            super().connection_lost(exc)
+
+        def _phase(self) -> str | None:
+            if not self._in_head:
+                return "body"
+            if self._head_seen:
+                return "head"
+            cycle = self.cycle
+            return "idle" if cycle is None or cycle.response_complete else None
+
+        def data_received(self, data: bytes) -> None:
+            if self._in_head:
+                self._head_seen += len(data)
+            base_data_received(self, data)
+            if self._in_head and self._head_seen > max_head:  # a head still growing
+                self._too_large = True
+                self.send_400_response("")
+
+        def send_400_response(self, msg: str) -> None:
+            if self._too_large:
+                _refuse(self, self.limits.head_too_large())
+                return
+            super().send_400_response(msg)
 
         def on_headers_complete(self) -> None:
+            self._in_head = False
+            if self._head_seen > max_head and _head_size(len(self.url), self.headers) > max_head:
+                self._too_large = True  # parsing stops; uvicorn answers (send_400_response)
+                raise _HeadTooLarge
             route = _HOT_TARGET.match(self.url) if self._direct else None
             parser = self.parser
             if route is None or parser.get_method() != b"POST" or parser.should_upgrade():
@@ -302,6 +489,8 @@ def protocol_class(app: Any) -> Any:
             cycle.message_event.set()
 
         def on_message_complete(self) -> None:
+            self._in_head = True
+            self._head_seen = 0
             cycle: Any = self.cycle
             if type(cycle) is not _HotCycle:
                 super().on_message_complete()
@@ -358,7 +547,63 @@ def protocol_class(app: Any) -> Any:
                 transport.close()
             cycle.on_response()
 
+    DataPlaneProtocol.limits = limits_
+    DataPlaneProtocol.period = _period(limits_)
     return DataPlaneProtocol
+
+
+def _period(limits: ConnectionLimits) -> float:
+    return min(limits.header_seconds, limits.keep_alive_seconds, limits.body_seconds) / 2
+
+
+def _h11_class(limits: ConnectionLimits) -> Any:
+    """uvicorn's h11 protocol held to `limits` (h11 itself refuses a head over
+    `h11_max_incomplete_event_size`, which `serving.http` sets to the same limit)."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class LimitedH11Protocol(_Watchdog, H11Protocol):  # type: ignore[misc]
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._watch()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._unwatch()
+            super().connection_lost(exc)
+
+        def _phase(self) -> str | None:
+            state = self.conn.their_state
+            if state is h11.SEND_BODY:
+                return "body"
+            if state is h11.IDLE and self.conn.trailing_data[0]:
+                return "head"
+            cycle = self.cycle
+            return "idle" if cycle is None or cycle.response_complete else None
+
+        def send_400_response(self, msg: str) -> None:
+            if len(self.conn.trailing_data[0]) > limits.max_header_bytes:
+                _refuse(self, limits.head_too_large())
+                return
+            super().send_400_response(msg)
+
+        def handle_events(self) -> None:
+            try:
+                super().handle_events()
+            except _HeadTooLarge:
+                _refuse(self, limits.head_too_large())
+
+        def _should_upgrade(self) -> bool:
+            # asked of every parsed head before its request starts: h11 refuses a head over
+            # the limit only while it is incomplete, not one that arrived in a single read
+            scope: Any = self.scope
+            target = len(scope["raw_path"]) + len(scope["query_string"])
+            if _head_size(target, self.headers) > limits.max_header_bytes:
+                raise _HeadTooLarge
+            return bool(super()._should_upgrade())
+
+    LimitedH11Protocol.limits = limits
+    LimitedH11Protocol.period = _period(limits)
+    return LimitedH11Protocol
 
 
 def _hold_head(cycle: Any) -> None:

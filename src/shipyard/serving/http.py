@@ -4,6 +4,7 @@ thread bound to an ephemeral loopback port (quickstart and tests)."""
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import signal
 import socket
@@ -13,7 +14,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.app import asgi_entry
-from shipyard.serving.connection import protocol_class
+from shipyard.serving.connection import ConnectionLimits, protocol_class
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -37,14 +38,18 @@ def _config(app: FastAPI, log_level: str) -> Any:
     import uvicorn
 
     entry = asgi_entry(app)  # the data plane's hot routes before FastAPI's per-request layers
+    settings = getattr(app.state, "settings", None)
+    limits = ConnectionLimits.from_settings(settings) if settings else ConnectionLimits()
     return uvicorn.Config(
         entry,
-        http=protocol_class(entry),
+        http=protocol_class(entry, limits),
         log_level=log_level,
         access_log=False,
         lifespan="on",
         timeout_graceful_shutdown=30,
         server_header=False,
+        timeout_keep_alive=math.ceil(limits.keep_alive_seconds),  # ours: to the fraction
+        h11_max_incomplete_event_size=limits.max_header_bytes,
     )
 
 
