@@ -198,6 +198,20 @@ def test_bad_input_gets_a_4xx_naming_the_problem(
     assert len(open_stores(settings).metadata.audit.list(limit=10_000)) == audit_before
 
 
+@pytest.mark.parametrize(
+    ("shape", "data"),
+    [([4294967296, 4294967296], []), ([True, 30], [0.0] * 30), ([2**63, 1], [0.0])],
+)
+def test_a_v2_shape_that_overflows_or_is_not_a_number_is_a_4xx_on_both_paths(
+    server: BackgroundServer, registered: Any, shape: list[Any], data: list[float]
+) -> None:
+    doc = {"inputs": [{"name": "x", "shape": shape, "datatype": "FP64", "data": data}]}
+    # the first goes the server's direct way, the second through the ASGI app's router
+    for path in ("/v2/models/churn/infer", f"/v2/models/churn/versions/{registered.version}/infer"):
+        answer = _bad(server, path, json=doc)
+        assert answer["field"] in ("inputs[0].shape", "inputs[0].data"), answer
+
+
 def test_rows_in_any_key_order_are_validated_and_answered_alike(
     server: BackgroundServer, breast_cancer
 ) -> None:  # type: ignore[no-untyped-def]
