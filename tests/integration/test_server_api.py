@@ -84,6 +84,36 @@ def test_models_api_and_audited_alias_moves(server: BackgroundServer) -> None:
     assert len(httpx.get(f"{server.url}/api/models/churn/audit").json()["events"]) == len(audit)
 
 
+@pytest.mark.parametrize("version", [2**63, 2**31, 10**30, 0])
+def test_a_version_out_of_range_is_a_4xx_naming_it_on_both_databases(
+    server: BackgroundServer, settings: Settings, version: int
+) -> None:
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.stores import open_stores
+
+    url = server.url
+    for answer in (
+        httpx.get(f"{url}/api/models/churn/versions/{version}"),
+        httpx.get(f"{url}/api/models/churn/versions/{version}/gate-report"),
+        httpx.post(
+            f"{url}/api/models/churn/versions/{version}/approval",
+            json={"state": "approved", "reviewer": "ann"},
+        ),
+        httpx.put(f"{url}/api/models/churn/aliases/challenger", json={"version": version}),
+    ):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == "version"
+    answer = httpx.post(
+        f"{url}/api/endpoints", json={"name": "churn", "model_uri": f"models:/churn/{version}"}
+    )
+    assert answer.status_code == 400 and answer.json()["field"] == "model_uri", answer.text
+    # and below the API, whoever asks (the CLI, the Python API): the same rule
+    with pytest.raises(InvalidArgumentError, match="out of range") as info:
+        open_stores(settings).metadata.models.get_version("churn", version)
+    assert info.value.details["field"] == "version"
+    assert httpx.get(f"{url}/api/models/churn").json()["aliases"] == {"champion": 1}
+
+
 def test_endpoints_are_picked_up_and_follow_their_alias(
     server: BackgroundServer, breast_cancer
 ) -> None:  # type: ignore[no-untyped-def]
