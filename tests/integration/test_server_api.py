@@ -60,6 +60,29 @@ def test_runs_api(server: BackgroundServer) -> None:
     assert httpx.get(f"{server.url}/api/experiments").json()["experiments"] == ["api"]
 
 
+def test_a_filter_too_large_is_a_400_naming_the_limit(server: BackgroundServer) -> None:
+    for clauses, limit in ((1100, 10_000), (101, 100)):  # the issue's: too long already
+        huge = " and ".join(f"metrics.m{i} > 0" for i in range(clauses))
+        answer = httpx.get(f"{server.url}/api/runs", params={"filter": huge})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == "filter" and answer.json()["limit"] == limit
+    answer = httpx.get(f"{server.url}/api/runs", params={"order_by": ["start_time"] * 1000})
+    assert answer.status_code == 400 and answer.json()["field"] == "order_by", answer.text
+
+
+def test_an_unreachable_database_is_a_503_that_names_neither_its_host_nor_its_user(
+    tmp_path: Any,
+) -> None:
+    url = "postgresql+psycopg://dbuser:hunter2@127.0.0.1:1/secretdb"
+    settings = Settings(home=tmp_path / "home", db_url=url, user="tester")
+    with BackgroundServer(create_server_app(settings, refresh_seconds=0.2)) as srv:
+        answer = httpx.get(f"{srv.url}/api/runs")
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"].startswith("the metadata database is unavailable")
+    for secret in ("dbuser", "hunter2", "127.0.0.1", "secretdb", "postgresql"):
+        assert secret not in answer.text
+
+
 def test_models_api_and_audited_alias_moves(server: BackgroundServer) -> None:
     model = httpx.get(f"{server.url}/api/models/churn").json()
     assert [v["version"] for v in model["versions"]] == [1, 2]

@@ -694,7 +694,9 @@ def install_error_handlers(app: FastAPI) -> None:
     from starlette.exceptions import HTTPException
 
     @app.exception_handler(ShipyardError)
-    async def on_shipyard_error(_request: Request, exc: ShipyardError) -> Response:
+    async def on_shipyard_error(request: Request, exc: ShipyardError) -> Response:
+        if exc.http_status >= 500:  # the caller gets `to_dict`; the operator, the whole story
+            log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
