@@ -395,6 +395,44 @@ def test_late_labels_score_the_live_model(
     assert set(result["by_version"]) == {"1"}
 
 
+def test_feedback_names_only_ids_the_server_issued(
+    settings: Settings, registered: Any, breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.requestids import RequestIds, request_id_key
+
+    X, _ = breast_cancer
+    with BackgroundServer(create_serving_app(settings, "models:/churn@champion")) as srv:
+        srv.wait_ready()
+        r = httpx.post(
+            f"{srv.url}/endpoints/churn/predict",
+            json={"instances": rows(X, 1)},
+            headers={"X-Request-ID": "callers-own-id"},
+        )
+        issued = r.json()["request_id"]
+        assert r.headers["x-request-id"] == "callers-own-id" != issued  # echoed, never the key
+        v2 = httpx.post(
+            f"{srv.url}/v2/models/churn/infer",
+            json={
+                "id": "callers-v2-id",
+                "inputs": [
+                    {"name": "x", "shape": [1, 30], "datatype": "FP64", "data": X.iloc[0].tolist()}
+                ],
+            },
+        ).json()
+        assert v2["id"] == "callers-v2-id" != v2["parameters"]["request_id"]
+        foreign = RequestIds(request_id_key(settings)).issue("another-endpoint")
+        url = f"{srv.url}/endpoints/churn/feedback"
+        for rid in ("callers-own-id", "callers-v2-id", "0" * 40, foreign, issued[:-1] + "x"):
+            refused = httpx.post(url, json={"request_id": rid, "label": 1})
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["field"] == "request_id" and rid in refused.json()["error"]
+        batch = [{"request_id": issued, "label": 1}, {"request_id": foreign, "label": 0}]
+        refused = httpx.post(url, json={"feedback": batch})
+        assert refused.status_code == 404 and refused.json()["item"] == 1
+        for rid in (issued, v2["parameters"]["request_id"]):
+            assert httpx.post(url, json={"request_id": rid, "label": 1}).status_code == 202
+
+
 # -- the wire: hot routes answered by shipyard's own protocol (serving.connection) ------------
 
 
@@ -601,7 +639,8 @@ def test_limits_and_a_bad_request_id_on_the_direct_path(
             assert answer.status == 400 and doc["field"] == "x-request-id", doc
             assert answer.headers["x-request-id"] == doc["request_id"] != bad  # a fresh id
         wire.send(_post("/endpoints/churn/predict", body, "X-Request-ID: " + "y" * 128))
-        assert wire.answer().json()["request_id"] == "y" * 128
+        answer = wire.answer()  # the caller's id is echoed; the prediction's is the server's
+        assert answer.headers["x-request-id"] == "y" * 128 != answer.json()["request_id"]
     finally:
         wire.close()
     assert len(counted) == 4
