@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256", "RS256"])
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
+    # request ids are signed with it so feedback names only issued ids: the same on every
+    # replica (default: a key file in `home`, shared by one machine's workers)
+    request_id_secret: SecretStr | None = None
     rate_per_second: float | None = None  # default per-principal limit (keys may set their own)
     rate_burst: int | None = None
     rate_limit_on_redis_error: Literal["local", "open", "closed"] = "local"

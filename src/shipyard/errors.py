@@ -106,7 +106,20 @@ class IntegrityError(ShipyardError):
 
 
 class StoreError(ShipyardError):
+    """A store failed. The message names it (a file path, a host and user) and quotes its
+    driver, for the operator: the CLI and the server's log. An HTTP caller is told only
+    `public` (`to_dict`): nothing about where the data lives or who connects to it."""
+
     http_status = 503
+
+    def __init__(self, message: str, *, public: str = "a store is unavailable", **details: Any):
+        super().__init__(message, **details)
+        self.public = public
+
+    def to_dict(self) -> dict[str, Any]:
+        body = super().to_dict()
+        body["error"] = f"{self.public}; the server's log has the cause"
+        return body
 
 
 class StoreUnavailableError(StoreError):

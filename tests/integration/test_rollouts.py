@@ -127,6 +127,29 @@ def test_a_good_canary_is_promoted_step_by_step(
     )
 
 
+def test_a_caller_cannot_roll_a_good_canary_back_with_bad_requests(
+    server: BackgroundServer, settings: Settings, stores: Any
+) -> None:
+    """Bad input sent to the candidate (its routing key chosen to reach it) is the caller's
+    fault: a 4xx, not counted against the model, so the canary advances."""
+    d = Deployments(stores)
+    d.canary("m", "m/5", steps=[50, 100], min_requests=5, min_seconds=0, auto=True)
+    wait_for(lambda: candidate_serves(server, 5))
+    key = next(k for k in (f"k{i}" for i in range(200)) if candidate_serves(server, 5, k))
+    bad = {
+        "inputs": [{"name": "x", "shape": [True, FEATURES], "datatype": "FP64", "data": [0] * 3}],
+        "parameters": {"key": key},
+    }
+    with httpx.Client(base_url=server.url) as client:
+        for _ in range(30):
+            assert client.post("/v2/models/m/infer", json=bad).status_code == 400
+        for _ in range(40):
+            assert client.post("/endpoints/m/predict", json=body()).status_code == 200
+        verdict = decided(Controller(fast(settings), stores))
+    assert verdict.action == "advance", verdict
+    assert verdict.evidence["variants"]["candidate"]["errors"] == 0
+
+
 def test_a_failing_canary_is_rolled_back_in_one_analysis(
     server: BackgroundServer, settings: Settings, stores: Any
 ) -> None:

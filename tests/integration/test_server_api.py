@@ -60,6 +60,29 @@ def test_runs_api(server: BackgroundServer) -> None:
     assert httpx.get(f"{server.url}/api/experiments").json()["experiments"] == ["api"]
 
 
+def test_a_filter_too_large_is_a_400_naming_the_limit(server: BackgroundServer) -> None:
+    for clauses, limit in ((1100, 10_000), (101, 100)):  # the issue's: too long already
+        huge = " and ".join(f"metrics.m{i} > 0" for i in range(clauses))
+        answer = httpx.get(f"{server.url}/api/runs", params={"filter": huge})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["field"] == "filter" and answer.json()["limit"] == limit
+    answer = httpx.get(f"{server.url}/api/runs", params={"order_by": ["start_time"] * 1000})
+    assert answer.status_code == 400 and answer.json()["field"] == "order_by", answer.text
+
+
+def test_an_unreachable_database_is_a_503_that_names_neither_its_host_nor_its_user(
+    tmp_path: Any,
+) -> None:
+    url = "postgresql+psycopg://dbuser:hunter2@127.0.0.1:1/secretdb"
+    settings = Settings(home=tmp_path / "home", db_url=url, user="tester")
+    with BackgroundServer(create_server_app(settings, refresh_seconds=0.2)) as srv:
+        answer = httpx.get(f"{srv.url}/api/runs")
+    assert answer.status_code == 503, answer.text
+    assert answer.json()["error"].startswith("the metadata database is unavailable")
+    for secret in ("dbuser", "hunter2", "127.0.0.1", "secretdb", "postgresql"):
+        assert secret not in answer.text
+
+
 def test_models_api_and_audited_alias_moves(server: BackgroundServer) -> None:
     model = httpx.get(f"{server.url}/api/models/churn").json()
     assert [v["version"] for v in model["versions"]] == [1, 2]
@@ -82,6 +105,36 @@ def test_models_api_and_audited_alias_moves(server: BackgroundServer) -> None:
         .endswith("did you mean 'churn'?")
     )
     assert len(httpx.get(f"{server.url}/api/models/churn/audit").json()["events"]) == len(audit)
+
+
+@pytest.mark.parametrize("version", [2**63, 2**31, 10**30, 0])
+def test_a_version_out_of_range_is_a_4xx_naming_it_on_both_databases(
+    server: BackgroundServer, settings: Settings, version: int
+) -> None:
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.stores import open_stores
+
+    url = server.url
+    for answer in (
+        httpx.get(f"{url}/api/models/churn/versions/{version}"),
+        httpx.get(f"{url}/api/models/churn/versions/{version}/gate-report"),
+        httpx.post(
+            f"{url}/api/models/churn/versions/{version}/approval",
+            json={"state": "approved", "reviewer": "ann"},
+        ),
+        httpx.put(f"{url}/api/models/churn/aliases/challenger", json={"version": version}),
+    ):
+        assert answer.status_code == 422, answer.text
+        assert answer.json()["field"] == "version"
+    answer = httpx.post(
+        f"{url}/api/endpoints", json={"name": "churn", "model_uri": f"models:/churn/{version}"}
+    )
+    assert answer.status_code == 400 and answer.json()["field"] == "model_uri", answer.text
+    # and below the API, whoever asks (the CLI, the Python API): the same rule
+    with pytest.raises(InvalidArgumentError, match="out of range") as info:
+        open_stores(settings).metadata.models.get_version("churn", version)
+    assert info.value.details["field"] == "version"
+    assert httpx.get(f"{url}/api/models/churn").json()["aliases"] == {"champion": 1}
 
 
 def test_endpoints_are_picked_up_and_follow_their_alias(

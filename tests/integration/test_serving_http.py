@@ -58,7 +58,7 @@ def test_plain_predict(server: BackgroundServer, breast_cancer, logreg) -> None:
     np.testing.assert_allclose(doc["probabilities"], logreg.predict_proba(X[:20]), atol=1e-4)
     assert doc["classes"] == [0, 1]
     assert doc["model_version"] == 1
-    assert len(doc["request_id"]) == 32
+    assert len(doc["request_id"]) == 40  # 24 random hex digits and a 16-digit signature
     assert r.headers["x-model-version"] == "1"
     assert r.headers["x-request-id"] == doc["request_id"]
     given = httpx.post(
@@ -66,7 +66,7 @@ def test_plain_predict(server: BackgroundServer, breast_cancer, logreg) -> None:
         json={"instances": rows(X, 1)},
         headers={"x-request-id": "abc-123"},
     )
-    assert given.json()["request_id"] == "abc-123"
+    assert given.headers["x-request-id"] == "abc-123" != given.json()["request_id"]  # echoed
 
 
 def test_v2_both_tensor_layouts(server: BackgroundServer, breast_cancer, logreg) -> None:  # type: ignore[no-untyped-def]
@@ -196,6 +196,20 @@ def test_bad_input_gets_a_4xx_naming_the_problem(
     # the server still answers, and nothing stored changed
     assert httpx.post(server.url + url, json={"instances": good}).status_code == 200
     assert len(open_stores(settings).metadata.audit.list(limit=10_000)) == audit_before
+
+
+@pytest.mark.parametrize(
+    ("shape", "data"),
+    [([4294967296, 4294967296], []), ([True, 30], [0.0] * 30), ([2**63, 1], [0.0])],
+)
+def test_a_v2_shape_that_overflows_or_is_not_a_number_is_a_4xx_on_both_paths(
+    server: BackgroundServer, registered: Any, shape: list[Any], data: list[float]
+) -> None:
+    doc = {"inputs": [{"name": "x", "shape": shape, "datatype": "FP64", "data": data}]}
+    # the first goes the server's direct way, the second through the ASGI app's router
+    for path in ("/v2/models/churn/infer", f"/v2/models/churn/versions/{registered.version}/infer"):
+        answer = _bad(server, path, json=doc)
+        assert answer["field"] in ("inputs[0].shape", "inputs[0].data"), answer
 
 
 def test_rows_in_any_key_order_are_validated_and_answered_alike(
@@ -381,6 +395,44 @@ def test_late_labels_score_the_live_model(
     assert set(result["by_version"]) == {"1"}
 
 
+def test_feedback_names_only_ids_the_server_issued(
+    settings: Settings, registered: Any, breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    from shipyard.requestids import RequestIds, request_id_key
+
+    X, _ = breast_cancer
+    with BackgroundServer(create_serving_app(settings, "models:/churn@champion")) as srv:
+        srv.wait_ready()
+        r = httpx.post(
+            f"{srv.url}/endpoints/churn/predict",
+            json={"instances": rows(X, 1)},
+            headers={"X-Request-ID": "callers-own-id"},
+        )
+        issued = r.json()["request_id"]
+        assert r.headers["x-request-id"] == "callers-own-id" != issued  # echoed, never the key
+        v2 = httpx.post(
+            f"{srv.url}/v2/models/churn/infer",
+            json={
+                "id": "callers-v2-id",
+                "inputs": [
+                    {"name": "x", "shape": [1, 30], "datatype": "FP64", "data": X.iloc[0].tolist()}
+                ],
+            },
+        ).json()
+        assert v2["id"] == "callers-v2-id" != v2["parameters"]["request_id"]
+        foreign = RequestIds(request_id_key(settings)).issue("another-endpoint")
+        url = f"{srv.url}/endpoints/churn/feedback"
+        for rid in ("callers-own-id", "callers-v2-id", "0" * 40, foreign, issued[:-1] + "x"):
+            refused = httpx.post(url, json={"request_id": rid, "label": 1})
+            assert refused.status_code == 404, refused.text
+            assert refused.json()["field"] == "request_id" and rid in refused.json()["error"]
+        batch = [{"request_id": issued, "label": 1}, {"request_id": foreign, "label": 0}]
+        refused = httpx.post(url, json={"feedback": batch})
+        assert refused.status_code == 404 and refused.json()["item"] == 1
+        for rid in (issued, v2["parameters"]["request_id"]):
+            assert httpx.post(url, json={"request_id": rid, "label": 1}).status_code == 202
+
+
 # -- the wire: hot routes answered by shipyard's own protocol (serving.connection) ------------
 
 
@@ -488,7 +540,7 @@ def test_hot_and_other_requests_pipelined_on_one_connection_answer_in_order(
     assert [a.status for a in answers] == [200] * 6, [a.body for a in answers]
     first, ready, infer, meta, escaped, query = answers
     want = logreg.predict(X[:3]).tolist()
-    assert first.json()["predictions"] == want and first.json()["request_id"] == "first"
+    assert first.json()["predictions"] == want and first.json()["request_id"] != "first"
     assert first.headers["x-request-id"] == "first" and first.headers["x-model-version"] == "1"
     assert first.headers["content-type"] == "application/json" and "date" in first.headers
     assert ready.json()["ready"] is True
@@ -587,7 +639,8 @@ def test_limits_and_a_bad_request_id_on_the_direct_path(
             assert answer.status == 400 and doc["field"] == "x-request-id", doc
             assert answer.headers["x-request-id"] == doc["request_id"] != bad  # a fresh id
         wire.send(_post("/endpoints/churn/predict", body, "X-Request-ID: " + "y" * 128))
-        assert wire.answer().json()["request_id"] == "y" * 128
+        answer = wire.answer()  # the caller's id is echoed; the prediction's is the server's
+        assert answer.headers["x-request-id"] == "y" * 128 != answer.json()["request_id"]
     finally:
         wire.close()
     assert len(counted) == 4

@@ -242,13 +242,15 @@ def labels(
       shipyard monitor labels outcomes.csv --endpoint churn
     """
     from shipyard.config import get_settings
-    from shipyard.monitoring.sources import import_labels
+    from shipyard.monitoring.sources import import_labels, unissued_request_ids
     from shipyard.stores import open_stores
 
     settings = get_settings()
     open_stores(settings).metadata.endpoints.get(endpoint)
     n = import_labels(settings, endpoint, path)
-    typer.echo(f"imported {n} label(s) for endpoint {endpoint}")
+    unknown = unissued_request_ids(settings, endpoint, path)
+    note = f"; {unknown} request id(s) were never issued by {endpoint}" if unknown else ""
+    typer.echo(f"imported {n} label(s) for endpoint {endpoint}{note}")
 
 
 @app.command("accuracy")

@@ -143,3 +143,14 @@ def import_labels(settings: Settings, endpoint: str, path: str | Path) -> int:
     ]
     PredictionLogStore(settings.labels_dir).write(endpoint, labels_table(items), ts_ms=now)
     return len(items)
+
+
+def unissued_request_ids(settings: Settings, endpoint: str, path: str | Path) -> int:
+    """How many distinct request ids of a label file `endpoint` never issued (under this
+    server's request id secret): typos, another endpoint's ids, or made-up ones. The operator
+    may still import them; `shipyard monitor labels` says how many there were."""
+    from shipyard.requestids import RequestIds, request_id_key
+
+    ids = RequestIds(request_id_key(settings))
+    seen = set(map(str, read_table(path)["request_id"]))
+    return sum(not ids.issued(endpoint, rid) for rid in seen)

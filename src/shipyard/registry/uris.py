@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 
 from shipyard.errors import InvalidArgumentError
+from shipyard.stores.records import MAX_VERSION
 
 _NAME = r"[A-Za-z0-9][A-Za-z0-9_.\-]*"
 _MODELS = re.compile(
@@ -42,7 +43,14 @@ def parse_model_uri(uri: str) -> ModelRef:
         if m["version"] == "latest":
             return ModelRef(name=m["name"], latest=True)
         if m["version"]:
-            return ModelRef(name=m["name"], version=int(m["version"]))
+            digits = m["version"].lstrip("0")
+            if not digits or len(digits) > len(str(MAX_VERSION)) or int(digits) > MAX_VERSION:
+                raise InvalidArgumentError(
+                    f"'{uri[:80]}' names version {m['version'][:20]}; "
+                    f"versions are 1 to {MAX_VERSION}",
+                    field="model_uri",
+                )
+            return ModelRef(name=m["name"], version=int(digits))
     raise InvalidArgumentError(
         f"'{uri}' is not a model URI; use models:/NAME/VERSION, models:/NAME@ALIAS, "
         "models:/NAME/latest, runs:/RUN_ID/model, or the short forms NAME@ALIAS and NAME/VERSION",

@@ -15,10 +15,18 @@ if TYPE_CHECKING:
     from shipyard.stores.records import EndpointRecord
 
 
+# What a model answered or failed at itself: 200, 500 (it raised), 504 (too slow). Not a
+# caller's bad input (4xx), a client gone (499) or a full queue (503): a caller can send as
+# many of those as it likes, to the variant its routing key picks, so counting them would let
+# it roll a candidate back, or make the stable model look faster than it is.
+_MODEL_ATTEMPTS = (200, 500, 504)
+_MODEL_FAILURES = (500, 504)
+
+
 @dataclass
 class VariantStats:
-    requests: int = 0
-    errors: int = 0  # 5xx: the model's failures, not the callers' bad input
+    requests: int = 0  # the requests the model was asked to answer (valid ones)
+    errors: int = 0  # its own failures (500, 504), never the callers' bad input
     error_rate: float = 0.0
     p50_ms: float | None = None
     p99_ms: float | None = None
@@ -39,8 +47,9 @@ class Analysis:
 
 def _stats(df: pd.DataFrame) -> VariantStats:
     requests = df.drop_duplicates("_request_id")
+    requests = requests[requests["_status"].isin(_MODEL_ATTEMPTS)]
     n = len(requests)
-    errors = int((requests["_status"] >= 500).sum())
+    errors = int(requests["_status"].isin(_MODEL_FAILURES).sum())
     return VariantStats(
         requests=n,
         errors=errors,

@@ -1,7 +1,8 @@
 """The rollout controller: judges the candidate on live evidence and acts.
 
 Canary: at each step, once the candidate has `min_requests` requests and the step has lasted
-`min_seconds`, it is compared with stable — error rate (5xx), p99 latency, and the
+`min_seconds`, it is compared with stable — the model's own error rate (500 and 504, never a
+caller's bad input: `analysis.py`), p99 latency, and the
 distribution of its predictions (two-sample test, vetoed below an effect size). A clear
 regression rolls back at once, even before the step's minimums are met; otherwise the step
 advances, and the last step promotes.

@@ -2,22 +2,27 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import FastAPI, Query, Request
+from fastapi import FastAPI, Path, Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from shipyard.serving.app import json_response
 from shipyard.serving.auth import visible_endpoints
+from shipyard.stores.records import MAX_VERSION
 
 if TYPE_CHECKING:
     from shipyard.registry import Registry
     from shipyard.stores import Stores
 
 
+# a version number in a path: one rule on SQLite and PostgreSQL (a 422 naming `version`)
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a model version number")]
+
+
 class AliasBody(BaseModel):
-    version: int = Field(ge=1, description="the version the alias points at")
+    version: int = Field(ge=1, le=MAX_VERSION, description="the version the alias points at")
     reason: str | None = Field(default=None, description="why, for the audit log")
     override_gates: str | None = Field(
         default=None, description="proceed despite failed quality gates: the reason (audited)"
@@ -150,11 +155,11 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response(doc)
 
     @app.get("/api/models/{name}/versions/{version}", tags=["models"])
-    def get_version(name: str, version: int) -> Response:
+    def get_version(name: str, version: VersionPath) -> Response:
         return json_response(stores.metadata.models.get_version(name, version).to_dict())
 
     @app.post("/api/models/{name}/versions/{version}/approval", tags=["models"])
-    def set_approval(name: str, version: int, body: ApprovalBody) -> Response:
+    def set_approval(name: str, version: VersionPath, body: ApprovalBody) -> Response:
         if body.state == "approved":
             mv = registry.approve(name, version, reviewer=body.reviewer, comment=body.comment)
         else:
@@ -174,7 +179,7 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response({"name": name, "gates": docs})
 
     @app.get("/api/models/{name}/versions/{version}/gate-report", tags=["gates"])
-    def get_gate_report(name: str, version: int) -> Response:
+    def get_gate_report(name: str, version: VersionPath) -> Response:
         from shipyard.errors import NotFoundError
 
         record = registry.gate_report(name, version)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import re
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -120,12 +119,15 @@ def json_answer(doc: Any, status: int, headers: list[tuple[bytes, bytes]]) -> An
     )
 
 
-def error_answer(exc: ShipyardError, request_id: str | None = None) -> Answer:
+def error_answer(
+    exc: ShipyardError, request_id: str | None = None, correlation: str | None = None
+) -> Answer:
+    """`correlation`: the caller's own X-Request-ID, echoed in that header."""
     body = exc.to_dict()
     headers = []
     if request_id:
         body["request_id"] = request_id
-        headers.append((b"x-request-id", request_id.encode("latin-1")))
+        headers.append((b"x-request-id", (correlation or request_id).encode("latin-1")))
     if exc.http_status == 503:
         headers.append((b"retry-after", b"1"))
     return json_answer(body, exc.http_status, headers)
@@ -238,12 +240,15 @@ def _parse_v2(served: ServedModel, body: Any) -> Parsed:
             outputs.append(protocol.v2_tensor("predict", labels))
         if probabilities is not None:
             outputs.append(protocol.v2_tensor("predict_proba", probabilities))
-        return {
+        doc: dict[str, Any] = {
             "model_name": served.endpoint,
             "model_version": str(served.model.version),
             "id": given_id or request_id,
             "outputs": outputs,
         }
+        if given_id:  # the caller's id is echoed; feedback needs the one the server issued
+            doc["parameters"] = {"request_id": request_id}
+        return doc
 
     return Parsed(columns, want_proba, render)
 
@@ -360,10 +365,21 @@ def asgi_entry(app: FastAPI) -> Any:
     return fast
 
 
-def _new_request_id() -> str:
-    """32 random hex digits, like a UUID4's, without a system call per request (`random` is
-    seeded from the OS, and again in a forked worker)."""
-    return f"{random.getrandbits(128):032x}"
+def _decode(parse: Callable[[ServedModel, Any], Parsed], served: ServedModel, doc: Any) -> Parsed:
+    """The caller's body as model input. The decoders raise typed errors; anything else they
+    raise is still the caller's input that was not validated (logged, to be mended): a 400, so
+    it never counts as the model's failure against a rollout."""
+    try:
+        return parse(served, doc)
+    except ShipyardError:
+        raise
+    except Exception as exc:
+        log.warning(
+            "endpoint %s: a body the decoder did not expect", served.endpoint, exc_info=True
+        )
+        raise InvalidArgumentError(
+            f"the body could not be decoded: {type(exc).__name__}: {exc}", field="body"
+        ) from exc
 
 
 def _record(
@@ -404,9 +420,12 @@ def mount_data_plane(
     predlog: PredictionLogger | None = None,
     feedback_log: FeedbackLogger | None = None,
 ) -> None:
+    from shipyard.requestids import RequestIds, request_id_key
+
     limit = settings.max_body_bytes
     max_rows = settings.max_rows
     timeout = settings.request_timeout_seconds
+    ids = RequestIds(request_id_key(settings))
 
     def ready_model(name: str) -> ServedModel:
         served = table.get(name)
@@ -421,8 +440,11 @@ def mount_data_plane(
         name: str, request: _RawRequest, parse: Callable[[ServedModel, Any], Parsed]
     ) -> Answer:
         start = time.perf_counter()
+        # the prediction's id (the key feedback joins on) is always the server's own; the
+        # caller's X-Request-ID is only echoed back, for its logs
+        request_id = ids.issue(name)
         given_id = request.headers.get("x-request-id")
-        request_id = given_id if given_id and _REQUEST_ID.match(given_id) else _new_request_id()
+        echo = given_id if given_id and _REQUEST_ID.match(given_id) else request_id
         served: ServedModel | None = None
         parsed: Parsed | None = None
         labels = probabilities = None
@@ -430,7 +452,7 @@ def mount_data_plane(
         gauge = metrics.in_flight_for(name if name in table._served else "_unknown")
         gauge.inc()
         try:
-            if given_id and given_id is not request_id:
+            if given_id and echo is not given_id:
                 raise InvalidArgumentError(
                     "X-Request-ID must be 1 to 128 printable ASCII characters", field="x-request-id"
                 )
@@ -441,7 +463,7 @@ def mount_data_plane(
             if not served.ready or served.model is None:  # a candidate still loading
                 served = ready_model(name)
                 shadow = None
-            parsed = parse(served, doc)
+            parsed = _decode(parse, served, doc)
             rows = _nrows(parsed.columns)
             if rows > max_rows:
                 raise SignatureError(
@@ -470,7 +492,7 @@ def mount_data_plane(
                 out,
                 200,
                 [
-                    (b"x-request-id", request_id.encode("latin-1")),
+                    (b"x-request-id", echo.encode("latin-1")),
                     (b"x-model-version", served.version.encode("latin-1")),
                     (b"x-model-variant", served.variant.encode("latin-1")),
                 ],
@@ -479,15 +501,15 @@ def mount_data_plane(
             status = exc.http_status
             reason = exc.details.get("reason") or type(exc).__name__
             metrics.reject(name if served is not None else "_unknown", str(reason))
-            return error_answer(exc, request_id)
+            return error_answer(exc, request_id, echo)
         except ClientDisconnect:  # gone before its body was in: no one to answer, nothing failed
             status = 499
-            return error_answer(ServingError("the client closed the connection"), request_id)
+            return error_answer(ServingError("the client closed the connection"), request_id, echo)
         except Exception as exc:  # the model library failed: a 500 that names it, counted
             status = 500
             log.exception("endpoint %s: prediction failed", name)
             return error_answer(
-                ServingError(f"the model failed: {type(exc).__name__}: {exc}"), request_id
+                ServingError(f"the model failed: {type(exc).__name__}: {exc}"), request_id, echo
             )
         finally:
             gauge.dec()
@@ -599,6 +621,7 @@ def mount_data_plane(
             if feedback_log is None:
                 raise InvalidArgumentError("this server keeps no prediction log, so no feedback")
             items = protocol.parse_feedback(await read_body(request, limit))
+            ids.check(name, [rid for rid, _, _ in items])
         except ShipyardError as exc:
             return error_response(exc)
         feedback_log.log(name, items, time.time_ns() // 1_000_000)
@@ -694,7 +717,9 @@ def install_error_handlers(app: FastAPI) -> None:
     from starlette.exceptions import HTTPException
 
     @app.exception_handler(ShipyardError)
-    async def on_shipyard_error(_request: Request, exc: ShipyardError) -> Response:
+    async def on_shipyard_error(request: Request, exc: ShipyardError) -> Response:
+        if exc.http_status >= 500:  # the caller gets `to_dict`; the operator, the whole story
+            log.warning("%s %s: %s: %s", request.method, request.url.path, type(exc).__name__, exc)
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)

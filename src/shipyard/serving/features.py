@@ -187,10 +187,11 @@ class FeatureFetcher:
         try:
             return lookup(_NothingOnline(), self.plan, rows)  # type: ignore[arg-type]
         except NotFoundError as exc:  # a view without a default: say the store is down
-            raise StoreUnavailableError(
+            message = (
                 f"the online feature store is unavailable ({reason.replace('_', ' ')}) and "
                 f"view '{exc.details.get('view')}' has no default"
-            ) from None
+            )
+            raise StoreUnavailableError(message, public=message) from None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,6 +4,7 @@ Bodies are parsed with orjson; validation errors name the field at fault."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -119,13 +120,15 @@ def parse_v2(
         )
         if not isinstance(name, str):
             raise InvalidArgumentError(f"{field}.name must be a string", field=f"{field}.name")
+        # type(d) is int: a JSON true is a Python int, and no dimension
         if (
             not isinstance(shape, list)
-            or not all(isinstance(d, int) and d >= 0 for d in shape)
             or not 1 <= len(shape) <= 2
+            or not all(type(d) is int and d >= 0 for d in shape)
         ):
             raise InvalidArgumentError(
-                f"{field}.shape must be [n] or [n, features]", field=f"{field}.shape"
+                f"{field}.shape must be [n] or [n, features] of whole numbers",
+                field=f"{field}.shape",
             )
         if datatype not in _V2_NUMERIC | {"BOOL", "BYTES"}:
             raise InvalidArgumentError(
@@ -139,7 +142,7 @@ def parse_v2(
             arr = np.asarray(data, dtype=object if datatype == "BYTES" else None)
         except ValueError as exc:
             raise SignatureError(f"{field}.data is ragged", field=f"{field}.data") from exc
-        expected = int(np.prod(shape)) if shape else 0
+        expected = math.prod(shape)  # Python ints: numpy's product wraps around at 2**64
         if arr.size != expected:
             raise SignatureError(
                 f"{field}.data has {arr.size} values but shape {shape} needs {expected}",

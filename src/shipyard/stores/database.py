@@ -91,7 +91,8 @@ class Database:
         except (OperationalError, InterfaceError) as exc:
             raise StoreUnavailableError(
                 f"metadata database {redact(self.url)} is unavailable: "
-                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}"
+                f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
+                public="the metadata database is unavailable",
             ) from exc
 
     def _create_engine(self) -> Engine:

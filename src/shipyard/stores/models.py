@@ -11,7 +11,7 @@ from shipyard.errors import AlreadyExistsError, InvalidArgumentError, NotFoundEr
 from shipyard.stores import audit
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
-from shipyard.stores.records import ModelVersionRecord, RegisteredModelRecord
+from shipyard.stores.records import MAX_VERSION, ModelVersionRecord, RegisteredModelRecord
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -500,6 +500,11 @@ class ModelStore:
         )
 
     def _version_record(self, conn: Connection, name: str, version: int) -> ModelVersionRecord:
+        if not 1 <= version <= MAX_VERSION:  # SQLite would raise OverflowError past 2**63
+            raise InvalidArgumentError(
+                f"version {version} is out of range: versions are 1 to {MAX_VERSION}",
+                field="version",
+            )
         mv = t.model_versions.c
         row = conn.execute(
             sa.select(t.model_versions).where(mv.name == name, mv.version == version)

@@ -87,7 +87,10 @@ class SqliteOnlineStore:
                     "value BLOB NOT NULL, PRIMARY KEY (tbl, key)) WITHOUT ROWID"
                 )
             except sqlite3.Error as exc:
-                raise StoreUnavailableError(f"cannot open online store {self.path}: {exc}") from exc
+                raise StoreUnavailableError(
+                    f"cannot open online store {self.path}: {exc}",
+                    public="the online feature store is unavailable",
+                ) from exc
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -237,7 +240,10 @@ class RedisOnlineStore:
         import redis
 
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):
-            return StoreUnavailableError(f"online store (redis) is unavailable: {exc}")
+            return StoreUnavailableError(
+                f"online store (redis) is unavailable: {exc}",
+                public="the online feature store is unavailable",
+            )
         return exc
 
     def _conn(self) -> Any:

@@ -7,6 +7,10 @@ from typing import Any, Literal
 
 FilterKind = Literal["metrics", "params", "tags", "attributes"]
 
+# The largest model version number: the column is a 32-bit INTEGER on PostgreSQL (SQLite's
+# would take 64 bits); one rule on both, checked wherever a version number comes in.
+MAX_VERSION = 2**31 - 1
+
 
 @dataclass(frozen=True)
 class Clause:

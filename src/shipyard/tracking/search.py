@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from shipyard.errors import FilterSyntaxError
+from shipyard.errors import FilterSyntaxError, InvalidArgumentError
 from shipyard.stores.records import Clause, FilterKind, OrderKey
 
 _PREFIXES: dict[str, FilterKind] = {
@@ -44,6 +44,11 @@ _ATTRIBUTES = {
     "experiment",
 }
 _NUMERIC_ATTRIBUTES = {"start_time", "end_time"}
+# Each clause is a subquery joined in; past a few hundred, SQLite refuses the statement
+# ("expression tree too large"). Far more than any search a person writes.
+MAX_FILTER_CLAUSES = 100
+MAX_FILTER_CHARS = 10_000
+MAX_ORDER_KEYS = 20
 _COMPARE = {"=", "!=", ">", ">=", "<", "<="}
 _STRING_OPS = {"=", "!=", "LIKE", "ILIKE", "IN", "NOT IN"}
 
@@ -109,6 +114,13 @@ class _Parser:
     def parse(self) -> list[Clause]:
         clauses = [self.clause()]
         while self.peek() is not None:
+            if len(clauses) == MAX_FILTER_CLAUSES:
+                raise InvalidArgumentError(
+                    f"the filter has more than {MAX_FILTER_CLAUSES} comparisons; "
+                    f"the limit is {MAX_FILTER_CLAUSES}",
+                    field="filter",
+                    limit=MAX_FILTER_CLAUSES,
+                )
             tok = self.take()
             word = self.word(tok)
             if word == "OR":
@@ -210,6 +222,12 @@ def parse_filter(text: str | None) -> list[Clause]:
     """Parse a filter string; empty or None means no filter."""
     if text is None or not text.strip():
         return []
+    if len(text) > MAX_FILTER_CHARS:
+        raise InvalidArgumentError(
+            f"the filter is {len(text)} characters long; the limit is {MAX_FILTER_CHARS}",
+            field="filter",
+            limit=MAX_FILTER_CHARS,
+        )
     return _Parser(text).parse()
 
 
@@ -219,6 +237,12 @@ def parse_order_by(items: Sequence[str] | str | None) -> list[OrderKey]:
         return []
     if isinstance(items, str):
         items = [items]
+    if len(items) > MAX_ORDER_KEYS or sum(map(len, items)) > MAX_FILTER_CHARS:
+        raise InvalidArgumentError(
+            f"order_by takes at most {MAX_ORDER_KEYS} keys of {MAX_FILTER_CHARS} characters in all",
+            field="order_by",
+            limit=MAX_ORDER_KEYS,
+        )
     keys: list[OrderKey] = []
     for item in items:
         parser = _Parser(item)

@@ -42,3 +42,17 @@ def test_bad_uris_list_the_accepted_forms(uri: str) -> None:
 def test_ref_renders_back_to_a_uri() -> None:
     assert str(parse_model_uri("churn@champion")) == "models:/churn@champion"
     assert str(parse_model_uri("churn/4")) == "models:/churn/4"
+
+
+@pytest.mark.parametrize(
+    "uri", ["models:/churn/0", "churn/2147483648", "churn/" + "9" * 30, "churn/" + "1" * 5000]
+)
+def test_a_version_out_of_range_is_refused_naming_the_uri(uri: str) -> None:
+    with pytest.raises(InvalidArgumentError, match="versions are 1 to 2147483647") as info:
+        parse_model_uri(uri)
+    assert info.value.details["field"] == "model_uri"
+
+
+def test_the_largest_version_parses() -> None:
+    assert parse_model_uri("churn/2147483647").version == 2**31 - 1
+    assert parse_model_uri("churn/007").version == 7

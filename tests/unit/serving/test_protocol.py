@@ -84,6 +84,14 @@ def test_v2_per_column_and_matrix_forms_agree() -> None:
         ),
         ({"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64"}]}, "has no 'data'"),
         ({"inputs": [{"name": "x", "shape": [0, 2], "datatype": "FP64", "data": []}]}, "empty"),
+        (  # the element count overflows a 64-bit product
+            {"inputs": [{"name": "x", "shape": [2**32, 2**32], "datatype": "FP64", "data": []}]},
+            "needs 18446744073709551616",
+        ),
+        (  # a JSON true is no dimension
+            {"inputs": [{"name": "x", "shape": [True, 2], "datatype": "FP64", "data": [1, 2]}]},
+            "whole numbers",
+        ),
     ],
 )
 def test_bad_v2_bodies(doc: object, words: str) -> None:

@@ -74,3 +74,21 @@ def test_order_by() -> None:
 def test_bad_order_by() -> None:
     with pytest.raises(FilterSyntaxError, match="expected ASC or DESC"):
         parse_order_by(["metrics.auc DOWN"])
+
+
+def test_a_filter_over_the_size_limits_is_refused_naming_the_limit() -> None:
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.tracking.search import MAX_FILTER_CHARS, MAX_FILTER_CLAUSES
+
+    most = " and ".join(f"metrics.m{i} > 0" for i in range(MAX_FILTER_CLAUSES))
+    assert len(parse_filter(most)) == MAX_FILTER_CLAUSES
+    with pytest.raises(InvalidArgumentError, match=f"the limit is {MAX_FILTER_CLAUSES}") as info:
+        parse_filter(most + " and metrics.x > 1")
+    assert info.value.details == {"field": "filter", "limit": MAX_FILTER_CLAUSES}
+    long = "params.p = '" + "x" * MAX_FILTER_CHARS + "'"
+    with pytest.raises(InvalidArgumentError, match=f"the limit is {MAX_FILTER_CHARS}") as info:
+        parse_filter(long)
+    assert info.value.details["field"] == "filter"
+    with pytest.raises(InvalidArgumentError) as info:
+        parse_order_by([f"metrics.m{i}" for i in range(1000)])
+    assert info.value.details["field"] == "order_by"
