@@ -69,16 +69,15 @@ class Settings(BaseSettings):
     auth_required: bool = False
     auth_cache_seconds: float = 5.0
     jwt_secret: SecretStr | None = None
-    # signs what shipyard writes and later trusts (the pipeline cache's pickled outputs);
-    # unset: a random key kept in $SHIPYARD_HOME/secret.key. Share it to share such caches.
+    # signs what shipyard issues or writes and later trusts (request ids that feedback names,
+    # the pipeline cache's pickles, alert commands); unset: a random key kept in
+    # $SHIPYARD_HOME/secret.key. Set the same one on every replica and every machine that
+    # shares a pipeline cache.
     secret_key: SecretStr | None = None
     jwt_public_key: str | None = None  # PEM text, or a path to a PEM file
     jwt_algorithms: list[str] = Field(default_factory=lambda: ["HS256", "RS256"])
     jwt_audience: str | None = None
     jwt_issuer: str | None = None
-    # request ids are signed with it so feedback names only issued ids: the same on every
-    # replica (default: a key file in `home`, shared by one machine's workers)
-    request_id_secret: SecretStr | None = None
     rate_per_second: float | None = None  # default per-principal limit (keys may set their own)
     rate_burst: int | None = None
     rate_limit_on_redis_error: Literal["local", "open", "closed"] = "local"

@@ -10,23 +10,21 @@ caller made up or took from another endpoint, however long ago the prediction wa
     ids.issued("churn", rid)    # True
     ids.issued("fraud", rid)    # False
 
-The secret is `SHIPYARD_REQUEST_ID_SECRET` (set the same one on every replica), else a random
-key kept in `$SHIPYARD_HOME/request-id.key` (shared by the workers of one machine).
+The key is derived from the installation's signing key: `SHIPYARD_SECRET_KEY` (set the same one
+on every replica), else the random key in `$SHIPYARD_HOME/secret.key` (shared by the workers
+of one machine).
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import os
 import random
 from typing import TYPE_CHECKING
 
-from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.errors import NotFoundError
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from shipyard.config import Settings
 
 _NONCE = 24  # hex digits: 96 random bits, no collision in any log's lifetime
@@ -89,39 +87,8 @@ class RequestIds:
 
 
 def request_id_key(settings: Settings) -> bytes:
-    """The secret request ids are signed with: the setting, else this home's key file
-    (created once, readable by its owner only)."""
-    if settings.request_id_secret is not None:
-        secret = settings.request_id_secret.get_secret_value().encode()
-        return hashlib.blake2b(secret, digest_size=32, person=_PERSON).digest()
-    return _key_file(settings.home / "request-id.key")
+    """The key request ids are signed with, derived from the installation's signing key
+    (`SHIPYARD_SECRET_KEY`, else `$SHIPYARD_HOME/secret.key`; see `stores.secrets`)."""
+    from shipyard.stores.secrets import signing_key
 
-
-def _key_file(path: Path) -> bytes:
-    try:
-        key = path.read_bytes()
-        if len(key) == 32:
-            return key
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, os.urandom(32))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    try:
-        os.link(tmp, path)  # the first worker's key wins; the others read it
-    except FileExistsError:
-        pass
-    finally:
-        tmp.unlink()
-    key = path.read_bytes()
-    if len(key) != 32:
-        raise InvalidArgumentError(
-            f"{path} is not a request id key (32 bytes); delete it to make a new one",
-            field="request_id_secret",
-        )
-    return key
+    return hashlib.blake2b(signing_key(settings), digest_size=32, person=_PERSON).digest()

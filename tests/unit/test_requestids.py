@@ -26,15 +26,15 @@ def test_an_issued_id_checks_only_for_its_endpoint(tmp_path: Path) -> None:
 
 
 def test_replicas_agree_through_the_shared_secret_or_the_home_key_file(tmp_path: Path) -> None:
-    a = Settings(home=tmp_path / "a", request_id_secret="s3cret")
-    b = Settings(home=tmp_path / "b", request_id_secret="s3cret")
+    a = Settings(home=tmp_path / "a", secret_key="s3cret")
+    b = Settings(home=tmp_path / "b", secret_key="s3cret")
     rid = RequestIds(request_id_key(a)).issue("churn")
     assert RequestIds(request_id_key(b)).issued("churn", rid)
     assert not RequestIds(request_id_key(Settings(home=tmp_path / "b"))).issued("churn", rid)
     # workers of one machine: one key file, made once, readable by its owner only
     home = Settings(home=tmp_path / "c")
     assert request_id_key(home) == request_id_key(home)
-    assert (tmp_path / "c" / "request-id.key").stat().st_mode & 0o077 == 0
+    assert (tmp_path / "c" / "secret.key").stat().st_mode & 0o077 == 0
 
 
 def test_the_cli_import_counts_ids_the_endpoint_never_issued(tmp_path: Path) -> None:
