@@ -5,7 +5,8 @@ ShipyardError (500)
  │    ├── FilterSyntaxError (400)        a bad search filter, with the offending position
  │    └── SignatureError (422)           input that does not match a model signature
  ├── NotFoundError (404)                 with "did you mean" suggestions
- ├── AlreadyExistsError (409)
+ ├── ConflictError (409)                 well-formed, but not possible in the current state
+ │    └── AlreadyExistsError (409)
  ├── PayloadTooLargeError (413)
  ├── HeadersTooLargeError (431)          a request head over the server's limit
  ├── ClientTimeoutError (408)            a request head or body that did not arrive in time
@@ -69,7 +70,11 @@ class NotFoundError(ShipyardError):
         return cls(f"{kind} '{name}' not found{hint}", kind=kind, name=name)
 
 
-class AlreadyExistsError(ShipyardError):
+class ConflictError(ShipyardError):
+    http_status = 409
+
+
+class AlreadyExistsError(ConflictError):
     http_status = 409
 
 
@@ -177,6 +182,7 @@ _BY_NAME: dict[str, type[ShipyardError]] = {
         SignatureError,
         NotFoundError,
         AlreadyExistsError,
+        ConflictError,
         UnauthorizedError,
         ForbiddenError,
         RateLimitedError,

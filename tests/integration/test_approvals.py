@@ -12,7 +12,7 @@ import pytest
 
 import shipyard as sy
 from shipyard.config import Settings
-from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.errors import ConflictError, InvalidArgumentError, NotFoundError
 from shipyard.rollout import Deployments
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
@@ -38,11 +38,11 @@ def test_review_flow_and_audit(registry: Any) -> None:
     assert [e.action for e in events][:2] == ["version.reject", "version.approve"]
     assert (events[1].after["reviewer"], events[1].reason) == ("alice", "gates green")
     before = len(registry.audit("m"))
-    for call, words in [
-        (lambda: registry.approve("m", 1, reviewer="carol"), "already approved"),
-        (lambda: registry.approve("m", 3, reviewer="  "), "reviewer"),
+    for call, error, words in [
+        (lambda: registry.approve("m", 1, reviewer="carol"), ConflictError, "already approved"),
+        (lambda: registry.approve("m", 3, reviewer="  "), InvalidArgumentError, "reviewer"),
     ]:
-        with pytest.raises(InvalidArgumentError, match=words):
+        with pytest.raises(error, match=words):
             call()
     with pytest.raises(NotFoundError, match="no version 9"):
         registry.approve("m", 9, reviewer="alice")

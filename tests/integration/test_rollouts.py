@@ -21,7 +21,7 @@ import pytest
 
 import shipyard as sy
 from shipyard.config import Settings
-from shipyard.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from shipyard.rollout import Controller, Deployments
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
@@ -351,8 +351,8 @@ def test_bad_rollout_requests_change_nothing(stores: Any) -> None:
         (lambda: d.canary("m", "m/9"), NotFoundError, "no version 9"),
         (lambda: d.canary("m", "m/1"), InvalidArgumentError, "already serves"),
         (lambda: d.ab("m", "m/2", split=100), InvalidArgumentError, "split"),
-        (lambda: d.promote("m"), InvalidArgumentError, "no rollout in progress"),
-        (lambda: d.rollback("m"), InvalidArgumentError, "no rollout in progress"),
+        (lambda: d.promote("m"), ConflictError, "no rollout in progress"),
+        (lambda: d.rollback("m"), ConflictError, "no rollout in progress"),
         (lambda: d.canary("mm", "m/2"), NotFoundError, "did you mean 'm'"),
         (lambda: d.canary("m", "m/2", thresholds={"speed": 1}), InvalidArgumentError, "unknown"),
     ]:

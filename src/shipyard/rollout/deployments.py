@@ -13,7 +13,7 @@ import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import AlreadyExistsError, InvalidArgumentError
+from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentError
 from shipyard.registry import Registry, parse_model_uri
 from shipyard.stores.clock import now_ms
 
@@ -283,9 +283,7 @@ class Deployments:
     def _active(self, name: str) -> EndpointRecord:
         record = self.endpoints.get(name)
         if record.policy == "single" or not record.config.get("candidate_uri"):
-            raise InvalidArgumentError(
-                f"endpoint '{name}' has no rollout in progress", field="name"
-            )
+            raise ConflictError(f"endpoint '{name}' has no rollout in progress", field="name")
         return record
 
     def advance(

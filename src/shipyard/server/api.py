@@ -45,7 +45,9 @@ class RolloutBody(BaseModel):
 
 
 class CanaryBody(RolloutBody):
-    steps: list[float] = Field(default=[5, 25, 50, 100])
+    steps: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        default=[5, 25, 50, 100], min_length=1, description="traffic weights, rising to 100"
+    )
     min_requests: int = Field(default=100, ge=1)
     min_seconds: float = Field(default=30.0, ge=0)
     thresholds: dict[str, float] | None = None

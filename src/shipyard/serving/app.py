@@ -705,7 +705,12 @@ def mount_data_plane(
             return error_response(exc)
         return json_response({"name": name, "ready": served.ready}, 200 if served.ready else 503)
 
-    @app.get("/metrics", tags=["health"])
+    @app.get(
+        "/metrics",
+        tags=["health"],
+        response_class=Response,
+        responses={200: {"description": "Prometheus text format", "content": {"text/plain": {}}}},
+    )
     async def prometheus() -> Response:
         data, content_type = metrics.render()
         return Response(data, media_type=content_type)

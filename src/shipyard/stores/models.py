@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from shipyard.errors import AlreadyExistsError, InvalidArgumentError, NotFoundError
+from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from shipyard.stores import audit
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
@@ -257,7 +257,7 @@ class ModelStore:
         with self._db.write() as conn:
             current = self._version_record(conn, name, version)
             if current.approval != "pending":
-                raise InvalidArgumentError(
+                raise ConflictError(
                     f"model '{name}' version {version} is already {current.approval} (by "
                     f"{current.tags.get('approval_reviewer', '?')}); register a new version to "
                     "review again",
@@ -300,7 +300,7 @@ class ModelStore:
         with self._db.write() as conn:
             current = self._version_record(conn, name, version)
             if current.approval != "pending":
-                raise InvalidArgumentError(
+                raise ConflictError(
                     f"model '{name}' version {version} is already {current.approval}",
                     field="state",
                 )

@@ -1,0 +1,105 @@
+"""schemathesis over `shipyard server`'s whole OpenAPI document, every check on: no 5xx, no
+answer outside the documented statuses, content types and schemas, on a real server process
+with a model and an endpoint to reach. Bounded (25 examples an operation, a fixed seed, so a
+failure reproduces with `st ... --seed`); tests/schemathesis.toml names the rejections that a
+schema cannot express."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+CONFIG = Path(__file__).parent.parent / "schemathesis.toml"
+SEED = "3"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _prepare(home: Path) -> None:
+    """A registered model `breast-cancer` with a champion and an endpoint of the same name:
+    the names tests/schemathesis.toml fills path parameters with."""
+    script = """
+import shipyard as sy
+from shipyard.rollout.deployments import Deployments
+from shipyard.stores import open_stores
+from sklearn.datasets import load_breast_cancer
+from sklearn.linear_model import LogisticRegression
+X, y = load_breast_cancer(return_X_y=True, as_frame=True)
+with sy.start_run(experiment="fuzz") as run:
+    mv = run.log_model(LogisticRegression(max_iter=3000).fit(X, y), name="breast-cancer",
+                       input_example=X[:5], onnx=False)
+sy.set_alias("breast-cancer", "champion", mv.version)
+Deployments(open_stores()).create("breast-cancer", "models:/breast-cancer@champion")
+"""
+    env = {**os.environ, "SHIPYARD_HOME": str(home)}
+    env.pop("SHIPYARD_DB_URL", None)
+    subprocess.run([sys.executable, "-c", script], env=env, check=True, timeout=300)
+
+
+def test_the_whole_api_under_schemathesis(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    _prepare(home)
+    port = _free_port()
+    env = {**os.environ, "SHIPYARD_HOME": str(home)}
+    env.pop("SHIPYARD_DB_URL", None)
+    log = (tmp_path / "server.log").open("w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "shipyard.cli.main", "server", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"{url}/health/ready").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        st = Path(sys.executable).with_name("st")
+        run = subprocess.run(
+            [
+                str(st),
+                "--config-file",
+                str(CONFIG),
+                "run",
+                f"{url}/openapi.json",
+                "--checks",
+                "all",
+                "--max-examples",
+                "25",
+                "--workers",
+                "1",
+                "--seed",
+                SEED,
+                "--no-color",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=900,
+            cwd=tmp_path,
+        )
+        assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+        assert "47/47" in run.stdout or "Tested:" in run.stdout
+        assert server.poll() is None, "the server died under fuzzing"
+    finally:
+        server.terminate()
+        server.wait(30)
+        log.close()
+    assert "Traceback" not in (tmp_path / "server.log").read_text()
