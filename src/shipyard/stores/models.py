@@ -131,28 +131,7 @@ class ModelStore:
         claimed in the same transaction so no other process starts on it meanwhile."""
         with self._db.write() as conn:
             ts = now_ms()
-            from shipyard.stores.runs import _dialect_insert
-
-            created = conn.execute(
-                _dialect_insert(conn, t.registered_models)
-                .values(name=name, description="", created_at=ts, updated_at=ts)
-                .on_conflict_do_nothing(index_elements=["name"])
-            ).rowcount
-            if created:
-                audit.append(
-                    conn, actor=actor, action="model.create", subject_type="model", subject=name
-                )
-            # Serialize version numbering per model (a no-op on SQLite, whose writers are serial).
-            conn.execute(
-                sa.select(t.registered_models.c.name)
-                .where(t.registered_models.c.name == name)
-                .with_for_update()
-            )
-            mv = t.model_versions.c
-            latest = conn.execute(
-                sa.select(sa.func.max(mv.version)).where(mv.name == name)
-            ).scalar()
-            version = int(latest or 0) + 1
+            version = self._next_version(conn, name, actor, ts)
             conn.execute(
                 t.model_versions.insert().values(
                     name=name,
@@ -195,6 +174,30 @@ class ModelStore:
                 after={"flavor": flavor, "artifact_digest": artifact_digest, "run_id": run_id},
             )
             return self._version_record(conn, name, version)
+
+    def _next_version(self, conn: Connection, name: str, actor: str, ts: int) -> int:
+        """The model's next version number, creating the model on first use; the model row
+        stays locked until the transaction ends, so numbers are unique and dense."""
+        from shipyard.stores.runs import _dialect_insert
+
+        created = conn.execute(
+            _dialect_insert(conn, t.registered_models)
+            .values(name=name, description="", created_at=ts, updated_at=ts)
+            .on_conflict_do_nothing(index_elements=["name"])
+        ).rowcount
+        if created:
+            audit.append(
+                conn, actor=actor, action="model.create", subject_type="model", subject=name
+            )
+        # Serialize version numbering per model (a no-op on SQLite, whose writers are serial).
+        conn.execute(
+            sa.select(t.registered_models.c.name)
+            .where(t.registered_models.c.name == name)
+            .with_for_update()
+        )
+        mv = t.model_versions.c
+        latest = conn.execute(sa.select(sa.func.max(mv.version)).where(mv.name == name)).scalar()
+        return int(latest or 0) + 1
 
     def get_version(self, name: str, version: int) -> ModelVersionRecord:
         with self._db.read() as conn:
