@@ -1,9 +1,10 @@
 """Faults with a real SIGKILL, on SQLite and PostgreSQL: a child process runs `log_model`, a
-registration, a metric flush, an alias move or an artifact write and is killed at a chosen
-point (the child's own test code pauses there and drops a marker file; nothing in shipyard
-knows about it). After the kill and `shipyard admin doctor`: no half-registered version, no
-artifact whose digest does not match, every acknowledged metric present, the conversion
-resumed, the run marked failed, the temporary files gone."""
+registration, a metric flush, an alias move, an artifact write, a materialize or a batch-scoring
+job and is killed at a chosen point (the child's own test code pauses there and drops a marker
+file; nothing in shipyard knows about it). After the kill and `shipyard admin doctor`: no
+half-registered version, no artifact whose digest does not match, every acknowledged metric
+present, the conversion resumed, the run marked failed, the temporary files gone; a rerun of
+the materialize or the scoring job gives exactly what one clean run gives."""
 
 from __future__ import annotations
 
@@ -406,3 +407,63 @@ def test_kill_during_a_materialize(  # type: ignore[no-untyped-def]
         now.tz_localize("UTC").timestamp() * 1000
     )
     assert restarted.materialize(end=now) == {"driver_stats": 0}
+
+
+# -- a batch-scoring chunk ----------------------------------------------------------------------
+
+
+def test_kill_during_a_batch_scoring_chunk(  # type: ignore[no-untyped-def]
+    settings: Settings, stores: Stores, breast_cancer, logreg, tmp_path
+) -> None:
+    """The job (its parent and both workers, one process group) is killed while workers hold
+    written but unrenamed chunks; a rerun skips the finished chunks, leaves no temporary file
+    and gives the clean run's output row for row."""
+    from shipyard.batch import score_files
+
+    X, _ = breast_cancer
+    Registry(stores).register("bc", logreg, input_example=X[:5], onnx=False)
+    rng = np.random.default_rng(0)
+    rows = X.iloc[rng.integers(0, len(X), 12_000)].reset_index(drop=True)
+    rows.assign(id=np.arange(len(rows))).to_parquet(tmp_path / "in.parquet", row_group_size=1000)
+    args = dict(chunk_rows=1000, workers=2, keep=["id"])
+    clean = score_files(settings, "bc/1", tmp_path / "in.parquet", tmp_path / "clean", **args)
+    assert (clean.chunks, clean.rows) == (12, 12_000)
+    out = tmp_path / "out"
+    acks = kill_at_marker(
+        tmp_path,
+        f"""
+        import re
+        from shipyard.batch import scoring
+        from shipyard.config import get_settings
+
+        pick = scoring._worker_context
+        def context():
+            ctx = pick()
+            ack("context", ctx.get_start_method())
+            return ctx
+        scoring._worker_context = context
+        write = scoring.write_parquet  # the forked workers call this one
+        def write_then_die(table, path):
+            write(table, path)
+            if int(re.search(r"-(\\d{{6}})\\.parquet", path).group(1)) >= 5:
+                pause("chunk written, not renamed")
+        scoring.write_parquet = write_then_die
+        scoring.score_files(
+            get_settings(), "bc/1", {str(tmp_path / "in.parquet")!r}, {str(out)!r}, **{args!r}
+        )
+        """,
+        group=True,
+    )
+    assert (acks / "context").read_text() == "fork"  # so the workers ran the patched writer
+    finished = sorted(p.name for p in out.glob("part-*.parquet"))
+    stale = sorted(p.name for p in out.glob("*.tmp-*"))
+    assert 3 <= len(finished) < 12 and stale  # killed mid-job, with chunks half done
+    again = score_files(settings, "bc/1", tmp_path / "in.parquet", out, **args)
+    assert (again.chunks, again.skipped_chunks, again.rows) == (12, len(finished), 12_000)
+    assert list(out.glob("*.tmp-*")) == []
+    names = sorted(p.name for p in out.glob("part-*.parquet"))
+    assert names == sorted(p.name for p in (tmp_path / "clean").glob("part-*.parquet"))
+    for name in names:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / name), pd.read_parquet(tmp_path / "clean" / name)
+        )
