@@ -99,6 +99,22 @@ def test_a_second_run_redoes_nothing_and_another_job_is_refused(
         score_files(settings, "bc/1", tmp_path / "in.parquet", tmp_path / "out3", keep=["zz"])
 
 
+def test_a_rerun_removes_the_temporary_chunks_a_killed_run_left(
+    settings: Settings, model: Any, tmp_path: Path
+) -> None:
+    frame(2000).to_parquet(tmp_path / "in.parquet")
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = [out / "part-00000-000001.parquet.tmp-4242", out / "part-00000-000000.parquet.tmp-7"]
+    others = [out / "part-00000-000000.parquet.tmp-mine", out / "notes.tmp-1", out / "keep.txt"]
+    for path in [*stale, *others]:
+        path.write_bytes(b"half a chunk")
+    result = score_files(settings, "bc/1", tmp_path / "in.parquet", out, chunk_rows=1000, workers=1)
+    assert (result.chunks, result.skipped_chunks, result.rows) == (2, 0, 2000)
+    assert not any(p.exists() for p in stale)
+    assert all(p.read_bytes() == b"half a chunk" for p in others)  # not ours: left alone
+
+
 def _cli(settings: Settings, *args: str) -> list[str]:
     del settings
     return [sys.executable, "-m", "shipyard.cli.main", "batch", "score", *args]

@@ -1,20 +1,27 @@
 """Faults with a real SIGKILL, on SQLite and PostgreSQL: a child process runs `log_model`, a
-registration, a metric flush, an alias move or an artifact write and is killed at a chosen
-point (the child's own test code pauses there and drops a marker file; nothing in shipyard
-knows about it). After the kill and `shipyard admin doctor`: no half-registered version, no
-artifact whose digest does not match, every acknowledged metric present, the conversion
-resumed, the run marked failed, the temporary files gone."""
+registration, a metric flush, an alias move, an artifact write, a materialize or a batch-scoring
+job and is killed at a chosen point (the child's own test code pauses there and drops a marker
+file; nothing in shipyard knows about it). After the kill and `shipyard admin doctor`: no
+half-registered version, no artifact whose digest does not match, every acknowledged metric
+present, the conversion resumed, the run marked failed, the temporary files gone; a rerun of
+the materialize or the scoring job gives exactly what one clean run gives."""
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import signal
 import subprocess
 import sys
 import textwrap
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import numpy as np
+import pandas as pd
 import pytest
 
 import shipyard as sy
@@ -57,9 +64,10 @@ def small_model():
 """
 
 
-def kill_at_marker(tmp_path: Path, body: str, timeout: float = 180) -> Path:
-    """Run PRELUDE + body in a child; SIGKILL it once it drops its marker. Returns the folder
-    of its acknowledgements (what it saw committed before the kill)."""
+def kill_at_marker(tmp_path: Path, body: str, timeout: float = 180, group: bool = False) -> Path:
+    """Run PRELUDE + body in a child; SIGKILL it once it drops its marker (`group`: the child
+    and every process it started, e.g. a pool's workers). Returns the folder of its
+    acknowledgements (what it saw committed before the kill)."""
     marker, acks = tmp_path / "marker", tmp_path / "acks"
     acks.mkdir()
     log = tmp_path / "child.log"
@@ -70,15 +78,19 @@ def kill_at_marker(tmp_path: Path, body: str, timeout: float = 180) -> Path:
             env=env,
             stdout=out,
             stderr=subprocess.STDOUT,
+            start_new_session=group,
         )
         deadline = time.monotonic() + timeout
         while not marker.exists():
             if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
+                os.killpg(proc.pid, signal.SIGKILL) if group else proc.kill()
                 proc.wait()
                 pytest.fail(f"the child never reached its kill point:\n{log.read_text()}")
             time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
     return acks
@@ -249,3 +261,209 @@ def test_kill_during_an_artifact_write(settings: Settings, stores: Stores, tmp_p
     assert [(f.path, f.action) for f in report.temp_files] == [(str(left[0]), "removed")]
     assert list(tmp.iterdir()) == []
     assert doctor(settings, grace_seconds=0).healthy
+
+
+# -- a materialize ------------------------------------------------------------------------------
+
+DRIVERS = 3000  # three Redis script chunks; progress reported at 1000, 2000, 3000 records
+VIEW_TABLE = "driver_stats@1"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])
+def online_spec(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where the online store is, as text a child process can be given: "sqlite <path>" or
+    "redis <url> <key prefix>" (a fresh prefix, deleted afterwards)."""
+    if request.param == "sqlite":
+        yield f"sqlite {tmp_path / 'online.db'}"
+        return
+    url = os.environ.get("SHIPYARD_TEST_REDIS_URL")
+    if not url:
+        pytest.skip("SHIPYARD_TEST_REDIS_URL is not set (e.g. redis://127.0.0.1:6379/0)")
+    prefix = f"faults-{uuid.uuid4().hex[:8]}"
+    yield f"redis {url} {prefix}"
+    store = open_online(f"redis {url} {prefix}")
+    for key in store.client.scan_iter(f"{prefix}:*"):
+        store.client.delete(key)
+    store.close()
+
+
+def open_online(spec: str) -> Any:
+    from shipyard.stores.online import RedisOnlineStore, SqliteOnlineStore
+
+    kind, *where = spec.split()
+    if kind == "sqlite":
+        return SqliteOnlineStore(where[0])
+    return RedisOnlineStore(where[0], prefix=where[1])
+
+
+def feature_repo(path: Path, now: pd.Timestamp) -> list[Any]:
+    """Every driver has values 30 h and 20 h ago; two in three also 10 h and 5 h ago."""
+    from shipyard.features import Entity, FeatureView, Source
+
+    ids = np.arange(DRIVERS)
+    parts = []
+    for hours in (30, 20, 10, 5):
+        sel = ids if hours > 15 else ids[ids % 3 != 0]
+        parts.append(
+            pd.DataFrame(
+                {
+                    "driver_id": sel,
+                    "event_timestamp": now - pd.Timedelta(hours=hours),
+                    "trips": sel * 10 + hours,
+                    "rating": sel / 1000 + hours / 100,
+                }
+            )
+        )
+    pd.concat(parts, ignore_index=True).to_parquet(path)
+    driver = Entity("driver", ["driver_id"])
+    stats = FeatureView(
+        "driver_stats",
+        entity=driver,
+        source=Source.parquet(path),
+        features={"trips": "long", "rating": "double"},
+        ttl=dt.timedelta(days=2),
+    )
+    return [driver, stats]
+
+
+def online_contents(online: Any) -> tuple[int, list[bytes | None]]:
+    """The stored record of every driver, byte for byte, and how many records there are."""
+    return online.count(VIEW_TABLE), online.read(VIEW_TABLE, [str(d) for d in range(DRIVERS)])
+
+
+@pytest.mark.parametrize("point", ["online-write", "state-commit"])
+def test_kill_during_a_materialize(  # type: ignore[no-untyped-def]
+    settings: Settings, stores: Stores, online_spec: str, point: str, tmp_path
+) -> None:
+    """Killed with the online write half sent (SQLite: 1000 of 3000 rows inserted in its
+    transaction; Redis: MULTI and part of the scripts on the wire, no EXEC) or inside the
+    commit that records the new state: the state never runs ahead of the online values, and a
+    rerun leaves exactly what one clean run gives."""
+    from shipyard.features import FeatureStore
+
+    now = pd.Timestamp.now(tz="UTC").floor("s").tz_localize(None)
+    first_end = now - pd.Timedelta(hours=15)
+    repo = feature_repo(tmp_path / "stats.parquet", now)
+    clean_home = tmp_path / "clean"
+    clean = FeatureStore(
+        Settings(home=clean_home, db_url=f"sqlite:///{tmp_path / 'clean.db'}", user="tester"),
+        online=open_online(f"sqlite {clean_home / 'online.db'}"),
+    )
+    clean.apply(repo)
+    assert clean.materialize(end=now) == {"driver_stats": DRIVERS}
+    expected = online_contents(clean.online)
+    fs = FeatureStore(settings, stores=stores, online=open_online(online_spec))
+    fs.apply(repo)
+    assert fs.materialize(end=first_end) == {"driver_stats": DRIVERS}
+    before = online_contents(fs.online)
+    assert before != expected
+    kill_at_marker(
+        tmp_path,
+        f"""
+        import pandas as pd
+        from shipyard.features import FeatureStore
+        from shipyard.stores.online import RedisOnlineStore, SqliteOnlineStore
+
+        kind, *where = {online_spec!r}.split()
+        if kind == "sqlite":
+            online = SqliteOnlineStore(where[0])
+        else:
+            online = RedisOnlineStore(where[0], prefix=where[1])
+        fs = FeatureStore(online=online)
+        progress = None
+        if {point!r} == "state-commit":
+            record = fs.stores.metadata.features.record_materialization
+            def record_then_die(*a, **k):
+                ARMED.append(1)  # the state's transaction pauses at its commit
+                return record(*a, **k)
+            fs.stores.metadata.features.record_materialization = record_then_die
+        elif kind == "sqlite":  # records are inserted as produced, inside the transaction
+            progress = lambda view, done, total: pause("writing")
+        else:  # send half of MULTI ... EXEC, then die
+            from redis.connection import AbstractConnection
+            send = AbstractConnection.send_packed_command
+            def send_half(self, command, check_health=True):
+                data = b"".join(command) if isinstance(command, list) else command
+                if data.startswith(b"*1\\r\\n$5\\r\\nMULTI"):
+                    send(self, [data[: len(data) // 2]], check_health)
+                    pause("sending")
+                return send(self, command, check_health)
+            AbstractConnection.send_packed_command = send_half
+        fs.materialize(end=pd.Timestamp({str(now)!r}), progress=progress)
+        """,
+    )
+    features = stores.metadata.features
+    first_ms = int(first_end.tz_localize("UTC").timestamp() * 1000)
+    assert features.materialized_until("driver_stats", 1) == first_ms  # never ahead
+    after_kill = online_contents(open_online(online_spec))
+    if point == "online-write":
+        assert after_kill == before  # nothing of the killed write is visible
+    else:
+        assert after_kill == expected  # the write is whole; only its state did not move
+    restarted = FeatureStore(settings, online=open_online(online_spec))
+    assert restarted.materialize(end=now) == {"driver_stats": DRIVERS * 2 // 3}
+    assert online_contents(restarted.online) == expected
+    assert features.materialized_until("driver_stats", 1) == int(
+        now.tz_localize("UTC").timestamp() * 1000
+    )
+    assert restarted.materialize(end=now) == {"driver_stats": 0}
+
+
+# -- a batch-scoring chunk ----------------------------------------------------------------------
+
+
+def test_kill_during_a_batch_scoring_chunk(  # type: ignore[no-untyped-def]
+    settings: Settings, stores: Stores, breast_cancer, logreg, tmp_path
+) -> None:
+    """The job (its parent and both workers, one process group) is killed while workers hold
+    written but unrenamed chunks; a rerun skips the finished chunks, leaves no temporary file
+    and gives the clean run's output row for row."""
+    from shipyard.batch import score_files
+
+    X, _ = breast_cancer
+    Registry(stores).register("bc", logreg, input_example=X[:5], onnx=False)
+    rng = np.random.default_rng(0)
+    rows = X.iloc[rng.integers(0, len(X), 12_000)].reset_index(drop=True)
+    rows.assign(id=np.arange(len(rows))).to_parquet(tmp_path / "in.parquet", row_group_size=1000)
+    args = dict(chunk_rows=1000, workers=2, keep=["id"])
+    clean = score_files(settings, "bc/1", tmp_path / "in.parquet", tmp_path / "clean", **args)
+    assert (clean.chunks, clean.rows) == (12, 12_000)
+    out = tmp_path / "out"
+    acks = kill_at_marker(
+        tmp_path,
+        f"""
+        import re
+        from shipyard.batch import scoring
+        from shipyard.config import get_settings
+
+        pick = scoring._worker_context
+        def context():
+            ctx = pick()
+            ack("context", ctx.get_start_method())
+            return ctx
+        scoring._worker_context = context
+        write = scoring.write_parquet  # the forked workers call this one
+        def write_then_die(table, path):
+            write(table, path)
+            if int(re.search(r"-(\\d{{6}})\\.parquet", path).group(1)) >= 5:
+                pause("chunk written, not renamed")
+        scoring.write_parquet = write_then_die
+        scoring.score_files(
+            get_settings(), "bc/1", {str(tmp_path / "in.parquet")!r}, {str(out)!r}, **{args!r}
+        )
+        """,
+        group=True,
+    )
+    assert (acks / "context").read_text() == "fork"  # so the workers ran the patched writer
+    finished = sorted(p.name for p in out.glob("part-*.parquet"))
+    stale = sorted(p.name for p in out.glob("*.tmp-*"))
+    assert 3 <= len(finished) < 12 and stale  # killed mid-job, with chunks half done
+    again = score_files(settings, "bc/1", tmp_path / "in.parquet", out, **args)
+    assert (again.chunks, again.skipped_chunks, again.rows) == (12, len(finished), 12_000)
+    assert list(out.glob("*.tmp-*")) == []
+    names = sorted(p.name for p in out.glob("part-*.parquet"))
+    assert names == sorted(p.name for p in (tmp_path / "clean").glob("part-*.parquet"))
+    for name in names:
+        pd.testing.assert_frame_equal(
+            pd.read_parquet(out / name), pd.read_parquet(tmp_path / "clean" / name)
+        )

@@ -7,7 +7,8 @@ whatever the input size. Each worker loads the model
 once and writes each chunk's predictions to `part-<file>-<chunk>.parquet` under a temporary name,
 then renames it: a chunk's output either exists whole or not at all. A rerun with the same job
 (`_job.json`: model version, inputs, chunk size) skips finished chunks, so a crash costs only the
-chunks in flight.
+chunks in flight; it first removes the temporary files a killed run left behind (the run
+assumes it is the only one writing to its output folder).
 
 Output columns: the input columns kept (`keep`, default all), `_prediction`, `_proba_<class>`
 when the model has probabilities, and `_model_version`.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -32,6 +34,8 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
 
 JOB_FILE = "_job.json"
+# a chunk written by a worker, not yet renamed: see _score_chunk
+_CHUNK_TMP = re.compile(r"part-\d{5}-\d{6}\.parquet\.tmp-\d+")
 
 
 @dataclass
@@ -173,6 +177,14 @@ def _score_chunk(batch: pa.RecordBatch | RowGroups, target: str, keep: list[str]
     return int(batch.num_rows)
 
 
+def _remove_stale_temporaries(out: Path) -> None:
+    """Remove the chunks an earlier, killed run wrote but never renamed (their chunks are
+    scored again). Only names `_score_chunk` writes are touched."""
+    for path in out.glob("part-*.parquet.tmp-*"):
+        if _CHUNK_TMP.fullmatch(path.name):
+            path.unlink(missing_ok=True)
+
+
 def write_parquet(table: pa.Table, path: str) -> None:
     """zstd, dictionary encoding only for non-float columns: floats rarely repeat, and trying
     to dictionary-encode them triples the write time for nothing."""
@@ -289,6 +301,7 @@ def score_files(
             for part in [*out.glob("part-*.parquet"), *out.glob("_ray_done.json")]:
                 part.unlink()
     job_file.write_text(json.dumps(job, indent=2))
+    _remove_stale_temporaries(out)
     total = (
         sum(r for r in (rows_of(f) for f in files) if r is not None)
         if all(f.suffix.lower() != ".csv" for f in files)
