@@ -105,8 +105,16 @@ def test_a_rerun_removes_the_temporary_chunks_a_killed_run_left(
     frame(2000).to_parquet(tmp_path / "in.parquet")
     out = tmp_path / "out"
     out.mkdir()
-    stale = [out / "part-00000-000001.parquet.tmp-4242", out / "part-00000-000000.parquet.tmp-7"]
-    others = [out / "part-00000-000000.parquet.tmp-mine", out / "notes.tmp-1", out / "keep.txt"]
+    gone = [subprocess.Popen([sys.executable, "-c", "pass"]) for _ in range(2)]
+    for p in gone:
+        p.wait()
+    stale = [out / f"part-00000-00000{i}.parquet.tmp-{p.pid}" for i, p in enumerate(gone)]
+    others = [
+        out / "part-00000-000000.parquet.tmp-mine",
+        out / "notes.tmp-1",
+        out / "keep.txt",
+        out / f"part-00000-000001.parquet.tmp-{os.getpid()}",  # a live run's chunk in progress
+    ]
     for path in [*stale, *others]:
         path.write_bytes(b"half a chunk")
     result = score_files(settings, "bc/1", tmp_path / "in.parquet", out, chunk_rows=1000, workers=1)

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
 
 JOB_FILE = "_job.json"
 # a chunk written by a worker, not yet renamed: see _score_chunk
-_CHUNK_TMP = re.compile(r"part-\d{5}-\d{6}\.parquet\.tmp-\d+")
+_CHUNK_TMP = re.compile(r"part-\d{5}-\d{6}\.parquet\.tmp-(\d+)")
 
 
 @dataclass
@@ -179,10 +179,24 @@ def _score_chunk(batch: pa.RecordBatch | RowGroups, target: str, keep: list[str]
 
 def _remove_stale_temporaries(out: Path) -> None:
     """Remove the chunks an earlier, killed run wrote but never renamed (their chunks are
-    scored again). Only names `_score_chunk` writes are touched."""
+    scored again). Only names `_score_chunk` writes are touched, and only those of a process
+    that is gone: another run writing here now keeps its chunks in progress."""
     for path in out.glob("part-*.parquet.tmp-*"):
-        if _CHUNK_TMP.fullmatch(path.name):
+        m = _CHUNK_TMP.fullmatch(path.name)
+        if m and not _alive(int(m.group(1))):
             path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OverflowError:  # no pid at all
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def write_parquet(table: pa.Table, path: str) -> None:
