@@ -15,6 +15,7 @@ model's inputs, sample indices inside the data.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -117,11 +118,52 @@ def check_archive(path: Path) -> None:
         )
 
 
+# Functions are trusted by name only where calling them with attacker-chosen arguments is
+# harmless arithmetic: scikit-learn's univariate feature scores (SelectKBest keeps a
+# reference) and the metrics its named scorers call (a fitted search keeps its scorer).
+_SCORE_FUNCTIONS = (
+    "sklearn.feature_selection._univariate_selection.chi2",
+    "sklearn.feature_selection._univariate_selection.f_classif",
+    "sklearn.feature_selection._univariate_selection.f_oneway",
+    "sklearn.feature_selection._univariate_selection.f_regression",
+    "sklearn.feature_selection._univariate_selection.r_regression",
+    "sklearn.feature_selection._mutual_info.mutual_info_classif",
+    "sklearn.feature_selection._mutual_info.mutual_info_regression",
+)
+_PLAIN_TYPES = (
+    "builtins.object",  # make_column_selector(dtype_include=object)
+    "numpy.number",  # make_column_selector(dtype_include=np.number)
+    "sklearn.compose._column_transformer.make_column_selector",
+    "sklearn.metrics._scorer._PassthroughScorer",
+    "sklearn.metrics._scorer._Scorer",
+    "sklearn.metrics._scorer._MultimetricScorer",
+)
+
+
+@functools.cache
+def reviewed_types() -> frozenset[str]:
+    """`REVIEWED_TYPES`, plus scikit-learn's cross-validation splitters (plain holders of a
+    few numbers) and the metric functions of its named scorers, listed from scikit-learn
+    itself so a fitted GridSearchCV or RandomizedSearchCV loads."""
+    import inspect
+
+    from sklearn import metrics, model_selection
+
+    names = set(REVIEWED_TYPES) | set(_SCORE_FUNCTIONS) | set(_PLAIN_TYPES)
+    for _, cls in inspect.getmembers(model_selection, inspect.isclass):
+        if cls.__module__ == "sklearn.model_selection._split" and not inspect.isabstract(cls):
+            names.add(f"{cls.__module__}.{cls.__qualname__}")
+    for scorer_name in metrics.get_scorer_names():
+        fn = getattr(metrics.get_scorer(scorer_name), "_score_func", None)
+        if inspect.isfunction(fn) and fn.__module__.startswith("sklearn.metrics."):
+            names.add(f"{fn.__module__}.{fn.__qualname__}")
+    return frozenset(names)
+
+
 def split_types(found: list[str]) -> tuple[list[str], list[str]]:
     """(reviewed, unknown) among the types skops reports as outside its defaults."""
-    reviewed = [t for t in found if t in REVIEWED_TYPES]
-    unknown = [t for t in found if t not in REVIEWED_TYPES]
-    return reviewed, unknown
+    reviewed = reviewed_types()
+    return [t for t in found if t in reviewed], [t for t in found if t not in reviewed]
 
 
 def check_loaded(model: Any) -> None:

@@ -46,8 +46,10 @@ def _models() -> list[Any]:
         RandomForestClassifier,
         StackingClassifier,
     )
+    from sklearn.feature_selection import SelectKBest, SelectPercentile, mutual_info_classif
     from sklearn.gaussian_process import GaussianProcessClassifier
     from sklearn.linear_model import LogisticRegression, TweedieRegressor
+    from sklearn.model_selection import GridSearchCV, RandomizedSearchCV, StratifiedKFold
     from sklearn.neighbors import KNeighborsClassifier
     from sklearn.neural_network import MLPClassifier
     from sklearn.pipeline import make_pipeline
@@ -66,6 +68,16 @@ def _models() -> list[Any]:
         StackingClassifier([("lr", LogisticRegression())]),
         GaussianProcessClassifier(random_state=0),
         TweedieRegressor(power=1.5),
+        GridSearchCV(LogisticRegression(), {"C": [0.1, 1]}, cv=3),
+        GridSearchCV(
+            LogisticRegression(), {"C": [0.1, 1]}, cv=StratifiedKFold(3), scoring="roc_auc"
+        ),
+        GridSearchCV(
+            LogisticRegression(), {"C": [1]}, scoring=["accuracy", "f1"], refit="f1", cv=3
+        ),
+        RandomizedSearchCV(LogisticRegression(), {"C": [0.1, 1, 10]}, n_iter=2, random_state=0),
+        make_pipeline(SelectKBest(k=3), LogisticRegression()),
+        make_pipeline(SelectPercentile(mutual_info_classif), LogisticRegression()),
     ]
 
 
@@ -136,3 +148,40 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path, data: Any) 
         sk.load_skops(path, trusted=True)
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 40 << 10  # the 80 MiB member was never read
+
+
+def test_a_column_selector_by_dtype_loads_without_trust(tmp_path: Path, data: Any) -> None:
+    import pandas as pd
+    from sklearn.compose import make_column_selector, make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = data
+    frame = pd.DataFrame(X, columns=list("abcde")).assign(kind=np.where(y > 0, "x", "y"))
+    model = make_pipeline(
+        make_column_transformer(
+            (OneHotEncoder(), make_column_selector(dtype_include=object)),
+            (StandardScaler(), make_column_selector(dtype_include=np.number)),
+        ),
+        LogisticRegression(),
+    ).fit(frame, y)
+    path = tmp_path / "model.skops"
+    sk.save_skops(model, path)
+    loaded = sk.load_skops(path, trusted=False)
+    np.testing.assert_array_equal(loaded.predict(frame), model.predict(frame))
+
+
+def test_a_function_transformer_calling_an_unreviewed_function_is_refused(
+    tmp_path: Path, data: Any
+) -> None:
+    """FunctionTransformer calls its function on the request's data at every prediction: only
+    skops' ufuncs and shipyard's reviewed score functions are trusted, never e.g. eval."""
+    from sklearn.preprocessing import FunctionTransformer
+
+    path = tmp_path / "model.skops"
+    sk.save_skops(FunctionTransformer(np.log1p).fit(data[0]), path)
+    assert sk.load_skops(path, trusted=False).func is np.log1p
+    sk.save_skops(FunctionTransformer(eval), path)
+    with pytest.raises(UntrustedModelError, match=r"builtins\.eval"):
+        sk.load_skops(path, trusted=False)
