@@ -208,3 +208,45 @@ def test_revoking_a_key_needs_the_admin_scope(
     r = httpx.delete(f"{server.url}/api/keys/{victim.id}", headers=bearer(reader))
     assert r.status_code == 403 and r.json()["scope"] == "admin"
     assert not keys(settings).get(victim.id).revoked
+
+
+def test_an_endpoint_limited_admin_cannot_move_a_shared_alias_through_a_rollout(
+    settings: Settings, model: Any, server: BackgroundServer, breast_cancer: Any, logreg: Any
+) -> None:
+    """churn and other both follow churn@champion: promoting a rollout on churn would move
+    the alias under other too, so a key limited to churn may roll out but not promote, nor
+    start a rollout the controller would promote."""
+    import shipyard as sy
+
+    X, _ = breast_cancer
+    with sy.start_run(experiment="authz") as run:
+        run.log_model(logreg, name="churn", input_example=X[:5], onnx=False)
+    _, key = keys(settings).create("churn-ops", scopes=["admin"], endpoints=["churn"], actor="t")
+    url, auth = server.url, bearer(key)
+    auto = httpx.post(
+        f"{url}/api/deployments/churn/canary", json={"model": "churn/2", "auto": True}, headers=auth
+    )
+    assert auto.status_code == 403 and "follows churn@champion" in auto.json()["error"]
+    started = httpx.post(
+        f"{url}/api/deployments/churn/canary", json={"model": "churn/2"}, headers=auth
+    )
+    assert started.status_code == 200, started.text
+    for action in ("promote", "step"):
+        r = httpx.post(f"{url}/api/deployments/churn/{action}", json={}, headers=auth)
+        assert r.status_code == 403, (action, r.text)
+    assert open_stores(settings).metadata.models.resolve_alias("churn", "champion") == 1
+    assert httpx.post(f"{url}/api/deployments/churn/rollback", json={}, headers=auth).is_success
+    # pinned to a version, the endpoint is its own: the same key promotes there
+    endpoints = open_stores(settings).metadata.endpoints
+    endpoints.create("pinned", "models:/churn/1", actor="t")
+    _, pin_key = keys(settings).create("pin-ops", scopes=["admin"], endpoints=["pinned"], actor="t")
+    r = httpx.post(
+        f"{url}/api/deployments/pinned/canary",
+        json={"model": "churn/2"},
+        headers=bearer(pin_key),
+    )
+    assert r.status_code == 200, r.text
+    r = httpx.post(f"{url}/api/deployments/pinned/promote", json={}, headers=bearer(pin_key))
+    assert r.status_code == 200, r.text
+    assert endpoints.get("pinned").model_uri == "models:/churn/2"
+    assert open_stores(settings).metadata.models.resolve_alias("churn", "champion") == 1

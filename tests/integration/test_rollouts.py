@@ -406,3 +406,22 @@ def test_ten_thousand_requests_split_ten_percent_over_http(
             hits += r.headers["x-model-version"] == "2"
     bound = 4 * math.sqrt(n * 0.1 * 0.9)  # four binomial standard deviations
     assert abs(hits - 1000) <= bound, hits
+
+
+def test_a_candidate_of_another_model_is_refused(
+    stores: Any, breast_cancer: Any, logreg: Any
+) -> None:
+    """Promotion moves the endpoint's model's alias to the candidate's version number: a
+    version of another model would move it to an unrelated version of this one."""
+    X, _ = breast_cancer
+    registry = sy.Registry(stores)
+    registry.register("iris", logreg, input_example=X[:5], onnx=False)
+    registry.register("iris", logreg, input_example=X[:5], onnx=False)
+    registry.register("wine", logreg, input_example=X[:5], onnx=False)
+    registry.set_alias("iris", "champion", 2)
+    Deployments(stores).create("iris", "iris@champion")
+    before = stores.metadata.endpoints.get("iris")
+    with pytest.raises(InvalidArgumentError, match="belongs to another model") as info:
+        Deployments(stores).canary("iris", "wine/1")
+    assert info.value.details["field"] == "model"
+    assert stores.metadata.endpoints.get("iris") == before

@@ -98,6 +98,14 @@ class Deployments:
             )
         candidate = self.registry.resolve(parse_model_uri(model))
         stable = self.registry.resolve(record.model_uri)
+        if candidate.name != stable.name:
+            raise InvalidArgumentError(
+                f"endpoint '{name}' serves model '{stable.name}' and a rollout compares and "
+                f"promotes versions of it; {candidate.name} version {candidate.version} belongs "
+                f"to another model (to serve that one: shipyard deploy create {name} --model "
+                f"{candidate.name}/{candidate.version} --replace)",
+                field="model",
+            )
         if record.config.get("require_approval") and candidate.approval != "approved":
             raise InvalidArgumentError(
                 f"endpoint '{name}' serves approved versions only and {candidate.name} version "

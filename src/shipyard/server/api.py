@@ -260,7 +260,9 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response({"events": [e.to_dict() for e in deployments.history(name, limit)]})
 
     @app.post("/api/deployments/{name}/canary", tags=["deployments"])
-    def start_canary(name: str, body: CanaryBody) -> Response:
+    def start_canary(name: str, body: CanaryBody, request: Request) -> Response:
+        if body.auto:
+            _may_move_alias(request, stores, name)
         record = deployments.canary(
             name,
             body.model,
@@ -275,7 +277,9 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response(record.to_dict())
 
     @app.post("/api/deployments/{name}/ab", tags=["deployments"])
-    def start_ab(name: str, body: AbBody) -> Response:
+    def start_ab(name: str, body: AbBody, request: Request) -> Response:
+        if body.auto:
+            _may_move_alias(request, stores, name)
         record = deployments.ab(
             name,
             body.model,
@@ -290,7 +294,9 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response(record.to_dict())
 
     @app.post("/api/deployments/{name}/shadow", tags=["deployments"])
-    def start_shadow(name: str, body: ShadowBody) -> Response:
+    def start_shadow(name: str, body: ShadowBody, request: Request) -> Response:
+        if body.auto:
+            _may_move_alias(request, stores, name)
         record = deployments.shadow(
             name,
             body.model,
@@ -305,7 +311,9 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response(record.to_dict())
 
     @app.post("/api/deployments/{name}/bluegreen", tags=["deployments"])
-    def start_bluegreen(name: str, body: BlueGreenBody) -> Response:
+    def start_bluegreen(name: str, body: BlueGreenBody, request: Request) -> Response:
+        if body.auto:
+            _may_move_alias(request, stores, name)
         record = deployments.bluegreen(
             name,
             body.model,
@@ -317,7 +325,8 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response(record.to_dict())
 
     @app.post("/api/deployments/{name}/promote", tags=["deployments"])
-    def promote(name: str, body: ReasonBody) -> Response:
+    def promote(name: str, body: ReasonBody, request: Request) -> Response:
+        _may_move_alias(request, stores, name)
         return json_response(deployments.promote(name, reason=body.reason).to_dict())
 
     @app.post("/api/deployments/{name}/rollback", tags=["deployments"])
@@ -325,11 +334,13 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response(deployments.rollback(name, reason=body.reason).to_dict())
 
     @app.post("/api/deployments/{name}/step", tags=["deployments"])
-    def step(name: str, body: ReasonBody) -> Response:
+    def step(name: str, body: ReasonBody, request: Request) -> Response:
+        _may_move_alias(request, stores, name)
         return json_response(deployments.advance(name, reason=body.reason).to_dict())
 
     @app.post("/api/deployments/{name}/switch", tags=["deployments"])
-    def switch(name: str, body: ReasonBody) -> Response:
+    def switch(name: str, body: ReasonBody, request: Request) -> Response:
+        _may_move_alias(request, stores, name)
         return json_response(deployments.switch(name, reason=body.reason).to_dict())
 
     @app.get("/api/endpoints", tags=["endpoints"])
@@ -381,6 +392,26 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
         return json_response({"id": key_id, "revoked": True})
 
     mount_features(app, stores)
+
+
+def _may_move_alias(request: Request, stores: Stores, name: str) -> None:
+    """An endpoint-limited caller may not move a model's alias (another endpoint may follow
+    it), so it may not promote — or let the controller promote — on an endpoint that follows
+    one; a pinned endpoint is its own."""
+    from shipyard.errors import ForbiddenError
+    from shipyard.registry import parse_model_uri
+
+    limited = visible_endpoints(request.scope)
+    if limited is None:
+        return
+    ref = parse_model_uri(stores.metadata.endpoints.get(name).model_uri)
+    if ref.alias is not None:
+        raise ForbiddenError(
+            f"endpoint '{name}' follows {ref.name}@{ref.alias}, and promoting moves that alias, "
+            "which other endpoints may follow: a key limited to endpoints cannot promote here "
+            "(or start an --auto rollout); ask an unlimited admin, or pin the endpoint to a "
+            "version"
+        )
 
 
 def mount_features(app: FastAPI, stores: Stores) -> None:
