@@ -277,3 +277,20 @@ def test_doctor_cli_bad_option_is_one_line_exit_2(settings: Settings) -> None:
     assert proc.stderr.strip().splitlines() == [
         "error: --grace-minutes must be a number >= 0, not -5.0"
     ]
+
+
+def test_doctor_on_a_home_without_a_database_says_so_and_creates_nothing(tmp_path: Path) -> None:
+    home = tmp_path / "typo"
+    env = {k: v for k, v in os.environ.items() if k != "SHIPYARD_DB_URL"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "shipyard", "admin", "doctor", "--dry-run"],
+        capture_output=True,
+        text=True,
+        env={**env, "SHIPYARD_HOME": str(home)},
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"error: no shipyard database at {home / 'shipyard.db'}; is SHIPYARD_HOME (or "
+        "SHIPYARD_DB_URL) right?"
+    ]
+    assert not (home / "shipyard.db").exists()

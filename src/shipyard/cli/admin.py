@@ -64,8 +64,14 @@ def doctor_command(
     for value, option in ((stale_hours, "--stale-hours"), (grace_minutes, "--grace-minutes")):
         if value is not None and not value >= 0:
             raise InvalidArgumentError(f"{option} must be a number >= 0, not {value}")
+    settings = get_settings()
+    default_db = settings.home / "shipyard.db"
+    if settings.db_url is None and not default_db.exists():  # a mistyped SHIPYARD_HOME
+        raise InvalidArgumentError(
+            f"no shipyard database at {default_db}; is SHIPYARD_HOME (or SHIPYARD_DB_URL) right?"
+        )
     report = doctor(
-        get_settings(),
+        settings,
         dry_run=dry_run,
         stale_seconds=None if stale_hours is None else stale_hours * 3600,
         grace_seconds=None if grace_minutes is None else grace_minutes * 60,
