@@ -329,7 +329,9 @@ def alert_add(
         str | None,
         typer.Option(
             help="Run this when it fires (retrain): a program and its arguments, split like a "
-            "shell would but run without one (use sh -c '…' for pipes or &&)."
+            "shell would but run without one (use sh -c '…' for pipes or &&). It gets "
+            "SHIPYARD_ALERT, SHIPYARD_ALERT_ENDPOINT, SHIPYARD_ALERT_VALUE and "
+            "SHIPYARD_ALERT_CAUSE (JSON) in its environment."
         ),
     ] = None,
 ) -> None:

@@ -274,9 +274,9 @@ class AlertEvaluator:
         except (OSError, InvalidArgumentError) as exc:  # no such program, not executable
             result = {"error": f"{type(exc).__name__}: {exc}"}
         log.warning(
-            "alert %s/%s fired; command exited %s",
+            "alert %s/%s fired; command %s",
             rule.endpoint,
             rule.name,
-            result.get("exit_code"),
+            f"exited {result['exit_code']}" if "exit_code" in result else result["error"],
         )
         return result
