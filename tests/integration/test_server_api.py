@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 
 import shipyard as sy
@@ -246,3 +247,28 @@ def test_one_broken_model_leaves_the_others_serving(
         assert meta["memory_bytes"] is None or meta["memory_bytes"] >= 0
         ready = httpx.get(f"{srv.url}/health/ready").json()
         assert ready["endpoints"] == {"broken": "failed", "good": "ready"}
+
+
+def test_an_endpoint_still_loading_is_a_503_not_a_404(settings: Settings) -> None:
+    """Between start-up and the end of an endpoint's first load — here, while the endpoint
+    before it loads — a request to it is answered 'loading' with Retry-After (the endpoint
+    exists); an unknown name stays a 404."""
+    from shipyard.stores import open_stores
+    from tests.integration._models import Sleeper
+
+    with sy.start_run(experiment="slow") as run:
+        run.log_model(
+            Sleeper(2.0), name="slow", input_example=np.ones((2, 1)), serialization="pickle"
+        )
+    endpoints = open_stores(settings).metadata.endpoints
+    for name in ("a-first", "b-second"):
+        endpoints.create(name, "models:/slow/1", actor="t")
+    with BackgroundServer(create_server_app(settings, trusted=True)) as srv:
+        srv.wait_ready("/health/live")
+        r = httpx.post(f"{srv.url}/endpoints/b-second/predict", json={"instances": [[1.0]]})
+        assert r.status_code == 503, r.text
+        assert "loading" in r.json()["error"] and r.headers["retry-after"] == "1"
+        assert httpx.post(f"{srv.url}/endpoints/b-secnod/predict", json={}).status_code == 404
+        srv.wait_ready()
+        r = httpx.post(f"{srv.url}/endpoints/b-second/predict", json={"instances": [[1.0]]})
+        assert r.status_code == 200, r.text

@@ -20,7 +20,7 @@ from shipyard.serving.batching import Batcher
 from shipyard.serving.routing import choose
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Iterable, Mapping
 
     import numpy as np
 
@@ -219,6 +219,8 @@ class EndpointTable:
         self.trusted = trusted
         self._served: dict[str, ServedModel] = {}
         self._candidates: dict[str, ServedModel] = {}  # rollouts: at most one per endpoint
+        # stored endpoints whose first load has not finished: 503 "loading", not 404
+        self._expected: frozenset[str] = frozenset()
         self._lock = threading.Lock()
         self.initial_load_done = threading.Event()
         self.draining = threading.Event()  # set on SIGTERM: readiness turns 503
@@ -232,8 +234,16 @@ class EndpointTable:
     def get(self, name: str) -> ServedModel:
         served = self._served.get(name)
         if served is None:
+            if name in self._expected:
+                raise ModelLoadError(
+                    f"endpoint '{name}' is loading its model; retry in a moment", field="name"
+                )
             raise NotFoundError.for_name("endpoint", name, self._served)
         return served
+
+    def expect(self, names: Iterable[str]) -> None:
+        """The endpoints the metadata store holds, loaded or not yet."""
+        self._expected = frozenset(names)
 
     @property
     def ready(self) -> bool:
@@ -449,6 +459,11 @@ def sync_endpoints(
     it points at changes. Returns what changed, for the log."""
     changes: list[str] = []
     wanted = {name: (uri, gen, config) for name, uri, gen, config in records}
+    table.expect(
+        n
+        for n, (uri, _, config) in wanted.items()
+        if not config.get("require_approval") or table.approved(uri)
+    )
     for name in table.names():
         if name not in wanted:
             table.remove(name)
