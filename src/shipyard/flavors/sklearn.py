@@ -36,7 +36,7 @@ def load_skops(path: Path, *, trusted: bool) -> Any:
     (`skops_trust.REVIEWED_TYPES`) are rebuilt; trees are checked index by index either way."""
     import skops.io as sio
 
-    from shipyard.flavors import skops_trust
+    from shipyard.flavors import skops_checks, skops_trust
 
     skops_trust.check_archive(path)
     try:
@@ -50,7 +50,7 @@ def load_skops(path: Path, *, trusted: bool) -> Any:
             "load it with trusted=True (CLI: --trusted) only if you trust its source"
         )
     model = sio.load(path, trusted=(found if trusted else reviewed) or None)
-    skops_trust.check_loaded(model)
+    skops_checks.check_loaded(model)
     return model
 
 

@@ -8,9 +8,8 @@ starts with `numpy.` and is `exec`.
 
 Four reviewed types hold raw node indices that scikit-learn follows without bounds checks
 (a crafted file would crash the process, or loop for ever, at the first prediction). skops
-leaves them untrusted for that reason; shipyard trusts them because `check_loaded` verifies
-every index after loading: children point forward inside the tree, features inside the
-model's inputs, sample indices inside the data.
+leaves them untrusted for that reason; shipyard trusts them because `skops_checks` verifies
+every index after loading.
 """
 
 from __future__ import annotations
@@ -76,7 +75,13 @@ REVIEWED_TYPES: frozenset[str] = frozenset(
             for name in ("EuclideanDistance", "ManhattanDistance", "ChebyshevDistance")
             for bits in ("64", "32")
         ),
-        # trusted because check_loaded verifies their indices
+        # sparse matrices and the four trees are trusted because skops_checks verifies
+        # their indices after loading
+        *(
+            f"scipy.sparse._{fmt}.{fmt}_{kind}"
+            for fmt in ("csr", "csc", "coo", "bsr")
+            for kind in ("matrix", "array")
+        ),
         _TREE,
         _HIST_TREE,
         _KD_TREE,
@@ -85,37 +90,67 @@ REVIEWED_TYPES: frozenset[str] = frozenset(
 )
 
 
-# shipyard writes skops files uncompressed; a member that inflates by more than this factor
-# past a few MiB is a zip bomb, whatever its declared size
+# What loading may allocate, from the zip's own declared sizes (Python's zipfile never yields
+# more than a member's declared size): each member as often as the schema refers to it, and
+# the members of archives inside it (scipy keeps a sparse matrix as an .npz). shipyard writes
+# skops files uncompressed, so a member that inflates far past its stored size is a bomb.
 MAX_INFLATION = 100
 INFLATION_FLOOR_BYTES = 16 << 20
-MAX_UNPACKED_BYTES = 16 << 30
+MAX_UNPACKED_BYTES = 4 << 30
 
 
 def check_archive(path: Path) -> None:
     """Refuse a skops zip that would unpack into far more memory than it occupies on disk,
-    before skops reads any member. Python's zipfile never yields more than a member's
-    declared size, so the declared sizes bound what loading can allocate."""
+    before skops reads any member."""
+    import json
     import zipfile
 
     try:
         with zipfile.ZipFile(path) as archive:
-            members = archive.infolist()
-    except (zipfile.BadZipFile, OSError) as exc:
+            sizes = {m.filename: _unpacked(archive, m) for m in archive.infolist()}
+            schema = json.loads(archive.read("schema.json")) if "schema.json" in sizes else {}
+    except (zipfile.BadZipFile, OSError, ValueError, KeyError, RecursionError) as exc:
         raise UntrustedModelError(f"the model file is not a readable skops file: {exc}") from exc
-    total = sum(m.file_size for m in members)
-    bomb = [
-        m.filename
-        for m in members
-        if m.file_size > INFLATION_FLOOR_BYTES
-        and m.file_size > MAX_INFLATION * max(m.compress_size, 1)
-    ]
-    if bomb or total > MAX_UNPACKED_BYTES:
+    references = _file_references(schema)
+    total = sum(sizes.get(name, 0) for name in references) + sizes.get("schema.json", 0)
+    # a member read once per reference: a few shared arrays are normal, thousands a bomb
+    if total > min(MAX_UNPACKED_BYTES, 2 * sum(sizes.values()) + (64 << 20)):
         raise UntrustedModelError(
-            f"the model file would unpack to {total / 2**30:.1f} GiB"
-            + (f" ({', '.join(bomb[:3])} inflate more than {MAX_INFLATION}x)" if bomb else "")
-            + "; refusing to load it"
+            f"the model file would unpack to {total / 2**30:.1f} GiB ({len(references)} array "
+            f"reference(s) in a {path.stat().st_size / 2**20:.1f} MiB file); refusing to load it"
         )
+
+
+def _unpacked(archive: Any, member: Any, depth: int = 0) -> int:
+    """A member's size once read, refusing bombs; an archive inside counts its members."""
+    import zipfile
+
+    if member.file_size > INFLATION_FLOOR_BYTES and member.file_size > MAX_INFLATION * max(
+        member.compress_size, 1
+    ):
+        raise UntrustedModelError(
+            f"the model file's {member.filename} inflates more than {MAX_INFLATION}x "
+            f"({member.file_size / 2**20:.0f} MiB); refusing to load it"
+        )
+    if not member.filename.endswith(".npz") or depth:
+        return int(member.file_size)
+    with archive.open(member) as raw, zipfile.ZipFile(raw) as inner:
+        return int(member.file_size) + sum(_unpacked(inner, m, 1) for m in inner.infolist())
+
+
+def _file_references(schema: Any) -> list[str]:
+    """Every member the schema's nodes read (a node per reference: skops reads it each time)."""
+    found: list[str] = []
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if isinstance(node.get("file"), str):
+                found.append(node["file"])
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return found
 
 
 # Functions are trusted by name only where calling them with attacker-chosen arguments is
@@ -164,130 +199,3 @@ def split_types(found: list[str]) -> tuple[list[str], list[str]]:
     """(reviewed, unknown) among the types skops reports as outside its defaults."""
     reviewed = reviewed_types()
     return [t for t in found if t in reviewed], [t for t in found if t not in reviewed]
-
-
-def check_loaded(model: Any) -> None:
-    """Raise UntrustedModelError if any tree inside `model` has an index that points outside
-    its arrays or backwards (a cycle). Walks estimators, lists, tuples, dicts and object
-    arrays; costs one pass over the node arrays."""
-    _walk(model, n_features=None, seen=set(), depth=0)
-
-
-def _walk(obj: Any, n_features: int | None, seen: set[int], depth: int) -> None:
-    import numpy as np
-
-    if depth > 64 or id(obj) in seen or obj is None or isinstance(obj, (str, bytes, int, float)):
-        return
-    seen.add(id(obj))
-    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
-    if name == _TREE:
-        _check_tree(obj)
-        return
-    if name == _HIST_TREE:
-        _check_hist_tree(obj, n_features)
-        return
-    if name in (_KD_TREE, _BALL_TREE):
-        _check_binary_tree(obj)
-        return
-    if isinstance(obj, np.ndarray):
-        if obj.dtype == object:
-            for item in obj.ravel():
-                _walk(item, n_features, seen, depth + 1)
-        return
-    if isinstance(obj, dict):
-        children: Any = obj.values()
-    elif isinstance(obj, (list, tuple, set, frozenset)):
-        children = obj
-    elif hasattr(obj, "__dict__"):
-        inputs = vars(obj).get("n_features_in_")
-        if isinstance(inputs, (int, np.integer)):
-            n_features = int(inputs)
-        children = vars(obj).values()
-    else:
-        return
-    for child in list(children):
-        _walk(child, n_features, seen, depth + 1)
-
-
-def _refuse(what: str, problem: str) -> UntrustedModelError:
-    return UntrustedModelError(
-        f"the model file's {what} is malformed ({problem}); it may have been crafted to crash "
-        "the server — refusing to load it"
-    )
-
-
-def _forward_children(left: Any, right: Any, internal: Any, n: int) -> bool:
-    """Every internal node's children lie after it and inside the array (no cycle, no
-    out-of-bounds read)."""
-    import numpy as np
-
-    index = np.arange(n)[internal]
-    lo, hi = left[internal].astype(np.int64), right[internal].astype(np.int64)
-    return bool(np.all((lo > index) & (lo < n) & (hi > index) & (hi < n)))
-
-
-def _check_tree(tree: Any) -> None:
-    import numpy as np
-
-    n = int(tree.node_count)
-    left = np.asarray(tree.children_left)
-    right = np.asarray(tree.children_right)
-    feature = np.asarray(tree.feature)
-    if not (len(left) == len(right) == len(feature) == n and np.shape(tree.value)[0] == n):
-        raise _refuse("decision tree", "node arrays of different lengths")
-    leaf = left == -1
-    internal = ~leaf
-    if np.any(right[leaf] != -1):
-        raise _refuse("decision tree", "a leaf with one child")
-    if not _forward_children(left, right, internal, n):
-        raise _refuse("decision tree", "a child index out of range or pointing backwards")
-    if np.any((feature[internal] < 0) | (feature[internal] >= int(tree.n_features))):
-        raise _refuse("decision tree", "a split on a feature the model does not have")
-
-
-def _check_hist_tree(predictor: Any, n_features: int | None) -> None:
-    import numpy as np
-
-    nodes = predictor.nodes
-    n = len(nodes)
-    internal = nodes["is_leaf"] == 0
-    if n == 0 or not _forward_children(nodes["left"], nodes["right"], internal, n):
-        raise _refuse("gradient-boosted tree", "a child index out of range or pointing backwards")
-    feature = nodes["feature_idx"][internal]
-    if n_features is None or np.any((feature < 0) | (feature >= n_features)):
-        raise _refuse("gradient-boosted tree", "a split on a feature the model does not have")
-    categorical = internal & (nodes["is_categorical"] != 0)
-    bitsets = min(len(predictor.raw_left_cat_bitsets), len(predictor.binned_left_cat_bitsets))
-    if np.any(nodes["bitset_idx"][categorical] >= bitsets):
-        raise _refuse("gradient-boosted tree", "a category set index out of range")
-
-
-def _check_binary_tree(tree: Any) -> None:
-    import numpy as np
-
-    data, idx, node_data, bounds = (np.asarray(a) for a in tree.get_arrays())
-    n, n_nodes = len(data), len(node_data)
-    start, end = node_data["idx_start"], node_data["idx_end"]
-    problem = None
-    if (
-        data.ndim != 2
-        or idx.shape != (n,)
-        or n_nodes == 0
-        or bounds.shape[1:]
-        != (
-            n_nodes,
-            data.shape[1],
-        )
-    ):
-        problem = "arrays of inconsistent shapes"
-    elif n and (idx.min() < 0 or idx.max() >= n):
-        problem = "a sample index out of range"
-    elif np.any((start < 0) | (start > end) | (end > n)):
-        problem = "a node's sample range out of bounds"
-    else:
-        # a node whose children would lie past the end of the array must be a leaf
-        childless = 2 * np.arange(n_nodes) + 1 >= n_nodes
-        if np.any(node_data["is_leaf"][childless] == 0):
-            problem = "a node without children that is not a leaf"
-    if problem:
-        raise _refuse("nearest-neighbour index", problem)

@@ -41,10 +41,15 @@ def test_a_file_that_calls_a_function_is_refused_and_runs_nothing(
 def _models() -> list[Any]:
     from sklearn.calibration import CalibratedClassifierCV
     from sklearn.ensemble import (
+        AdaBoostClassifier,
+        BaggingClassifier,
+        ExtraTreesClassifier,
         GradientBoostingClassifier,
         HistGradientBoostingClassifier,
+        IsolationForest,
         RandomForestClassifier,
         StackingClassifier,
+        VotingClassifier,
     )
     from sklearn.feature_selection import SelectKBest, SelectPercentile, mutual_info_classif
     from sklearn.gaussian_process import GaussianProcessClassifier
@@ -77,6 +82,15 @@ def _models() -> list[Any]:
         ),
         RandomizedSearchCV(LogisticRegression(), {"C": [0.1, 1, 10]}, n_iter=2, random_state=0),
         make_pipeline(SelectKBest(k=3), LogisticRegression()),
+        # ensembles call their trees unvalidated: checked against the ensemble's inputs
+        BaggingClassifier(max_features=0.6, n_estimators=4, random_state=0),
+        IsolationForest(n_estimators=4, max_features=0.6, random_state=0),
+        ExtraTreesClassifier(n_estimators=4, random_state=0),
+        AdaBoostClassifier(n_estimators=4, random_state=0),
+        VotingClassifier(
+            [("rf", RandomForestClassifier(3, random_state=0)), ("lr", LogisticRegression())]
+        ),
+        StackingClassifier([("rf", RandomForestClassifier(3, random_state=0))]),
         make_pipeline(SelectPercentile(mutual_info_classif), LogisticRegression()),
     ]
 
@@ -144,7 +158,7 @@ def test_a_zip_bomb_is_refused_before_it_is_inflated(tmp_path: Path, data: Any) 
     path.write_bytes(skops_files.zip_bomb(LogisticRegression().fit(*data)))
     assert path.stat().st_size < 1 << 20
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    with pytest.raises(UntrustedModelError, match="inflate more than"):
+    with pytest.raises(UntrustedModelError, match="inflates more than"):
         sk.load_skops(path, trusted=True)
     grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
     assert grown_kib < 40 << 10  # the 80 MiB member was never read
@@ -185,3 +199,58 @@ def test_a_function_transformer_calling_an_unreviewed_function_is_refused(
     sk.save_skops(FunctionTransformer(eval), path)
     with pytest.raises(UntrustedModelError, match=r"builtins\.eval"):
         sk.load_skops(path, trusted=False)
+
+
+def _decision_tree(data: Any) -> Any:
+    from sklearn.tree import DecisionTreeClassifier
+
+    return DecisionTreeClassifier(max_depth=3, random_state=0).fit(*data)
+
+
+def test_a_tree_claiming_more_features_than_its_estimator_takes_is_refused(
+    tmp_path: Path, data: Any
+) -> None:
+    path = tmp_path / "model.skops"
+    sk.save_skops(skops_files.inflated_tree(_decision_tree(data)), path)
+    with pytest.raises(UntrustedModelError, match="a feature the model does not have"):
+        sk.load_skops(path, trusted=False)
+
+
+def test_a_bad_tree_hidden_below_the_depth_limit_is_still_found(tmp_path: Path, data: Any) -> None:
+    bad = skops_files.corrupt_tree(_decision_tree(data), "child_out_of_range")
+    path = tmp_path / "model.skops"
+    sk.save_skops(skops_files.hidden_deep(bad), path)
+    with pytest.raises(UntrustedModelError, match="nested more than"):
+        sk.load_skops(path, trusted=False)
+
+
+def test_a_sparse_matrix_with_indices_outside_its_shape_is_refused(
+    tmp_path: Path, data: Any
+) -> None:
+    from sklearn.linear_model import SGDClassifier
+
+    model = SGDClassifier(random_state=0).fit(*data).sparsify()
+    path = tmp_path / "model.skops"
+    path.write_bytes(skops_files.sparse_out_of_range(model))
+    with pytest.raises(UntrustedModelError, match="sparse matrix is malformed"):
+        sk.load_skops(path, trusted=False)
+    sk.save_skops(model, path)  # an honest sparse model still loads
+    np.testing.assert_array_equal(
+        sk.load_skops(path, trusted=False).predict(data[0]), model.predict(data[0])
+    )
+
+
+@pytest.mark.parametrize("build", ["shared_member_bomb", "nested_archive_bomb"])
+def test_memory_bombs_past_the_per_member_check_are_refused_before_reading(
+    tmp_path: Path, data: Any, build: str
+) -> None:
+    import resource
+
+    from sklearn.linear_model import LogisticRegression
+
+    path = tmp_path / "model.skops"
+    path.write_bytes(getattr(skops_files, build)(LogisticRegression().fit(*data)))
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(UntrustedModelError, match="refusing to load it"):
+        sk.load_skops(path, trusted=True)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 100 << 10  # KiB
