@@ -126,7 +126,8 @@ def test_example_pipeline_then_gates_on_the_command_line(tmp_path: Path) -> None
     doc = json.loads(run.stdout)
     assert doc["status"] == "FINISHED" and len(doc["steps"]) == 9
     report = json.loads(sh(home, "gate", "show", "churn-pipeline", "1", "--json").stdout)
-    assert report["passed"] and {g["kind"] for g in report["report"]["gates"]} == {
+    assert report["passed"], report["report"]["gates"]
+    assert {g["kind"] for g in report["report"]["gates"]} == {
         "metric",
         "latency",
         "fairness",
