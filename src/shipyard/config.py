@@ -8,7 +8,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -85,6 +85,17 @@ class Settings(BaseSettings):
     metrics_flush_points: int = 5000
     metrics_flush_seconds: float = 5.0
 
+    @field_validator("secret_key")
+    @classmethod
+    def _secret_is_a_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # a short or empty key is one an attacker can guess, and it signs what gets executed
+        if value is not None and len(value.get_secret_value()) < 32:
+            raise ValueError(
+                "SHIPYARD_SECRET_KEY must be at least 32 characters; make one with "
+                "python -c 'import secrets; print(secrets.token_hex(32))'"
+            )
+        return value
+
     @property
     def resolved_db_url(self) -> str:
         if self.db_url:
@@ -125,7 +136,21 @@ def _os_user() -> str:
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    return Settings()
+    """The settings from the environment; a bad value is an InvalidArgumentError naming the
+    variable (and never echoing it: it may be a secret)."""
+    from pydantic import ValidationError
+
+    try:
+        return Settings()
+    except ValidationError as exc:
+        from shipyard.errors import InvalidArgumentError
+
+        problems = "; ".join(
+            f"SHIPYARD_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            f"{e['msg'].removeprefix('Value error, ')}"
+            for e in exc.errors(include_input=False, include_url=False)
+        )
+        raise InvalidArgumentError(f"invalid setting {problems}", field="settings") from None
 
 
 def reset_settings() -> None:

@@ -294,3 +294,26 @@ def test_doctor_on_a_home_without_a_database_says_so_and_creates_nothing(tmp_pat
         "SHIPYARD_DB_URL) right?"
     ]
     assert not (home / "shipyard.db").exists()
+
+
+def test_doctor_never_follows_a_symlinked_folder_out_of_the_store(
+    settings: Settings, stores: Stores, tmp_path: Path
+) -> None:
+    """Someone with write access to the store points its temp folder and a prediction-log
+    partition at another folder: doctor removes nothing there."""
+    from shipyard.tracking.doctor import doctor
+
+    victim = tmp_path / "victim"
+    precious = _aged(victim / ".put-precious", 7200)
+    also = _aged(victim / "date=x" / "hour=y" / ".part-1-abcd.parquet.tmp", 7200)
+    tmp = Path(settings.resolved_artifacts) / "tmp"
+    if tmp.exists():
+        tmp.rmdir()
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    tmp.symlink_to(victim, target_is_directory=True)
+    settings.predictions_dir.mkdir(parents=True, exist_ok=True)
+    (settings.predictions_dir / "endpoint=zz").symlink_to(victim, target_is_directory=True)
+    report = doctor(settings, dry_run=False)
+    assert precious.exists() and also.exists()
+    kept = [f for f in report.temp_files if f.action == "kept"]
+    assert kept and all("outside the store" in (f.error or "") for f in kept)

@@ -34,3 +34,25 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
 def test_actor_falls_back_to_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SHIPYARD_USER", raising=False)
     assert Settings().actor
+
+
+def test_a_short_secret_key_is_refused_without_echoing_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """It signs request ids, cached pickles and alert commands: an empty or short one is a
+    key anyone can guess. The error names the variable, never its value."""
+    import pytest
+
+    from shipyard.config import get_settings, reset_settings
+    from shipyard.errors import InvalidArgumentError
+
+    for value in ("", "tiny-key-9Q"):
+        monkeypatch.setenv("SHIPYARD_SECRET_KEY", value)
+        reset_settings()
+        with pytest.raises(
+            InvalidArgumentError, match="SHIPYARD_SECRET_KEY must be at least 32"
+        ) as info:
+            get_settings()
+        assert "tiny-key-9Q" not in str(info.value)
+    monkeypatch.setenv("SHIPYARD_SECRET_KEY", "k" * 32)
+    reset_settings()
+    assert get_settings().secret_key is not None
+    reset_settings()

@@ -26,8 +26,8 @@ def test_an_issued_id_checks_only_for_its_endpoint(tmp_path: Path) -> None:
 
 
 def test_replicas_agree_through_the_shared_secret_or_the_home_key_file(tmp_path: Path) -> None:
-    a = Settings(home=tmp_path / "a", secret_key="s3cret")
-    b = Settings(home=tmp_path / "b", secret_key="s3cret")
+    a = Settings(home=tmp_path / "a", secret_key="s3cret-shared-by-every-replica-0123456789")
+    b = Settings(home=tmp_path / "b", secret_key="s3cret-shared-by-every-replica-0123456789")
     rid = RequestIds(request_id_key(a)).issue("churn")
     assert RequestIds(request_id_key(b)).issued("churn", rid)
     assert not RequestIds(request_id_key(Settings(home=tmp_path / "b"))).issued("churn", rid)

@@ -345,10 +345,11 @@ class EndpointTable:
         if other is None or not other.ready or other.model is None:
             return None
         try:
-            wanted = self.registry.resolve(uri).version
+            wanted = self.registry.resolve(uri)
         except ShipyardError:
             return None
-        return other if other.model.version == wanted else None
+        same = (other.model.name, other.model.version) == (wanted.name, wanted.version)
+        return other if same else None
 
     def _install(
         self,

@@ -139,8 +139,16 @@ def clean_temp_files(
     paths: list[Path] = stores.artifacts.stale_temp_files(grace_seconds)
     for folder in (settings.predictions_dir, settings.labels_dir):
         paths += PredictionLogStore(folder).stale_temp_files(grace_seconds)
+    roots = [
+        Path(p).resolve()
+        for p in (settings.resolved_artifacts, settings.predictions_dir, settings.labels_dir)
+    ]
     out = []
     for path in paths:
+        real = path.parent.resolve() / path.name
+        if not any(real.is_relative_to(root) for root in roots):  # a symlinked folder
+            out.append(TempFinding(str(path), 0, "kept", f"leads outside the store, to {real}"))
+            continue
         try:
             size = path.lstat().st_size
             if not dry_run:
