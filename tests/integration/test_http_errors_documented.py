@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -93,3 +94,13 @@ def test_openapi_documents_the_error_answers(server: BackgroundServer) -> None:
         body = r.json()
         assert set(schema["required"]) <= set(body), body
         assert all(isinstance(body[k], str) for k in ("error", "type"))
+
+
+def test_feedback_is_documented_as_the_202_it_answers(tmp_path: Path) -> None:
+    from shipyard.config import Settings
+    from shipyard.server.app import create_server_app
+
+    settings = Settings(home=tmp_path, db_url=f"sqlite:///{tmp_path / 'm.db'}")
+    doc = create_server_app(settings).openapi()
+    assert "202" in doc["paths"]["/endpoints/{name}/feedback"]["post"]["responses"]
+    assert "200" not in doc["paths"]["/endpoints/{name}/feedback"]["post"]["responses"]

@@ -272,3 +272,10 @@ def test_an_endpoint_still_loading_is_a_503_not_a_404(settings: Settings) -> Non
         srv.wait_ready()
         r = httpx.post(f"{srv.url}/endpoints/b-second/predict", json={"instances": [[1.0]]})
         assert r.status_code == 200, r.text
+
+
+def test_an_over_long_alias_is_a_400_naming_it(server: BackgroundServer) -> None:
+    r = httpx.put(f"{server.url}/api/models/churn/aliases/{'a' * 5000}", json={"version": 1})
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "alias" and "limit is 128" in r.json()["error"]
+    assert "a" * 200 not in httpx.get(f"{server.url}/api/models/churn").text

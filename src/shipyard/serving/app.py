@@ -612,7 +612,7 @@ def mount_data_plane(
         raw = _RawRequest(request.scope, request.receive)
         return answer_response(await observed(name, raw, _parse_v2))
 
-    @app.post("/endpoints/{name}/feedback", tags=["data plane"])
+    @app.post("/endpoints/{name}/feedback", tags=["data plane"], status_code=202)
     async def feedback(name: str, request: Request) -> Response:
         """Late labels for logged predictions, by `request_id` (and `row` for multi-row
         requests): `{"request_id": "…", "label": 1}` or `{"feedback": [{…}, …]}`."""

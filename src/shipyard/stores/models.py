@@ -553,9 +553,17 @@ class ModelStore:
         )
 
 
+MAX_ALIAS = 128
+
+
 def _check_alias(alias: str) -> None:
+    if len(alias) > MAX_ALIAS:
+        raise InvalidArgumentError(
+            f"alias of {len(alias)} characters: the limit is {MAX_ALIAS}", field="alias"
+        )
     if not alias or alias.isdigit() or not alias.replace("-", "").replace("_", "").isalnum():
         raise InvalidArgumentError(
             f"alias {alias!r} is not valid: use letters, digits, '-' or '_', not only digits "
-            "(a number would be confused with a version)"
+            "(a number would be confused with a version)",
+            field="alias",
         )
