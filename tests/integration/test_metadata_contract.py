@@ -231,6 +231,39 @@ def test_version_numbers_stay_unique_under_concurrent_registration(store: Metada
     assert [v.version for v in store.models.list_versions("race")] == list(range(1, 21))
 
 
+def test_first_sets_of_one_alias_at_once_all_succeed(store: MetadataStore) -> None:
+    """Eight callers setting a new alias at the same moment: one row, eight audited moves,
+    no unique violation (it was a 500 on PostgreSQL)."""
+    for _ in range(2):
+        store.models.create_version(
+            "race",
+            actor="t",
+            flavor="sklearn",
+            artifact_digest="c" * 64,
+            signature=None,
+            run_id=None,
+        )
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(8)
+
+    def move(version: int) -> None:
+        try:
+            barrier.wait()
+            store.models.set_alias("race", "champion", version, actor=f"t{version}")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=move, args=(1 + i % 2,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert store.models.resolve_alias("race", "champion") in (1, 2)
+    moves = [e for e in store.audit.list() if e.action == "alias.set"]
+    assert len(moves) == 8 and moves[-1].before["version"] is None
+
+
 def test_endpoints(store: MetadataStore) -> None:
     e = store.endpoints.create("churn", "models:/churn@champion", actor="a")
     assert e.generation == 1

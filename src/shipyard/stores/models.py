@@ -393,6 +393,13 @@ class ModelStore:
         _check_alias(alias)
         with self._db.write() as conn:
             self._version_record(conn, name, version)
+            # one alias change per model at a time: the first two sets of a new alias would
+            # both insert (a unique violation, a 500) on PostgreSQL; SQLite writers are serial
+            conn.execute(
+                sa.select(t.registered_models.c.name)
+                .where(t.registered_models.c.name == name)
+                .with_for_update()
+            )
             require_pass(
                 conn,
                 name,
