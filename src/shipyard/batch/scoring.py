@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import AlreadyExistsError, InvalidArgumentError
+from shipyard.stores.owners import pid_alive
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -183,20 +184,8 @@ def _remove_stale_temporaries(out: Path) -> None:
     that is gone: another run writing here now keeps its chunks in progress."""
     for path in out.glob("part-*.parquet.tmp-*"):
         m = _CHUNK_TMP.fullmatch(path.name)
-        if m and not _alive(int(m.group(1))):
+        if m and not pid_alive(int(m.group(1))):
             path.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OverflowError:  # no pid at all
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def write_parquet(table: pa.Table, path: str) -> None:

@@ -82,6 +82,19 @@ def describe(text: str | None) -> str:
     return str(owner) if owner is not None else (text or "unknown process")
 
 
+def pid_alive(pid: int) -> bool:
+    """Whether process `pid` of this machine still runs (a zombie does not)."""
+    if os.path.exists("/proc/self/stat"):
+        return _proc_start(pid) is not None
+    try:
+        os.kill(pid, 0)
+    except (ProcessLookupError, OverflowError):
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
 def owner_alive(text: str | None) -> bool | None:
     """Whether the owning process still runs: True or False when it can be told from here
     (same host, same PID namespace, same boot), None when it cannot (another host)."""
