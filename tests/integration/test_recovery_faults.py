@@ -93,7 +93,30 @@ def kill_at_marker(tmp_path: Path, body: str, timeout: float = 180, group: bool 
             os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
+    if group:
+        wait_group_gone(proc.pid)
     return acks
+
+
+def wait_group_gone(pgid: int, timeout: float = 30) -> None:
+    """Wait until every process of group `pgid` has exited (zombies count as exited): SIGKILL
+    is delivered at once, but a killed worker may still be tearing down when its parent has
+    been reaped, and until then it looks alive to the code under test."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                text = stat.read_text()
+            except OSError:
+                continue
+            fields = text[text.rindex(")") + 2 :].split()
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                alive.append(stat.parent.name)
+        if not alive:
+            return
+        time.sleep(0.05)
+    pytest.fail(f"processes {alive} of the killed group {pgid} still run after {timeout} s")
 
 
 def assert_artifacts_intact(settings: Settings) -> None:
