@@ -4,7 +4,8 @@ then hold ~80 % of it for N minutes (default 10) and report minute by minute.
     python benchmarks/soak.py                 # 10 minutes, after a 20 s capacity probe
     python benchmarks/soak.py --minutes 2 --json
 
-Traffic (open loop, at a fixed rate, from this process): 70 % one-row predictions, 10 %
+Traffic (paced to a fixed rate, from --procs load processes on keep-alive connections;
+a late request goes at once, so a slow server shows as latency): 70 % one-row predictions, 10 %
 feedback for ids the server issued, 20 % control-plane reads (`/api/models/…`,
 `/api/endpoints/…`); every minute the endpoint's alias moves to the other version (the server
 reloads the model under load). The server runs in its own process on a free loopback port,
@@ -15,7 +16,7 @@ of the first, server RSS growth under 10 % from the end of the first minute to t
 from __future__ import annotations
 
 import argparse
-import asyncio
+import http.client
 import json
 import os
 import random
@@ -71,80 +72,83 @@ def prepare(home: Path) -> list[dict[str, Any]]:
     return X.to_dict(orient="records")  # type: ignore[no-any-return]
 
 
-class Load:
-    def __init__(self, url: str, rows: list[dict[str, Any]]) -> None:
-        self.url = url
-        self.rows = rows
+KINDS = ["predict"] * 7 + ["feedback"] + ["read"] * 2
+
+
+class Client:
+    """One keep-alive connection (http.client: the load generator must cost far less CPU per
+    request than the server, or it measures itself), mixed traffic, samples kept locally."""
+
+    def __init__(self, port: int, rows: list[dict[str, Any]], seed: int) -> None:
+        self.port, self.rows, self.rng = port, rows, random.Random(seed)
+        self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
         self.ids: list[str] = []
         self.samples: list[tuple[float, str, int, float]] = []  # (t, kind, status, seconds)
 
-    async def one(self, client: httpx.AsyncClient, kind: str) -> None:
-        start = time.perf_counter()
+    def _call(self, method: str, path: str, doc: Any = None) -> tuple[int, bytes]:
+        body = json.dumps(doc).encode() if doc is not None else None
+        headers = {"Content-Type": "application/json"} if body is not None else {}
         try:
-            if kind == "predict":
-                r = await client.post(
-                    f"{self.url}/endpoints/soak/predict",
-                    json={"instances": [random.choice(self.rows)]},
-                )
-                if r.status_code == 200:
-                    self.ids.append(r.json()["request_id"])
-                    del self.ids[:-1000]
-            elif kind == "feedback" and self.ids:
-                r = await client.post(
-                    f"{self.url}/endpoints/soak/feedback",
-                    json={"request_id": random.choice(self.ids), "label": random.randint(0, 1)},
-                )
-            else:
-                path = random.choice(["/api/models/soak", "/api/endpoints/soak"])
-                r = await client.get(self.url + path)
-            status = r.status_code
-        except httpx.HTTPError:
-            status = 599
-        self.samples.append((time.monotonic(), kind, status, time.perf_counter() - start))
+            self.conn.request(method, path, body=body, headers=headers)
+            r = self.conn.getresponse()
+            return r.status, r.read()
+        except (OSError, http.client.HTTPException):
+            self.conn.close()
+            self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            return 599, b""
 
-    async def run(self, rate: float, seconds: float, on_minute: Any = None) -> None:
-        kinds = ["predict"] * 7 + ["feedback"] + ["read"] * 2
-        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-        async with httpx.AsyncClient(limits=limits, timeout=30) as client:
-            start = time.monotonic()
-            tasks: set[asyncio.Task[None]] = set()
-            sent, minute = 0, 0
-            while (now := time.monotonic()) - start < seconds:
-                due = int((now - start) * rate)
-                while sent < due:
-                    task = asyncio.create_task(self.one(client, random.choice(kinds)))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                    sent += 1
-                if on_minute is not None and int((now - start) // 60) > minute:
-                    minute = int((now - start) // 60)
-                    await on_minute(client, minute)
-                await asyncio.sleep(0.002)
-            await asyncio.gather(*tasks)
+    def one(self) -> None:
+        kind = self.rng.choice(KINDS)
+        start = time.perf_counter()
+        if kind == "predict":
+            row = self.rng.choice(self.rows)
+            status, body = self._call("POST", "/endpoints/soak/predict", {"instances": [row]})
+            if status == 200:
+                self.ids.append(json.loads(body)["request_id"])
+                del self.ids[:-1000]
+        elif kind == "feedback" and self.ids:
+            doc = {"request_id": self.rng.choice(self.ids), "label": self.rng.randint(0, 1)}
+            status, _ = self._call("POST", "/endpoints/soak/feedback", doc)
+        else:
+            path = self.rng.choice(["/api/models/soak", "/api/endpoints/soak"])
+            status, _ = self._call("GET", path)
+        self.samples.append((time.time(), kind, status, time.perf_counter() - start))
 
 
-def capacity(url: str, rows: list[dict[str, Any]], seconds: float) -> float:
-    """Completed mixed requests per second with 32 requests always in flight."""
-    load = Load(url, rows)
-    kinds = ["predict"] * 7 + ["feedback"] + ["read"] * 2
-
-    async def worker(client: httpx.AsyncClient, until: float) -> None:
-        while time.monotonic() < until:
-            await load.one(client, random.choice(kinds))
-
-    async def main() -> None:
-        async with httpx.AsyncClient(timeout=30) as client:
-            until = time.monotonic() + seconds
-            await asyncio.gather(*(worker(client, until) for _ in range(32)))
-
-    asyncio.run(main())
-    return len(load.samples) / seconds
+def _drive(port: int, rows: list[dict[str, Any]], seed: int, rate: float, until: float) -> list:
+    """One load process: `rate` requests a second (0: as fast as answers come) until `until`
+    (wall clock). A late request is sent at once, so a slow server shows as latency."""
+    client = Client(port, rows, seed)
+    due = time.time()
+    while (now := time.time()) < until:
+        if rate and now < due:
+            time.sleep(due - now)
+        client.one()
+        due += 1 / rate if rate else 0
+    return client.samples
 
 
-def report(load: Load, rss: list[float], t0: float) -> dict[str, Any]:
+def drive(port: int, rows: list[dict[str, Any]], rate: float, seconds: float, procs: int) -> list:
+    """Samples of `procs` load processes sharing `rate` (0: closed loop, full speed)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    until = time.time() + seconds
+    with ProcessPoolExecutor(procs) as pool:
+        futures = [
+            pool.submit(_drive, port, rows, seed, rate / procs, until) for seed in range(procs)
+        ]
+        return [s for f in futures for s in f.result()]
+
+
+def capacity(port: int, rows: list[dict[str, Any]], seconds: float, procs: int) -> float:
+    """Completed mixed requests per second with every load process sending back to back."""
+    return len(drive(port, rows, 0, seconds, procs)) / seconds
+
+
+def report(samples: list, rss: list[float], t0: float) -> dict[str, Any]:
     minutes: list[dict[str, Any]] = []
-    for m in range(int(max(s[0] for s in load.samples) - t0) // 60 + 1):
-        part = [s for s in load.samples if m * 60 <= s[0] - t0 < (m + 1) * 60]
+    for m in range(int(max(s[0] for s in samples) - t0) // 60 + 1):
+        part = [s for s in samples if m * 60 <= s[0] - t0 < (m + 1) * 60]
         if not part:
             continue
         lat = np.array([s[3] for s in part]) * 1000
@@ -152,6 +156,7 @@ def report(load: Load, rss: list[float], t0: float) -> dict[str, Any]:
             {
                 "minute": m + 1,
                 "requests": len(part),
+                "rps": round(len(part) / (min(60.0, part[-1][0] - t0 - m * 60) or 1.0), 1),
                 "errors": sum(1 for s in part if s[2] >= 500 or s[2] == 599),
                 "non_2xx": sum(1 for s in part if not 200 <= s[2] < 300),
                 "p50_ms": round(float(np.percentile(lat, 50)), 2),
@@ -172,11 +177,44 @@ def report(load: Load, rss: list[float], t0: float) -> dict[str, Any]:
     }
 
 
+def soak(
+    url: str, port: int, rows: list[dict[str, Any]], rate: float, args: Any, pid: int
+) -> tuple[list, list[float]]:
+    """Hold `rate` for the whole soak; every minute read the server's RSS and move the alias
+    to the other version (the server reloads the model under load)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    seconds = args.minutes * 60
+    rss = [_rss_mb(pid)]
+    until = time.time() + seconds
+    with ProcessPoolExecutor(args.procs) as pool:
+        futures = [
+            pool.submit(_drive, port, rows, seed, rate / args.procs, until)
+            for seed in range(100, 100 + args.procs)
+        ]
+        start = time.time()
+        for minute in range(1, int(seconds // 60) + 1):
+            time.sleep(max(0.0, start + 60 * minute - time.time()))
+            rss.append(_rss_mb(pid))
+            if minute < seconds / 60:
+                version = 1 + minute % 2
+                r = httpx.put(
+                    f"{url}/api/models/soak/aliases/champion",
+                    json={"version": version, "reason": f"soak minute {minute}"},
+                    timeout=30,
+                )
+                print(f"minute {minute}: alias -> {version} ({r.status_code})", file=sys.stderr)
+        samples = [s for f in futures for s in f.result()]
+    rss.append(_rss_mb(pid))
+    return sorted(samples), rss
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0)
     parser.add_argument("--capacity-seconds", type=float, default=20.0)
     parser.add_argument("--share", type=float, default=0.8, help="of the measured capacity")
+    parser.add_argument("--procs", type=int, default=4, help="load generator processes")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="shipyard-soak-"))
@@ -198,28 +236,15 @@ def main() -> None:
             except httpx.HTTPError:
                 pass
             time.sleep(0.1)
-        cap = capacity(url, rows, args.capacity_seconds)
+        cap = capacity(port, rows, args.capacity_seconds, args.procs)
         rate = cap * args.share
         print(f"capacity {cap:.0f} req/s; soaking at {rate:.0f} req/s", file=sys.stderr)
-        load, rss = Load(url, rows), [_rss_mb(server.pid)]
-        t0 = time.monotonic()
-
-        async def on_minute(client: httpx.AsyncClient, minute: int) -> None:
-            rss.append(_rss_mb(server.pid))
-            version = 1 + minute % 2
-            r = await client.put(
-                f"{url}/api/models/soak/aliases/champion",
-                json={"version": version, "reason": f"soak minute {minute}"},
-            )
-            print(f"minute {minute}: alias -> {version} ({r.status_code})", file=sys.stderr)
-
-        asyncio.run(load.run(rate, args.minutes * 60, on_minute))
-        rss.append(_rss_mb(server.pid))
+        samples, rss = soak(url, port, rows, rate, args, server.pid)
         out = {
             "capacity_rps": round(cap, 1),
             "rate_rps": round(rate, 1),
             "load_average": Path("/proc/loadavg").read_text().split()[:3],
-            **report(load, rss[1:], t0),
+            **report(samples, rss[1:], samples[0][0] if samples else time.time()),
         }
     finally:
         server.terminate()
@@ -228,11 +253,11 @@ def main() -> None:
         print(json.dumps(out, indent=2))
         return
     print(f"capacity {out['capacity_rps']} req/s, soak at {out['rate_rps']} req/s")
-    print("minute  requests  non-2xx  p50 ms  p99 ms  rss MB")
+    print("minute  requests   req/s  non-2xx  p50 ms  p99 ms  rss MB")
     for m in out["minutes"]:
         print(
-            f"{m['minute']:>6}  {m['requests']:>8}  {m['non_2xx']:>7}  {m['p50_ms']:>6}  "
-            f"{m['p99_ms']:>6}  {m['rss_mb']}"
+            f"{m['minute']:>6}  {m['requests']:>8}  {m['rps']:>6}  {m['non_2xx']:>7}  "
+            f"{m['p50_ms']:>6}  {m['p99_ms']:>6}  {m['rss_mb']}"
         )
     print(
         f"p99 last/first {out['p99_ratio_last_vs_first']}, RSS growth "
