@@ -53,9 +53,9 @@ def score_on_ray(
 ) -> tuple[int, int, int]:
     """Score `files` into `out`; returns (rows, files scored now, files skipped)."""
     from shipyard.batch.scoring import write_parquet
-    from shipyard.pipelines.executors import _import_ray, init_ray
+    from shipyard.pipelines.executors import import_ray, init_ray
 
-    ray = _import_ray()
+    ray = import_ray()
     init_ray(settings, address)
     ctx = ray.data.DataContext.get_current()
     ctx.execution_options.preserve_order = True

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shipyard.cli._common import new_app, print_json, table, ts
+
+if TYPE_CHECKING:
+    from shipyard.stores.records import EndpointRecord
 
 app = new_app("""Endpoints and safe rollouts: canary, A/B, shadow, blue-green.
 
@@ -71,9 +74,10 @@ def list_endpoints(
     Example:
       shipyard deploy list
     """
+    from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
-    endpoints = open_stores().metadata.endpoints.list()
+    endpoints = Deployments(open_stores()).list()
     if as_json:
         print_json([e.to_dict() for e in endpoints])
         return
@@ -95,10 +99,10 @@ def delete(
     Example:
       shipyard deploy delete churn --reason "replaced by churn-v2"
     """
+    from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
-    stores = open_stores()
-    stores.metadata.endpoints.delete(name, actor=stores.actor, reason=reason)
+    Deployments(open_stores()).delete(name, reason=reason)
     typer.echo(f"deleted endpoint {name}")
 
 
@@ -136,10 +140,7 @@ def _thresholds(items: list[str] | None) -> dict[str, float] | None:
     return out
 
 
-def _done(record: object) -> None:
-    from shipyard.stores.records import EndpointRecord
-
-    assert isinstance(record, EndpointRecord)
+def _done(record: EndpointRecord) -> None:
     c = record.config
     extra = ""
     if record.policy == "canary":

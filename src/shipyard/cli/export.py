@@ -37,13 +37,13 @@ def prometheus_rules(
     from pathlib import Path
 
     from shipyard.config import get_settings
+    from shipyard.monitoring.alerts import AlertRules
     from shipyard.monitoring.promrules import rules_yaml
     from shipyard.stores import open_stores
 
     settings = get_settings()
-    text = rules_yaml(
-        open_stores(settings).metadata.alerts.rules(), interval or settings.monitor_interval_seconds
-    )
+    rules = AlertRules(settings, open_stores(settings)).rules()
+    text = rules_yaml(rules, interval or settings.monitor_interval_seconds)
     if out is None:
         typer.echo(text, nl=False)
     else:

@@ -107,17 +107,16 @@ def show(
     from shipyard.errors import NotFoundError
 
     store = _store()
-    registry = store.stores.metadata.features
     versions = []
     for kind in ("view", "on_demand", "service", "entity"):
-        versions = registry.versions(kind, name)
+        versions = store.versions(kind, name)
         if versions:
             break
     if not versions:
         every = [r.name for r in store.list_definitions()]
         raise NotFoundError.for_name("feature definition", name, every)
     latest = versions[-1]
-    until = registry.materialized_until(name, latest.version) if latest.kind == "view" else None
+    until = store.materialized_until(name, latest.version) if latest.kind == "view" else None
     doc = {
         **latest.to_dict(),
         "versions": [

@@ -39,16 +39,11 @@ def create(
       shipyard keys create ci-bot --scope predict --endpoint churn --rate 50 --burst 100
       curl -H "Authorization: Bearer sy_…" localhost:8080/endpoints/churn/predict -d …
     """
+    from shipyard.access import ApiKeys
     from shipyard.stores import open_stores
 
-    stores = open_stores()
-    record, key = stores.metadata.keys.create(
-        name,
-        scopes=scope,
-        endpoints=endpoint,
-        rate_per_second=rate,
-        burst=burst,
-        actor=stores.actor,
+    record, key = ApiKeys(open_stores()).create(
+        name, scopes=scope, endpoints=endpoint, rate_per_second=rate, burst=burst
     )
     if as_json:
         print_json({**record.to_dict(), "key": key})
@@ -66,9 +61,10 @@ def list_keys(as_json: Annotated[bool, typer.Option("--json", help="Print JSON."
     Example:
       shipyard keys list --json
     """
+    from shipyard.access import ApiKeys
     from shipyard.stores import open_stores
 
-    keys = open_stores().metadata.keys.list()
+    keys = ApiKeys(open_stores()).list()
     if as_json:
         print_json([k.to_dict() for k in keys])
         return
@@ -101,8 +97,8 @@ def revoke(
     Example:
       shipyard keys revoke 3fa9c2d1 --reason "rotated"
     """
+    from shipyard.access import ApiKeys
     from shipyard.stores import open_stores
 
-    stores = open_stores()
-    stores.metadata.keys.revoke(key_id, actor=stores.actor, reason=reason)
+    ApiKeys(open_stores()).revoke(key_id, reason=reason)
     typer.echo(f"revoked key {key_id}")

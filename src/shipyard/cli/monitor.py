@@ -10,6 +10,7 @@ import typer
 from shipyard.cli._common import new_app, print_json, table
 
 if TYPE_CHECKING:
+    from shipyard.monitoring.alerts import AlertRules
     from shipyard.monitoring.drift import Correction
     from shipyard.monitoring.performance import Task
 
@@ -71,12 +72,13 @@ def _compare(
         if reference is not None and current is not None:
             raise InvalidArgumentError("give --endpoint, or --reference with --current, not both")
         from shipyard.config import get_settings
+        from shipyard.rollout import Deployments
         from shipyard.stores import open_stores
 
         settings = get_settings()
         seconds = parse_window(window)
         stores = open_stores(settings)
-        stores.metadata.endpoints.get(endpoint)  # an unknown name fails first, with a suggestion
+        Deployments(stores).get(endpoint)  # an unknown name fails first, with a suggestion
         if reference is not None:
             ref: Profile = Profile.from_frame(read_table(reference))
             version = None
@@ -243,10 +245,11 @@ def labels(
     """
     from shipyard.config import get_settings
     from shipyard.monitoring.sources import import_labels, unissued_request_ids
+    from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
     settings = get_settings()
-    open_stores(settings).metadata.endpoints.get(endpoint)
+    Deployments(open_stores(settings)).get(endpoint)
     n = import_labels(settings, endpoint, path)
     unknown = unissued_request_ids(settings, endpoint, path)
     note = f"; {unknown} request id(s) were never issued by {endpoint}" if unknown else ""
@@ -270,12 +273,13 @@ def accuracy(
     from shipyard.errors import InvalidArgumentError
     from shipyard.monitoring.performance import join_labels, score
     from shipyard.monitoring.sources import endpoint_labels, endpoint_window, parse_window
+    from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
     if task not in ("auto", "classification", "regression"):
         raise InvalidArgumentError("--task must be auto, classification or regression")
     settings = get_settings()
-    open_stores(settings).metadata.endpoints.get(endpoint)
+    Deployments(open_stores(settings)).get(endpoint)
     predictions = endpoint_window(settings, endpoint, parse_window(window))
     joined = join_labels(predictions, endpoint_labels(settings, endpoint))
     doc = {
@@ -318,6 +322,15 @@ Examples:
 app.add_typer(alert_app, name="alert")
 
 
+def _alert_rules() -> AlertRules:
+    from shipyard.config import get_settings
+    from shipyard.monitoring.alerts import AlertRules
+    from shipyard.stores import open_stores
+
+    settings = get_settings()
+    return AlertRules(settings, open_stores(settings))
+
+
 @alert_app.command("add")
 def alert_add(
     endpoint: Annotated[str, typer.Argument(help="The endpoint to watch.")],
@@ -341,21 +354,8 @@ def alert_add(
     Example:
       shipyard monitor alert add churn --name acc --when "accuracy < 0.85" --webhook https://hooks.example/x
     """
-    from shipyard.config import get_settings
-    from shipyard.monitoring.alerts import add_alert_rule
-    from shipyard.stores import open_stores
-    from shipyard.stores.secrets import signing_key
-
-    settings = get_settings()
-    rule = add_alert_rule(
-        open_stores(settings),
-        signing_key(settings),
-        endpoint,
-        name,
-        when=when,
-        for_windows=for_windows,
-        webhook=webhook,
-        command=command,
+    rule = _alert_rules().add(
+        endpoint, name, when=when, for_windows=for_windows, webhook=webhook, command=command
     )
     typer.echo(f"alert {endpoint}/{rule.name}: {rule.condition} for {rule.for_windows} window(s)")
 
@@ -371,9 +371,7 @@ def alert_list(
     Example:
       shipyard monitor alert list --endpoint churn
     """
-    from shipyard.stores import open_stores
-
-    rules = open_stores().metadata.alerts.rules(endpoint)
+    rules = _alert_rules().rules(endpoint)
     if as_json:
         print_json([r.to_dict() for r in rules])
         return
@@ -407,10 +405,7 @@ def alert_remove(
     Example:
       shipyard monitor alert remove churn drift
     """
-    from shipyard.stores import open_stores
-
-    stores = open_stores()
-    stores.metadata.alerts.remove_rule(endpoint, name, actor=stores.actor)
+    _alert_rules().remove(endpoint, name)
     typer.echo(f"removed alert {endpoint}/{name}")
 
 
@@ -427,9 +422,8 @@ def alert_events(
       shipyard monitor alert events --endpoint churn --json
     """
     from shipyard.cli._common import ts
-    from shipyard.stores import open_stores
 
-    events = open_stores().metadata.alerts.events(endpoint, limit)
+    events = _alert_rules().events(endpoint, limit)
     if as_json:
         print_json([e.to_dict() for e in events])
         return
@@ -465,15 +459,17 @@ def run_once(
     from shipyard.config import get_settings
     from shipyard.monitoring.live import LiveMonitor
     from shipyard.monitoring.sources import parse_window
+    from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
     settings = get_settings()
     if window is not None:
         settings = settings.model_copy(update={"monitor_window_seconds": parse_window(window)})
     stores = open_stores(settings)
-    names = endpoint or [e.name for e in stores.metadata.endpoints.list()]
+    deployments = Deployments(stores)
+    names = endpoint or [e.name for e in deployments.list()]
     for n in names:
-        stores.metadata.endpoints.get(n)
+        deployments.get(n)
     results = LiveMonitor(settings, stores, None).evaluate_all(names)
     if as_json:
         print_json([r.to_dict() for r in results])

@@ -85,9 +85,9 @@ def runs(
     Example:
       shipyard pipeline runs --name churn
     """
-    from shipyard.stores import open_stores
+    from shipyard.pipelines.history import list_runs
 
-    records = open_stores().metadata.pipelines.list_runs(name, limit)
+    records = list_runs(name, limit)
     if as_json:
         print_json([r.to_dict() for r in records])
         return
@@ -112,9 +112,9 @@ def show(
     Example:
       shipyard pipeline show 3f2a9c1b
     """
-    from shipyard.stores import open_stores
+    from shipyard.pipelines.history import get_run
 
-    record = open_stores().metadata.pipelines.get_run(run_id)
+    record = get_run(run_id)
     if as_json:
         print_json(record.to_dict())
         return

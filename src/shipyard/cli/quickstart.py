@@ -94,6 +94,7 @@ def quickstart_command(
     import shipyard as sy
     from shipyard.config import get_settings
     from shipyard.registry import Registry
+    from shipyard.rollout import Deployments
     from shipyard.server.app import create_server_app
     from shipyard.serving.http import BackgroundServer
     from shipyard.stores import open_stores
@@ -122,12 +123,8 @@ def quickstart_command(
             best.version,
             reason=f"highest test AUC ({runs[best_run].metrics['auc']:.4f})",
         )
-        stores.metadata.endpoints.create(
-            MODEL,
-            f"models:/{MODEL}@champion",
-            actor=stores.actor,
-            replace=True,
-            reason="quickstart",
+        Deployments(stores).create(
+            MODEL, f"models:/{MODEL}@champion", replace=True, reason="quickstart"
         )
         progress.advance(task)
         progress.update(task, description="starting the server")

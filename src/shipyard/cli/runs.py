@@ -75,11 +75,13 @@ def show(
     Example:
       shipyard runs show 3f2a9c1b --json
     """
+    from shipyard.registry import Registry
     from shipyard.stores import open_stores
+    from shipyard.tracking import RunQueries
 
     stores = open_stores()
-    run = stores.metadata.runs.get_run(run_id)
-    models = stores.metadata.models.versions_of_run(run.id)
+    run = RunQueries(stores).get(run_id)
+    models = Registry(stores).versions_of_run(run.id)
     if as_json:
         doc = run.to_dict()
         doc["models"] = [{"name": m.name, "version": m.version} for m in models]
@@ -125,11 +127,12 @@ def compare(
     """
     from shipyard.errors import InvalidArgumentError
     from shipyard.stores import open_stores
+    from shipyard.tracking import RunQueries
 
     if len(run_ids) < 2:
         raise InvalidArgumentError("compare needs at least two run ids")
-    store = open_stores().metadata.runs
-    runs = [store.get_run(r) for r in run_ids]
+    queries = RunQueries(open_stores())
+    runs = [queries.get(r) for r in run_ids]
     if as_json:
         print_json(
             {

@@ -144,6 +144,15 @@ class FeatureStore:
         """The newest version of every definition (records with kind, name, version, spec)."""
         return list(self._registry.latest(kind))
 
+    def versions(self, kind: str, name: str) -> list[Any]:
+        """Every version of one definition, oldest first (records with version, spec)."""
+        return list(self._registry.versions(kind, name))
+
+    def materialized_until(self, view: str, version: int) -> int | None:
+        """Epoch ms up to which (exclusive) a view version is in the online store, if at all."""
+        until: int | None = self._registry.materialized_until(view, version)
+        return until
+
     def get_view(self, name: str, version: int | None = None) -> tuple[FeatureView, int]:
         try:
             rec = self._registry.get("view", name, version)

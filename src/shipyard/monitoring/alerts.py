@@ -28,9 +28,10 @@ from shipyard.errors import InvalidArgumentError
 from shipyard.stores.secrets import sign, verify
 
 if TYPE_CHECKING:
+    from shipyard.config import Settings
     from shipyard.monitoring.live import Evaluation
     from shipyard.stores import Stores
-    from shipyard.stores.alerts import AlertRule
+    from shipyard.stores.alerts import AlertEvent, AlertRule
 
 log = logging.getLogger("shipyard.alerts")
 
@@ -123,6 +124,54 @@ def add_alert_rule(
         command_mac=None if command is None else _command_mac(key, endpoint, name, command),
         actor=stores.actor,
     )
+
+
+class AlertRules:
+    """Alert rules and their events, as the edges manage them: rules are added sealed with
+    this installation's signing key (so their commands may run), listed, removed.
+
+        rules = AlertRules(settings, open_stores(settings))
+        rules.add("churn", "drift", when="drift_share > 0.3", for_windows=2)
+    """
+
+    def __init__(self, settings: Settings, stores: Stores) -> None:
+        self.settings = settings
+        self.stores = stores
+
+    def add(
+        self,
+        endpoint: str,
+        name: str,
+        *,
+        when: str,
+        for_windows: int = 1,
+        webhook: str | None = None,
+        command: str | None = None,
+    ) -> AlertRule:
+        from shipyard.stores.secrets import signing_key
+
+        return add_alert_rule(
+            self.stores,
+            signing_key(self.settings),
+            endpoint,
+            name,
+            when=when,
+            for_windows=for_windows,
+            webhook=webhook,
+            command=command,
+        )
+
+    def rules(self, endpoint: str | None = None) -> list[AlertRule]:
+        """Every rule (of one endpoint) with its state: ok, pending or firing."""
+        return self.stores.metadata.alerts.rules(endpoint)
+
+    def remove(self, endpoint: str, name: str) -> None:
+        """Remove a rule and its events (audited)."""
+        self.stores.metadata.alerts.remove_rule(endpoint, name, actor=self.stores.actor)
+
+    def events(self, endpoint: str | None = None, limit: int = 100) -> list[AlertEvent]:
+        """Fired and resolved alerts, newest first."""
+        return self.stores.metadata.alerts.events(endpoint, limit)
 
 
 def metric_values(ev: Evaluation) -> dict[str, float]:

@@ -295,9 +295,12 @@ def _adjust(pvalues: list[float], correction: Correction) -> list[float]:
     )
 
 
-def _finish(
+def judge(
     results: list[ColumnDrift], alpha: float, correction: Correction, min_effect: float | None
 ) -> DriftReport:
+    """The report over per-column tests: p-values adjusted for the whole family of tests,
+    then each column judged against `alpha` (and `min_effect`). Judge again when the family
+    grows (a label column added to a feature report)."""
     if not 0 < alpha < 1:
         raise InvalidArgumentError("alpha must be between 0 and 1", field="alpha")
     adjusted = _adjust([r.p_value for r in results], correction)
@@ -367,7 +370,7 @@ def detect_drift(
             )
     else:
         results = [_column(name, reference, current, ref_profile, cur_profile) for name in wanted]
-    report = _finish(results, alpha, correction, min_effect)
+    report = judge(results, alpha, correction, min_effect)
     report.skipped = skipped
     return report
 

@@ -97,9 +97,9 @@ def evaluate_rolling(
             )
             drift.columns["_label"] = label_drift.columns["_label"]
             # the family of tests grew by one: adjust the p-values over all of them again
-            from shipyard.monitoring.drift import _finish
+            from shipyard.monitoring.drift import judge
 
-            drift = _finish(
+            drift = judge(
                 list(drift.columns.values()),
                 drift.alpha,
                 drift.correction,  # type: ignore[arg-type]

@@ -101,7 +101,7 @@ class RayExecutor:
     def __init__(
         self, settings: Settings, *, address: str | None = None, modules: Sequence[ModuleType] = ()
     ) -> None:
-        ray = _import_ray()
+        ray = import_ray()
         import cloudpickle
 
         for module in modules:  # the pipeline file is not importable on the workers
@@ -138,7 +138,8 @@ def _call(env: dict[str, str], fn: Callable[..., StepOutcome], *args: Any) -> St
         return fn(*args)
 
 
-def _import_ray() -> Any:
+def import_ray() -> Any:
+    """The `ray` module, or a MissingDependencyError naming the extra to install."""
     try:
         import ray
     except ImportError as exc:
@@ -150,7 +151,7 @@ def _import_ray() -> Any:
 
 def init_ray(settings: Settings, address: str | None = None) -> None:
     """Start (or connect to) Ray once per process."""
-    ray = _import_ray()
+    ray = import_ray()
     if ray.is_initialized():
         return
     address = address or settings.ray_address

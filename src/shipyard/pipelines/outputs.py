@@ -39,7 +39,7 @@ def dumps(value: Any) -> tuple[str, bytes]:
         buf = io.BytesIO()
         np.save(buf, value, allow_pickle=False)
         return "numpy", buf.getvalue()
-    if _plain(value):
+    if is_plain_json(value):
         return "json", orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
     try:
         return "pickle", pickle.dumps(value, protocol=5)
@@ -92,7 +92,9 @@ def digest_of_value(value: Any) -> str:
     return hashlib.sha256(kind.encode() + b"\0" + data).hexdigest()
 
 
-def _plain(value: Any, depth: int = 0) -> bool:
+def is_plain_json(value: Any, depth: int = 0) -> bool:
+    """Whether `value` is JSON as it is (None, bool, int, str, finite float, and lists and
+    str-keyed dicts of those, at most 20 deep)."""
     if depth > 20:
         return False
     if value is None or isinstance(value, (bool, int, str)):
@@ -100,9 +102,9 @@ def _plain(value: Any, depth: int = 0) -> bool:
     if isinstance(value, float):
         return value == value and value not in (float("inf"), float("-inf"))
     if isinstance(value, list):
-        return all(_plain(v, depth + 1) for v in value)
+        return all(is_plain_json(v, depth + 1) for v in value)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _plain(v, depth + 1) for k, v in value.items())
+        return all(isinstance(k, str) and is_plain_json(v, depth + 1) for k, v in value.items())
     return False
 
 

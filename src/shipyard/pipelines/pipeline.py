@@ -86,7 +86,9 @@ def _has_output(value: Any) -> bool:
     )
 
 
-_tracing: contextvars.ContextVar[_Trace | None] = contextvars.ContextVar(
+# the pipeline being traced in this context: a step called while it is set records itself in
+# the DAG instead of running (`Step.__call__`)
+tracing: contextvars.ContextVar[_Trace | None] = contextvars.ContextVar(
     "shipyard_pipeline_trace", default=None
 )
 
@@ -257,11 +259,11 @@ class Pipeline:
     def trace(self, params: Mapping[str, Any] | None = None) -> tuple[dict[str, Node], Any]:
         """The DAG for these parameters, without running anything."""
         trace = _Trace()
-        token = _tracing.set(trace)
+        token = tracing.set(trace)
         try:
             returned = self.fn(**self.resolve_params(params))
         finally:
-            _tracing.reset(token)
+            tracing.reset(token)
         if not trace.nodes:
             raise InvalidArgumentError(
                 f"pipeline '{self.name}' calls no @step function; mark its steps with @step"
@@ -675,9 +677,9 @@ def _cache_key(
 
 
 def _jsonable(value: Any) -> Any:
-    from shipyard.pipelines.outputs import _plain
+    from shipyard.pipelines.outputs import is_plain_json
 
-    return value if _plain(value) else repr(value)[:200]
+    return value if is_plain_json(value) else repr(value)[:200]
 
 
 def _short(value: Any) -> Any:

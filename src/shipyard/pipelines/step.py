@@ -113,9 +113,9 @@ class Step:
         return name in self.signature.parameters
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        from shipyard.pipelines.pipeline import _tracing
+        from shipyard.pipelines.pipeline import tracing
 
-        tracer = _tracing.get()
+        tracer = tracing.get()
         if tracer is None:
             return self.fn(*args, **kwargs)
         return tracer.add(self, self.bind(args, kwargs))

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import NotFoundError
 from shipyard.registry.uris import ModelRef, parse_model_uri
+from shipyard.stores.records import MAX_VERSION
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -303,6 +304,13 @@ class Registry:
     def list_versions(self, name: str) -> list[ModelVersionRecord]:
         return self._models.list_versions(name)
 
+    def get_version(self, name: str, version: int) -> ModelVersionRecord:
+        return self._models.get_version(name, version)
+
+    def versions_of_run(self, run_id: str) -> list[ModelVersionRecord]:
+        """The versions a run registered (its lineage, seen from the run)."""
+        return self._models.versions_of_run(run_id)
+
     def set_description(self, name: str, description: str) -> None:
         self._models.update_model(name, actor=self.stores.actor, description=description)
 
@@ -370,4 +378,4 @@ def _check_name(name: str) -> None:
         )
 
 
-__all__ = ["ModelRef", "Registry", "load_model", "parse_model_uri", "set_alias"]
+__all__ = ["MAX_VERSION", "ModelRef", "Registry", "load_model", "parse_model_uri", "set_alias"]

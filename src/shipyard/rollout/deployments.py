@@ -407,6 +407,19 @@ class Deployments:
             if e.subject == name
         ]
 
+    # -- reading and removing endpoints --------------------------------------------------------
+
+    def get(self, name: str) -> EndpointRecord:
+        """One endpoint (an unknown name fails with a suggestion)."""
+        return self.endpoints.get(name)
+
+    def list(self) -> list[EndpointRecord]:
+        return self.endpoints.list()
+
+    def delete(self, name: str, *, reason: str | None = None) -> None:
+        """Remove an endpoint (audited); running servers stop serving it within seconds."""
+        self.endpoints.delete(name, actor=self.stores.actor, reason=reason)
+
 
 def _lasting(record: EndpointRecord) -> dict[str, Any]:
     """Endpoint settings that outlive any rollout."""

@@ -153,7 +153,7 @@ def create_server_app(
     app.state.preload = preload
     mount_data_plane(app, table, metrics, settings, predlog, feedback_log)
     if control_plane:
-        mount_api(app, stores, registry)
+        mount_api(app, stores, registry, settings=settings, table=table, monitor=monitor)
         from shipyard.server.limits import BodyLimitMiddleware
 
         app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)

@@ -17,12 +17,23 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import StoreUnavailableError
 
 if TYPE_CHECKING:
+    import sqlalchemy as sa
     from sqlalchemy.engine import Connection, Engine
 
 # The newest migration in stores/migrations/versions. A test checks it against Alembic's head,
 # so opening an up-to-date database never has to import Alembic.
 HEAD_REVISION = "0008"
 _MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+def dialect_insert(conn: Connection, table: sa.Table) -> Any:
+    """An INSERT of this connection's dialect (PostgreSQL's or SQLite's), which both offer
+    `on_conflict_do_nothing` / `on_conflict_do_update` for upserts."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    return insert(table)
 
 
 def redact(url: str) -> str:

@@ -11,6 +11,7 @@ from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentEr
 from shipyard.stores import audit
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
+from shipyard.stores.database import dialect_insert
 from shipyard.stores.records import MAX_VERSION, ModelVersionRecord, RegisteredModelRecord
 
 if TYPE_CHECKING:
@@ -178,10 +179,8 @@ class ModelStore:
     def _next_version(self, conn: Connection, name: str, actor: str, ts: int) -> int:
         """The model's next version number, creating the model on first use; the model row
         stays locked until the transaction ends, so numbers are unique and dense."""
-        from shipyard.stores.runs import _dialect_insert
-
         created = conn.execute(
-            _dialect_insert(conn, t.registered_models)
+            dialect_insert(conn, t.registered_models)
             .values(name=name, description="", created_at=ts, updated_at=ts)
             .on_conflict_do_nothing(index_elements=["name"])
         ).rowcount

@@ -13,6 +13,7 @@ import sqlalchemy as sa
 from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
+from shipyard.stores.database import dialect_insert
 from shipyard.stores.records import (
     ArtifactRecord,
     Clause,
@@ -53,14 +54,6 @@ _ATTRIBUTES: dict[str, sa.ColumnElement[Any]] = {
 }
 
 
-def _dialect_insert(conn: Connection, table: sa.Table) -> Any:
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    return insert(table)
-
-
 class RunStore:
     """Tracking data. Every write is one transaction."""
 
@@ -86,7 +79,7 @@ class RunStore:
         if found is not None:
             return int(found)
         with self._db.write() as conn:
-            stmt = _dialect_insert(conn, t.experiments).values(name=name, created_at=now_ms())
+            stmt = dialect_insert(conn, t.experiments).values(name=name, created_at=now_ms())
             conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
             return int(
                 conn.execute(
@@ -223,12 +216,12 @@ class RunStore:
         if stmt is not None:
             return stmt
         if name == "tags":
-            stmt = _dialect_insert(conn, t.run_tags)
+            stmt = dialect_insert(conn, t.run_tags)
             stmt = stmt.on_conflict_do_update(
                 index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}
             )
         else:
-            stmt = _dialect_insert(conn, t.latest_metrics)
+            stmt = dialect_insert(conn, t.latest_metrics)
             ex = stmt.excluded
             lm = t.latest_metrics.c
             stmt = stmt.on_conflict_do_update(
@@ -286,7 +279,7 @@ class RunStore:
     def log_dataset(self, run_id: str, dataset: DatasetRecord) -> None:
         with self._db.write() as conn:
             self._require_run(conn, run_id)
-            stmt = _dialect_insert(conn, t.datasets).values(
+            stmt = dialect_insert(conn, t.datasets).values(
                 digest=dataset.digest,
                 name=dataset.name,
                 schema=dataset.schema,
@@ -295,7 +288,7 @@ class RunStore:
                 created_at=now_ms(),
             )
             conn.execute(stmt.on_conflict_do_nothing(index_elements=["digest"]))
-            stmt = _dialect_insert(conn, t.dataset_inputs).values(
+            stmt = dialect_insert(conn, t.dataset_inputs).values(
                 run_id=run_id, dataset_digest=dataset.digest, role=dataset.role, name=dataset.name
             )
             conn.execute(stmt.on_conflict_do_nothing())
@@ -310,7 +303,7 @@ class RunStore:
     def log_artifact(self, run_id: str, artifact: ArtifactRecord) -> None:
         with self._db.write() as conn:
             self._require_run(conn, run_id)
-            stmt = _dialect_insert(conn, t.run_artifacts).values(
+            stmt = dialect_insert(conn, t.run_artifacts).values(
                 run_id=run_id, path=artifact.path, digest=artifact.digest, size=artifact.size
             )
             conn.execute(

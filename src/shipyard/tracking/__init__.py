@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from shipyard.tracking.queries import RunQueries
 from shipyard.tracking.runs import Run, start_run
 
 if TYPE_CHECKING:
@@ -27,21 +28,16 @@ def search_runs(
 ) -> list[RunRecord]:
     """Runs matching `filter`, ordered by `order_by` (default: newest first)."""
     from shipyard.stores import open_stores
-    from shipyard.tracking.search import parse_filter, parse_order_by
 
-    clauses = parse_filter(filter)
-    order = parse_order_by(order_by)
-    if isinstance(experiments, str):
-        experiments = [experiments]
-    return open_stores(settings).metadata.runs.search_runs(
-        experiments=experiments, clauses=clauses, order_by=order, limit=max_results
+    return RunQueries(open_stores(settings)).search(
+        filter, experiments=experiments, order_by=order_by, limit=max_results
     )
 
 
 def get_run(run_id: str, *, settings: Settings | None = None) -> RunRecord:
     from shipyard.stores import open_stores
 
-    return open_stores(settings).metadata.runs.get_run(run_id)
+    return RunQueries(open_stores(settings)).get(run_id)
 
 
 def get_metric_history(
@@ -49,7 +45,7 @@ def get_metric_history(
 ) -> list[MetricPoint]:
     from shipyard.stores import open_stores
 
-    return open_stores(settings).metadata.runs.metric_history(run_id, key)
+    return RunQueries(open_stores(settings)).metric_history(run_id, key)
 
 
-__all__ = ["Run", "get_metric_history", "get_run", "search_runs", "start_run"]
+__all__ = ["Run", "RunQueries", "get_metric_history", "get_run", "search_runs", "start_run"]

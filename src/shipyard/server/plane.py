@@ -1,0 +1,78 @@
+"""The control plane's collaborators, built once per server and handed to every /api route
+through one typed FastAPI dependency (no string-keyed `app.state` lookups).
+
+    plane = ControlPlane(settings, stores, registry, table, monitor)
+    bind(app, plane)                       # what mount_api does
+    def get_run(run_id: str, plane: Plane) -> Response: ...
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Annotated
+
+from fastapi import Depends
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from shipyard.access import ApiKeys
+    from shipyard.config import Settings
+    from shipyard.features import FeatureStore
+    from shipyard.monitoring.live import LiveMonitor
+    from shipyard.registry import Registry
+    from shipyard.rollout import Deployments
+    from shipyard.serving.runtime import EndpointTable
+    from shipyard.stores import Stores
+    from shipyard.tracking import RunQueries
+
+
+class ControlPlane:
+    """What the /api routes act on: the capabilities over one set of stores, the live monitor
+    and the table of served endpoints."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        stores: Stores,
+        registry: Registry,
+        table: EndpointTable,
+        monitor: LiveMonitor,
+    ) -> None:
+        from shipyard.access import ApiKeys
+        from shipyard.rollout import Deployments
+        from shipyard.tracking import RunQueries
+
+        self.settings = settings
+        self.stores = stores
+        self.registry = registry
+        self.table = table
+        self.monitor = monitor
+        self.runs: RunQueries = RunQueries(stores)
+        self.deployments: Deployments = Deployments(stores)
+        self.keys: ApiKeys = ApiKeys(stores)
+
+    @cached_property
+    def features(self) -> FeatureStore:
+        """Built on first use: most servers never see a feature request."""
+        from shipyard.features import FeatureStore
+
+        return FeatureStore(self.settings, stores=self.stores)
+
+
+async def control_plane() -> ControlPlane:
+    """The dependency every /api route takes; `bind` points it at one server's plane (async,
+    so resolving it costs no thread hop)."""
+    raise RuntimeError("no control plane bound to this app: call shipyard.server.api.mount_api")
+
+
+def bind(app: FastAPI, plane: ControlPlane) -> None:
+    """Make `plane` what the routes of `app` receive."""
+
+    async def provide() -> ControlPlane:
+        return plane
+
+    app.dependency_overrides[control_plane] = provide
+
+
+Plane = Annotated[ControlPlane, Depends(control_plane)]

@@ -1,0 +1,205 @@
+"""/api/deployments: an endpoint's rollout — canary, A/B, shadow, blue-green — and its
+promotion, rollback and history."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query, Request
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from shipyard.rollout import Deployments
+from shipyard.server.plane import Plane
+from shipyard.server.routes import Routes
+from shipyard.serving.app import json_response
+from shipyard.serving.auth import visible_endpoints
+
+routes = Routes(tags=["deployments"])
+
+
+class RolloutBody(BaseModel):
+    model: str = Field(min_length=1, description="candidate, e.g. churn@challenger")
+    auto: bool = Field(default=False, description="let the controller promote or roll back")
+    reason: str | None = None
+    override_gates: str | None = Field(
+        default=None, description="proceed despite failed quality gates: the reason (audited)"
+    )
+
+
+class CanaryBody(RolloutBody):
+    steps: list[Annotated[float, Field(gt=0, le=100)]] = Field(
+        default=[5, 25, 50, 100], min_length=1, description="traffic weights, rising to 100"
+    )
+    min_requests: int = Field(default=100, ge=1)
+    min_seconds: float = Field(default=30.0, ge=0)
+    thresholds: dict[str, float] | None = None
+
+
+class AbBody(RolloutBody):
+    split: float = Field(default=50.0, gt=0, lt=100)
+    min_samples: int = Field(default=1000, ge=1)
+    alpha: float = Field(default=0.05, gt=0, lt=1)
+    higher_is_better: bool = True
+
+
+class ShadowBody(RolloutBody):
+    sample: float = Field(default=1.0, gt=0, le=1)
+    min_requests: int = Field(default=200, ge=1)
+    min_agreement: float = Field(default=0.95, ge=0, le=1)
+    thresholds: dict[str, float] | None = None
+
+
+class BlueGreenBody(RolloutBody):
+    keep_seconds: float = Field(default=600.0, ge=0)
+
+
+class ReasonBody(BaseModel):
+    reason: str | None = None
+
+
+@routes.get("/api/deployments")
+def list_deployments(request: Request, plane: Plane) -> Response:
+    """Every endpoint's policy; for a caller limited to some endpoints, those."""
+    visible = visible_endpoints(request.scope)
+    return json_response(
+        {
+            "deployments": [
+                {
+                    "endpoint": e.name,
+                    "policy": e.policy,
+                    "model_uri": e.model_uri,
+                    "candidate": e.config.get("candidate_uri"),
+                }
+                for e in plane.deployments.list()
+                if visible is None or e.name in visible
+            ]
+        }
+    )
+
+
+@routes.get("/api/deployments/{name}")
+def deployment_status(name: str, plane: Plane) -> Response:
+    from shipyard.rollout.controller import status
+
+    return json_response(status(plane.settings, plane.stores, name))
+
+
+@routes.get("/api/deployments/{name}/history")
+def deployment_history(
+    name: str, plane: Plane, limit: int = Query(100, ge=1, le=10000)
+) -> Response:
+    events = plane.deployments.history(name, limit)
+    return json_response({"events": [e.to_dict() for e in events]})
+
+
+@routes.post("/api/deployments/{name}/canary")
+def start_canary(name: str, body: CanaryBody, request: Request, plane: Plane) -> Response:
+    if body.auto:
+        may_move_alias(request, plane.deployments, name)
+    record = plane.deployments.canary(
+        name,
+        body.model,
+        steps=body.steps,
+        min_requests=body.min_requests,
+        min_seconds=body.min_seconds,
+        auto=body.auto,
+        thresholds=body.thresholds,
+        reason=body.reason,
+        override_gates=body.override_gates,
+    )
+    return json_response(record.to_dict())
+
+
+@routes.post("/api/deployments/{name}/ab")
+def start_ab(name: str, body: AbBody, request: Request, plane: Plane) -> Response:
+    if body.auto:
+        may_move_alias(request, plane.deployments, name)
+    record = plane.deployments.ab(
+        name,
+        body.model,
+        split=body.split,
+        min_samples=body.min_samples,
+        alpha=body.alpha,
+        higher_is_better=body.higher_is_better,
+        auto=body.auto,
+        reason=body.reason,
+        override_gates=body.override_gates,
+    )
+    return json_response(record.to_dict())
+
+
+@routes.post("/api/deployments/{name}/shadow")
+def start_shadow(name: str, body: ShadowBody, request: Request, plane: Plane) -> Response:
+    if body.auto:
+        may_move_alias(request, plane.deployments, name)
+    record = plane.deployments.shadow(
+        name,
+        body.model,
+        sample=body.sample,
+        min_requests=body.min_requests,
+        min_agreement=body.min_agreement,
+        auto=body.auto,
+        thresholds=body.thresholds,
+        reason=body.reason,
+        override_gates=body.override_gates,
+    )
+    return json_response(record.to_dict())
+
+
+@routes.post("/api/deployments/{name}/bluegreen")
+def start_bluegreen(name: str, body: BlueGreenBody, request: Request, plane: Plane) -> Response:
+    if body.auto:
+        may_move_alias(request, plane.deployments, name)
+    record = plane.deployments.bluegreen(
+        name,
+        body.model,
+        keep_seconds=body.keep_seconds,
+        auto=body.auto,
+        reason=body.reason,
+        override_gates=body.override_gates,
+    )
+    return json_response(record.to_dict())
+
+
+@routes.post("/api/deployments/{name}/promote")
+def promote(name: str, body: ReasonBody, request: Request, plane: Plane) -> Response:
+    may_move_alias(request, plane.deployments, name)
+    return json_response(plane.deployments.promote(name, reason=body.reason).to_dict())
+
+
+@routes.post("/api/deployments/{name}/rollback")
+def rollback(name: str, body: ReasonBody, plane: Plane) -> Response:
+    return json_response(plane.deployments.rollback(name, reason=body.reason).to_dict())
+
+
+@routes.post("/api/deployments/{name}/step")
+def step(name: str, body: ReasonBody, request: Request, plane: Plane) -> Response:
+    may_move_alias(request, plane.deployments, name)
+    return json_response(plane.deployments.advance(name, reason=body.reason).to_dict())
+
+
+@routes.post("/api/deployments/{name}/switch")
+def switch(name: str, body: ReasonBody, request: Request, plane: Plane) -> Response:
+    may_move_alias(request, plane.deployments, name)
+    return json_response(plane.deployments.switch(name, reason=body.reason).to_dict())
+
+
+def may_move_alias(request: Request, deployments: Deployments, name: str) -> None:
+    """An endpoint-limited caller may not move a model's alias (another endpoint may follow
+    it), so it may not promote — or let the controller promote — on an endpoint that follows
+    one; a pinned endpoint is its own."""
+    from shipyard.errors import ForbiddenError
+    from shipyard.registry import parse_model_uri
+
+    limited = visible_endpoints(request.scope)
+    if limited is None:
+        return
+    ref = parse_model_uri(deployments.get(name).model_uri)
+    if ref.alias is not None:
+        raise ForbiddenError(
+            f"endpoint '{name}' follows {ref.name}@{ref.alias}, and promoting moves that alias, "
+            "which other endpoints may follow: a key limited to endpoints cannot promote here "
+            "(or start an --auto rollout); ask an unlimited admin, or pin the endpoint to a "
+            "version"
+        )

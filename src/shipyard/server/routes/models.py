@@ -1,0 +1,118 @@
+"""/api/models and /api/audit: registered models, versions, approvals, gates, aliases."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+from pydantic import BaseModel, Field
+from starlette.responses import Response
+
+from shipyard.registry import MAX_VERSION
+from shipyard.server.plane import Plane
+from shipyard.server.routes import Routes
+from shipyard.serving.app import json_response
+
+routes = Routes()
+
+# a version number in a path: one rule on SQLite and PostgreSQL (a 422 naming `version`)
+VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a model version number")]
+
+
+class AliasBody(BaseModel):
+    version: int = Field(ge=1, le=MAX_VERSION, description="the version the alias points at")
+    reason: str | None = Field(default=None, description="why, for the audit log")
+    override_gates: str | None = Field(
+        default=None, description="proceed despite failed quality gates: the reason (audited)"
+    )
+
+
+class ApprovalBody(BaseModel):
+    state: str = Field(pattern="^(approved|rejected)$")
+    reviewer: str = Field(min_length=1)
+    comment: str = ""
+
+
+class GatesBody(BaseModel):
+    gates: list[dict[str, Any]] = Field(
+        description='e.g. [{"kind": "metric", "metric": "roc_auc", "max_drop": 0.01}]'
+    )
+
+
+@routes.get("/api/models", tags=["models"])
+def list_models(plane: Plane) -> Response:
+    return json_response({"models": [m.to_dict() for m in plane.registry.list_models()]})
+
+
+@routes.get("/api/models/{name}", tags=["models"])
+def get_model(name: str, plane: Plane) -> Response:
+    doc: dict[str, Any] = plane.registry.get_model(name).to_dict()
+    doc["versions"] = [v.to_dict() for v in plane.registry.list_versions(name)]
+    return json_response(doc)
+
+
+@routes.get("/api/models/{name}/versions/{version}", tags=["models"])
+def get_version(name: str, version: VersionPath, plane: Plane) -> Response:
+    return json_response(plane.registry.get_version(name, version).to_dict())
+
+
+@routes.post("/api/models/{name}/versions/{version}/approval", tags=["models"])
+def set_approval(name: str, version: VersionPath, body: ApprovalBody, plane: Plane) -> Response:
+    registry = plane.registry
+    if body.state == "approved":
+        mv = registry.approve(name, version, reviewer=body.reviewer, comment=body.comment)
+    else:
+        mv = registry.reject(name, version, reviewer=body.reviewer, comment=body.comment)
+    return json_response(mv.to_dict())
+
+
+@routes.get("/api/models/{name}/gates", tags=["gates"])
+def get_gates(name: str, plane: Plane) -> Response:
+    return json_response({"name": name, "gates": plane.registry.gates(name)})
+
+
+@routes.put("/api/models/{name}/gates", tags=["gates"])
+def put_gates(name: str, body: GatesBody, plane: Plane) -> Response:
+    from shipyard.pipelines.gates import from_dict, to_dict
+
+    docs = [to_dict(from_dict(g)) for g in body.gates]  # validated before anything is stored
+    plane.registry.set_gates(name, docs)
+    return json_response({"name": name, "gates": docs})
+
+
+@routes.get("/api/models/{name}/versions/{version}/gate-report", tags=["gates"])
+def get_gate_report(name: str, version: VersionPath, plane: Plane) -> Response:
+    from shipyard.errors import NotFoundError
+
+    record = plane.registry.gate_report(name, version)
+    if record is None:
+        raise NotFoundError(
+            f"{name} version {version} has no gate report; run `shipyard gate check`",
+            kind="gate_report",
+            name=f"{name}/{version}",
+        )
+    return json_response(record.to_dict())
+
+
+@routes.put("/api/models/{name}/aliases/{alias}", tags=["models"])
+def set_alias(name: str, alias: str, body: AliasBody, plane: Plane) -> Response:
+    plane.registry.set_alias(
+        name, alias, body.version, reason=body.reason, override_gates=body.override_gates
+    )
+    return json_response({"name": name, "alias": alias, "version": body.version})
+
+
+@routes.delete("/api/models/{name}/aliases/{alias}", tags=["models"])
+def delete_alias(name: str, alias: str, plane: Plane, reason: str | None = None) -> Response:
+    plane.registry.delete_alias(name, alias, reason=reason)
+    return json_response({"name": name, "alias": alias, "deleted": True})
+
+
+@routes.get("/api/models/{name}/audit", tags=["models"])
+def model_audit(name: str, plane: Plane, limit: int = Query(100, ge=1, le=10000)) -> Response:
+    return json_response({"events": [e.to_dict() for e in plane.registry.audit(name, limit)]})
+
+
+@routes.get("/api/audit", tags=["audit"])
+def audit(plane: Plane, limit: int = Query(100, ge=1, le=10000)) -> Response:
+    return json_response({"events": [e.to_dict() for e in plane.registry.audit(None, limit)]})
