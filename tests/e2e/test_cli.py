@@ -182,6 +182,27 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def predicted_in_python(home: Path, rows: list[dict[str, float]]) -> list[int]:
+    """What `shipyard.load_model` predicts for `rows`, in a process of its own on `home`."""
+    code = (
+        "import json, sys, shipyard as sy; "
+        "model = sy.load_model('models:/breast-cancer@champion'); "
+        "print(json.dumps(model.predict(json.loads(sys.argv[1])).tolist()))"
+    )
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "e2e"}
+    env.pop("SHIPYARD_DB_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(rows)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    predictions: list[int] = json.loads(out.stdout)
+    return predictions
+
+
 def test_serve_one_model_then_sigterm(home: Path) -> None:
     port = free_port()
     env = {**os.environ, "SHIPYARD_HOME": str(home)}
@@ -212,9 +233,10 @@ def test_serve_one_model_then_sigterm(home: Path) -> None:
             assert proc.poll() is None, proc.communicate()
             time.sleep(0.1)
         meta = httpx.get(f"{url}/v2/models/breast-cancer").json()
-        row = {i["name"]: 1.0 for i in meta["inputs"]}
-        r = httpx.post(f"{url}/endpoints/breast-cancer/predict", json={"instances": [row]})
-        assert r.status_code == 200 and r.json()["predictions"] in ([0], [1])
+        rows = [{i["name"]: value for i in meta["inputs"]} for value in (1.0, 20.0, 500.0)]
+        r = httpx.post(f"{url}/endpoints/breast-cancer/predict", json={"instances": rows})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == predicted_in_python(home, rows)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
