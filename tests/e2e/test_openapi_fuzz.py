@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -17,16 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import free_port
+
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 CONFIG = Path(__file__).parent.parent / "schemathesis.toml"
 SEED = "3"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _prepare(home: Path) -> None:
@@ -53,7 +48,7 @@ Deployments(open_stores()).create("breast-cancer", "models:/breast-cancer@champi
 def test_the_whole_api_under_schemathesis(tmp_path: Path) -> None:
     home = tmp_path / "home"
     _prepare(home)
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "SHIPYARD_HOME": str(home)}
     env.pop("SHIPYARD_DB_URL", None)
     log = (tmp_path / "server.log").open("w")

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -16,9 +15,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+from tests.helpers import SHIPYARD, free_port
 
-SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 @pytest.fixture(scope="module")
@@ -38,12 +37,6 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-c", code], check=True, env={**os.environ, "SHIPYARD_HOME": str(home)}
     )
     return home
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serve(home: Path, *args: str) -> tuple[subprocess.Popen[str], str]:

@@ -5,7 +5,6 @@ configured and says so on /metrics)."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from typing import Any
@@ -19,8 +18,7 @@ from shipyard.config import Settings
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
 from tests.faults.proxy import TcpProxy
-
-REDIS_ENV = "SHIPYARD_TEST_REDIS_URL"
+from tests.helpers import redis_url
 
 
 @pytest.fixture
@@ -91,9 +89,7 @@ def test_database_outage_keeps_models_serving_and_the_api_recovers(
 def test_redis_outage_rate_limits_as_configured(
     settings: Settings, rows: list[dict[str, Any]], mode: str, during: list[int]
 ) -> None:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set (CI sets it; e.g. redis://127.0.0.1:6379/0)")
+    url = redis_url()
     from shipyard.stores import open_stores
 
     _, key = open_stores(settings).metadata.keys.create(

@@ -9,7 +9,7 @@ import pytest
 
 from shipyard.fences import redis as fence
 from shipyard.stores.online import RedisOnlineStore
-from tests.integration.test_features_online import redis_url
+from tests.helpers import redis_url
 
 pytestmark = pytest.mark.redis
 

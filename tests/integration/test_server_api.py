@@ -17,6 +17,7 @@ import shipyard as sy
 from shipyard.config import Settings
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
+from tests.helpers import wait_for
 
 
 @pytest.fixture
@@ -36,16 +37,6 @@ def server(settings: Settings, two_versions: list[Any]) -> Iterator[BackgroundSe
     with BackgroundServer(create_server_app(settings, refresh_seconds=0.2)) as srv:
         srv.wait_ready()
         yield srv
-
-
-def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def test_runs_api(server: BackgroundServer) -> None:

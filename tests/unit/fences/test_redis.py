@@ -5,24 +5,18 @@ answers are checked on a real Redis in tests/integration/test_online_fence.py)."
 from __future__ import annotations
 
 import logging
-import socket
 
 import pytest
 
 from shipyard.errors import StoreUnavailableError
 from shipyard.fences import redis as fence
 from shipyard.stores.online import RedisOnlineStore
+from tests.helpers import free_port
 
 
 @pytest.fixture(autouse=True)
 def _fresh_verdict(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(fence, "_usable", None)  # restored after the test
-
-
-def _closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_check_passes_on_the_installed_version(caplog: pytest.LogCaptureFixture) -> None:
@@ -48,7 +42,7 @@ def test_an_unreachable_redis_is_unavailable_on_both_paths(
     monkeypatch: pytest.MonkeyPatch, direct: bool
 ) -> None:
     monkeypatch.setattr(fence, "_usable", direct)
-    store = RedisOnlineStore(f"redis://127.0.0.1:{_closed_port()}/0", timeout=0.5)
+    store = RedisOnlineStore(f"redis://127.0.0.1:{free_port()}/0", timeout=0.5)
     try:
         with pytest.raises(StoreUnavailableError, match="online store"):
             store.read("view", ["a"])

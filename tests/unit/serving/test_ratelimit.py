@@ -4,12 +4,12 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 
 import pytest
 
 from shipyard.errors import InvalidArgumentError, OverloadedError
 from shipyard.serving.ratelimit import LocalBuckets, RateLimiter, retry_after_header
+from tests.helpers import free_port
 
 
 class Clock:
@@ -68,10 +68,7 @@ def test_without_redis_the_limiter_uses_local_buckets() -> None:
 
 
 def _unreachable() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"redis://127.0.0.1:{port}/0"  # bound, never listened on, closed: refused
+    return f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there: refused
 
 
 def _samples(limiter: RateLimiter) -> dict[str, float]:
