@@ -214,7 +214,9 @@ class RedisOnlineStore:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._conns: list[Any] = []
-        self._direct: bool | None = None  # lookups on each thread's own connection (fences)
+        # lookups on each thread's own connection unless redis-py lacks what that needs
+        # (checked once per process, when the first store is made: model load, not a request)
+        self._direct = redis_fence.usable()
 
     @property
     def client(self) -> Any:
@@ -262,8 +264,6 @@ class RedisOnlineStore:
 
     def _lookup(self, commands: list[tuple[Any, ...]]) -> list[Any]:
         """Send `commands` in one write and read their answers: one round trip."""
-        if self._direct is None:
-            self._direct = redis_fence.usable()
         if not self._direct:
             return self._lookup_through_client(commands)
         conn = self._conn()
