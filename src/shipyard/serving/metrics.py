@@ -152,7 +152,7 @@ class ServingMetrics:
         self._tallies: dict[tuple[str, str, str, int], _Tally] = {}
         self._publishing = False
         # several workers without prometheus_client's histogram internals: replay latencies
-        self._replay = self.shared and not prometheus_fence.check()
+        self._replay = self.shared and not prometheus_fence.usable()
         # the per-request metrics live in the registry only when shared; else the collector
         # exports the tallies under the same names
         per_request = self.registry if self.shared else None
