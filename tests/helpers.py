@@ -44,6 +44,23 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 20.0) -> Any:
     raise AssertionError("condition not met in time")
 
 
+def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 60) -> None:
+    """Until `url`/health/ready answers 200; fails at once if `proc` (the server) exits."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None:
+            assert proc.poll() is None, proc.communicate()
+        try:
+            if httpx.get(f"{url}/health/ready").status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise AssertionError(f"{url} was not ready within {timeout:g} s")
+
+
 def run_cli(
     home: Path,
     *args: str,

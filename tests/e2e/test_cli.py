@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import SHIPYARD, free_port, run_cli
+from tests.helpers import SHIPYARD, free_port, run_cli, wait_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -203,15 +202,7 @@ def test_serve_one_model_then_sigterm(home: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.1)
+        wait_ready(url, proc)
         meta = httpx.get(f"{url}/v2/models/breast-cancer").json()
         rows = [{i["name"]: value for i in meta["inputs"]} for value in (1.0, 20.0, 500.0)]
         r = httpx.post(f"{url}/endpoints/breast-cancer/predict", json={"instances": rows})

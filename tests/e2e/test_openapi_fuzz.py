@@ -10,13 +10,12 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -60,14 +59,7 @@ def test_the_whole_api_under_schemathesis(tmp_path: Path) -> None:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.2)
+        wait_ready(url, server, timeout=120)
         spec = httpx.get(f"{url}/openapi.json").json()
         methods = {"get", "put", "post", "delete", "patch", "head", "options"}
         operations = sum(m in methods for item in spec["paths"].values() for m in item)

@@ -18,7 +18,7 @@ from shipyard.config import Settings
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
 from tests.faults.proxy import TcpProxy
-from tests.helpers import redis_url
+from tests.helpers import redis_url, wait_for
 
 
 @pytest.fixture
@@ -37,16 +37,6 @@ def rows(settings: Settings, breast_cancer: Any, logreg: Any) -> list[dict[str, 
 def _proxy_for(url: str) -> TcpProxy:
     parsed = urlparse(url.replace("postgresql+psycopg", "postgresql"))
     return TcpProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
-
-
-def _until(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _metric(srv: BackgroundServer, name: str) -> float:
@@ -77,7 +67,7 @@ def test_database_outage_keeps_models_serving_and_the_api_recovers(
             assert "database" in down.json()["error"]
             assert str(proxy.port) not in down.text  # no address of the database leaks
             proxy.restore()
-            _until(lambda: httpx.get(f"{srv.url}/api/models", timeout=30).status_code == 200)
+            wait_for(lambda: httpx.get(f"{srv.url}/api/models", timeout=30).status_code == 200, 30)
             assert httpx.post(predict, json={"instances": rows}).status_code == 200
 
 
