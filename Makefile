@@ -33,6 +33,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check src tests benchmarks examples
 	$(BIN)/lint-imports
 
+## mypy, strict, on src/ (configured in pyproject.toml; CI runs it after lint).
 typecheck: $(VENV)/.installed-dev
 	$(BIN)/mypy
 

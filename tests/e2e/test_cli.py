@@ -5,48 +5,33 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.helpers import SHIPYARD, free_port, run_cli, wait_ready
+
 pytestmark = pytest.mark.e2e
-
-SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
-
-
-def sh(
-    home: Path, *args: str, check: bool = True, timeout: float = 180
-) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "e2e", "COLUMNS": "200"}
-    env.pop("SHIPYARD_DB_URL", None)
-    out = subprocess.run(
-        [*SHIPYARD, *args], capture_output=True, text=True, env=env, timeout=timeout
-    )
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
 
 
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A home where `shipyard quickstart --no-serve` has run (once for the module)."""
     home = tmp_path_factory.mktemp("e2e-home")
-    out = sh(home, "quickstart", "--no-serve")
+    out = run_cli(home, "quickstart", "--no-serve")
     assert "champion" in out.stdout
     assert "predict" in out.stdout and "curl -s http://127.0.0.1:" in out.stdout
     return home
 
 
 def test_quickstart_tracked_registered_and_served(home: Path) -> None:
-    runs = json.loads(sh(home, "runs", "list", "--experiment", "quickstart", "--json").stdout)
+    runs = json.loads(run_cli(home, "runs", "list", "--experiment", "quickstart", "--json").stdout)
     assert sorted(r["name"] for r in runs) == ["logreg", "random-forest"]
     assert all(r["status"] == "FINISHED" and r["metrics"]["auc"] > 0.9 for r in runs)
-    model = json.loads(sh(home, "models", "show", "breast-cancer", "--json").stdout)
+    model = json.loads(run_cli(home, "models", "show", "breast-cancer", "--json").stdout)
     assert [v["version"] for v in model["versions"]] == [1, 2]
     best = max(runs, key=lambda r: r["metrics"]["auc"])
     champion = model["aliases"]["champion"]
@@ -55,29 +40,29 @@ def test_quickstart_tracked_registered_and_served(home: Path) -> None:
 
 def test_runs_commands(home: Path) -> None:
     runs = json.loads(
-        sh(
+        run_cli(
             home, "runs", "list", "-f", "metrics.auc > 0.5", "-o", "metrics.auc DESC", "--json"
         ).stdout
     )
     assert runs[0]["metrics"]["auc"] >= runs[1]["metrics"]["auc"]
-    shown = sh(home, "runs", "show", runs[0]["id"][:8]).stdout
+    shown = run_cli(home, "runs", "show", runs[0]["id"][:8]).stdout
     assert "param model" in shown and "metric auc" in shown and "models:/breast-cancer/" in shown
     assert "dataset train" in shown
-    compared = sh(home, "runs", "compare", runs[0]["id"][:8], runs[1]["id"][:8]).stdout
+    compared = run_cli(home, "runs", "compare", runs[0]["id"][:8], runs[1]["id"][:8]).stdout
     assert "* param model" in compared
-    table = sh(home, "runs", "list").stdout
+    table = run_cli(home, "runs", "list").stdout
     assert "2 run(s)" in table
 
 
 def test_models_commands_and_audit(home: Path) -> None:
-    assert "breast-cancer" in sh(home, "models", "list").stdout
-    sh(home, "models", "alias", "breast-cancer", "challenger", "2", "--reason", "e2e check")
-    events = json.loads(sh(home, "models", "audit", "breast-cancer", "--json").stdout)
+    assert "breast-cancer" in run_cli(home, "models", "list").stdout
+    run_cli(home, "models", "alias", "breast-cancer", "challenger", "2", "--reason", "e2e check")
+    events = json.loads(run_cli(home, "models", "audit", "breast-cancer", "--json").stdout)
     assert events[0]["action"] == "alias.set"
     assert (events[0]["actor"], events[0]["reason"]) == ("e2e", "e2e check")
-    sh(home, "models", "alias", "breast-cancer", "challenger", "--delete")
+    run_cli(home, "models", "alias", "breast-cancer", "challenger", "--delete")
     assert (
-        json.loads(sh(home, "models", "audit", "breast-cancer", "--json").stdout)[0]["action"]
+        json.loads(run_cli(home, "models", "audit", "breast-cancer", "--json").stdout)[0]["action"]
         == "alias.delete"
     )
 
@@ -105,14 +90,14 @@ def test_models_commands_and_audit(home: Path) -> None:
     ],
 )
 def test_errors_are_one_line_with_exit_code_2(home: Path, args: list[str], message: str) -> None:
-    out = sh(home, *args, check=False)
+    out = run_cli(home, *args, check=False)
     assert out.returncode == 2, out
     assert message in out.stderr
     assert "Traceback" not in out.stderr
 
 
 def test_debug_shows_the_traceback(home: Path) -> None:
-    out = sh(home, "--debug", "models", "show", "nope", check=False)
+    out = run_cli(home, "--debug", "models", "show", "nope", check=False)
     assert out.returncode != 0
     assert "Traceback" in out.stderr and "NotFoundError" in out.stderr
 
@@ -172,14 +157,29 @@ def test_debug_shows_the_traceback(home: Path) -> None:
     ],
 )
 def test_every_command_has_help_with_an_example(tmp_path: Path, command: list[str]) -> None:
-    out = sh(tmp_path, *command, "--help")
+    out = run_cli(tmp_path, *command, "--help")
     assert "Example" in out.stdout, out.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def predicted_in_python(home: Path, rows: list[dict[str, float]]) -> list[int]:
+    """What `shipyard.load_model` predicts for `rows`, in a process of its own on `home`."""
+    code = (
+        "import json, sys, shipyard as sy; "
+        "model = sy.load_model('models:/breast-cancer@champion'); "
+        "print(json.dumps(model.predict(json.loads(sys.argv[1])).tolist()))"
+    )
+    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "e2e"}
+    env.pop("SHIPYARD_DB_URL", None)
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(rows)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    predictions: list[int] = json.loads(out.stdout)
+    return predictions
 
 
 def test_serve_one_model_then_sigterm(home: Path) -> None:
@@ -202,19 +202,12 @@ def test_serve_one_model_then_sigterm(home: Path) -> None:
     )
     try:
         url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/ready").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert proc.poll() is None, proc.communicate()
-            time.sleep(0.1)
+        wait_ready(url, proc)
         meta = httpx.get(f"{url}/v2/models/breast-cancer").json()
-        row = {i["name"]: 1.0 for i in meta["inputs"]}
-        r = httpx.post(f"{url}/endpoints/breast-cancer/predict", json={"instances": [row]})
-        assert r.status_code == 200 and r.json()["predictions"] in ([0], [1])
+        rows = [{i["name"]: value for i in meta["inputs"]} for value in (1.0, 20.0, 500.0)]
+        r = httpx.post(f"{url}/endpoints/breast-cancer/predict", json={"instances": rows})
+        assert r.status_code == 200, r.text
+        assert r.json()["predictions"] == predicted_in_python(home, rows)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
@@ -222,16 +215,16 @@ def test_serve_one_model_then_sigterm(home: Path) -> None:
 
 
 def test_deploy_create_and_list(home: Path) -> None:
-    sh(home, "deploy", "create", "bc", "--model", "breast-cancer@champion")
-    listed = json.loads(sh(home, "deploy", "list", "--json").stdout)
+    run_cli(home, "deploy", "create", "bc", "--model", "breast-cancer@champion")
+    listed = json.loads(run_cli(home, "deploy", "list", "--json").stdout)
     assert {e["name"]: e["model_uri"] for e in listed}["bc"] == "models:/breast-cancer@champion"
-    out = sh(home, "deploy", "create", "bc2", "--model", "breast-cancer@nope", check=False)
+    out = run_cli(home, "deploy", "create", "bc2", "--model", "breast-cancer@nope", check=False)
     assert out.returncode == 2 and "alias of model 'breast-cancer'" in out.stderr
 
 
 def test_keys_create_list_revoke(tmp_path: Path) -> None:
     created = json.loads(
-        sh(
+        run_cli(
             tmp_path,
             "keys",
             "create",
@@ -246,12 +239,12 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
         ).stdout
     )
     assert created["key"].startswith(f"sy_{created['id']}_")
-    listed = json.loads(sh(tmp_path, "keys", "list", "--json").stdout)
+    listed = json.loads(run_cli(tmp_path, "keys", "list", "--json").stdout)
     assert [k["id"] for k in listed] == [created["id"]]
     assert "key" not in listed[0] and "hash" not in listed[0]
-    sh(tmp_path, "keys", "revoke", created["id"], "--reason", "rotated")
-    assert json.loads(sh(tmp_path, "keys", "list", "--json").stdout)[0]["revoked_at"]
-    bad = sh(tmp_path, "keys", "create", "x", "--scope", "root", check=False)
+    run_cli(tmp_path, "keys", "revoke", created["id"], "--reason", "rotated")
+    assert json.loads(run_cli(tmp_path, "keys", "list", "--json").stdout)[0]["revoked_at"]
+    bad = run_cli(tmp_path, "keys", "create", "x", "--scope", "root", check=False)
     assert bad.returncode == 2 and "scopes must be some of predict, read, admin" in bad.stderr
 
 
@@ -276,7 +269,7 @@ def test_monitor_drift_on_files(tmp_path: Path) -> None:
     )
     ref.to_parquet(tmp_path / "ref.parquet")
     cur.to_csv(tmp_path / "cur.csv", index=False)
-    out = sh(
+    out = run_cli(
         tmp_path,
         "monitor",
         "drift",
@@ -296,7 +289,7 @@ def test_monitor_drift_on_files(tmp_path: Path) -> None:
         assert {"drifted", "test", "statistic", "p_value", "effect_size"} <= set(col)
     assert doc["columns"]["y"]["drifted"] is False
     assert doc["quality"]["columns"]["c"]["unseen_categories"] > 0
-    table = sh(
+    table = run_cli(
         tmp_path,
         "monitor",
         "drift",
@@ -318,13 +311,13 @@ def test_monitor_drift_on_files(tmp_path: Path) -> None:
     ],
 )
 def test_monitor_bad_input(home: Path, args: list[str], message: str) -> None:
-    out = sh(home, "monitor", "drift", *args, check=False)
+    out = run_cli(home, "monitor", "drift", *args, check=False)
     assert out.returncode == 2 and message in out.stderr, out.stderr
 
 
 def test_monitor_an_endpoint_against_its_training_data(home: Path) -> None:
     doc = json.loads(
-        sh(
+        run_cli(
             home, "monitor", "drift", "--endpoint", "breast-cancer", "--window", "1h", "--json"
         ).stdout
     )
@@ -345,16 +338,18 @@ def test_monitor_labels_and_accuracy(home: Path, tmp_path: Path) -> None:
     )
     labels.loc[labels.index[0], "label"] = 1 - labels["label"].iloc[0]  # one wrong prediction
     labels.to_csv(tmp_path / "labels.csv", index=False)
-    out = sh(home, "monitor", "labels", str(tmp_path / "labels.csv"), "--endpoint", "breast-cancer")
+    out = run_cli(
+        home, "monitor", "labels", str(tmp_path / "labels.csv"), "--endpoint", "breast-cancer"
+    )
     assert f"imported {len(labels)} label(s)" in out.stdout
     doc = json.loads(
-        sh(home, "monitor", "accuracy", "--endpoint", "breast-cancer", "--json").stdout
+        run_cli(home, "monitor", "accuracy", "--endpoint", "breast-cancer", "--json").stdout
     )
     assert doc["labelled_rows"] == len(labels)
     assert doc["overall"]["accuracy"] == pytest.approx(1 - 1 / len(labels))
     bad = pd.DataFrame({"request_id": ["x"]})
     bad.to_csv(tmp_path / "bad.csv", index=False)
-    out = sh(
+    out = run_cli(
         home,
         "monitor",
         "labels",
@@ -369,7 +364,7 @@ def test_monitor_labels_and_accuracy(home: Path, tmp_path: Path) -> None:
 def test_alert_rules_from_the_cli_and_as_prometheus_rules(home: Path, tmp_path: Path) -> None:
     import shutil
 
-    sh(
+    run_cli(
         home,
         "monitor",
         "alert",
@@ -384,7 +379,7 @@ def test_alert_rules_from_the_cli_and_as_prometheus_rules(home: Path, tmp_path: 
         "--command",
         "echo retrain",
     )
-    sh(
+    run_cli(
         home,
         "monitor",
         "alert",
@@ -395,7 +390,7 @@ def test_alert_rules_from_the_cli_and_as_prometheus_rules(home: Path, tmp_path: 
         "--when",
         "p99_latency_ms > 100",
     )
-    sh(
+    run_cli(
         home,
         "monitor",
         "alert",
@@ -408,13 +403,13 @@ def test_alert_rules_from_the_cli_and_as_prometheus_rules(home: Path, tmp_path: 
         "--webhook",
         "http://127.0.0.1:9/hook",
     )
-    rules = json.loads(sh(home, "monitor", "alert", "list", "--json").stdout)
+    rules = json.loads(run_cli(home, "monitor", "alert", "list", "--json").stdout)
     assert {r["name"]: r["condition"] for r in rules} == {
         "drift": "drift_share > 0.3",
         "slow": "p99_latency_ms > 100",
         "acc": "accuracy < 0.85",
     }
-    bad = sh(
+    bad = run_cli(
         home,
         "monitor",
         "alert",
@@ -427,7 +422,7 @@ def test_alert_rules_from_the_cli_and_as_prometheus_rules(home: Path, tmp_path: 
         check=False,
     )
     assert bad.returncode == 2 and "unknown metric 'speed'" in bad.stderr
-    sh(home, "export", "prometheus-rules", "--out", str(tmp_path / "rules.yml"))
+    run_cli(home, "export", "prometheus-rules", "--out", str(tmp_path / "rules.yml"))
     text = (tmp_path / "rules.yml").read_text()
     assert "shipyard_drift_share" in text and "histogram_quantile(0.99" in text
     promtool = shutil.which("promtool")
@@ -439,19 +434,21 @@ def test_alert_rules_from_the_cli_and_as_prometheus_rules(home: Path, tmp_path: 
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 3 rules found" in check.stdout
     run = json.loads(
-        sh(home, "monitor", "run", "--endpoint", "breast-cancer", "--window", "1d", "--json").stdout
+        run_cli(
+            home, "monitor", "run", "--endpoint", "breast-cancer", "--window", "1d", "--json"
+        ).stdout
     )
     assert run[0]["endpoint"] == "breast-cancer" and run[0]["error"] is None
     for name in ("drift", "slow", "acc"):
-        sh(home, "monitor", "alert", "remove", "breast-cancer", name)
+        run_cli(home, "monitor", "alert", "remove", "breast-cancer", name)
 
 
 def test_deploy_rollout_commands(home: Path) -> None:
-    model = json.loads(sh(home, "models", "show", "breast-cancer", "--json").stdout)
+    model = json.loads(run_cli(home, "models", "show", "breast-cancer", "--json").stdout)
     champion = model["aliases"]["champion"]
     other = next(v["version"] for v in model["versions"] if v["version"] != champion)
-    sh(home, "deploy", "create", "rollout-demo", "--model", "breast-cancer@champion")
-    out = sh(
+    run_cli(home, "deploy", "create", "rollout-demo", "--model", "breast-cancer@champion")
+    out = run_cli(
         home,
         "deploy",
         "canary",
@@ -468,26 +465,29 @@ def test_deploy_rollout_commands(home: Path) -> None:
         (["deploy", "canary", "x", "--model", "breast-cancer/2", "--steps", "50,20"], "increase"),
         (["deploy", "canary", "x", "--model", "breast-cancer/2", "--steps", "a,b"], "--steps"),
     ]:
-        bad = sh(home, *args, check=False)
+        bad = run_cli(home, *args, check=False)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)
-    status = json.loads(sh(home, "deploy", "status", "rollout-demo", "--json").stdout)
+    status = json.loads(run_cli(home, "deploy", "status", "rollout-demo", "--json").stdout)
     assert status["policy"] == "canary" and status["config"]["weight"] == 10
     assert status["would_decide"]["action"] == "hold"
-    assert "canary" in sh(home, "deploy", "status", "rollout-demo").stdout
-    sh(home, "deploy", "rollback", "rollout-demo", "--reason", "e2e")
-    history = json.loads(sh(home, "deploy", "history", "rollout-demo", "--json").stdout)
+    assert "canary" in run_cli(home, "deploy", "status", "rollout-demo").stdout
+    run_cli(home, "deploy", "rollback", "rollout-demo", "--reason", "e2e")
+    history = json.loads(run_cli(home, "deploy", "history", "rollout-demo", "--json").stdout)
     assert [e["action"] for e in history][:2] == ["rollout.rollback", "rollout.canary"]
     assert history[0]["reason"] == "e2e"
-    assert "no rollout in progress" in sh(home, "deploy", "watch", "rollout-demo", "--once").stdout
-    bad = sh(home, "deploy", "promote", "rollout-demo", check=False)
+    assert (
+        "no rollout in progress"
+        in run_cli(home, "deploy", "watch", "rollout-demo", "--once").stdout
+    )
+    bad = run_cli(home, "deploy", "promote", "rollout-demo", check=False)
     assert bad.returncode == 2 and "no rollout in progress" in bad.stderr
 
 
 def test_approvals_from_the_cli(home: Path) -> None:
-    model = json.loads(sh(home, "models", "show", "breast-cancer", "--json").stdout)
+    model = json.loads(run_cli(home, "models", "show", "breast-cancer", "--json").stdout)
     champion = model["aliases"]["champion"]
     other = next(v["version"] for v in model["versions"] if v["version"] != champion)
-    bad = sh(
+    bad = run_cli(
         home,
         "deploy",
         "create",
@@ -498,7 +498,7 @@ def test_approvals_from_the_cli(home: Path) -> None:
         check=False,
     )
     assert bad.returncode == 2 and "approve it first" in bad.stderr
-    out = sh(
+    out = run_cli(
         home,
         "models",
         "approve",
@@ -510,11 +510,11 @@ def test_approvals_from_the_cli(home: Path) -> None:
         "ok",
     )
     assert "approved by alice" in out.stdout
-    again = sh(
+    again = run_cli(
         home, "models", "reject", "breast-cancer", str(other), "--reviewer", "bob", check=False
     )
     assert again.returncode == 2 and "already approved" in again.stderr
-    sh(
+    run_cli(
         home,
         "deploy",
         "create",
@@ -523,5 +523,5 @@ def test_approvals_from_the_cli(home: Path) -> None:
         f"breast-cancer/{other}",
         "--require-approval",
     )
-    events = json.loads(sh(home, "models", "audit", "breast-cancer", "--json").stdout)
+    events = json.loads(run_cli(home, "models", "audit", "breast-cancer", "--json").stdout)
     assert any(e["action"] == "version.approve" and e["reason"] == "ok" for e in events)

@@ -3,6 +3,7 @@ materialize with a progress bar, look up; bad input is one line and exit code 2.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import subprocess
@@ -13,19 +14,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from tests.helpers import run_cli
+
+sh = functools.partial(run_cli, timeout=120)
+
 pytestmark = pytest.mark.e2e
-
-SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
-
-
-def sh(home: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "e2e", "COLUMNS": "200"}
-    env.pop("SHIPYARD_DB_URL", None)
-    env.pop("SHIPYARD_REDIS_URL", None)
-    out = subprocess.run([*SHIPYARD, *args], capture_output=True, text=True, env=env, timeout=120)
-    if check:
-        assert out.returncode == 0, out.stderr
-    return out
 
 
 def run_in_process(home: Path, argv: list[str]) -> str:

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -13,10 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from tests.helpers import run_cli
+
+sh = functools.partial(run_cli, check=False, timeout=240)
+
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPYARD = [sys.executable, "-m", "shipyard.cli.main"]
 
 PIPELINE = textwrap.dedent("""
     import pandas as pd
@@ -40,14 +41,6 @@ PIPELINE = textwrap.dedent("""
     def numbers(rows: int = 10):
         return total(double(load(rows)))
 """)
-
-
-def sh(home: Path, *args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "SHIPYARD_HOME": str(home), "SHIPYARD_USER": "e2e", "COLUMNS": "200"}
-    env.pop("SHIPYARD_DB_URL", None)
-    return subprocess.run(
-        [*SHIPYARD, *args], capture_output=True, text=True, env=env, timeout=240, cwd=cwd
-    )
 
 
 def test_pipeline_run_caches_reruns_changed_code_and_reports_failures(tmp_path: Path) -> None:

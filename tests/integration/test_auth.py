@@ -3,7 +3,6 @@ limits through the real Redis)."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterator
@@ -19,8 +18,7 @@ from shipyard.config import Settings
 from shipyard.errors import InvalidArgumentError
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
-
-REDIS_ENV = "SHIPYARD_TEST_REDIS_URL"
+from tests.helpers import redis_url
 
 
 @pytest.fixture
@@ -193,13 +191,6 @@ def test_rate_limit_in_process(settings: Settings, model: Any, server: Backgroun
         ).status_code
         == 200
     )
-
-
-def redis_url() -> str:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set (CI sets it; e.g. redis://127.0.0.1:6379/0)")
-    return url
 
 
 @pytest.mark.redis

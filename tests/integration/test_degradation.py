@@ -5,7 +5,6 @@ configured and says so on /metrics)."""
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from typing import Any
@@ -19,8 +18,7 @@ from shipyard.config import Settings
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
 from tests.faults.proxy import TcpProxy
-
-REDIS_ENV = "SHIPYARD_TEST_REDIS_URL"
+from tests.helpers import redis_url, wait_for
 
 
 @pytest.fixture
@@ -39,16 +37,6 @@ def rows(settings: Settings, breast_cancer: Any, logreg: Any) -> list[dict[str, 
 def _proxy_for(url: str) -> TcpProxy:
     parsed = urlparse(url.replace("postgresql+psycopg", "postgresql"))
     return TcpProxy(parsed.hostname or "127.0.0.1", parsed.port or 5432)
-
-
-def _until(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError("condition not met in time")
 
 
 def _metric(srv: BackgroundServer, name: str) -> float:
@@ -79,7 +67,7 @@ def test_database_outage_keeps_models_serving_and_the_api_recovers(
             assert "database" in down.json()["error"]
             assert str(proxy.port) not in down.text  # no address of the database leaks
             proxy.restore()
-            _until(lambda: httpx.get(f"{srv.url}/api/models", timeout=30).status_code == 200)
+            wait_for(lambda: httpx.get(f"{srv.url}/api/models", timeout=30).status_code == 200, 30)
             assert httpx.post(predict, json={"instances": rows}).status_code == 200
 
 
@@ -91,9 +79,7 @@ def test_database_outage_keeps_models_serving_and_the_api_recovers(
 def test_redis_outage_rate_limits_as_configured(
     settings: Settings, rows: list[dict[str, Any]], mode: str, during: list[int]
 ) -> None:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set (CI sets it; e.g. redis://127.0.0.1:6379/0)")
+    url = redis_url()
     from shipyard.stores import open_stores
 
     _, key = open_stores(settings).metadata.keys.create(

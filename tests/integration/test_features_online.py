@@ -5,7 +5,6 @@ features computed exactly as in training frames."""
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -18,16 +17,9 @@ from shipyard.config import Settings
 from shipyard.errors import InvalidArgumentError, NotFoundError, StoreUnavailableError
 from shipyard.features import Entity, FeatureService, FeatureStore, FeatureView, Source, on_demand
 from shipyard.stores.online import RedisOnlineStore, SqliteOnlineStore
+from tests.helpers import redis_url
 
-REDIS_ENV = "SHIPYARD_TEST_REDIS_URL"
 NOW = pd.Timestamp.now(tz="UTC").floor("s").tz_localize(None)
-
-
-def redis_url() -> str:
-    url = os.environ.get(REDIS_ENV)
-    if not url:
-        pytest.skip(f"{REDIS_ENV} is not set (CI sets it; e.g. redis://127.0.0.1:6379/0)")
-    return url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("redis", marks=pytest.mark.redis)])

@@ -21,18 +21,9 @@ from shipyard.features import FeatureStore
 from shipyard.server.app import create_server_app
 from shipyard.serving.features import CircuitBreaker
 from shipyard.serving.http import BackgroundServer
+from tests.helpers import wait_for
 
 NOW = pd.Timestamp.now(tz="UTC").floor("s").tz_localize(None)
-
-
-def wait_for(predicate: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 DEFINITIONS = """
@@ -132,7 +123,7 @@ def test_endpoint_fetches_features_like_training(sqlite_settings: Settings, tmp_
         rows = [{"driver_id": d, "amount": 30.0 + d} for d in (1, 2, 3, 999)]
         body = {"instances": rows, "probabilities": True}
         url = f"{srv.url}/endpoints/churn/predict"
-        r = wait_for(lambda: (r := httpx.post(url, json=body)).status_code == 200 and r)
+        r = wait_for(lambda: (r := httpx.post(url, json=body)).status_code == 200 and r, 30)
         # the same features training sees for "now", through the same code
         offline = store.get_training_frame(
             pd.DataFrame(rows).assign(event_timestamp=pd.Timestamp.now(tz="UTC")), "churn"
@@ -172,7 +163,7 @@ def test_missing_entity_is_a_404_when_the_view_says_error(
     try:
         url = f"{srv.url}/endpoints/churn/predict"
         ok = {"instances": [{"driver_id": 1, "amount": 3.0}]}
-        wait_for(lambda: httpx.post(url, json=ok).status_code == 200)
+        wait_for(lambda: httpx.post(url, json=ok).status_code == 200, 30)
         r = httpx.post(url, json={"instances": [{"driver_id": 12345, "amount": 3.0}]})
         assert r.status_code == 404
         assert "no online features of view 'driver_stats' for entity '12345'" in r.json()["error"]
@@ -201,7 +192,7 @@ def test_redis_online_store_and_a_down_redis_falls_back_fast(
     srv = serve(live)
     try:
         url = f"{srv.url}/endpoints/churn/predict"
-        wait_for(lambda: httpx.post(url, json=body).status_code == 200)
+        wait_for(lambda: httpx.post(url, json=body).status_code == 200, 30)
     finally:
         srv.__exit__(None, None, None)
         store.online.drop("driver_stats@1")
@@ -215,7 +206,7 @@ def test_redis_online_store_and_a_down_redis_falls_back_fast(
     with BackgroundServer(create_server_app(down, refresh_seconds=0.2)) as srv2:
         srv2.wait_ready()
         url = f"{srv2.url}/endpoints/churn/predict"
-        wait_for(lambda: httpx.post(url, json=body).status_code == 200)
+        wait_for(lambda: httpx.post(url, json=body).status_code == 200, 30)
         t0 = time.perf_counter()
         for _ in range(10):
             assert httpx.post(url, json=body).status_code == 200

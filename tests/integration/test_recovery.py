@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -137,15 +138,27 @@ def test_two_processes_claiming_one_version_one_wins(stores: Stores, breast_canc
 
 
 def test_registering_claims_the_conversion_for_the_registering_process(
-    stores: Stores, breast_cancer, logreg
+    stores: Stores, breast_cancer, logreg, monkeypatch: pytest.MonkeyPatch
 ) -> None:  # type: ignore[no-untyped-def]
+    import shipyard.flavors
+
     X, _ = breast_cancer
     conversion._held.clear()
+    # the conversion waits until the claim is read, so it cannot have finished before
+    release = threading.Event()
+    convert_saved = shipyard.flavors.convert_saved
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        release.wait(60)
+        return convert_saved(*args, **kwargs)
+
+    monkeypatch.setattr(shipyard.flavors, "convert_saved", held)
     mv = Registry(stores).register("churn", logreg, input_example=X[:5])
     # the same transaction as the version: a server starting meanwhile cannot take it
     claimed = stores.metadata.recovery.pending_conversions()
+    release.set()
     assert mv.onnx_status == "pending"
-    assert [(p.version, p.claimed_by) for p in claimed] in ([(1, current_owner())], [])
+    assert [(p.version, p.claimed_by) for p in claimed] == [(1, current_owner())]
     conversion.wait(120)
     row = claim_row(stores, mv.version)
     assert (row.onnx_status, row.onnx_claimed_by) == ("ok", None)

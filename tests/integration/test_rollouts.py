@@ -25,6 +25,7 @@ from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentEr
 from shipyard.rollout import Controller, Deployments
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
+from tests.helpers import wait_for
 from tests.integration._models import Broken, Constant, SlowConstant
 
 FEATURES = 3
@@ -68,16 +69,6 @@ def body(key: str | None = None) -> dict[str, Any]:
     if key is not None:
         doc["key"] = key
     return doc
-
-
-def wait_for(predicate: Any, timeout: float = 20.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def decided(controller: Controller, name: str = "m") -> Any:

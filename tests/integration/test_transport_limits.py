@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.helpers import free_port
+
 pytestmark = pytest.mark.slow
 
 # uvicorn's h11 protocol held to the same limits (what runs where httptools is missing)
@@ -36,12 +38,6 @@ HEADER_SECONDS = 1.0
 BODY_SECONDS = 2.0
 MAX_HEADER = 16 * 1024
 MAX_API_BODY = 64 * 1024
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -65,7 +61,7 @@ class Server:
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "SHIPYARD_HOME": str(tmp_path_factory.mktemp("transport-home")),

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -31,9 +32,24 @@ def test_settings_are_frozen(tmp_path: Path) -> None:
         s.home = Path("/elsewhere")  # type: ignore[misc]
 
 
-def test_actor_falls_back_to_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_actor_is_shipyard_user_else_the_os_user(monkeypatch: pytest.MonkeyPatch) -> None:
+    import shipyard.config as config
+
+    assert Settings().actor == "tester"  # SHIPYARD_USER, set for every test
     monkeypatch.delenv("SHIPYARD_USER", raising=False)
-    assert Settings().actor
+    monkeypatch.setattr(config.getpass, "getuser", lambda: "builder")
+    config._os_user.cache_clear()
+    try:
+        assert Settings().actor == "builder"
+        config._os_user.cache_clear()
+
+        def no_passwd_entry() -> str:
+            raise KeyError("getpwuid(): uid not found")
+
+        monkeypatch.setattr(config.getpass, "getuser", no_passwd_entry)
+        assert Settings().actor == f"uid:{os.getuid()}"
+    finally:
+        config._os_user.cache_clear()
 
 
 def test_a_short_secret_key_is_refused_without_echoing_it(monkeypatch) -> None:  # type: ignore[no-untyped-def]

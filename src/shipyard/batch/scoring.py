@@ -230,9 +230,10 @@ def score_table(model: Any, batch: pa.RecordBatch | pa.Table, keep: list[str] | 
 
 
 def _worker_context() -> Any:
-    """Fork when this process runs no other thread (workers start in ~0.1 s instead of ~2 s
-    each and share the parent's imported modules); pooled database connections are closed
-    first, so none is shared. Otherwise spawn: forking next to live threads can deadlock."""
+    """Fork when this process runs no other thread (workers share the parent's imported
+    modules instead of importing them again, so they start at once); pooled database
+    connections are closed first, so none is shared. Otherwise spawn: forking next to live
+    threads can deadlock."""
     import multiprocessing
     import threading
 

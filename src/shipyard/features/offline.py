@@ -62,10 +62,10 @@ _db_lock = threading.Lock()
 
 
 def _database(memory_limit: str) -> Any:
-    """The process's one DuckDB database: opening one costs 15-35 ms, and a database keeps the
-    Parquet metadata and file blocks it has read (checked against the files' modification
-    times), so repeated joins and materializations of the same sources do not read them cold.
-    Spills go to a temporary folder removed at exit."""
+    """The process's one DuckDB database: opening one is slow next to a small query, and a
+    database keeps the Parquet metadata and file blocks it has read (checked against the
+    files' modification times), so repeated joins and materializations of the same sources
+    do not read them cold. Spills go to a temporary folder removed at exit."""
     global _db, _db_pid, _db_memory_limit
     try:
         import duckdb

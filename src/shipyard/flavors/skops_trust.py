@@ -184,12 +184,14 @@ def reviewed_types() -> frozenset[str]:
 
     from sklearn import metrics, model_selection
 
+    from shipyard.fences.sklearn import score_function
+
     names = set(REVIEWED_TYPES) | set(_SCORE_FUNCTIONS) | set(_PLAIN_TYPES)
     for _, cls in inspect.getmembers(model_selection, inspect.isclass):
         if cls.__module__ == "sklearn.model_selection._split" and not inspect.isabstract(cls):
             names.add(f"{cls.__module__}.{cls.__qualname__}")
     for scorer_name in metrics.get_scorer_names():
-        fn = getattr(metrics.get_scorer(scorer_name), "_score_func", None)
+        fn = score_function(metrics.get_scorer(scorer_name))
         if inspect.isfunction(fn) and fn.__module__.startswith("sklearn.metrics."):
             names.add(f"{fn.__module__}.{fn.__qualname__}")
     return frozenset(names)

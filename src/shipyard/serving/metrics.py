@@ -7,11 +7,14 @@ the scrape, reports all of them together (counters and histograms summed, gauges
 multiprocess_mode says).
 
 The per-request figures (requests, errors, rows, latency, in-flight) are plain counters the
-event loop bumps: about 1 µs per request instead of ~10 µs through prometheus_client's locked
-values (and, with several workers, its memory-mapped files). In one process they are turned
-into Prometheus samples when /metrics is scraped. With several workers each one publishes what
-it counted into the shared files at most `PUBLISH_SECONDS` after a request, and before it
-answers a scrape itself: a scrape shows another worker's last second late, never wrong."""
+event loop bumps: a request then takes none of prometheus_client's locks (nor, with several
+workers, writes to its memory-mapped files), which would cost more than the bookkeeping itself.
+In one process they are turned into Prometheus samples when /metrics is scraped. With several
+workers each one publishes what it counted into the shared files at most `PUBLISH_SECONDS`
+after a request, and before it answers a scrape itself: a scrape shows another worker's last
+second late, never wrong. A histogram takes many observations at once only through
+prometheus_client's private names (fences/prometheus.py); when those are gone, each latency is
+kept until the next publication and replayed through `observe`."""
 
 from __future__ import annotations
 
@@ -21,6 +24,8 @@ import contextlib
 import os
 from collections.abc import Iterator
 from typing import Any
+
+from shipyard.fences import prometheus as prometheus_fence
 
 LATENCY_BUCKETS = (
     0.0005,
@@ -47,7 +52,7 @@ class _Tally:
     """One (endpoint, model, version, status)'s requests since start; `published` is the
     part of them already in prometheus_client's shared files (several workers)."""
 
-    __slots__ = ("buckets", "count", "published", "rows", "sum")
+    __slots__ = ("buckets", "count", "latencies", "published", "rows", "sum")
 
     def __init__(self) -> None:
         self.count = 0
@@ -55,6 +60,7 @@ class _Tally:
         self.sum = 0.0
         self.buckets = [0] * (len(LATENCY_BUCKETS) + 1)  # the last one is +Inf
         self.published: tuple[int, int, float, list[int]] = (0, 0, 0.0, [0] * len(self.buckets))
+        self.latencies: list[float] = []  # not yet published (only without the fence)
 
 
 class _Live:
@@ -145,6 +151,8 @@ class ServingMetrics:
         self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self._tallies: dict[tuple[str, str, str, int], _Tally] = {}
         self._publishing = False
+        # several workers without prometheus_client's histogram internals: replay latencies
+        self._replay = self.shared and not prometheus_fence.usable()
         # the per-request metrics live in the registry only when shared; else the collector
         # exports the tallies under the same names
         per_request = self.registry if self.shared else None
@@ -238,6 +246,8 @@ class ServingMetrics:
             t.rows += rows
         t.sum += seconds
         t.buckets[bisect.bisect_left(LATENCY_BUCKETS, seconds)] += 1
+        if self._replay:
+            t.latencies.append(seconds)
         if self.shared and not self._publishing:
             self._schedule()
 
@@ -285,12 +295,13 @@ class ServingMetrics:
                 errors.inc(t.count - count)
             if t.rows != rows:
                 rows_counter.inc(t.rows - rows)
-            # a histogram child's buckets and sum (prometheus_client has no call to add many
-            # observations at once; these two are what its observe() updates)
-            latency._sum.inc(t.sum - total)
-            for i, (now, before) in enumerate(zip(t.buckets, buckets, strict=True)):
-                if now != before:
-                    latency._buckets[i].inc(now - before)
+            if self._replay:
+                for seconds in t.latencies:
+                    latency.observe(seconds)
+                t.latencies.clear()
+            else:
+                counts = [a - b for a, b in zip(t.buckets, buckets, strict=True)]
+                prometheus_fence.add(latency, t.sum - total, counts)
             t.published = (t.count, t.rows, t.sum, list(t.buckets))
         busy = False
         for endpoint, live in list(self._in_flight.items()):

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shipyard.predlog")
 
 
-@dataclass(slots=True)  # one per request: a frozen __init__ costs 3 times as much
+@dataclass(slots=True)  # one per request: a frozen __init__ pays an object.__setattr__ per field
 class Entry:
     endpoint: str
     model_version: str
@@ -87,7 +87,7 @@ class _Part:
     object but its request id, so the garbage collector has nothing to walk through however
     full the buffer is, and a flush hands Arrow views of the blocks. Written blocks are reused:
     no large array is allocated, grown or copied while requests are answered (fresh large
-    arrays per flush raised p99 to ~100 ms at 32-row requests).
+    arrays per flush show up as latency spikes of the requests answered meanwhile).
     Other requests (text features or labels) keep references to their arrays, concatenated
     at flush time."""
 
@@ -182,7 +182,7 @@ class _Part:
                     self.blocks.append(self._block())
                 block = self.blocks[-1]
                 n = min(rows - done, _BLOCK_ROWS - used)
-                if n == 1:  # one row (most requests): no slices to make, half the time
+                if n == 1:  # one row (most requests): element copies, no slice objects
                     block.features[:, used] = matrix[done]
                     block.outputs[used] = predictions[done]
                     if block.proba is not None:
@@ -206,7 +206,7 @@ class _Part:
     def to_table(self) -> pa.Table:
         """One row per predicted row; request fields repeated over the rows of their request.
 
-        A handful of array-level calls whatever the number of requests: a flush of ~100k rows
+        A handful of array-level calls whatever the number of requests: a busy server's flush
         runs while requests are served, in the same process."""
         import numpy as np
         import pyarrow as pa
@@ -280,8 +280,8 @@ class _Part:
         data: dict[str, np.ndarray] = {}
         if self.all_matrix:  # one stack instead of a concat per column
             # feature-major, so every column is one contiguous block Arrow takes as it is;
-            # transposed a few thousand rows at a time (at once, it is cache-hostile: 2-3x
-            # slower, and so is Arrow copying strided columns)
+            # transposed a few thousand rows at a time (at once, it is cache-hostile, and so
+            # is Arrow copying strided columns)
             matrices = [c.matrix for c in self.columns]  # type: ignore[attr-defined]
             total = sum(map(len, matrices))
             by_feature = np.empty((len(self.names), total), dtype=matrices[0].dtype)
@@ -306,8 +306,8 @@ class _Part:
 
 def _warm_up() -> None:
     """Import and initialise what a flush uses (pyarrow, and pandas, which pyarrow imports
-    on its first conversion) before the server takes requests: done by the first flush, it
-    held the interpreter for ~0.3 s while requests waited."""
+    on its first conversion) before the server takes requests: done by the first flush, the
+    imports would hold the interpreter while requests wait."""
     import numpy as np
     import pyarrow.parquet  # noqa: F401
 

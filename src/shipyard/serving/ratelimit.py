@@ -16,7 +16,7 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from shipyard.errors import InvalidArgumentError, OverloadedError
@@ -51,12 +51,15 @@ return {allowed, tostring(retry)}
 
 
 class LocalBuckets:
-    def __init__(self) -> None:
+    """In-process token buckets; `clock` (seconds, monotonic) is there for tests."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._buckets: dict[str, tuple[float, float]] = {}
         self._lock = threading.Lock()
+        self._clock = clock
 
     def take(self, key: str, rate: float, burst: int) -> tuple[bool, float]:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             tokens, ts = self._buckets.get(key, (float(burst), now))
             tokens = min(float(burst), tokens + (now - ts) * rate)

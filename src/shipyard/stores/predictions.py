@@ -45,8 +45,8 @@ class PredictionLogStore:
         name = f"part-{ts_ms}-{uuid.uuid4().hex[:8]}.parquet"
         tmp = folder / f".{name}.tmp"
         # dictionary pages for text (request ids, versions, categories) only: on float
-        # features they are built and then dropped for high-cardinality data, which made the
-        # write 2-3 times slower (this runs in the serving process, next to requests)
+        # features they are built and then dropped for high-cardinality data, work for
+        # nothing in the serving process, next to requests
         text = [f.name for f in table.schema if pa.types.is_string(f.type)]
         pq.write_table(table, tmp, compression="zstd", use_dictionary=text)
         os.replace(tmp, folder / name)

@@ -169,3 +169,41 @@ def test_a_bad_row_among_good_ones_is_named(wide: Signature, reorder: bool) -> N
     not_a_row[17] = list(names)
     with pytest.raises(SignatureError, match=r"instances\[17\] must be an object"):
         wide.columns_from_records(not_a_row)
+
+
+def test_an_empty_matrix_is_refused() -> None:
+    sig = infer_signature(np.zeros((2, 3)))
+    with pytest.raises(SignatureError, match="'inputs' is empty") as info:
+        sig.columns_from_matrix(np.zeros((0, 3)))
+    assert info.value.details["field"] == "inputs"
+
+
+def test_tensor_signatures_feed_the_model_an_array() -> None:
+    sig = infer_signature(np.zeros((2, 2), dtype=np.float32))
+    cols = sig.check_frame(np.array([1.0, 2.0]))  # one row as a 1-D array
+    model_input = sig.to_model_input(cols)
+    assert isinstance(model_input, np.ndarray) and model_input.tolist() == [[1.0, 2.0]]
+    assert sig.matrix(cols, "float64").dtype == np.float64
+    frame = pd.DataFrame({"a": [1.0], "b": [2.0]})  # other names, same width: by position
+    assert sig.matrix(sig.check_frame(frame)).tolist() == [[1.0, 2.0]]
+
+
+def test_a_dict_of_columns_is_checked_like_records(sig: Signature) -> None:
+    cols = sig.check_frame({"age": [1, 2], "income": [0.5, 1.5], "city": ["a", "b"]})
+    assert cols["age"].tolist() == [1, 2] and cols["city"].tolist() == ["a", "b"]
+    with pytest.raises(SignatureError, match="feature 'age' expects whole numbers"):
+        sig.check_frame({"age": [1.5], "income": [0.5], "city": ["a"]})
+
+
+def test_an_empty_frame_is_refused(sig: Signature) -> None:
+    with pytest.raises(SignatureError, match="no rows"):
+        sig.check_frame(pd.DataFrame({"age": [], "income": [], "city": []}))
+
+
+def test_boolean_features_take_only_booleans() -> None:
+    sig = infer_signature(pd.DataFrame({"flag": [True, False]}))
+    assert sig.inputs == (ColumnSpec("flag", "boolean"),)
+    assert sig.columns_from_records([{"flag": True}])["flag"].tolist() == [True]
+    with pytest.raises(SignatureError, match="expects true/false"):
+        sig.columns_from_records([{"flag": 1}])
+    assert not sig.all_numeric

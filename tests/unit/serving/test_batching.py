@@ -131,3 +131,61 @@ def test_an_error_reaches_every_caller_of_the_batch() -> None:
 
     results = asyncio.run(main())
     assert all(isinstance(r, ValueError) for r in results)
+
+
+@pytest.mark.parametrize("bad", [{"max_batch_rows": 0}, {"max_queue_rows": 0}, {"slots": 0}])
+def test_sizes_must_be_positive(bad: dict[str, int]) -> None:
+    with pytest.raises(ValueError, match="must be positive"):
+        Batcher(Model(), **bad)
+
+
+def test_on_batch_and_stats_see_every_batch() -> None:
+    model = Model(delay=0.05)
+    seen: list[tuple[int, int, int, float]] = []
+
+    def on_batch(requests: int, rows: int, waits: list[float], seconds: float) -> None:
+        assert len(waits) == requests and all(w >= 0 for w in waits)
+        seen.append((requests, rows, len(waits), seconds))
+
+    async def main() -> Batcher:
+        b = Batcher(model, max_batch_rows=64, max_wait_ms=10_000, on_batch=on_batch)
+        first = asyncio.ensure_future(b.submit(0, 2))
+        await asyncio.sleep(0.01)
+        await asyncio.gather(first, *(b.submit(i, 3) for i in range(1, 4)))
+        return b
+
+    b = asyncio.run(main())
+    assert [(r, n) for r, n, _, _ in seen] == [(1, 2), (3, 9)]
+    assert all(seconds >= 0.05 for *_, seconds in seen)
+    assert (b.stats.batches, b.stats.rows) == (2, 11)
+    assert b.queued_rows == 0
+
+
+def test_without_overflow_the_oldest_waits_for_the_slot() -> None:
+    model = Model(delay=0.3)
+
+    async def main() -> float:
+        b = Batcher(model, max_batch_rows=64, max_wait_ms=10, slots=1, max_overflow=0)
+        busy = asyncio.ensure_future(b.submit(0, 1))
+        await asyncio.sleep(0.01)
+        start = time.perf_counter()
+        await b.submit(1, 1)
+        elapsed = time.perf_counter() - start
+        await busy
+        return elapsed
+
+    assert asyncio.run(main()) >= 0.25  # max_wait passed long before, but no slot opened
+    assert model.batches == [[0], [1]]
+
+
+def test_a_request_larger_than_a_batch_runs_alone() -> None:
+    model = Model(delay=0.05)
+
+    async def main() -> list[Any]:
+        b = Batcher(model, max_batch_rows=4, max_wait_ms=10_000)
+        first = asyncio.ensure_future(b.submit(0, 1))
+        await asyncio.sleep(0.01)
+        return await asyncio.gather(first, b.submit(1, 9), b.submit(2, 1))
+
+    assert asyncio.run(main()) == [0, 10, 20]
+    assert model.batches == [[0], [1], [2]]
