@@ -140,13 +140,12 @@ def test_registering_claims_the_conversion_for_the_registering_process(
     stores: Stores, breast_cancer, logreg
 ) -> None:  # type: ignore[no-untyped-def]
     X, _ = breast_cancer
-    conversion._held.clear()
     mv = Registry(stores).register("churn", logreg, input_example=X[:5])
     # the same transaction as the version: a server starting meanwhile cannot take it
     claimed = stores.metadata.recovery.pending_conversions()
     assert mv.onnx_status == "pending"
     assert [(p.version, p.claimed_by) for p in claimed] in ([(1, current_owner())], [])
-    conversion.wait(120)
+    Registry.wait_for_conversions(120)
     row = claim_row(stores, mv.version)
     assert (row.onnx_status, row.onnx_claimed_by) == ("ok", None)
 
