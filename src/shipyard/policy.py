@@ -141,6 +141,13 @@ class BlueGreenPolicy(_Rollout):
 
 RolloutPolicy: TypeAlias = CanaryPolicy | AbPolicy | ShadowPolicy | BlueGreenPolicy
 EndpointPolicy: TypeAlias = SinglePolicy | RolloutPolicy
+_MODELS: dict[str, type[_Policy]] = {
+    "single": SinglePolicy,
+    "canary": CanaryPolicy,
+    "ab": AbPolicy,
+    "shadow": ShadowPolicy,
+    "bluegreen": BlueGreenPolicy,
+}
 _ADAPTER: TypeAdapter[EndpointPolicy] = TypeAdapter(
     Annotated[EndpointPolicy, Field(discriminator="kind")]
 )
@@ -179,6 +186,24 @@ def policy_of(record: _Stored) -> EndpointPolicy:
             public=f"endpoint '{record.name}' has an invalid stored policy",
             **exc.details,
         ) from None
+
+
+def upgrade_stored(kind: str, config: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The validated shape of a row written before policies were typed (migration 0009):
+    settings no policy of its kind has are dropped, defaults filled in, numbers given their
+    types. None when the row does not validate even so (it is left as it is)."""
+    model = _MODELS.get(kind)
+    if model is None:
+        return None
+    known = {k: v for k, v in config.items() if k in model.model_fields}
+    if isinstance(known.get("thresholds"), Mapping):
+        known["thresholds"] = {
+            k: v for k, v in known["thresholds"].items() if k in Thresholds.model_fields
+        }
+    try:
+        return parse_policy(kind, known).to_config()
+    except InvalidArgumentError:
+        return None
 
 
 def build_policy(kind: Kind, **fields: Any) -> EndpointPolicy:

@@ -44,7 +44,6 @@ MAX_ATTEMPTS = 3
 HEARTBEAT_SECONDS = 10.0
 
 
-
 class ConversionWorker:
     """The background ONNX conversions of one metadata store: one worker thread, and the
     claims this process holds on them, renewed by a heartbeat thread. Made by its store on
