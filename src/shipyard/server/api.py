@@ -226,6 +226,7 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
             monitor.evaluate_all([name])
         return json_response(monitor.latest[name].to_dict())
 
+    from shipyard.policy import policy_of
     from shipyard.rollout import Deployments
 
     deployments = Deployments(stores)
@@ -241,7 +242,7 @@ def mount_api(app: FastAPI, stores: Stores, registry: Registry) -> None:
                         "endpoint": e.name,
                         "policy": e.policy,
                         "model_uri": e.model_uri,
-                        "candidate": e.config.get("candidate_uri"),
+                        "candidate": getattr(policy_of(e), "candidate_uri", None),
                     }
                     for e in stores.metadata.endpoints.list()
                     if visible is None or e.name in visible
