@@ -106,12 +106,13 @@ def test_two_errors_are_not_yet_a_regression() -> None:
 
 
 def test_canary_rolls_back_on_latency_only_with_enough_requests() -> None:
-    slow = {"p99_ms": 10.0, "cand_p99_ms": 21.0}  # above 10 x 1.5 + 5
-    assert decide(record("canary"), seen(candidate=49, **slow), at(1)).action == "hold"
-    v = decide(record("canary"), seen(candidate=50, **slow), at(1))
+    def slow(requests: int, cand_p99_ms: float = 21.0) -> Analysis:  # limit: 10 x 1.5 + 5
+        return seen(candidate=requests, p99_ms=10.0, cand_p99_ms=cand_p99_ms)
+
+    assert decide(record("canary"), slow(49), at(1)).action == "hold"
+    v = decide(record("canary"), slow(50), at(1))
     assert v.action == "rollback" and "p99 latency 21.0 ms vs stable 10.0 ms" in v.reason
-    fine = {"p99_ms": 10.0, "cand_p99_ms": 20.0}
-    assert decide(record("canary"), seen(candidate=50, **fine), at(1)).action == "hold"
+    assert decide(record("canary"), slow(50, cand_p99_ms=20.0), at(1)).action == "hold"
 
 
 def test_canary_rolls_back_when_predictions_shift() -> None:
