@@ -261,13 +261,14 @@ def status(settings: Settings, stores: Stores, name: str) -> dict[str, Any]:
     """An endpoint's rollout now: policy, weights, per-variant live numbers, what the
     controller would decide, and its last recorded verdict."""
     record = stores.metadata.endpoints.get(name)
+    config = policy_of(record).to_config()
     doc: dict[str, Any] = {
         "endpoint": name,
         "policy": record.policy,
         "model_uri": record.model_uri,
         "generation": record.generation,
-        "config": {k: v for k, v in record.config.items() if k != "verdict"},
-        "last_verdict": record.config.get("verdict"),
+        "config": {k: v for k, v in config.items() if k != "verdict"},
+        "last_verdict": config.get("verdict"),
     }
     if record.policy != "single":
         now = time.time_ns() // 1_000_000
