@@ -71,7 +71,13 @@ class ConversionWorker:
                     max_workers=1, thread_name_prefix="shipyard-onnx"
                 )
             future = self._executor.submit(
-                convert_version, stores, name, version, artifact_digest, claimed=claimed
+                convert_version,
+                stores,
+                name,
+                version,
+                artifact_digest,
+                claimed=claimed,
+                worker=self,
             )
             self._pending.add(future)
         future.add_done_callback(self._pending.discard)
@@ -157,13 +163,20 @@ class Resumption:
 
 
 def convert_version(
-    stores: Stores, name: str, version: int, artifact_digest: str, *, claimed: bool = False
+    stores: Stores,
+    name: str,
+    version: int,
+    artifact_digest: str,
+    *,
+    claimed: bool = False,
+    worker: ConversionWorker | None = None,
 ) -> str:
     """Convert one version now; returns the recorded status ("ok" or "refused"). `claimed`:
-    this process holds the version's claim (renewed meanwhile, given back if it fails)."""
+    this process holds the version's claim (renewed meanwhile by `worker`, by default the one
+    of `stores`, and given back if it fails)."""
     from shipyard.flavors import convert_saved
 
-    worker = worker_of(stores)
+    worker = worker or worker_of(stores)
     if claimed:
         worker.hold(name, version)
     recorded = False

@@ -36,10 +36,12 @@ def converted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Conversions that take 0.2 s each and release their claim as the real one does."""
     done: list[int] = []
 
-    def convert(stores: Any, name: str, version: int, digest: str, *, claimed: bool) -> str:
+    def convert(
+        stores: Any, name: str, version: int, digest: str, *, claimed: bool, worker: Any
+    ) -> str:
         time.sleep(0.2)
         done.append(version)
-        stores.worker.release(name, version, unfinished=None)
+        worker.release(name, version, unfinished=None)
         return "ok"
 
     monkeypatch.setattr(conversion, "convert_version", convert)
@@ -47,7 +49,7 @@ def converted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
 
 
 def submit_three(worker: ConversionWorker) -> None:
-    stores: Any = SimpleNamespace(worker=worker)
+    stores: Any = SimpleNamespace()
     for version in (1, 2, 3):
         worker.submit(stores, "churn", version, "sha256:x", claimed=True)
 
