@@ -143,7 +143,6 @@ def test_registering_claims_the_conversion_for_the_registering_process(
     import shipyard.flavors
 
     X, _ = breast_cancer
-    conversion._held.clear()
     # the conversion waits until the claim is read, so it cannot have finished before
     release = threading.Event()
     convert_saved = shipyard.flavors.convert_saved
@@ -159,7 +158,7 @@ def test_registering_claims_the_conversion_for_the_registering_process(
     release.set()
     assert mv.onnx_status == "pending"
     assert [(p.version, p.claimed_by) for p in claimed] == [(1, current_owner())]
-    conversion.wait(120)
+    Registry.wait_for_conversions(120)
     row = claim_row(stores, mv.version)
     assert (row.onnx_status, row.onnx_claimed_by) == ("ok", None)
 

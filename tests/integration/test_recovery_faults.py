@@ -133,7 +133,7 @@ def test_kill_during_log_model_conversion(settings: Settings, stores: Stores, tm
         """
         import shipyard as sy
         import shipyard.flavors as flavors
-        from shipyard.registry import conversion
+        from shipyard.registry import Registry
 
         flavors.convert_saved = lambda *a, **k: pause("converting")  # dies mid-conversion
         model, X = small_model()
@@ -145,7 +145,7 @@ def test_kill_during_log_model_conversion(settings: Settings, stores: Stores, tm
         ack("metrics", 50)
         mv = run.log_model(model, name="churn", input_example=X[:5])
         ack("version", mv.version)
-        conversion.wait()
+        Registry.wait_for_conversions()
         """,
     )
     run_id = (acks / "run").read_text()

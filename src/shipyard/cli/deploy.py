@@ -141,16 +141,16 @@ def _thresholds(items: list[str] | None) -> dict[str, float] | None:
 
 
 def _done(record: EndpointRecord) -> None:
-    c = record.config
+    from shipyard.policy import AbPolicy, CanaryPolicy, SinglePolicy, policy_of
+
+    c = policy_of(record)
     extra = ""
-    if record.policy == "canary":
-        extra = f" at {c['weight']:g}% (steps {', '.join(f'{s:g}' for s in c['steps'])})"
-    elif record.policy == "ab":
-        extra = f", {c['split']:g}% of keys to the candidate, horizon {c['min_samples']} outcomes"
-    typer.echo(
-        f"{record.name}: {record.policy} of {c.get('candidate_uri', record.model_uri)}"
-        f"{extra}{' (auto)' if c.get('auto') else ''}"
-    )
+    if isinstance(c, CanaryPolicy):
+        extra = f" at {c.weight:g}% (steps {', '.join(f'{s:g}' for s in c.steps)})"
+    elif isinstance(c, AbPolicy):
+        extra = f", {c.split:g}% of keys to the candidate, horizon {c.min_samples} outcomes"
+    assert not isinstance(c, SinglePolicy)  # a rollout just started
+    typer.echo(f"{record.name}: {c.kind} of {c.candidate_uri}{extra}{' (auto)' if c.auto else ''}")
 
 
 @app.command("canary")
@@ -361,11 +361,13 @@ def promote(name: Annotated[str, typer.Argument(help="Endpoint.")], reason: Reas
     Example:
       shipyard deploy promote churn --reason "better conversion"
     """
+    from shipyard.policy import SinglePolicy, policy_of
     from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
-    record = Deployments(open_stores()).promote(name, reason=reason)
-    typer.echo(f"{name}: promoted version {record.config['last_rollout']['candidate_version']}")
+    ended = policy_of(Deployments(open_stores()).promote(name, reason=reason))
+    assert isinstance(ended, SinglePolicy) and ended.last_rollout is not None
+    typer.echo(f"{name}: promoted version {ended.last_rollout.candidate_version}")
 
 
 @app.command("rollback")

@@ -190,7 +190,8 @@ class Registry:
 
     @staticmethod
     def wait_for_conversions(timeout: float | None = None) -> None:
-        """Block until background ONNX conversions started by this process are done."""
+        """Block until background ONNX conversions started by this process are done (on every
+        open store; each store owns its conversion worker and closes it with itself)."""
         from shipyard.registry import conversion
 
         conversion.wait(timeout)

@@ -4,7 +4,11 @@ Registering stays fast (the converter library alone takes seconds to import); a 
 thread converts each new sklearn version from its saved artifact, checks the ONNX outputs
 against the original on the stored example, and records `ok` (with the ONNX file's digest) or
 `refused` (with the reason) on the version. Serving picks the ONNX file up when it appears.
-Conversions still running at interpreter exit are waited for, like buffered metrics.
+
+That thread belongs to a `ConversionWorker`, one per metadata store, which the store owns
+(`MetadataStore.background`) and shuts down when it closes: queued conversions are finished
+(or, with `cancel_pending`, given back for another process to resume). A process that exits
+without closing its stores still finishes them: the executor's thread is joined at exit.
 
 A process killed mid-way leaves the version `pending`. Each pending version is claimed by one
 process in the database (`stores/recovery.py`; the registering process claims it with the
@@ -17,11 +21,11 @@ without finishing (its process died each time) is marked `failed` with the reaso
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import logging
 import threading
 import time
+import weakref
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -39,12 +43,110 @@ log = logging.getLogger("shipyard.conversion")
 MAX_ATTEMPTS = 3
 HEARTBEAT_SECONDS = 10.0
 
-_lock = threading.Lock()
-_executor: ThreadPoolExecutor | None = None
-_pending: set[Future[str]] = set()
-# claims this process holds, renewed by the heartbeat thread: (store, name, version)
-_held: set[tuple[MetadataStore, str, int]] = set()
-_heartbeat: threading.Thread | None = None
+
+class ConversionWorker:
+    """The background ONNX conversions of one metadata store: one worker thread, and the
+    claims this process holds on them, renewed by a heartbeat thread. Made by its store on
+    first use (`worker_of`) and closed with it."""
+
+    def __init__(self, metadata: MetadataStore) -> None:
+        self._metadata = metadata
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._pending: set[Future[str]] = set()
+        self._held: set[tuple[str, int]] = set()  # (name, version), renewed by the heartbeat
+        self._heartbeat: threading.Thread | None = None
+        self._stop = threading.Event()
+        _LIVE.add(self)
+
+    def submit(
+        self, stores: Stores, name: str, version: int, artifact_digest: str, *, claimed: bool
+    ) -> Future[str]:
+        if claimed:
+            self.hold(name, version)  # renewed while it waits in the queue
+        with self._lock:
+            if self._executor is None:
+                self._stop.clear()
+                self._executor = ThreadPoolExecutor(
+                    max_workers=1, thread_name_prefix="shipyard-onnx"
+                )
+            future = self._executor.submit(
+                convert_version,
+                stores,
+                name,
+                version,
+                artifact_digest,
+                claimed=claimed,
+                worker=self,
+            )
+            self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+        return future
+
+    def wait(self, timeout: float | None = None) -> None:
+        """Block until every conversion submitted here has finished."""
+        from concurrent.futures import wait as wait_all
+
+        with self._lock:
+            futures = list(self._pending)
+        wait_all(futures, timeout=timeout)
+
+    def close(self, *, cancel_pending: bool = False) -> None:
+        """Finish the queued conversions (or, with `cancel_pending`, only the running one) and
+        stop the threads; claims still held (cancelled or cut off) are given back."""
+        with self._lock:
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=cancel_pending)
+        self._stop.set()
+        with self._lock:
+            held, heartbeat, self._heartbeat = list(self._held), self._heartbeat, None
+        for name, version in held:
+            self.release(name, version, unfinished="interrupted")
+        if heartbeat is not None:
+            heartbeat.join()
+
+    def hold(self, name: str, version: int) -> None:
+        with self._lock:
+            self._held.add((name, version))
+            if self._heartbeat is None:
+                self._stop.clear()
+                self._heartbeat = threading.Thread(
+                    target=self._heartbeat_loop, name="shipyard-onnx-heartbeat", daemon=True
+                )
+                self._heartbeat.start()
+
+    def release(self, name: str, version: int, *, unfinished: str | None) -> None:
+        """Stop renewing a claim; an unfinished one ("failed" or "interrupted") is given back
+        so others resume it."""
+        with self._lock:
+            self._held.discard((name, version))
+        if unfinished is not None:
+            with contextlib.suppress(Exception):  # the database may be what failed
+                self._metadata.recovery.release_conversion(
+                    name, version, owner=current_owner(), failed=unfinished == "failed"
+                )
+
+    def _heartbeat_loop(self) -> None:
+        while not self._stop.wait(HEARTBEAT_SECONDS):
+            with self._lock:
+                keys = sorted(self._held)
+            if not keys or not self._metadata.db.is_open:
+                continue
+            try:
+                self._metadata.recovery.heartbeat_conversions(keys, owner=current_owner())
+            except Exception:  # the lease may lapse; another process then takes over
+                log.warning("renewing ONNX conversion claims failed", exc_info=True)
+
+
+# every open worker, so `wait_for_conversions()` can wait for all of this process's
+# conversions; the stores own the workers, this only finds them
+_LIVE: weakref.WeakSet[ConversionWorker] = weakref.WeakSet()
+
+
+def worker_of(stores: Stores) -> ConversionWorker:
+    """The conversion worker that `stores`' metadata store owns."""
+    return stores.metadata.background(ConversionWorker)
 
 
 @dataclass(frozen=True)
@@ -61,15 +163,22 @@ class Resumption:
 
 
 def convert_version(
-    stores: Stores, name: str, version: int, artifact_digest: str, *, claimed: bool = False
+    stores: Stores,
+    name: str,
+    version: int,
+    artifact_digest: str,
+    *,
+    claimed: bool = False,
+    worker: ConversionWorker | None = None,
 ) -> str:
     """Convert one version now; returns the recorded status ("ok" or "refused"). `claimed`:
-    this process holds the version's claim (renewed meanwhile, given back if it fails)."""
+    this process holds the version's claim (renewed meanwhile by `worker`, by default the one
+    of `stores`, and given back if it fails)."""
     from shipyard.flavors import convert_saved
 
-    key = (stores.metadata, name, version)
+    worker = worker or worker_of(stores)
     if claimed:
-        _hold(key)
+        worker.hold(name, version)
     recorded = False
     try:
         digest: str | None = None
@@ -89,7 +198,7 @@ def convert_version(
         recorded = True
     finally:
         if claimed:
-            _release(key, unfinished=None if recorded else "failed")
+            worker.release(name, version, unfinished=None if recorded else "failed")
     log.info(
         "ONNX conversion of %s/%s: %s%s", name, version, status, f" ({detail})" if detail else ""
     )
@@ -99,27 +208,15 @@ def convert_version(
 def submit(
     stores: Stores, name: str, version: int, artifact_digest: str, *, claimed: bool = False
 ) -> Future[str]:
-    global _executor
-    if claimed:
-        _hold((stores.metadata, name, version))  # renewed while it waits in the queue
-    with _lock:
-        if _executor is None:
-            _executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shipyard-onnx")
-        future = _executor.submit(
-            convert_version, stores, name, version, artifact_digest, claimed=claimed
-        )
-        _pending.add(future)
-    future.add_done_callback(_pending.discard)
-    return future
+    """Convert one version in the background, on the worker of `stores`."""
+    return worker_of(stores).submit(stores, name, version, artifact_digest, claimed=claimed)
 
 
 def wait(timeout: float | None = None) -> None:
-    """Block until every conversion started in this process has finished."""
-    from concurrent.futures import wait as wait_all
-
-    with _lock:
-        futures = list(_pending)
-    wait_all(futures, timeout=timeout)
+    """Block until every conversion started in this process (on any open store) has finished."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    for worker in list(_LIVE):
+        worker.wait(None if deadline is None else max(deadline - time.monotonic(), 0.0))
 
 
 # -- recovery --------------------------------------------------------------------------------------
@@ -208,52 +305,3 @@ def resume_conversions(
 
     threading.Thread(target=loop, name="shipyard-onnx-resume", daemon=True).start()
     return stop
-
-
-def _hold(key: tuple[MetadataStore, str, int]) -> None:
-    global _heartbeat
-    with _lock:
-        _held.add(key)
-        if _heartbeat is None:
-            _heartbeat = threading.Thread(
-                target=_heartbeat_loop, name="shipyard-onnx-heartbeat", daemon=True
-            )
-            _heartbeat.start()
-
-
-def _release(key: tuple[MetadataStore, str, int], *, unfinished: str | None) -> None:
-    """Stop renewing a claim; an unfinished one ("failed" or "interrupted") is given back so
-    others resume it."""
-    with _lock:
-        _held.discard(key)
-    if unfinished is not None:
-        metadata, name, version = key
-        with contextlib.suppress(Exception):  # the database may be what failed
-            metadata.recovery.release_conversion(
-                name, version, owner=current_owner(), failed=unfinished == "failed"
-            )
-
-
-def _heartbeat_loop() -> None:
-    while True:
-        time.sleep(HEARTBEAT_SECONDS)
-        with _lock:
-            held = list(_held)
-        by_store: dict[MetadataStore, list[tuple[str, int]]] = {}
-        for metadata, name, version in held:
-            if metadata.db.is_open:
-                by_store.setdefault(metadata, []).append((name, version))
-        for metadata, keys in by_store.items():
-            try:
-                metadata.recovery.heartbeat_conversions(keys, owner=current_owner())
-            except Exception:  # the lease may lapse; another process then takes over
-                log.warning("renewing ONNX conversion claims failed", exc_info=True)
-
-
-@atexit.register
-def _finish_at_exit() -> None:
-    wait(timeout=120)
-    with _lock:
-        held = list(_held)
-    for key in held:  # still queued, or cut off by the exit: give the claims back
-        _release(key, unfinished="interrupted")

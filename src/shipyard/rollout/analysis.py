@@ -8,6 +8,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from shipyard.policy import CanaryPolicy, policy_of
+
 if TYPE_CHECKING:
     import pandas as pd
 
@@ -63,8 +65,12 @@ def _stats(df: pd.DataFrame) -> VariantStats:
 def analyze(settings: Settings, record: EndpointRecord, *, now_ms: int | None = None) -> Analysis:
     from shipyard.stores.predictions import PredictionLogStore
 
-    config = record.config
-    since = int(config.get("step_started_ms") or config.get("started_ms") or 0)
+    policy = policy_of(record)
+    since = (
+        policy.step_started_ms
+        if isinstance(policy, CanaryPolicy)
+        else getattr(policy, "started_ms", 0)  # a single policy has no rollout to analyse
+    )
     table = PredictionLogStore(settings.predictions_dir).read(
         record.name, start_ms=since, end_ms=now_ms
     )

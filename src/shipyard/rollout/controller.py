@@ -23,6 +23,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
+from shipyard.policy import (
+    AbPolicy,
+    BlueGreenPolicy,
+    CanaryPolicy,
+    ShadowPolicy,
+    SinglePolicy,
+    Thresholds,
+    policy_of,
+)
 from shipyard.rollout.analysis import Analysis, VariantStats, ab_test, analyze
 from shipyard.rollout.deployments import Deployments
 
@@ -47,129 +56,150 @@ class Verdict:
 
 
 def _regression(
-    stable: VariantStats, cand: VariantStats, t: dict[str, float], analysis: Analysis, other: str
+    stable: VariantStats, cand: VariantStats, t: Thresholds, analysis: Analysis, other: str
 ) -> str | None:
     if (
         cand.requests
         and cand.errors >= 3
-        and (cand.error_rate > stable.error_rate + t["max_error_rate_delta"])
+        and (cand.error_rate > stable.error_rate + t.max_error_rate_delta)
     ):
         return (
             f"{other} error rate {cand.error_rate:.1%} vs stable {stable.error_rate:.1%} "
-            f"(limit +{t['max_error_rate_delta']:.1%})"
+            f"(limit +{t.max_error_rate_delta:.1%})"
         )
     if (
         cand.requests >= MIN_LATENCY_REQUESTS
         and stable.requests >= MIN_LATENCY_REQUESTS
         and cand.p99_ms is not None
         and stable.p99_ms is not None
-        and cand.p99_ms > stable.p99_ms * t["max_p99_ratio"] + t["p99_slack_ms"]
+        and cand.p99_ms > stable.p99_ms * t.max_p99_ratio + t.p99_slack_ms
     ):
         return (
             f"{other} p99 latency {cand.p99_ms:.1f} ms vs stable {stable.p99_ms:.1f} ms "
-            f"(limit x{t['max_p99_ratio']:g} + {t['p99_slack_ms']:g} ms)"
+            f"(limit x{t.max_p99_ratio:g} + {t.p99_slack_ms:g} ms)"
         )
     pt = analysis.prediction_test
     if (
         pt is not None
-        and pt["p_value"] < t["prediction_alpha"]
-        and pt["effect_size"] >= t["max_prediction_shift"]
+        and pt["p_value"] < t.prediction_alpha
+        and pt["effect_size"] >= t.max_prediction_shift
     ):
         return (
             f"{other} predictions differ from stable: {pt['test']} p={pt['p_value']:.2g}, "
             f"{pt['effect_metric']}={pt['effect_size']:.3f} "
-            f"(limit {t['max_prediction_shift']:g})"
+            f"(limit {t.max_prediction_shift:g})"
         )
     return None
 
 
 def decide(record: EndpointRecord, analysis: Analysis, now_ms: int) -> Verdict:
-    c = record.config
-    t = c.get("thresholds") or {}
+    """What the controller would do now with the endpoint's rollout, on `analysis` (the live
+    evidence) at time `now_ms`: a pure function of its arguments."""
+    policy = policy_of(record)
     evidence = analysis.to_dict()
-    other = "shadow" if record.policy == "shadow" else "candidate"
+    if isinstance(policy, SinglePolicy):
+        return Verdict("hold", "no rollout", evidence)
+    other = "shadow" if policy.kind == "shadow" else "candidate"
     stable = analysis.variants.get("stable", VariantStats())
     cand = analysis.variants.get(other, VariantStats())
-    if record.policy in ("canary", "shadow", "bluegreen") and t:
-        why = _regression(stable, cand, t, analysis, other)
+    if policy.kind in ("canary", "shadow", "bluegreen"):
+        why = _regression(stable, cand, policy.thresholds, analysis, other)
         if why is not None:
             return Verdict("rollback", why, evidence)
-    if record.policy == "canary":
-        elapsed = (now_ms - int(c["step_started_ms"])) / 1000
-        if cand.requests < c["min_requests"] or elapsed < c["min_seconds"]:
-            return Verdict(
-                "hold",
-                f"step {c['step'] + 1}/{len(c['steps'])} at {c['weight']:g}%: "
-                f"{cand.requests}/{c['min_requests']} candidate requests, "
-                f"{elapsed:.0f}/{c['min_seconds']:g} s",
-                evidence,
-            )
-        last = c["step"] + 1 >= len(c["steps"])
-        return Verdict(
-            "promote" if last else "advance",
-            f"step {c['step'] + 1} at {c['weight']:g}% passed: {cand.requests} "
-            f"candidate requests, error rate {cand.error_rate:.1%} "
-            f"(stable {stable.error_rate:.1%})",
-            evidence,
-        )
-    if record.policy == "ab":
-        outcomes = analysis.outcomes or {"stable": [], "candidate": []}
-        n_s, n_c = len(outcomes["stable"]), len(outcomes["candidate"])
-        if min(n_s, n_c) < c["min_samples"]:
-            return Verdict(
-                "hold",
-                f"fixed horizon: {n_s} stable and {n_c} candidate outcomes "
-                f"of {c['min_samples']} each before any decision",
-                evidence,
-            )
-        test = ab_test(outcomes["stable"], outcomes["candidate"])
-        evidence["ab_test"] = test
-        better = test["lift"] > 0 if c.get("higher_is_better", True) else test["lift"] < 0
-        if test["p_value"] < c["alpha"] and better:
-            return Verdict(
-                "promote",
-                f"{test['test']}: candidate {test['candidate_mean']:.4g} vs "
-                f"stable {test['stable_mean']:.4g}, p={test['p_value']:.3g}",
-                evidence,
-            )
-        return Verdict(
-            "rollback",
-            f"no evidence the candidate is better at the planned horizon "
-            f"({test['test']} p={test['p_value']:.3g}, lift {test['lift']:+.4g})",
-            evidence,
-        )
-    if record.policy == "shadow":
-        if cand.requests < c["min_requests"] or analysis.agreement is None:
-            return Verdict(
-                "hold", f"{cand.requests}/{c['min_requests']} shadowed requests", evidence
-            )
-        if analysis.agreement >= c["min_agreement"]:
-            return Verdict(
-                "promote",
-                f"shadow agreed on {analysis.agreement:.1%} of "
-                f"{cand.requests} requests (needed {c['min_agreement']:.0%})",
-                evidence,
-            )
+    if isinstance(policy, CanaryPolicy):
+        return _decide_canary(policy, stable, cand, evidence, now_ms)
+    if isinstance(policy, AbPolicy):
+        return _decide_ab(policy, analysis, evidence)
+    if isinstance(policy, ShadowPolicy):
+        return _decide_shadow(policy, cand, analysis, evidence)
+    return _decide_bluegreen(policy, evidence, now_ms)
+
+
+def _decide_canary(
+    c: CanaryPolicy,
+    stable: VariantStats,
+    cand: VariantStats,
+    evidence: dict[str, Any],
+    now_ms: int,
+) -> Verdict:
+    elapsed = (now_ms - c.step_started_ms) / 1000
+    if cand.requests < c.min_requests or elapsed < c.min_seconds:
         return Verdict(
             "hold",
-            f"shadow agreement {analysis.agreement:.1%} is below "
-            f"{c['min_agreement']:.0%}; promote or roll back by hand",
+            f"step {c.step + 1}/{len(c.steps)} at {c.weight:g}%: "
+            f"{cand.requests}/{c.min_requests} candidate requests, "
+            f"{elapsed:.0f}/{c.min_seconds:g} s",
             evidence,
         )
-    if record.policy == "bluegreen":
-        if not c.get("switched"):
-            return Verdict("switch", "the candidate is loaded: switching all traffic", evidence)
-        held = (now_ms - int(c.get("switched_ms", now_ms))) / 1000
-        if held >= c["keep_seconds"]:
-            return Verdict(
-                "promote", f"{held:.0f} s on the new version without a regression", evidence
-            )
+    last = c.step + 1 >= len(c.steps)
+    return Verdict(
+        "promote" if last else "advance",
+        f"step {c.step + 1} at {c.weight:g}% passed: {cand.requests} "
+        f"candidate requests, error rate {cand.error_rate:.1%} "
+        f"(stable {stable.error_rate:.1%})",
+        evidence,
+    )
+
+
+def _decide_ab(c: AbPolicy, analysis: Analysis, evidence: dict[str, Any]) -> Verdict:
+    outcomes = analysis.outcomes or {"stable": [], "candidate": []}
+    n_s, n_c = len(outcomes["stable"]), len(outcomes["candidate"])
+    if min(n_s, n_c) < c.min_samples:
         return Verdict(
             "hold",
-            f"{held:.0f}/{c['keep_seconds']:g} s before the previous version is released",
+            f"fixed horizon: {n_s} stable and {n_c} candidate outcomes "
+            f"of {c.min_samples} each before any decision",
             evidence,
         )
-    return Verdict("hold", "no rollout", evidence)
+    test = ab_test(outcomes["stable"], outcomes["candidate"])
+    evidence["ab_test"] = test
+    better = test["lift"] > 0 if c.higher_is_better else test["lift"] < 0
+    if test["p_value"] < c.alpha and better:
+        return Verdict(
+            "promote",
+            f"{test['test']}: candidate {test['candidate_mean']:.4g} vs "
+            f"stable {test['stable_mean']:.4g}, p={test['p_value']:.3g}",
+            evidence,
+        )
+    return Verdict(
+        "rollback",
+        f"no evidence the candidate is better at the planned horizon "
+        f"({test['test']} p={test['p_value']:.3g}, lift {test['lift']:+.4g})",
+        evidence,
+    )
+
+
+def _decide_shadow(
+    c: ShadowPolicy, cand: VariantStats, analysis: Analysis, evidence: dict[str, Any]
+) -> Verdict:
+    if cand.requests < c.min_requests or analysis.agreement is None:
+        return Verdict("hold", f"{cand.requests}/{c.min_requests} shadowed requests", evidence)
+    if analysis.agreement >= c.min_agreement:
+        return Verdict(
+            "promote",
+            f"shadow agreed on {analysis.agreement:.1%} of "
+            f"{cand.requests} requests (needed {c.min_agreement:.0%})",
+            evidence,
+        )
+    return Verdict(
+        "hold",
+        f"shadow agreement {analysis.agreement:.1%} is below "
+        f"{c.min_agreement:.0%}; promote or roll back by hand",
+        evidence,
+    )
+
+
+def _decide_bluegreen(c: BlueGreenPolicy, evidence: dict[str, Any], now_ms: int) -> Verdict:
+    if not c.switched:
+        return Verdict("switch", "the candidate is loaded: switching all traffic", evidence)
+    held = (now_ms - (c.switched_ms if c.switched_ms is not None else now_ms)) / 1000
+    if held >= c.keep_seconds:
+        return Verdict("promote", f"{held:.0f} s on the new version without a regression", evidence)
+    return Verdict(
+        "hold",
+        f"{held:.0f}/{c.keep_seconds:g} s before the previous version is released",
+        evidence,
+    )
 
 
 class Controller:
@@ -187,7 +217,7 @@ class Controller:
         now = time.time_ns() // 1_000_000
         verdict = decide(record, analyze(self.settings, record, now_ms=now), now)
         summary = {"action": verdict.action, "reason": verdict.reason, "at_ms": now}
-        if not record.config.get("auto") or verdict.action == "hold":
+        if not getattr(policy_of(record), "auto", False) or verdict.action == "hold":
             self.deployments.record_verdict(name, {**summary, "evidence": _brief(verdict)})
             return verdict
         d = self.deployments
@@ -231,13 +261,14 @@ def status(settings: Settings, stores: Stores, name: str) -> dict[str, Any]:
     """An endpoint's rollout now: policy, weights, per-variant live numbers, what the
     controller would decide, and its last recorded verdict."""
     record = stores.metadata.endpoints.get(name)
+    config = policy_of(record).to_config()
     doc: dict[str, Any] = {
         "endpoint": name,
         "policy": record.policy,
         "model_uri": record.model_uri,
         "generation": record.generation,
-        "config": {k: v for k, v in record.config.items() if k != "verdict"},
-        "last_verdict": record.config.get("verdict"),
+        "config": {k: v for k, v in config.items() if k != "verdict"},
+        "last_verdict": config.get("verdict"),
     }
     if record.policy != "single":
         now = time.time_ns() // 1_000_000

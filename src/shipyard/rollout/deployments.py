@@ -11,9 +11,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentError
+from shipyard.policy import (
+    EndpointPolicy,
+    LastRollout,
+    RolloutPolicy,
+    SinglePolicy,
+    Thresholds,
+    VerdictNote,
+    build_policy,
+    parse_policy,
+    policy_of,
+)
 from shipyard.registry import Registry, parse_model_uri
 from shipyard.stores.clock import now_ms
 
@@ -22,13 +33,7 @@ if TYPE_CHECKING:
     from shipyard.stores.records import EndpointRecord
 
 POLICIES = ("single", "canary", "ab", "shadow", "bluegreen")
-DEFAULT_THRESHOLDS: dict[str, float] = {
-    "max_error_rate_delta": 0.02,  # candidate error rate may exceed stable's by this much
-    "max_p99_ratio": 1.5,  # candidate p99 latency may be this many times stable's ...
-    "p99_slack_ms": 5.0,  # ... plus this much (tiny latencies jitter)
-    "max_prediction_shift": 0.2,  # effect size of the prediction-distribution change
-    "prediction_alpha": 0.01,
-}
+DEFAULT_THRESHOLDS: dict[str, float] = Thresholds().model_dump()
 
 
 class Deployments:
@@ -72,7 +77,7 @@ class Deployments:
             actor=self.stores.actor,
             reason=reason,
             replace=replace,
-            config={"require_approval": True} if require_approval else None,
+            config=SinglePolicy(require_approval=require_approval).to_config(),
         )
 
     # -- starting a rollout --------------------------------------------------------------------
@@ -81,7 +86,7 @@ class Deployments:
         self,
         name: str,
         model: str,
-        policy: str,
+        policy: Literal["canary", "ab", "shadow", "bluegreen"],
         settings: dict[str, Any],
         *,
         auto: bool,
@@ -90,10 +95,11 @@ class Deployments:
         override_gates: str | None,
     ) -> EndpointRecord:
         record = self.endpoints.get(name)
-        if record.policy != "single" or record.config.get("candidate_uri"):
+        current = policy_of(record)
+        if not isinstance(current, SinglePolicy):
             raise AlreadyExistsError(
-                f"endpoint '{name}' already runs a {record.policy} of "
-                f"{record.config.get('candidate_uri')}; promote or roll it back first",
+                f"endpoint '{name}' already runs a {current.kind} of "
+                f"{current.candidate_uri}; promote or roll it back first",
                 field="model",
             )
         candidate = self.registry.resolve(parse_model_uri(model))
@@ -106,7 +112,7 @@ class Deployments:
                 f"{candidate.name}/{candidate.version} --replace)",
                 field="model",
             )
-        if record.config.get("require_approval") and candidate.approval != "approved":
+        if current.require_approval and candidate.approval != "approved":
             raise InvalidArgumentError(
                 f"endpoint '{name}' serves approved versions only and {candidate.name} version "
                 f"{candidate.version} is {candidate.approval}; approve it first "
@@ -132,21 +138,21 @@ class Deployments:
                 f"unknown threshold(s) {', '.join(bad)}; known: {', '.join(DEFAULT_THRESHOLDS)}",
                 field="thresholds",
             )
-        now = now_ms()
-        config = {
-            "candidate_uri": f"models:/{candidate.name}/{candidate.version}",  # pinned
-            "candidate_version": candidate.version,
-            "stable_version": stable.version,
-            "started_ms": now,
-            "auto": auto,
-            "thresholds": {**DEFAULT_THRESHOLDS, **(thresholds or {})},
-            **_lasting(record),
+        rollout = build_policy(
+            policy,
+            candidate_uri=f"models:/{candidate.name}/{candidate.version}",  # pinned
+            candidate_version=candidate.version,
+            stable_version=stable.version,
+            started_ms=now_ms(),
+            auto=auto,
+            thresholds={**DEFAULT_THRESHOLDS, **(thresholds or {})},
+            require_approval=current.require_approval,
             **settings,
-        }
+        )
         return self.endpoints.set_policy(
             name,
-            policy=policy,
-            config=config,
+            policy=rollout.kind,
+            config=rollout.to_config(),
             actor=self.stores.actor,
             action=f"rollout.{policy}",
             reason=reason,
@@ -288,27 +294,28 @@ class Deployments:
 
     # -- moving a rollout on -------------------------------------------------------------------
 
-    def _active(self, name: str) -> EndpointRecord:
+    def _active(self, name: str) -> tuple[EndpointRecord, RolloutPolicy]:
         record = self.endpoints.get(name)
-        if record.policy == "single" or not record.config.get("candidate_uri"):
+        policy = policy_of(record)
+        if isinstance(policy, SinglePolicy):
             raise ConflictError(f"endpoint '{name}' has no rollout in progress", field="name")
-        return record
+        return record, policy
 
     def advance(
         self, name: str, *, evidence: Any = None, reason: str | None = None
     ) -> EndpointRecord:
         """Next canary step (the last step promotes)."""
-        record = self._active(name)
-        if record.policy != "canary":
-            raise InvalidArgumentError(f"endpoint '{name}' runs a {record.policy}, not a canary")
-        steps, step = record.config["steps"], int(record.config["step"]) + 1
+        record, policy = self._active(name)
+        if policy.kind != "canary":
+            raise InvalidArgumentError(f"endpoint '{name}' runs a {policy.kind}, not a canary")
+        steps, step = policy.steps, policy.step + 1
         if step >= len(steps):
             return self.promote(name, reason=reason or "last canary step passed", evidence=evidence)
-        config = {**record.config, "step": step, "weight": steps[step], "step_started_ms": now_ms()}
+        moved = _changed(policy, step=step, weight=steps[step], step_started_ms=now_ms())
         return self.endpoints.set_policy(
             name,
             policy="canary",
-            config=config,
+            config=moved.to_config(),
             actor=self.stores.actor,
             action="rollout.step",
             reason=reason,
@@ -318,14 +325,14 @@ class Deployments:
 
     def switch(self, name: str, *, reason: str | None = None) -> EndpointRecord:
         """Blue-green: send all traffic to the (loaded, warmed) candidate at once."""
-        record = self._active(name)
-        if record.policy != "bluegreen":
-            raise InvalidArgumentError(f"endpoint '{name}' runs a {record.policy}, not blue-green")
-        config = {**record.config, "switched": True, "switched_ms": now_ms()}
+        record, policy = self._active(name)
+        if policy.kind != "bluegreen":
+            raise InvalidArgumentError(f"endpoint '{name}' runs a {policy.kind}, not blue-green")
+        switched = _changed(policy, switched=True, switched_ms=now_ms())
         return self.endpoints.set_policy(
             name,
             policy="bluegreen",
-            config=config,
+            config=switched.to_config(),
             actor=self.stores.actor,
             action="rollout.switch",
             reason=reason,
@@ -337,9 +344,9 @@ class Deployments:
     ) -> EndpointRecord:
         """The candidate becomes stable: the alias the endpoint follows moves to it (or the
         endpoint is pinned to it); the rollout ends."""
-        record = self._active(name)
+        record, policy = self._active(name)
         ref = parse_model_uri(record.model_uri)
-        version = int(record.config["candidate_version"])
+        version = policy.candidate_version
         why = reason or "promoted"
         model_uri = None
         if ref.alias is not None and ref.name is not None:
@@ -348,14 +355,14 @@ class Deployments:
                 ref.alias,
                 version,
                 reason=f"{name}: {why}",
-                override_gates=record.config.get("gate_override"),  # given when it started
+                override_gates=policy.gate_override,  # given when it started
             )
         else:
-            model_uri = record.config["candidate_uri"]
+            model_uri = policy.candidate_uri
         return self.endpoints.set_policy(
             name,
             policy="single",
-            config=_ended(record, "promoted", why, evidence),
+            config=_ended(policy, "promoted", why, evidence),
             actor=self.stores.actor,
             action="rollout.promote",
             reason=why,
@@ -367,12 +374,12 @@ class Deployments:
         self, name: str, *, reason: str | None = None, evidence: Any = None
     ) -> EndpointRecord:
         """All traffic back to stable; the alias is untouched; the reason is recorded."""
-        record = self._active(name)
+        _, policy = self._active(name)
         why = reason or "rolled back"
         return self.endpoints.set_policy(
             name,
             policy="single",
-            config=_ended(record, "rolled back", why, evidence),
+            config=_ended(policy, "rolled back", why, evidence),
             actor=self.stores.actor,
             action="rollout.rollback",
             reason=why,
@@ -383,13 +390,15 @@ class Deployments:
         """Keep the controller's latest 'hold' verdict on the endpoint (for `deploy status`);
         audited only when it says something new."""
         record = self.endpoints.get(name)
-        last = record.config.get("verdict") or {}
-        if (last.get("action"), last.get("reason")) == (verdict["action"], verdict["reason"]):
+        policy = policy_of(record)
+        note = VerdictNote.model_validate(verdict)
+        last = getattr(policy, "verdict", None)
+        if last is not None and (last.action, last.reason) == (note.action, note.reason):
             return
         self.endpoints.set_policy(
             name,
             policy=record.policy,
-            config={**record.config, "verdict": verdict},
+            config=_changed(policy, verdict=note).to_config(),
             actor=self.stores.actor,
             action="rollout.verdict",
             reason=verdict["reason"],
@@ -421,24 +430,23 @@ class Deployments:
         self.endpoints.delete(name, actor=self.stores.actor, reason=reason)
 
 
-def _lasting(record: EndpointRecord) -> dict[str, Any]:
-    """Endpoint settings that outlive any rollout."""
-    return {k: record.config[k] for k in ("require_approval",) if k in record.config}
+def _changed(policy: EndpointPolicy, **changes: Any) -> EndpointPolicy:
+    """The policy with some fields changed, validated again."""
+    return parse_policy(policy.kind, {**dict(policy), **changes})
 
 
-def _ended(record: EndpointRecord, outcome: str, reason: str, evidence: Any) -> dict[str, Any]:
-    return {
-        **_lasting(record),
-        "last_rollout": {
-            "policy": record.policy,
-            "outcome": outcome,
-            "reason": reason,
-            "candidate_version": record.config.get("candidate_version"),
-            "stable_version": record.config.get("stable_version"),
-            "ended_ms": now_ms(),
-            "evidence": evidence,
-        },
-    }
+def _ended(policy: RolloutPolicy, outcome: str, reason: str, evidence: Any) -> dict[str, Any]:
+    """The single policy left when a rollout ends (the endpoint's lasting settings kept)."""
+    last = LastRollout(
+        policy=policy.kind,
+        outcome=outcome,
+        reason=reason,
+        candidate_version=policy.candidate_version,
+        stable_version=policy.stable_version,
+        ended_ms=now_ms(),
+        evidence=evidence,
+    )
+    return SinglePolicy(require_approval=policy.require_approval, last_rollout=last).to_config()
 
 
 def _positive(value: float, field: str) -> None:

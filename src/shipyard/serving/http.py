@@ -122,7 +122,9 @@ def serve_forever(
     # metrics of all workers in one /metrics (prometheus_client's multiprocess mode; it must be
     # switched on before any worker imports prometheus_client)
     metrics_dir = tempfile.mkdtemp(prefix="shipyard-metrics-")
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
+    from shipyard.serving.metrics import share_between_workers
+
+    share_between_workers(metrics_dir)
     children: list[int] = []
     for _ in range(workers):
         pid = os.fork()

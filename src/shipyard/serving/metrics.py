@@ -27,6 +27,21 @@ from typing import Any
 
 from shipyard.fences import prometheus as prometheus_fence
 
+# prometheus_client's documented switch for its multiprocess mode: the one environment variable
+# shipyard sets, here only, and read only by prometheus_client and `shared_between_workers`
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def share_between_workers(directory: str) -> None:
+    """Switch prometheus_client to multiprocess mode, writing to `directory`: in the parent,
+    before it forks workers (they must see it before they import prometheus_client)."""
+    os.environ[MULTIPROC_ENV] = directory
+
+
+def shared_between_workers() -> bool:
+    return bool(os.environ.get(MULTIPROC_ENV))
+
+
 LATENCY_BUCKETS = (
     0.0005,
     0.001,
@@ -148,7 +163,7 @@ class ServingMetrics:
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any, Any]] = {}
         self._in_flight: dict[str, Any] = {}
         # several workers share prometheus_client's files; one process keeps plain tallies
-        self.shared = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+        self.shared = shared_between_workers()
         self._tallies: dict[tuple[str, str, str, int], _Tally] = {}
         self._publishing = False
         # several workers without prometheus_client's histogram internals: replay latencies

@@ -33,24 +33,23 @@ def bucket(endpoint: str, key: str) -> int:
 def choose(
     name: str, stable: ServedModel, candidate: ServedModel, key: str | None
 ) -> tuple[ServedModel, ServedModel | None]:
-    config = stable.config
-    policy = config.get("policy", "single")
-    if policy == "canary":
-        share = float(config.get("weight", 0.0)) / 100.0
+    traffic = stable.traffic
+    if traffic.kind == "canary":
+        share = traffic.weight / 100.0
         draw = bucket(name, key) / BUCKETS if key is not None else random.random()
         return (candidate if draw < share else stable), None
-    if policy == "ab":
+    if traffic.kind == "ab":
         if key is None:
             raise InvalidArgumentError(
                 f"endpoint '{name}' runs an A/B test: send the caller's id as 'key' in the "
                 "body (or an X-Shipyard-Key header) so it always sees the same variant",
                 field="key",
             )
-        share = float(config.get("split", 50.0)) / 100.0
+        share = traffic.split / 100.0
         return (candidate if bucket(name, key) / BUCKETS < share else stable), None
-    if policy == "shadow":
-        sample = float(config.get("sample", 1.0))
+    if traffic.kind == "shadow":
+        sample = traffic.sample
         return stable, (candidate if sample >= 1.0 or random.random() < sample else None)
-    if policy == "bluegreen":
-        return (candidate if config.get("switched") else stable), None
+    if traffic.kind == "bluegreen":
+        return (candidate if traffic.switched else stable), None
     return stable, None

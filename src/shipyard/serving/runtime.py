@@ -16,6 +16,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ModelLoadError, NotFoundError, ShipyardError
+from shipyard.policy import Traffic
 from shipyard.serving.batching import Batcher
 from shipyard.serving.routing import choose
 
@@ -53,6 +54,11 @@ class ServedModel:
 
     # model, state and config never change on an instance (a new one replaces it): what they
     # imply is worked out once, not on each of the several reads per request
+
+    @cached_property
+    def traffic(self) -> Traffic:
+        """The endpoint's traffic policy, as far as routing needs it."""
+        return Traffic.of(self.config)
 
     @cached_property
     def model_name(self) -> str:

@@ -7,8 +7,9 @@ picks the artifact adapter. Constructors do no I/O; the database opens (and migr
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from functools import cached_property
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from shipyard.stores.alerts import AlertStore
 from shipyard.stores.artifacts import ArtifactStore, LocalArtifactStore, open_artifact_store
@@ -32,6 +33,8 @@ class MetadataStore:
 
     def __init__(self, url: str) -> None:
         self.db = Database(url)
+        self._background: dict[Callable[[MetadataStore], Any], Background] = {}
+        self._background_lock = threading.Lock()
 
     @property
     def url(self) -> str:
@@ -79,8 +82,32 @@ class MetadataStore:
 
         return FeatureRegistryStore(self.db)
 
-    def close(self) -> None:
+    def background(self, make: Callable[[MetadataStore], _B]) -> _B:
+        """The one `make(self)` this store owns: background work of a capability on this
+        database (the registry's ONNX conversions), made on first use, closed with the store."""
+        with self._background_lock:
+            work = self._background.get(make)
+            if work is None:
+                work = self._background[make] = make(self)
+        return work  # type: ignore[return-value]  # keyed by its maker: it made this one
+
+    def close(self, *, cancel_pending: bool = False) -> None:
+        """Close the background work this store owns (it finishes what is queued, or with
+        `cancel_pending` only what is running), then dispose pooled connections."""
+        with self._background_lock:
+            owned, self._background = list(self._background.values()), {}
+        for work in owned:
+            work.close(cancel_pending=cancel_pending)
         self.db.dispose()
+
+
+class Background(Protocol):
+    """Work a capability runs in the background on a store, which the store shuts down."""
+
+    def close(self, *, cancel_pending: bool = False) -> None: ...
+
+
+_B = TypeVar("_B", bound=Background)
 
 
 __all__ = [
@@ -127,9 +154,10 @@ def open_stores(settings: Settings | None = None) -> Stores:
     return Stores(metadata, open_artifact_store(settings.resolved_artifacts), settings.actor)
 
 
-def close_all() -> None:
-    """Dispose every pooled connection (tests, and before fork)."""
+def close_all(*, cancel_pending: bool = False) -> None:
+    """Close every open metadata store: its background work, then its pooled connections
+    (tests, and before fork). `cancel_pending`: queued background work is given back, not done."""
     with _OPEN_LOCK:
         for store in _OPEN.values():
-            store.close()
+            store.close(cancel_pending=cancel_pending)
         _OPEN.clear()

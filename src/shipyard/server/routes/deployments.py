@@ -9,6 +9,7 @@ from fastapi import Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from shipyard.policy import policy_of
 from shipyard.rollout import Deployments
 from shipyard.server.plane import Plane
 from shipyard.server.routes import Routes
@@ -69,7 +70,7 @@ def list_deployments(request: Request, plane: Plane) -> Response:
                     "endpoint": e.name,
                     "policy": e.policy,
                     "model_uri": e.model_uri,
-                    "candidate": e.config.get("candidate_uri"),
+                    "candidate": getattr(policy_of(e), "candidate_uri", None),
                 }
                 for e in plane.deployments.list()
                 if visible is None or e.name in visible
