@@ -1,88 +1,148 @@
-"""One HTTP/1.1 connection of shipyard's server: uvicorn's httptools protocol, with the data
-plane's hot routes (POST /endpoints/{name}/predict and /v2/models/{name}/infer) handed to
-their handler directly, and every answer's head written together with its body.
+"""Every use of uvicorn's private names, in one module: shipyard's HTTP/1.1 protocol is
+uvicorn's httptools protocol (or its h11 one where httptools is missing) with three changes,
+each needing attributes and methods uvicorn does not promise to keep.
 
-For each request uvicorn builds a RequestResponseCycle with an asyncio.Event, runs the ASGI
-app in a task through its middleware, and turns two ASGI messages back into bytes, checking
-every header against two regular expressions. For a hot route that is all overhead around a
-handler that needs a few headers and the body: such a request gets a small cycle of its own
-(`_HotCycle`), its handler runs as soon as the headers are in, and the answer (status, JSON
-body and the data plane's own headers) leaves in one write. uvicorn keeps everything else:
-parsing, every other request (the whole ASGI app), keep-alive, pipelining, flow control,
-limits and graceful shutdown. Counted with callgrind on one connection (`benchmarks/serving`),
-the hot path costs ~20 % fewer instructions per request this way than through ASGI.
+- The hot routes (`routes.HOT_TARGET` on the raw request target) are answered by the data
+  plane directly: such a request gets a small cycle of its own (`_HotCycle`), its handler
+  (`DataPlaneFastPath.direct`, the same `DataPlane` method the ASGI route calls) runs as soon
+  as the headers are in, and the answer leaves in one write. uvicorn keeps everything else:
+  parsing, every other request (the whole ASGI app), keep-alive, pipelining, flow control and
+  graceful shutdown. A hot route whose target needs decoding (escapes, a query) takes the
+  ASGI way; so does every request when uvicorn limits concurrency or mounts the app under a
+  root path.
+- Every answer's head is written together with its body (`transport.OneWriteTransport`).
+- A connection is held to `transport.ConnectionLimits` before its request is in: 431 for a
+  head too large, a head and a body must arrive in time, an idle connection closes. One timer
+  per connection checks this (`_Watchdog`); the request path only counts a head's bytes.
 
-A hot route whose path needs decoding (percent escapes, a query string) takes the ASGI way
-to the same handler; so does every request when uvicorn limits concurrency or mounts the app
-under a root path.
-
-Both protocols (this one, and uvicorn's h11 one where httptools is missing) also bound what a
-connection may cost before its request is in (`ConnectionLimits`): a request head over
-`max_header_bytes` is answered 431, a head must arrive within `header_seconds`, a body within
-`body_seconds`, and an idle connection closes after `keep_alive_seconds` (uvicorn arms its
-keep-alive timer only after an answer, and any byte cancels it). One timer per connection
-checks this (`_Watchdog`); the request path only counts the bytes a head takes.
-
-This is shipyard's one module that uses uvicorn's private names (its protocols' attributes
-and `_start_asgi_task`); `protocol_class` checks at start-up that they exist and falls back
-to uvicorn's own protocol if not. pyproject bounds uvicorn to the releases tested.
+`protocol_class` checks at start-up that everything listed in `_REQUIRED` exists in the
+installed uvicorn; if one does not, or `SHIPYARD_FAST_PATH=false`, it logs one line and
+uvicorn's own protocol runs (the public path: correct, without the changes above).
+pyproject bounds uvicorn to the releases this was tested on.
 """
 
 from __future__ import annotations
 
-import asyncio
+import functools
+import inspect
 import logging
 import re
-from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from starlette.requests import ClientDisconnect
-
-from shipyard.errors import ClientTimeoutError, HeadersTooLargeError, ShipyardError
-from shipyard.serving.app import (
-    DataPlaneFastPath,
-    _Headers,
-    body_too_large,
-    check_declared_length,
-)
+from shipyard.errors import ClientTimeoutError, ShipyardError
+from shipyard.serving.answers import ClientGone, Headers, body_too_large, check_declared_length
+from shipyard.serving.asgi import DataPlaneFastPath
 from shipyard.serving.protocol import dumps
-
-if TYPE_CHECKING:
-    from shipyard.config import Settings
+from shipyard.serving.routes import HOT_TARGET, hot_route
+from shipyard.serving.transport import ConnectionLimits, OneWriteTransport, Signal, head_size
 
 log = logging.getLogger("shipyard.serving")
 
-# the hot routes on the raw request target: anything to decode goes the ASGI way
-_HOT_TARGET = re.compile(
-    rb"/(?:endpoints/([^/?%#\x00-\x20\x7f-\xff]+)/predict|v2/models/([^/?%#\x00-\x20\x7f-\xff]+)/infer)\Z"
-)
+PUBLIC = "auto"  # uvicorn's own choice of protocol: what runs when the fence is closed
+
+# (module, class or None, names): a class's methods and class attributes are looked up, and
+# `self.<name> =` is looked for in its source for attributes its instances get
+_REQUIRED: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
+    ("uvicorn.protocols.http.flow_control", None, ("HIGH_WATER_LIMIT", "FlowControl")),
+    ("uvicorn.protocols.http.flow_control", "FlowControl", ("pause_reading", "resume_reading")),
+    ("uvicorn.protocols.http.flow_control", "FlowControl", ("drain", "write_paused")),
+    ("uvicorn.protocols.http.httptools_impl", None, ("STATUS_LINE", "HttpToolsProtocol")),
+    (
+        "uvicorn.protocols.http.httptools_impl",
+        "HttpToolsProtocol",
+        (
+            "_start_asgi_task", "send_400_response", "on_headers_complete", "on_body",
+            "on_message_complete", "on_response_complete", "data_received", "connection_made",
+            "connection_lost", "loop", "logger", "parser", "root_path", "limit_concurrency",
+            "server_state", "tasks", "transport", "flow", "pipeline", "scope", "headers",
+            "expect_100_continue", "cycle", "url",
+        ),
+    ),
+    (
+        "uvicorn.protocols.http.httptools_impl",
+        "RequestResponseCycle",
+        (
+            "response_complete", "response_started", "disconnected", "keep_alive",
+            "message_event", "send", "transport", "flow", "scope", "waiting_for_100_continue",
+            "on_response",
+        ),
+    ),
+    ("uvicorn.server", "ServerState", ("default_headers", "tasks")),
+)  # fmt: skip
+_REQUIRED_H11: tuple[tuple[str, str | None, tuple[str, ...]], ...] = (
+    (
+        "uvicorn.protocols.http.h11_impl",
+        "H11Protocol",
+        (
+            "handle_events", "_should_upgrade", "send_400_response", "connection_made",
+            "connection_lost", "conn", "cycle", "scope", "headers", "transport", "loop",
+            "server_state",
+        ),
+    ),
+    ("uvicorn.protocols.http.h11_impl", "RequestResponseCycle", ("response_complete",)),
+    ("uvicorn.server", "ServerState", ("default_headers",)),
+)  # fmt: skip
 
 
-@dataclass(frozen=True)
-class ConnectionLimits:
-    """What one connection may cost before its request is in (see the module's docstring)."""
+def missing(required: tuple[tuple[str, str | None, tuple[str, ...]], ...]) -> list[str]:
+    """The names of `required` the installed uvicorn lacks (`module:Class.name`)."""
+    import importlib
 
-    max_header_bytes: int = 64 * 1024
-    header_seconds: float = 10.0
-    keep_alive_seconds: float = 5.0
-    body_seconds: float = 30.0
+    gone: list[str] = []
+    for module_name, class_name, names in required:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError:
+            gone.append(module_name)
+            continue
+        owner = getattr(module, class_name, None) if class_name else module
+        if owner is None:
+            gone.append(f"{module_name}:{class_name}")
+            continue
+        try:
+            source = inspect.getsource(owner) if class_name else ""
+        except (OSError, TypeError):
+            source = ""
+        for name in names:
+            assigned = re.search(rf"\bself\.{re.escape(name)}\s*(?::[^=\n]+)?=[^=]", source)
+            if not hasattr(owner, name) and assigned is None:
+                gone.append(f"{module_name}:{class_name + '.' if class_name else ''}{name}")
+    return gone
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ConnectionLimits:
-        return cls(
-            settings.max_header_bytes,
-            settings.header_timeout_seconds,
-            settings.keep_alive_seconds,
-            settings.request_timeout_seconds,
-        )
 
-    def head_too_large(self) -> HeadersTooLargeError:
-        return HeadersTooLargeError(
-            f"the request line and headers exceed {self.max_header_bytes} bytes",
-            field="headers",
-            limit=self.max_header_bytes,
-        )
+@functools.cache
+def _missing_cached(which: str) -> tuple[str, ...]:
+    return tuple(missing(_REQUIRED if which == "httptools" else _REQUIRED_H11))
+
+
+def protocol_class(app: Any, limits: ConnectionLimits | None = None, enabled: bool = True) -> Any:
+    """The HTTP protocol for uvicorn to run `app` with: shipyard's (hot routes answered
+    directly when `app` is the data plane's fast path, every connection held to `limits`,
+    every answer's head sent with its body), or `PUBLIC` (uvicorn's own) when `enabled` is
+    false or the installed uvicorn lacks a name this module relies on (one log line)."""
+    limits_: ConnectionLimits = limits or ConnectionLimits()
+    import uvicorn
+
+    if not enabled:
+        log.info("SHIPYARD_FAST_PATH is off: uvicorn's own HTTP protocol runs")
+        return PUBLIC
+    try:
+        import httptools  # noqa: F401
+    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
+        gone = _missing_cached("h11")
+        if gone:
+            log.warning(_CLOSED, uvicorn.__version__, ", ".join(gone))
+            return PUBLIC
+        return _h11_class(limits_)
+    gone = _missing_cached("httptools")
+    if gone:
+        log.warning(_CLOSED, uvicorn.__version__, ", ".join(gone))
+        return PUBLIC
+    return _httptools_class(app if isinstance(app, DataPlaneFastPath) else None, limits_)
+
+
+_CLOSED = "uvicorn %s lacks what shipyard's HTTP fast path relies on (%s): uvicorn's own runs"
 
 
 def _refuse(proto: Any, exc: ShipyardError) -> None:
@@ -177,129 +237,6 @@ class _HeadTooLarge(Exception):
     """Raised in a parser callback to stop parsing a head over the limit."""
 
 
-def _head_size(target: int, headers: list[tuple[bytes, bytes]]) -> int:
-    """About the bytes of a parsed head: request line and header lines."""
-    return target + 16 + sum(len(n) + len(v) + 4 for n, v in headers)
-
-
-class _OneWriteTransport:
-    """A transport that sends an answer's head and the first part of its body in one write
-    (or takes a whole answer, `answer`), and, while other requests are in flight, the answers
-    of one event-loop turn together at its end.
-
-    uvicorn writes the status line and headers, then the body, as two writes; with TCP_NODELAY
-    each is a system call and a packet of its own, and the client may wake up for each. Once
-    told that an answer starts (`hold`), this keeps the head and sends it with the next write.
-    A lone request goes out at once; under load, deferring to the end of the turn measured
-    +30 % req/s at 16 connections (1-row requests), and nothing at 1. Everything but writing is
-    the wrapped transport's."""
-
-    __slots__ = ("_held", "_holding", "_loop", "_pending", "_tasks", "_transport")
-
-    def __init__(self, transport: Any, loop: Any, tasks: Any) -> None:
-        self._transport = transport
-        self._holding = False
-        self._held: bytes | None = None
-        self._loop = loop
-        self._tasks = tasks
-        self._pending: list[bytes] = []
-
-    def hold(self) -> None:
-        self._holding = True
-
-    def write(self, data: bytes) -> None:
-        if self._holding:
-            if self._held is None:
-                self._held = data
-                return
-            data = self._held + data
-            self._held = None
-            self._holding = False
-            self.answer(data)
-            return
-        if self._pending:
-            self._pending.append(data)
-            return
-        self._transport.write(data)
-
-    def answer(self, data: bytes) -> None:
-        """A whole answer, head and body: out at once, or at the end of the turn when busy."""
-        if len(self._tasks) > 1:  # busy: answers of this turn leave together at its end
-            if not self._pending:
-                self._loop.call_soon(self._send_pending)
-            self._pending.append(data)
-        elif self._pending:
-            self._pending.append(data)
-        else:
-            self._transport.write(data)
-
-    def _send_pending(self) -> None:
-        pending, self._pending = self._pending, []
-        if pending and not self._transport.is_closing():
-            self._transport.write(b"".join(pending))
-
-    def writelines(self, lines: Any) -> None:
-        for line in lines:
-            self.write(line)
-
-    def _release(self) -> None:
-        self._send_pending()
-        held, self._held, self._holding = self._held, None, False
-        if held is not None:
-            self._transport.write(held)
-
-    def get_write_buffer_size(self) -> int:
-        pending = sum(map(len, self._pending)) + len(self._held or b"")
-        return int(self._transport.get_write_buffer_size()) + pending
-
-    def is_closing(self) -> bool:  # asked after every answer: not through __getattr__
-        return bool(self._transport.is_closing())
-
-    def write_eof(self) -> None:
-        self._release()
-        self._transport.write_eof()
-
-    def close(self) -> None:
-        self._release()
-        self._transport.close()
-
-    def abort(self) -> None:
-        self._held, self._holding = None, False
-        self._transport.abort()
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._transport, name)
-
-
-class _Signal:
-    """What a hot cycle's `message_event` must do: `set` for uvicorn's parser callbacks and
-    for a lost connection, and one waiter (the handler reading the body) at a time."""
-
-    __slots__ = ("_set", "_waiter")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._waiter: asyncio.Future[None] | None = None
-
-    def set(self) -> None:
-        self._set = True
-        waiter = self._waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
-
-    def clear(self) -> None:
-        self._set = False
-
-    async def wait(self) -> None:
-        if self._set:
-            return
-        self._waiter = asyncio.get_running_loop().create_future()
-        try:
-            await self._waiter
-        finally:
-            self._waiter = None
-
-
 class _HotCycle:
     """A hot-route request in flight, with the attributes uvicorn's protocol reads and sets
     on its own cycles (`response_complete`, `disconnected`, `keep_alive`, `message_event`), so
@@ -347,18 +284,18 @@ class _HotCycle:
         self.more_body = True
         self.disconnected = False
         self.response_complete = False
-        self.message_event = _Signal()
+        self.message_event = Signal()
 
 
 class _HotRequest:
-    """A hot-route request as the data plane's handler reads it: `headers.get(name)` and
-    `await read(limit)`."""
+    """A hot-route request as the data plane reads it (`answers.BodyRequest`): its body
+    arrives in the cycle's `chunks` as the protocol parses it."""
 
     __slots__ = ("_cycle", "headers")
 
     def __init__(self, cycle: _HotCycle) -> None:
         self._cycle = cycle
-        self.headers = _Headers(cycle.scope["headers"])
+        self.headers = Headers(cycle.scope["headers"])
 
     async def read(self, limit: int) -> bytes:
         """The body, refusing more than `limit` bytes before reading them all."""
@@ -371,7 +308,7 @@ class _HotRequest:
                 chunks, cycle.chunks = cycle.chunks, []  # the connection keeps no body once read
                 return chunks[0] if len(chunks) == 1 else b"".join(chunks)
             if cycle.disconnected:
-                raise ClientDisconnect()
+                raise ClientGone()
             if cycle.waiting_for_100_continue and not cycle.transport.is_closing():
                 cycle.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 cycle.waiting_for_100_continue = False
@@ -380,30 +317,19 @@ class _HotRequest:
             cycle.message_event.clear()
 
 
-def protocol_class(app: Any, limits: ConnectionLimits | None = None) -> Any:
-    """The HTTP protocol for uvicorn to run `app` with, holding every connection to `limits`:
-    hot routes answered directly when `app` is the data plane's fast path, and every answer's
-    head sent with its body (uvicorn's h11 protocol, limits only, without httptools)."""
-    limits_: ConnectionLimits = limits or ConnectionLimits()
-    try:
-        from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
-        from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
-    except ImportError:  # pragma: no cover - uvicorn[standard] brings httptools
-        return _h11_class(limits_)
-    if not hasattr(HttpToolsProtocol, "send_400_response"):  # pragma: no cover
-        log.warning("this uvicorn lacks what shipyard's protocol uses: uvicorn's own runs")
-        return "auto"
+def _httptools_class(fast: DataPlaneFastPath | None, limits: ConnectionLimits) -> Any:
+    """uvicorn's httptools protocol with the module's three changes (`fast`: the hot routes'
+    handler, None to send every request the ASGI way)."""
+    from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
+    from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-    # the hook every task start goes through, pipelined requests included (uvicorn 0.55 has
-    # it); without it, every request takes the ASGI way (correct, slower)
-    hooked = hasattr(HttpToolsProtocol, "_start_asgi_task")
-    fast = app if isinstance(app, DataPlaneFastPath) and hooked else None
+    limits_ = limits
     max_head = limits_.max_header_bytes
     base_data_received = HttpToolsProtocol.data_received
 
     class DataPlaneProtocol(_Watchdog, HttpToolsProtocol):  # type: ignore[misc]
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(_OneWriteTransport(transport, self.loop, self.tasks))  # type: ignore[arg-type]
+            super().connection_made(OneWriteTransport(transport, self.loop, self.tasks))  # type: ignore[arg-type]
             self._direct = fast is not None and not self.root_path and not self.limit_concurrency
             # `_head_seen`: bytes read while a head is being read (whole reads that began in
             # it: a head that starts within the read that ends the request before it is
@@ -441,10 +367,10 @@ def protocol_class(app: Any, limits: ConnectionLimits | None = None) -> Any:
 
         def on_headers_complete(self) -> None:
             self._in_head = False
-            if self._head_seen > max_head and _head_size(len(self.url), self.headers) > max_head:
+            if self._head_seen > max_head and head_size(len(self.url), self.headers) > max_head:
                 self._too_large = True  # parsing stops; uvicorn answers (send_400_response)
                 raise _HeadTooLarge
-            route = _HOT_TARGET.match(self.url) if self._direct else None
+            route = HOT_TARGET.match(self.url) if self._direct else None
             parser = self.parser
             if route is None or parser.get_method() != b"POST" or parser.should_upgrade():
                 super().on_headers_complete()
@@ -457,7 +383,7 @@ def protocol_class(app: Any, limits: ConnectionLimits | None = None) -> Any:
             scope["path"] = self.url.decode("ascii")
             scope["raw_path"] = self.url
             scope["query_string"] = b""
-            name = route.group(1) or route.group(2)
+            kind, name = hot_route(route)
             cycle = _HotCycle(
                 scope,
                 self.transport,
@@ -465,8 +391,8 @@ def protocol_class(app: Any, limits: ConnectionLimits | None = None) -> Any:
                 http_version != "1.0" and parser.should_keep_alive(),
                 self.expect_100_continue,
                 self.on_response_complete,
-                name.decode("ascii"),
-                "predict" if route.group(1) else "infer",
+                name,
+                kind,
             )
             existing, self.cycle = self.cycle, cycle  # type: ignore[assignment]
             if existing is None or existing.response_complete:
@@ -548,12 +474,8 @@ def protocol_class(app: Any, limits: ConnectionLimits | None = None) -> Any:
             cycle.on_response()
 
     DataPlaneProtocol.limits = limits_
-    DataPlaneProtocol.period = _period(limits_)
+    DataPlaneProtocol.period = limits_.period
     return DataPlaneProtocol
-
-
-def _period(limits: ConnectionLimits) -> float:
-    return min(limits.header_seconds, limits.keep_alive_seconds, limits.body_seconds) / 2
 
 
 def _h11_class(limits: ConnectionLimits) -> Any:
@@ -597,12 +519,12 @@ def _h11_class(limits: ConnectionLimits) -> Any:
             # the limit only while it is incomplete, not one that arrived in a single read
             scope: Any = self.scope
             target = len(scope["raw_path"]) + len(scope["query_string"])
-            if _head_size(target, self.headers) > limits.max_header_bytes:
+            if head_size(target, self.headers) > limits.max_header_bytes:
                 raise _HeadTooLarge
             return bool(super()._should_upgrade())
 
     LimitedH11Protocol.limits = limits
-    LimitedH11Protocol.period = _period(limits)
+    LimitedH11Protocol.period = limits.period
     return LimitedH11Protocol
 
 
