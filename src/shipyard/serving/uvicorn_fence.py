@@ -317,165 +317,196 @@ class _HotRequest:
             cycle.message_event.clear()
 
 
+class _DirectProtocol(_Watchdog):
+    """The changes to uvicorn's httptools protocol (see the module's docstring), mixed in
+    before it by `_httptools_class`, which sets the class attributes below."""
+
+    base: Any  # uvicorn's HttpToolsProtocol: its methods, called without super()'s lookup
+    fast: DataPlaneFastPath | None = None
+    max_head: int
+    high_water: int
+    status_line: Any
+    root_path: str
+    limit_concurrency: int | None
+    tasks: Any
+    flow: Any
+    parser: Any
+    url: bytes
+    headers: list[tuple[bytes, bytes]]
+    scope: Any
+    pipeline: Any
+    expect_100_continue: bool
+    on_response_complete: Any
+    server_state: Any
+    logger: Any
+    app: Any
+
+    def connection_made(self, transport: Any) -> None:
+        self.base.connection_made(self, OneWriteTransport(transport, self.loop, self.tasks))
+        self._direct = self.fast is not None and not self.root_path and not self.limit_concurrency
+        # `_head_seen`: bytes read while a head is being read (whole reads that began in
+        # it: a head that starts within the read that ends the request before it is
+        # counted from the next read, so memory stays bounded by the limit plus one read)
+        self._in_head = True
+        self._head_seen = 0
+        self._too_large = False
+        self._watch()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._unwatch()
+        self.base.connection_lost(self, exc)
+
+    def _phase(self) -> str | None:
+        if not self._in_head:
+            return "body"
+        if self._head_seen:
+            return "head"
+        cycle = self.cycle
+        return "idle" if cycle is None or cycle.response_complete else None
+
+    def data_received(self, data: bytes) -> None:
+        if self._in_head:
+            self._head_seen += len(data)
+        self.base.data_received(self, data)
+        if self._in_head and self._head_seen > self.max_head:  # a head still growing
+            self._too_large = True
+            self.send_400_response("")
+
+    def send_400_response(self, msg: str) -> None:
+        if self._too_large:
+            _refuse(self, self.limits.head_too_large())
+            return
+        self.base.send_400_response(self, msg)
+
+    def on_headers_complete(self) -> None:
+        self._in_head = False
+        if (
+            self._head_seen > self.max_head
+            and head_size(len(self.url), self.headers) > self.max_head
+        ):
+            self._too_large = True  # parsing stops; uvicorn answers (send_400_response)
+            raise _HeadTooLarge
+        route = HOT_TARGET.match(self.url) if self._direct else None
+        parser = self.parser
+        if route is None or parser.get_method() != b"POST" or parser.should_upgrade():
+            self.base.on_headers_complete(self)
+            return
+        http_version = parser.get_http_version()
+        scope: Any = self.scope
+        scope["method"] = "POST"
+        if http_version != "1.1":
+            scope["http_version"] = http_version
+        scope["path"] = self.url.decode("ascii")
+        scope["raw_path"] = self.url
+        scope["query_string"] = b""
+        kind, name = hot_route(route)
+        cycle = _HotCycle(
+            scope,
+            self.transport,
+            self.flow,
+            http_version != "1.0" and parser.should_keep_alive(),
+            self.expect_100_continue,
+            self.on_response_complete,
+            name,
+            kind,
+        )
+        existing, self.cycle = self.cycle, cycle
+        if existing is None or existing.response_complete:
+            self._start_asgi_task(cycle, self.app)
+        else:  # pipelined: after the answers before it, as uvicorn does
+            self.flow.pause_reading()
+            self.pipeline.appendleft((cycle, self.app))
+
+    def on_body(self, body: bytes) -> None:
+        cycle: Any = self.cycle
+        if type(cycle) is not _HotCycle:
+            self.base.on_body(self, body)
+            return
+        if cycle.response_complete:
+            return
+        cycle.chunks.append(body)
+        cycle.size += len(body)
+        if cycle.size > self.high_water:
+            self.flow.pause_reading()
+        cycle.message_event.set()
+
+    def on_message_complete(self) -> None:
+        self._in_head = True
+        self._head_seen = 0
+        cycle: Any = self.cycle
+        if type(cycle) is not _HotCycle:
+            self.base.on_message_complete(self)
+            return
+        if cycle.response_complete:
+            return
+        cycle.more_body = False
+        cycle.message_event.set()
+
+    def _start_asgi_task(self, cycle: Any, app: Any) -> None:
+        if type(cycle) is not _HotCycle:
+            if cycle.scope["method"] != "HEAD":  # HEAD answers have no body to wait for
+                _hold_head(cycle)
+            self.base._start_asgi_task(self, cycle, app)
+            return
+        task = self.loop.create_task(self._answer(cycle))
+        task.add_done_callback(self.tasks.discard)
+        self.tasks.add(task)
+
+    async def _answer(self, cycle: _HotCycle) -> None:
+        fast = self.fast
+        assert fast is not None
+        try:
+            status, body, headers = await fast.direct(
+                cycle.scope, cycle.name, cycle.kind, _HotRequest(cycle)
+            )
+        except BaseException as exc:  # what uvicorn does: a 500 if it can, then close
+            self.logger.error("Exception in the data plane's handler", exc_info=exc)
+            if not cycle.disconnected and not self.transport.is_closing():
+                self.transport.write(
+                    self.status_line[500] + b"content-type: text/plain; charset=utf-8\r\n"
+                    b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
+                )
+                self.transport.close()
+            cycle.response_complete = True
+            if not isinstance(exc, Exception):
+                raise
+            return
+        transport: Any = self.transport
+        if self.flow.write_paused and not cycle.disconnected:
+            # the client reads slower than it sends: wait, as uvicorn's send does, so that
+            # answers never pile up in memory (reading stays paused until this one is out)
+            await self.flow.drain()
+        if cycle.disconnected or transport.is_closing():
+            return
+        head = [self.status_line[status]]
+        head += [b"%s: %s\r\n" % h for h in self.server_state.default_headers]
+        head += [b"%s: %s\r\n" % h for h in headers]
+        if not cycle.keep_alive:
+            head.append(b"connection: close\r\n")
+        head += (b"\r\n", body)
+        transport.answer(b"".join(head))
+        cycle.response_complete = True
+        if not cycle.keep_alive:
+            transport.close()
+        cycle.on_response()
+
+
 def _httptools_class(fast: DataPlaneFastPath | None, limits: ConnectionLimits) -> Any:
     """uvicorn's httptools protocol with the module's three changes (`fast`: the hot routes'
     handler, None to send every request the ASGI way)."""
     from uvicorn.protocols.http.flow_control import HIGH_WATER_LIMIT
     from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-    limits_ = limits
-    max_head = limits_.max_header_bytes
-    base_data_received = HttpToolsProtocol.data_received
-
-    class DataPlaneProtocol(_Watchdog, HttpToolsProtocol):  # type: ignore[misc]
-        def connection_made(self, transport: Any) -> None:
-            super().connection_made(OneWriteTransport(transport, self.loop, self.tasks))  # type: ignore[arg-type]
-            self._direct = fast is not None and not self.root_path and not self.limit_concurrency
-            # `_head_seen`: bytes read while a head is being read (whole reads that began in
-            # it: a head that starts within the read that ends the request before it is
-            # counted from the next read, so memory stays bounded by the limit plus one read)
-            self._in_head = True
-            self._head_seen = 0
-            self._too_large = False
-            self._watch()
-
-        def connection_lost(self, exc: Exception | None) -> None:
-            self._unwatch()
-            super().connection_lost(exc)
-
-        def _phase(self) -> str | None:
-            if not self._in_head:
-                return "body"
-            if self._head_seen:
-                return "head"
-            cycle = self.cycle
-            return "idle" if cycle is None or cycle.response_complete else None
-
-        def data_received(self, data: bytes) -> None:
-            if self._in_head:
-                self._head_seen += len(data)
-            base_data_received(self, data)
-            if self._in_head and self._head_seen > max_head:  # a head still growing
-                self._too_large = True
-                self.send_400_response("")
-
-        def send_400_response(self, msg: str) -> None:
-            if self._too_large:
-                _refuse(self, self.limits.head_too_large())
-                return
-            super().send_400_response(msg)
-
-        def on_headers_complete(self) -> None:
-            self._in_head = False
-            if self._head_seen > max_head and head_size(len(self.url), self.headers) > max_head:
-                self._too_large = True  # parsing stops; uvicorn answers (send_400_response)
-                raise _HeadTooLarge
-            route = HOT_TARGET.match(self.url) if self._direct else None
-            parser = self.parser
-            if route is None or parser.get_method() != b"POST" or parser.should_upgrade():
-                super().on_headers_complete()
-                return
-            http_version = parser.get_http_version()
-            scope: Any = self.scope
-            scope["method"] = "POST"
-            if http_version != "1.1":
-                scope["http_version"] = http_version
-            scope["path"] = self.url.decode("ascii")
-            scope["raw_path"] = self.url
-            scope["query_string"] = b""
-            kind, name = hot_route(route)
-            cycle = _HotCycle(
-                scope,
-                self.transport,
-                self.flow,
-                http_version != "1.0" and parser.should_keep_alive(),
-                self.expect_100_continue,
-                self.on_response_complete,
-                name,
-                kind,
-            )
-            existing, self.cycle = self.cycle, cycle  # type: ignore[assignment]
-            if existing is None or existing.response_complete:
-                self._start_asgi_task(cycle, self.app)
-            else:  # pipelined: after the answers before it, as uvicorn does
-                self.flow.pause_reading()
-                self.pipeline.appendleft((cycle, self.app))  # type: ignore[arg-type]
-
-        def on_body(self, body: bytes) -> None:
-            cycle: Any = self.cycle
-            if type(cycle) is not _HotCycle:
-                super().on_body(body)
-                return
-            if cycle.response_complete:
-                return
-            cycle.chunks.append(body)
-            cycle.size += len(body)
-            if cycle.size > HIGH_WATER_LIMIT:
-                self.flow.pause_reading()
-            cycle.message_event.set()
-
-        def on_message_complete(self) -> None:
-            self._in_head = True
-            self._head_seen = 0
-            cycle: Any = self.cycle
-            if type(cycle) is not _HotCycle:
-                super().on_message_complete()
-                return
-            if cycle.response_complete:
-                return
-            cycle.more_body = False
-            cycle.message_event.set()
-
-        def _start_asgi_task(self, cycle: Any, app: Any) -> None:
-            if type(cycle) is not _HotCycle:
-                if cycle.scope["method"] != "HEAD":  # HEAD answers have no body to wait for
-                    _hold_head(cycle)
-                super()._start_asgi_task(cycle, app)
-                return
-            task = self.loop.create_task(self._answer(cycle))
-            task.add_done_callback(self.tasks.discard)
-            self.tasks.add(task)
-
-        async def _answer(self, cycle: _HotCycle) -> None:
-            assert fast is not None
-            try:
-                status, body, headers = await fast.direct(
-                    cycle.scope, cycle.name, cycle.kind, _HotRequest(cycle)
-                )
-            except BaseException as exc:  # what uvicorn does: a 500 if it can, then close
-                self.logger.error("Exception in the data plane's handler", exc_info=exc)
-                if not cycle.disconnected and not self.transport.is_closing():
-                    self.transport.write(
-                        STATUS_LINE[500] + b"content-type: text/plain; charset=utf-8\r\n"
-                        b"content-length: 21\r\nconnection: close\r\n\r\nInternal Server Error"
-                    )
-                    self.transport.close()
-                cycle.response_complete = True
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            transport: Any = self.transport
-            if self.flow.write_paused and not cycle.disconnected:
-                # the client reads slower than it sends: wait, as uvicorn's send does, so that
-                # answers never pile up in memory (reading stays paused until this one is out)
-                await self.flow.drain()
-            if cycle.disconnected or transport.is_closing():
-                return
-            head = [STATUS_LINE[status]]
-            head += [b"%s: %s\r\n" % h for h in self.server_state.default_headers]
-            head += [b"%s: %s\r\n" % h for h in headers]
-            if not cycle.keep_alive:
-                head.append(b"connection: close\r\n")
-            head += (b"\r\n", body)
-            transport.answer(b"".join(head))
-            cycle.response_complete = True
-            if not cycle.keep_alive:
-                transport.close()
-            cycle.on_response()
-
-    DataPlaneProtocol.limits = limits_
-    DataPlaneProtocol.period = limits_.period
-    return DataPlaneProtocol
+    attributes = {
+        "base": HttpToolsProtocol,
+        "fast": fast,
+        "limits": limits,
+        "period": limits.period,
+        "max_head": limits.max_header_bytes,
+        "high_water": HIGH_WATER_LIMIT,
+        "status_line": STATUS_LINE,
+    }
+    return type("DataPlaneProtocol", (_DirectProtocol, HttpToolsProtocol), attributes)
 
 
 def _h11_class(limits: ConnectionLimits) -> Any:
