@@ -110,6 +110,10 @@ class DataPlaneFastPath:
         self.app = app
         self.plane = plane
         self.guarded: Any = self.answer
+        # each hot route's kind (`routes.Route.kind`) to the DataPlane method its route calls
+        self.methods: dict[str, Any] = {
+            route.kind: getattr(plane, route.kind) for route in routes.HOT
+        }
 
     @property
     def state(self) -> Any:
@@ -134,13 +138,13 @@ class DataPlaneFastPath:
             refused = await self.guarded.refusal(scope)
             if refused is not None:
                 return refused
-        return await self.plane.handle(kind, name, request)
+        return await self.methods[kind](name, request)  # type: ignore[no-any-return]
 
     async def answer(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         match = routes.HOT_PATH.match(scope["path"])
         assert match is not None
         kind, name = routes.hot_route(match)
-        status, body, headers = await self.plane.handle(kind, name, AsgiRequest(scope, receive))
+        status, body, headers = await self.methods[kind](name, AsgiRequest(scope, receive))
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

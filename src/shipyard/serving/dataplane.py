@@ -109,12 +109,6 @@ class DataPlane:
                 )
         return await self._observed(name, request, parse_v2)
 
-    async def handle(self, kind: str, name: str, request: BodyRequest) -> Answer:
-        """A hot route's answer by its kind (`routes.Route.kind`: "predict" or "infer")."""
-        if kind == "predict":
-            return await self._observed(name, request, parse_plain)
-        return await self._observed(name, request, parse_v2)
-
     # -- feedback, health, metadata ---------------------------------------------------------
 
     async def feedback(self, name: str, request: BodyRequest) -> Answer:
