@@ -30,7 +30,7 @@ def bounds() -> tuple[str, str]:
     assert found is not None, "pyproject bounds uvicorn as >=LOW,<NEXT"
     low, upper = found.groups()
     major, minor = upper.split(".")[:2]
-    return low, f"{major}.{int(minor) - 1}.0"
+    return (low if low.count(".") == 2 else f"{low}.0"), f"{major}.{int(minor) - 1}.0"
 
 
 def install(version: str, folder: Path) -> Path:
