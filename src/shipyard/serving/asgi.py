@@ -153,7 +153,7 @@ def asgi_entry(app: Any) -> Any:
     """What an HTTP server should run for `app`: its outer data-plane fast path when it has
     one, unless the app has an auth middleware whose check that path lacks (never a way
     around authentication)."""
-    fast = getattr(app, "fast_path", None) if isinstance(app, ServingApp) else None
+    fast = app.fast_path if isinstance(app, ServingApp) else None
     if fast is None:
         return app
     has_auth = any(getattr(m, "cls", None) is AuthMiddleware for m in app.user_middleware)

@@ -312,7 +312,9 @@ def install_auth(
     app.add_middleware(
         AuthMiddleware, authenticator=authenticator, limiter=limiter, required=required
     )
-    fast = getattr(app, "fast_path", None)
+    from shipyard.serving.asgi import ServingApp
+
+    fast = app.fast_path if isinstance(app, ServingApp) else None
     if fast is not None:
         fast.guarded = AuthMiddleware(fast.answer, authenticator, limiter, required=required)
     return limiter
