@@ -168,97 +168,100 @@ class DataPlane:
         request_id = self.ids.issue(name)
         given_id = request.headers.get("x-request-id")
         echo = given_id if given_id and _REQUEST_ID.match(given_id) else request_id
-        state = _State()
-        metrics = self.metrics
-        gauge = metrics.in_flight_for(name if name in self.table._served else "_unknown")
+        table = self.table
+        served: ServedModel | None = None
+        parsed: Parsed | None = None
+        labels = probabilities = None
+        status = 200
+        gauge = self.metrics.in_flight_for(name if name in table._served else "_unknown")
         gauge.inc()
         try:
             if given_id and echo is not given_id:
                 raise InvalidArgumentError(
                     "X-Request-ID must be 1 to 128 printable ASCII characters", field="x-request-id"
                 )
-            return await self._answer(name, request, parse, request_id, echo, state)
+            self._ready_model(name)
+            doc = protocol.parse_json(await request.read(self.limit))
+            key = request.headers.get("x-shipyard-key") or protocol.request_key(doc)
+            served, shadow = table.route(name, key)
+            if not served.ready or served.model is None:  # a candidate still loading
+                served = self._ready_model(name)
+                shadow = None
+            parsed = decode(parse, served, doc)
+            rows = nrows(parsed.columns)
+            if rows > self.max_rows:
+                raise SignatureError(
+                    f"{rows} rows in one request; the limit is {self.max_rows}",
+                    field="instances",
+                    limit=self.max_rows,
+                )
+            if served.inline:  # answered on this thread: no await in between, nothing to time
+                labels, probabilities = await served.infer(parsed.columns, parsed.proba, rows)
+            else:
+                labels, probabilities = await self._infer_timed(served, parsed, rows)
+            out = parsed.render(served, request_id, labels, probabilities)
+            if served.variant != "stable" or table.candidate(name) is not None:
+                out["variant"] = served.variant
+            if shadow is not None:
+                self._spawn(self._shadow(name, shadow, doc, parse, request_id))
+            return json_answer(
+                out,
+                200,
+                [
+                    (b"x-request-id", echo.encode("latin-1")),
+                    (b"x-model-version", served.version.encode("latin-1")),
+                    (b"x-model-variant", served.variant.encode("latin-1")),
+                ],
+            )
         except ShipyardError as exc:
-            state.status = exc.http_status
+            status = exc.http_status
             reason = exc.details.get("reason") or type(exc).__name__
-            metrics.reject(name if state.served is not None else "_unknown", str(reason))
+            self.metrics.reject(name if served is not None else "_unknown", str(reason))
             return error_answer(exc, request_id, echo)
         except ClientGone:  # gone before its body was in: no one to answer, nothing failed
-            state.status = 499
+            status = 499
             return error_answer(ServingError("the client closed the connection"), request_id, echo)
         except Exception as exc:  # the model library failed: a 500 that names it, counted
-            state.status = 500
+            status = 500
             log.exception("endpoint %s: prediction failed", name)
             return error_answer(
                 ServingError(f"the model failed: {type(exc).__name__}: {exc}"), request_id, echo
             )
         finally:
             gauge.dec()
-            self._observe(name, request_id, time.perf_counter() - start, state)
+            elapsed = time.perf_counter() - start
+            self._observe(name, served, request_id, elapsed, status, parsed, labels, probabilities)
 
-    async def _answer(
+    async def _infer_timed(self, served: ServedModel, parsed: Parsed, rows: int) -> Any:
+        """The model's answer within the request timeout (a batched or threaded model)."""
+        try:
+            async with asyncio.timeout(self.timeout):  # no extra task per request (wait_for)
+                return await served.infer(parsed.columns, parsed.proba, rows)
+        except TimeoutError as exc:
+            raise RequestTimeoutError(
+                f"the prediction took longer than {self.timeout:g} s"
+            ) from exc
+
+    def _observe(
         self,
         name: str,
-        request: BodyRequest,
-        parse: Parser,
+        served: ServedModel | None,
         request_id: str,
-        echo: str,
-        state: _State,
-    ) -> Answer:
-        table = self.table
-        self._ready_model(name)
-        doc = protocol.parse_json(await request.read(self.limit))
-        key = request.headers.get("x-shipyard-key") or protocol.request_key(doc)
-        served, shadow = table.route(name, key)
-        if not served.ready or served.model is None:  # a candidate still loading
-            served = self._ready_model(name)
-            shadow = None
-        state.served = served
-        state.parsed = parsed = decode(parse, served, doc)
-        rows = nrows(parsed.columns)
-        if rows > self.max_rows:
-            raise SignatureError(
-                f"{rows} rows in one request; the limit is {self.max_rows}",
-                field="instances",
-                limit=self.max_rows,
-            )
-        if served.inline:  # answered on this thread: no await in between, nothing to time
-            labels, probabilities = await served.infer(parsed.columns, parsed.proba, rows)
-        else:
-            try:
-                async with asyncio.timeout(self.timeout):  # no extra task per request (wait_for)
-                    labels, probabilities = await served.infer(parsed.columns, parsed.proba, rows)
-            except TimeoutError as exc:
-                raise RequestTimeoutError(
-                    f"the prediction took longer than {self.timeout:g} s"
-                ) from exc
-        state.labels, state.probabilities = labels, probabilities
-        out = parsed.render(served, request_id, labels, probabilities)
-        if served.variant != "stable" or table.candidate(name) is not None:
-            out["variant"] = served.variant
-        if shadow is not None:
-            self._spawn(self._shadow(name, shadow, doc, parse, request_id))
-        return json_answer(
-            out,
-            200,
-            [
-                (b"x-request-id", echo.encode("latin-1")),
-                (b"x-model-version", served.version.encode("latin-1")),
-                (b"x-model-variant", served.variant.encode("latin-1")),
-            ],
-        )
-
-    def _observe(self, name: str, request_id: str, elapsed: float, state: _State) -> None:
-        served, parsed, labels = state.served, state.parsed, state.labels
+        elapsed: float,
+        status: int,
+        parsed: Parsed | None,
+        labels: Any,
+        probabilities: Any,
+    ) -> None:
+        """One answered request into the metrics and the prediction log."""
         if served is None:
-            self.metrics.observe("_unknown", "", "", state.status, elapsed, 0)
+            self.metrics.observe("_unknown", "", "", status, elapsed, 0)
             return
         n = len(labels) if parsed is not None and labels is not None else 0
-        self.metrics.observe(name, served.model_name, served.version, state.status, elapsed, n)
+        self.metrics.observe(name, served.model_name, served.version, status, elapsed, n)
         if self.predlog is not None:
             self._record(
-                name, served, request_id, elapsed, state.status, parsed, labels,
-                state.probabilities,
+                name, served, request_id, elapsed, status, parsed, labels, probabilities
             )  # fmt: skip
 
     def _spawn(self, coro: Any) -> None:
@@ -315,19 +318,6 @@ class DataPlane:
             probabilities if ok else None,
             model.manifest.get("classes") if model is not None else None,
         )
-
-
-class _State:
-    """What one request got to, for its metrics and its prediction-log row."""
-
-    __slots__ = ("labels", "parsed", "probabilities", "served", "status")
-
-    def __init__(self) -> None:
-        self.served: ServedModel | None = None
-        self.parsed: Parsed | None = None
-        self.labels: Any = None
-        self.probabilities: Any = None
-        self.status = 200
 
 
 def make_feedback_log(settings: Settings) -> FeedbackLogger | None:

@@ -82,7 +82,7 @@ def _hot_pattern(segment: str) -> str:
 HOT_PATH: Final = re.compile(f"^(?:{_hot_pattern('[^/]+')})$")
 # the raw request target as it arrives: anything to decode (escapes, a query) is not matched
 HOT_TARGET: Final = re.compile(f"(?:{_hot_pattern(_RAW_SEGMENT)})\\Z".encode("latin-1"))
-_HOT_KINDS: Final = tuple(r.kind for r in HOT)
+HOT_KINDS: Final = tuple(r.kind for r in HOT)
 
 # open: the routes above without a scope (every path under /health/ and /v2/health/), the
 # API documents and the favicon
@@ -98,7 +98,7 @@ def hot_route(match: re.Match[str] | re.Match[bytes]) -> tuple[str, str]:
     """(kind, endpoint name) of a `HOT_PATH` or `HOT_TARGET` match."""
     index = match.lastindex or 1
     name = match.group(index)
-    return _HOT_KINDS[index - 1], name if isinstance(name, str) else name.decode("ascii")
+    return HOT_KINDS[index - 1], name if isinstance(name, str) else name.decode("ascii")
 
 
 def required_scope(method: str, path: str) -> str | None:

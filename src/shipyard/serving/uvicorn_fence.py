@@ -34,7 +34,7 @@ from shipyard.errors import ClientTimeoutError, ShipyardError
 from shipyard.serving.answers import ClientGone, Headers, body_too_large, check_declared_length
 from shipyard.serving.asgi import DataPlaneFastPath
 from shipyard.serving.protocol import dumps
-from shipyard.serving.routes import HOT_TARGET, hot_route
+from shipyard.serving.routes import HOT_KINDS, HOT_TARGET
 from shipyard.serving.transport import ConnectionLimits, OneWriteTransport, Signal, head_size
 
 log = logging.getLogger("shipyard.serving")
@@ -399,7 +399,8 @@ class _DirectProtocol(_Watchdog):
         scope["path"] = self.url.decode("ascii")
         scope["raw_path"] = self.url
         scope["query_string"] = b""
-        kind, name = hot_route(route)
+        index = route.lastindex or 1  # the group that matched tells the route
+        kind, name = HOT_KINDS[index - 1], route.group(index).decode("ascii")
         cycle = _HotCycle(
             scope,
             self.transport,
