@@ -125,7 +125,7 @@ class ServedModel:
         model = self._require()
         if self.inline:
             # onnxruntime answers in microseconds: inline calls beat a thread hop and a batch
-            # (measured: +20-35 % req/s); Python models release the loop and batch
+            # (benchmarks/serving/README.md); Python models release the loop and batch
             return predict_both(model, columns, proba)
         batching = self.config.get("batching")
         if batching is not None and not batching:  # off: a Python model runs on a thread
