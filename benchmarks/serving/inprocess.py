@@ -111,9 +111,14 @@ def build(work: Path, model_name: str) -> tuple[Any, Any, dict[int, bytes]]:
     (work / "features.json").write_text(json.dumps(list(X.columns)))
 
     ours = create_serving_app(get_settings(), f"models:/{model_name}@champion")
-    ours.state.preload()
-    if ours.state.predlog is not None:
-        ours.state.predlog.start()
+    if hasattr(ours, "lifecycle"):  # the app's typed parts (older revisions: `state`)
+        ours.lifecycle.preload()
+        predlog = ours.dataplane.predlog
+    else:
+        ours.state.preload()
+        predlog = ours.state.predlog
+    if predlog is not None:
+        predlog.start()
 
     argv = sys.argv
     sys.argv = ["fastapi_onnx.py", str(work / "model.onnx"), str(work / "features.json"), "0"]
@@ -166,7 +171,8 @@ def main() -> None:
                 stats.print_stats(30)
 
         asyncio.run(measure())
-        predlog = ours.state.predlog
+        app = getattr(ours, "app", ours)  # the outer fast path wraps the app
+        predlog = app.dataplane.predlog if hasattr(app, "dataplane") else app.state.predlog
         if predlog is not None:
             predlog.close()
 

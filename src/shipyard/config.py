@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     keep_alive_seconds: float = Field(default=5.0, gt=0)
     api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    # shipyard's own HTTP protocol on uvicorn's connections (hot routes answered directly, the
+    # limits above, one write per answer); false: uvicorn's own protocol (serving/uvicorn_fence)
+    fast_path: bool = True
     predlog_enabled: bool = True
     predlog_sample_rate: float = Field(default=1.0, ge=0.0, le=1.0)
     predlog_capacity_rows: int = 200_000

@@ -247,11 +247,11 @@ def test_auth_is_off_on_loopback_by_default_and_required_elsewhere() -> None:
 def test_the_servers_fast_path_for_predictions_is_guarded_by_the_same_auth(
     settings: Settings, model: Any
 ) -> None:
-    from shipyard.serving.app import asgi_entry
+    from shipyard.serving.asgi import asgi_entry
     from shipyard.serving.auth import AuthMiddleware
 
     app = create_server_app(settings.model_copy(update={"auth_required": True}))
     entry = asgi_entry(app)  # what the HTTP server runs (the tests above go through it)
-    assert entry is app.state.asgi and isinstance(entry.guarded, AuthMiddleware)
+    assert entry is app.fast_path and isinstance(entry.guarded, AuthMiddleware)
     entry.guarded = entry.answer  # an auth middleware whose check the fast path lacks:
     assert asgi_entry(app) is app  # the server then runs the app itself, never around auth

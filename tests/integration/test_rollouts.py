@@ -294,7 +294,7 @@ def test_shadow_costs_the_caller_nothing(
     with httpx.Client(base_url=server.url) as client:
         without = p50(client)
         Deployments(stores).shadow("m", "m/4", min_requests=50)  # the shadow sleeps 50 ms
-        table = server.server.config.app.state.table
+        table = server.app.dataplane.table
         wait_for(lambda: (c := table.candidate("m")) is not None and c.ready)
         time.sleep(0.3)  # and applies the shadow policy
         with_shadow = p50(client)
@@ -361,7 +361,7 @@ def test_bluegreen_switches_at_once_keeps_blue_then_promotes(
 ) -> None:
     d = Deployments(stores)
     d.bluegreen("m", "m/5", keep_seconds=3.0, auto=True)
-    table = server.server.config.app.state.table
+    table = server.app.dataplane.table
     wait_for(lambda: (c := table.candidate("m")) is not None and c.ready)
     controller = Controller(fast(settings), stores)
     assert controller.tick("m").action == "switch"  # type: ignore[union-attr]

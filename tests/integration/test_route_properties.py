@@ -16,8 +16,8 @@ from starlette.routing import Match
 
 from shipyard.config import Settings
 from shipyard.server.app import create_server_app
-from shipyard.serving.auth import required_scope
-from shipyard.serving.connection import _HOT_TARGET
+from shipyard.serving.routes import HOT_TARGET as _HOT_TARGET
+from shipyard.serving.routes import required_scope
 
 # README, Security: "Health, readiness, /metrics and the docs stay open."
 OPEN = {

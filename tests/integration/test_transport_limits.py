@@ -26,12 +26,13 @@ _H11_SERVER = """
 import sys, uvicorn
 from shipyard.config import get_settings
 from shipyard.server.app import create_server_app
-from shipyard.serving import http
-from shipyard.serving.connection import ConnectionLimits, _h11_class
+from shipyard.serving import runner
+from shipyard.serving.transport import ConnectionLimits
+from shipyard.serving.uvicorn_fence import _h11_class
 settings = get_settings()
-config = http._config(create_server_app(settings), "warning")
+config = runner._config(create_server_app(settings), "warning")
 config.http = _h11_class(ConnectionLimits.from_settings(settings))
-uvicorn.Server(config).run(sockets=[http.bind("127.0.0.1", int(sys.argv[1]))])
+uvicorn.Server(config).run(sockets=[runner.bind("127.0.0.1", int(sys.argv[1]))])
 """
 
 HEADER_SECONDS = 1.0

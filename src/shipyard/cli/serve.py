@@ -6,6 +6,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from shipyard.serving import batching as batching_defaults
+
 if TYPE_CHECKING:
     from shipyard.config import Settings
 
@@ -91,8 +93,12 @@ def serve_command(
     insecure: Annotated[
         bool, typer.Option(help="Serve without auth on a non-loopback address.")
     ] = False,
-    max_batch_size: Annotated[int, typer.Option(min=1, help="Rows per model call.")] = 64,
-    max_wait_ms: Annotated[float, typer.Option(min=0, help="Longest queueing of a request.")] = 5.0,
+    max_batch_size: Annotated[
+        int, typer.Option(min=1, help="Rows per model call.")
+    ] = batching_defaults.MAX_BATCH_ROWS,
+    max_wait_ms: Annotated[
+        float, typer.Option(min=0, help="Longest queueing of a request.")
+    ] = batching_defaults.MAX_WAIT_MS,
     batching: Annotated[
         bool | None,
         typer.Option(
@@ -129,9 +135,10 @@ def serve_command(
     if (model_uri is None) == (endpoint is None):
         raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
     if endpoint is not None:
+        from shipyard.rollout import Deployments
         from shipyard.server.app import create_server_app
 
-        open_stores(settings).metadata.endpoints.get(endpoint)  # a clear error now
+        Deployments(open_stores(settings)).get(endpoint)  # a clear error now
         typer.echo(
             f"serving endpoint {endpoint} on http://{host}:{port} ({workers} worker(s))", err=True
         )

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from shipyard.errors import ShipyardError
-from shipyard.serving.app import _Headers, body_too_large, check_declared_length, error_answer
+from shipyard.serving.answers import Headers as _Headers
+from shipyard.serving.answers import body_too_large, check_declared_length, error_answer
 
 
 class BodyLimitMiddleware:

@@ -31,21 +31,19 @@ from typing import TYPE_CHECKING, Any
 from shipyard.errors import ForbiddenError, RateLimitedError, ShipyardError, UnauthorizedError
 from shipyard.serving import protocol
 from shipyard.serving.ratelimit import RateLimiter, retry_after_header
+from shipyard.serving.routes import required_scope
 from shipyard.stores.audit import acting_as
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
+    from shipyard.stores import Stores
     from shipyard.stores.keys import ApiKeyStore
 
-_OPEN = re.compile(r"^/(health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon)")
 # the routes about one endpoint (its name the group), and the listings filtered to a principal's
 _ENDPOINT = re.compile(
     r"^/(?:endpoints|v2/models|api/(?:endpoints|deployments|monitoring))/([^/]+)"
 )
 _LISTING = re.compile(r"^/api/(?:endpoints|deployments)\Z")
-_PREDICT = re.compile(
-    r"^/(endpoints/[^/]+/(predict|feedback)|v2/models/[^/]+(/versions/[^/]+)?/infer)$"
-)
 
 
 @dataclass(frozen=True)
@@ -86,17 +84,6 @@ def visible_endpoints(scope: Mapping[str, Any]) -> frozenset[str] | None:
     """The endpoints the caller of this request may see; None for all."""
     principal = scope.get("state", {}).get("principal")
     return principal.endpoints if isinstance(principal, Principal) else None
-
-
-def required_scope(method: str, path: str) -> str | None:
-    """The scope a request needs; None for open routes."""
-    if _OPEN.match(path):
-        return None
-    if method == "POST" and _PREDICT.match(path):
-        return "predict"
-    if method in ("GET", "HEAD"):
-        return "read"
-    return "admin"
 
 
 class Authenticator:
@@ -312,11 +299,12 @@ def _refusal(exc: ShipyardError) -> tuple[int, bytes, list[Any]]:
 
 
 def install_auth(
-    app: Any, settings: Settings, keys: ApiKeyStore | None, *, required: bool
+    app: Any, settings: Settings, stores: Stores | None, *, required: bool
 ) -> RateLimiter:
-    """Wrap `app` with the auth middleware, and guard the data plane's outer fast path
-    (`app.state.asgi`, which answers the hot routes before `app` sees them) with the same
-    check; returns the limiter (close it at shutdown)."""
+    """Wrap `app` with the auth middleware (API keys from `stores`), and guard the data
+    plane's outer fast path (`app.fast_path`, which answers the hot routes before `app` sees
+    them) with the same check; returns the limiter (close it at shutdown)."""
+    keys = stores.metadata.keys if stores is not None else None
     limiter = RateLimiter(
         settings.redis_url,
         on_redis_error=settings.rate_limit_on_redis_error,
@@ -326,7 +314,9 @@ def install_auth(
     app.add_middleware(
         AuthMiddleware, authenticator=authenticator, limiter=limiter, required=required
     )
-    fast = getattr(app.state, "asgi", None)
+    from shipyard.serving.asgi import ServingApp
+
+    fast = app.fast_path if isinstance(app, ServingApp) else None
     if fast is not None:
         fast.guarded = AuthMiddleware(fast.answer, authenticator, limiter, required=required)
     return limiter

@@ -25,6 +25,11 @@ from shipyard.errors import OverloadedError
 # run_batch(list of per-request inputs) -> list of per-request results, same order.
 RunBatch = Callable[[list[Any]], list[Any]]
 
+# the batching defaults of every endpoint (`shipyard serve`'s options, an endpoint's config)
+MAX_BATCH_ROWS = 64
+MAX_WAIT_MS = 5.0
+MAX_QUEUE_ROWS = 4096
+
 
 @dataclass
 class _Pending:
@@ -47,9 +52,9 @@ class Batcher:
         self,
         run_batch: RunBatch,
         *,
-        max_batch_rows: int = 64,
-        max_wait_ms: float = 10.0,
-        max_queue_rows: int = 10_000,
+        max_batch_rows: int = MAX_BATCH_ROWS,
+        max_wait_ms: float = MAX_WAIT_MS,
+        max_queue_rows: int = MAX_QUEUE_ROWS,
         slots: int = 1,
         max_overflow: int = 1,
         on_batch: Callable[[int, int, list[float], float], None] | None = None,

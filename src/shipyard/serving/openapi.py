@@ -36,6 +36,56 @@ ERRORS: dict[str, str] = {
     "503": "A store or the model is unavailable for now",
 }
 
+# the request bodies of the data plane's POST routes (FastAPI sees only a `Request`)
+PREDICT_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["instances"],
+                "properties": {
+                    "instances": {
+                        "type": "array",
+                        "items": {"type": "object"},
+                        "description": "rows as {feature: value} objects",
+                    },
+                    "probabilities": {"type": "boolean", "default": False},
+                },
+            },
+            "example": {"instances": [{"feature_a": 1.0, "feature_b": 2.0}]},
+        }
+    },
+}
+V2_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["inputs"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "inputs": {
+                        "type": "array",
+                        "items": {
+                            "type": "object",
+                            "properties": {
+                                "name": {"type": "string"},
+                                "shape": {"type": "array", "items": {"type": "integer"}},
+                                "datatype": {"type": "string"},
+                                "data": {"type": "array"},
+                            },
+                        },
+                    },
+                    "outputs": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        }
+    },
+}
+
+
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
 _REF = {"$ref": "#/components/schemas/Error"}
 

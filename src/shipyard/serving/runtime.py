@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ModelLoadError, NotFoundError, ShipyardError
 from shipyard.policy import Traffic
+from shipyard.serving import batching as batching_
 from shipyard.serving.batching import Batcher
 from shipyard.serving.routing import choose
 
@@ -130,7 +131,7 @@ class ServedModel:
         model = self._require()
         if self.inline:
             # onnxruntime answers in microseconds: inline calls beat a thread hop and a batch
-            # (measured: +20-35 % req/s); Python models release the loop and batch
+            # (benchmarks/serving/README.md); Python models release the loop and batch
             return predict_both(model, columns, proba)
         batching = self.config.get("batching")
         if batching is not None and not batching:  # off: a Python model runs on a thread
@@ -138,9 +139,9 @@ class ServedModel:
         if self._batcher is None:
             self._batcher = Batcher(
                 self.run_batch,
-                max_batch_rows=int(self.config.get("max_batch_size", 64)),
-                max_wait_ms=float(self.config.get("max_wait_ms", 5.0)),
-                max_queue_rows=int(self.config.get("max_queue_rows", 4096)),
+                max_batch_rows=int(self.config.get("max_batch_size", batching_.MAX_BATCH_ROWS)),
+                max_wait_ms=float(self.config.get("max_wait_ms", batching_.MAX_WAIT_MS)),
+                max_queue_rows=int(self.config.get("max_queue_rows", batching_.MAX_QUEUE_ROWS)),
                 slots=int(self.config.get("slots", 1)),
                 on_batch=self._on_batch,
             )

@@ -1,0 +1,112 @@
+"""The data plane's route table: every route's method, path template and the scope it needs,
+in one place. The ASGI app registers its routes from it, the auth middleware reads the
+scopes from it, and the transport and the ASGI fast path recognise the hot routes with
+patterns built from it.
+
+    match = HOT_PATH.match("/endpoints/churn/predict")
+    hot_route(match)                       # -> ("predict", "churn")
+    required_scope("POST", "/v2/models/churn/infer")    # -> "predict"
+
+Hot routes (`hot=True`) are the two a model answers per request; the fast path answers them
+without the router (the same `DataPlane` method the route calls).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Final
+
+
+@dataclass(frozen=True)
+class Route:
+    """One data-plane route: `kind` names the `DataPlane` method that answers it."""
+
+    kind: str
+    method: str
+    path: str
+    scope: str | None  # None: open (probes, scrapers)
+    hot: bool = False
+
+
+PREDICT: Final = Route("predict", "POST", "/endpoints/{name}/predict", "predict", hot=True)
+INFER: Final = Route("infer", "POST", "/v2/models/{name}/infer", "predict", hot=True)
+INFER_VERSION: Final = Route(
+    "infer_version", "POST", "/v2/models/{name}/versions/{version}/infer", "predict"
+)
+FEEDBACK: Final = Route("feedback", "POST", "/endpoints/{name}/feedback", "predict")
+LIVE: Final = (
+    Route("live", "GET", "/health/live", None),
+    Route("live", "GET", "/v2/health/live", None),
+)
+READY: Final = (
+    Route("ready", "GET", "/health/ready", None),
+    Route("ready", "GET", "/v2/health/ready", None),
+)
+SERVER_METADATA: Final = Route("server_metadata", "GET", "/v2", None)
+MODEL_METADATA: Final = Route("model_metadata", "GET", "/v2/models/{name}", "read")
+MODEL_READY: Final = Route("model_ready", "GET", "/v2/models/{name}/ready", "read")
+METRICS: Final = Route("metrics", "GET", "/metrics", None)
+
+ROUTES: Final = (
+    PREDICT,
+    INFER,
+    INFER_VERSION,
+    FEEDBACK,
+    *LIVE,
+    *READY,
+    SERVER_METADATA,
+    MODEL_METADATA,
+    MODEL_READY,
+    METRICS,
+)
+HOT: Final = tuple(r for r in ROUTES if r.hot)
+
+# a path segment in the raw request target that needs no decoding
+_RAW_SEGMENT: Final = r"[^/?%#\x00-\x20\x7f-\xff]+"
+
+
+def _pattern(template: str, segment: str) -> str:
+    """`template` as a regular expression, each `{param}` one path segment (`segment`)."""
+    parts = re.split(r"\{[a-z_]+\}", template)
+    return segment.join(re.escape(p) for p in parts)
+
+
+def _hot_pattern(segment: str) -> str:
+    """The hot routes as alternatives, each with one group (the endpoint's name), in `HOT`
+    order: the number of the group that matched tells the route (`hot_route`)."""
+    return "|".join(_pattern(r.path, f"({segment})") for r in HOT)
+
+
+# a decoded ASGI path (`scope["path"]`)
+HOT_PATH: Final = re.compile(f"^(?:{_hot_pattern('[^/]+')})$")
+# the raw request target as it arrives: anything to decode (escapes, a query) is not matched
+HOT_TARGET: Final = re.compile(f"(?:{_hot_pattern(_RAW_SEGMENT)})\\Z".encode("latin-1"))
+HOT_KINDS: Final = tuple(r.kind for r in HOT)
+
+# open: the routes above without a scope (every path under /health/ and /v2/health/), the
+# API documents and the favicon
+_OPEN: Final = re.compile(r"^/(health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon)")
+# POST routes that need the `predict` scope (with any other method, the scope is "read" for
+# GET/HEAD and "admin" otherwise)
+_PREDICT: Final = re.compile(
+    "^(?:" + "|".join(_pattern(r.path, "[^/]+") for r in ROUTES if r.scope == "predict") + ")$"
+)
+
+
+def hot_route(match: re.Match[str] | re.Match[bytes]) -> tuple[str, str]:
+    """(kind, endpoint name) of a `HOT_PATH` or `HOT_TARGET` match."""
+    index = match.lastindex or 1
+    name = match.group(index)
+    return HOT_KINDS[index - 1], name if isinstance(name, str) else name.decode("ascii")
+
+
+def required_scope(method: str, path: str) -> str | None:
+    """The scope a request needs; None for open routes."""
+    if _OPEN.match(path):
+        return None
+    if method == "POST" and _PREDICT.match(path):
+        return "predict"
+    if method in ("GET", "HEAD"):
+        return "read"
+    return "admin"
