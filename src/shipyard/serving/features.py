@@ -182,8 +182,7 @@ class FeatureFetcher:
         except StoreUnavailableError:
             self.breaker.failure()
             return self._fallback(rows, "unavailable")
-        except NotFoundError as exc:  # a refused expired value: the store answered
-            self.breaker.success()
+        except NotFoundError as exc:  # an expired value the view refuses is counted too
             if exc.details.get("expired") and self.expired is not None:
                 self.expired.labels(self.endpoint, str(exc.details.get("view"))).inc()
             raise
