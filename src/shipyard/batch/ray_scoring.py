@@ -17,13 +17,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from shipyard.batch.features import FeatureJoin
     from shipyard.config import Settings
 
 
 class _Scorer:
     """A Ray Data actor: the model, loaded once per actor."""
 
-    def __init__(self, settings_json: str, uri: str, trusted: bool, keep: list[str] | None):
+    def __init__(
+        self,
+        settings_json: str,
+        uri: str,
+        trusted: bool,
+        keep: list[str] | None,
+        features: FeatureJoin | None = None,
+    ):
+        from shipyard.batch.features import joiner
         from shipyard.config import Settings
         from shipyard.registry import Registry
         from shipyard.stores import open_stores
@@ -31,11 +40,12 @@ class _Scorer:
         settings = Settings.model_validate_json(settings_json)
         self.model = Registry(open_stores(settings)).load(uri, trusted=trusted)
         self.keep = keep
+        self.join = joiner(settings, features) if features is not None else None
 
     def __call__(self, batch: Any) -> Any:
         from shipyard.batch.scoring import score_table
 
-        return score_table(self.model, batch, self.keep)
+        return score_table(self.model, batch, self.keep, self.join)
 
 
 def score_on_ray(
@@ -50,6 +60,7 @@ def score_on_ray(
     trusted: bool,
     address: str | None,
     progress: Callable[[int], None] | None,
+    features: FeatureJoin | None = None,
 ) -> tuple[int, int, int]:
     """Score `files` into `out`; returns (rows, files scored now, files skipped)."""
     from shipyard.batch.scoring import write_parquet
@@ -80,7 +91,7 @@ def score_on_ray(
         ds = ray.data.read_csv(paths) if kind == "csv" else ray.data.read_parquet(paths)
         scored_ds = ds.map_batches(
             _Scorer,
-            fn_constructor_args=(settings.model_dump_json(), pinned, trusted, keep),
+            fn_constructor_args=(settings.model_dump_json(), pinned, trusted, keep, features),
             batch_size=chunk_rows,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=max(1, workers)),

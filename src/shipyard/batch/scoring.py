@@ -12,6 +12,10 @@ assumes it is the only one writing to its output folder).
 
 Output columns: the input columns kept (`keep`, default all), `_prediction`, `_proba_<class>`
 when the model has probabilities, and `_model_version`.
+
+A model version that names a feature service (tag `feature_service`) gets its features joined
+point-in-time from the offline store, as for training, at each row's event time (the
+`timestamp` column, "event_timestamp" unless told): see batch.features.
 """
 
 from __future__ import annotations
@@ -30,8 +34,10 @@ from shipyard.errors import AlreadyExistsError, InvalidArgumentError
 from shipyard.stores.owners import pid_alive
 
 if TYPE_CHECKING:
+    import pandas as pd
     import pyarrow as pa
 
+    from shipyard.batch.features import FeatureJoin
     from shipyard.config import Settings
 
 JOB_FILE = "_job.json"
@@ -153,10 +159,13 @@ def rows_of(path: Path) -> int | None:
 # -- the worker side ------------------------------------------------------------------------------
 
 _MODEL: Any = None
+_JOIN: Callable[[pd.DataFrame], pd.DataFrame] | None = None  # adds a feature service's columns
 
 
-def _init_worker(settings_json: str, uri: str, trusted: bool) -> None:
-    global _MODEL
+def _init_worker(
+    settings_json: str, uri: str, trusted: bool, features: FeatureJoin | None = None
+) -> None:
+    global _MODEL, _JOIN
     os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core per worker process
     from shipyard.config import Settings
     from shipyard.registry import Registry
@@ -164,6 +173,9 @@ def _init_worker(settings_json: str, uri: str, trusted: bool) -> None:
 
     settings = Settings.model_validate_json(settings_json)
     _MODEL = Registry(open_stores(settings)).load(uri, trusted=trusted)
+    from shipyard.batch.features import joiner
+
+    _JOIN = joiner(settings, features) if features is not None else None
 
 
 def _score_chunk(batch: pa.RecordBatch | RowGroups, target: str, keep: list[str] | None) -> int:
@@ -173,7 +185,7 @@ def _score_chunk(batch: pa.RecordBatch | RowGroups, target: str, keep: list[str]
     if isinstance(batch, RowGroups):
         batch = pq.ParquetFile(batch.path).read_row_groups(list(batch.row_groups))
     tmp = f"{target}.tmp-{os.getpid()}"
-    write_parquet(score_table(_MODEL, batch, keep), tmp)
+    write_parquet(score_table(_MODEL, batch, keep, _JOIN), tmp)
     os.replace(tmp, target)
     return int(batch.num_rows)
 
@@ -198,12 +210,20 @@ def write_parquet(table: pa.Table, path: str) -> None:
     pq.write_table(table, path, compression="zstd", use_dictionary=dictionary)
 
 
-def score_table(model: Any, batch: pa.RecordBatch | pa.Table, keep: list[str] | None) -> pa.Table:
-    """The output table of one chunk: kept input columns, prediction, probabilities, version."""
+def score_table(
+    model: Any,
+    batch: pa.RecordBatch | pa.Table,
+    keep: list[str] | None,
+    join: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+) -> pa.Table:
+    """The output table of one chunk: kept input columns, prediction, probabilities, version.
+    `join` adds the model's features to the chunk's rows first (see batch.features)."""
     import numpy as np
     import pyarrow as pa
 
     frame = batch.to_pandas()
+    if join is not None:
+        frame = join(frame)
     columns = model.signature.check_frame(frame)
     if model.has_proba:
         labels, proba = (
@@ -259,12 +279,15 @@ def score_files(
     progress: Callable[[int, int | None], None] | None = None,
     executor: str = "local",
     ray_address: str | None = None,
+    timestamp: str | None = None,
 ) -> ScoreResult:
     """Score every input file with `model`; returns counts and timing.
 
     `executor`: "local" (processes on this machine) or "ray" (Ray Data; a local Ray, or the
     cluster at `ray_address`). `progress(rows_done, rows_total_or_None)` is called as chunks
-    finish."""
+    finish. When the model's version names a feature service, its features are joined at
+    each row's event time, read from the `timestamp` column (default "event_timestamp")."""
+    from shipyard.batch.features import check_inputs, feature_join
     from shipyard.registry import Registry, parse_model_uri
     from shipyard.stores import open_stores
 
@@ -282,6 +305,9 @@ def score_files(
     # not as a worker pool broken by its initializer
     registry.load(pinned, trusted=trusted)
     files = input_files(Path(input_path))
+    features = feature_join(mv.tags, timestamp)
+    if features is not None:
+        check_inputs(features, files, pinned)
     out = Path(output_path)
     out.mkdir(parents=True, exist_ok=True)
     job = {
@@ -292,6 +318,8 @@ def score_files(
         "executor": executor,
         "chunking": 2,  # row-group chunks for Parquet
     }
+    if features is not None:  # absent otherwise: earlier jobs' files still match
+        job["features"] = features.to_job()
     job_file = out / JOB_FILE
     if job_file.exists():
         previous = json.loads(job_file.read_text())
@@ -327,6 +355,7 @@ def score_files(
             trusted=trusted,
             address=ray_address,
             progress=(lambda n: progress(n, total)) if progress else None,
+            features=features,
         )
         return ScoreResult(
             pinned,
@@ -345,7 +374,7 @@ def score_files(
         workers,
         mp_context=context,
         initializer=_init_worker,
-        initargs=(settings.model_dump_json(), pinned, trusted),
+        initargs=(settings.model_dump_json(), pinned, trusted, features),
     ) as pool:
         for file_index, path in enumerate(files):
             for chunk_index, batch in enumerate(_plan(path, chunk_rows)):

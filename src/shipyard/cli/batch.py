@@ -40,6 +40,13 @@ def score(
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster address (default: a local Ray).")
     ] = None,
+    timestamp: Annotated[
+        str | None,
+        typer.Option(
+            help="Event-time column, for a model whose version names a feature service "
+            "(features are joined as of each row's time). Default: event_timestamp."
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Score files; a rerun after a crash skips the chunks already written.
@@ -79,6 +86,7 @@ def score(
             progress=progress,
             executor=executor,
             ray_address=ray_address,
+            timestamp=timestamp,
         )
     if as_json:
         print_json(result.to_dict())

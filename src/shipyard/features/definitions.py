@@ -9,6 +9,7 @@
 ...     features={"trips": "long", "rating": "double"},
 ...     ttl=timedelta(days=2),
 ...     default={"trips": 0, "rating": None},   # or "error": a missing driver is a 4xx
+...     on_expired="default",   # or "refuse": a value older than ttl is a 4xx, not a default
 ... )
 >>> @on_demand(sources=[stats], request={"amount": "double"}, features={"per_trip": "double"})
 ... def per_trip(df):
@@ -38,6 +39,7 @@ FEATURE_TYPES: frozenset[str] = frozenset(
     {"double", "float", "long", "integer", "boolean", "string"}
 )
 SourceKind = Literal["parquet", "csv", "sql", "dataframe"]
+OnExpired = Literal["default", "refuse"]
 
 
 def _check_name(name: str, what: str) -> None:
@@ -146,7 +148,10 @@ class Source:
 class FeatureView:
     """Typed features of one entity, read from one source, each valid for `ttl` after its
     event time. `default` says what a lookup of an unknown (or expired) entity returns: a dict
-    of per-feature defaults (missing names are null), None (all null) or "error" (a 404)."""
+    of per-feature defaults (missing names are null), None (all null) or "error" (a 404).
+    `on_expired="refuse"` makes a value older than `ttl` a 404 naming the entity and the view
+    even where there is a default (an unknown entity still gets it); with "default" (the
+    default) it is served the default, flagged in the lookup's result and counted."""
 
     name: str
     entity: Entity
@@ -159,9 +164,16 @@ class FeatureView:
     description: str = ""
     default: Mapping[str, Any] | Literal["error"] | None = None
     tags: Mapping[str, str] = field(default_factory=dict)
+    on_expired: OnExpired = "default"
 
     def __post_init__(self) -> None:
         _check_name(self.name, "feature view")
+        if self.on_expired not in ("default", "refuse"):
+            raise InvalidArgumentError(
+                f"view '{self.name}': on_expired must be 'default' or 'refuse', "
+                f"not {self.on_expired!r}",
+                field="on_expired",
+            )
         object.__setattr__(self, "features", _check_types(self.features, f"view '{self.name}'"))
         if self.ttl is not None and self.ttl.total_seconds() <= 0:
             raise InvalidArgumentError(f"view '{self.name}': ttl must be positive", field="ttl")
@@ -200,7 +212,7 @@ class FeatureView:
         }
 
     def to_spec(self) -> dict[str, Any]:
-        return {
+        spec = {
             "entity": self.entity.name,
             "entity_spec": self.entity.to_spec(),
             "source": self.source.to_spec(),
@@ -215,6 +227,9 @@ class FeatureView:
             else dict(self.default),
             "tags": dict(self.tags),
         }
+        if self.on_expired != "default":  # absent when default: older specs keep their digest
+            spec["on_expired"] = self.on_expired
+        return spec
 
     @classmethod
     def from_spec(cls, name: str, spec: Mapping[str, Any], frame: Any = None) -> FeatureView:
@@ -234,6 +249,7 @@ class FeatureView:
             description=spec.get("description", ""),
             default=spec.get("default"),
             tags=dict(spec.get("tags") or {}),
+            on_expired=spec.get("on_expired", "default"),
         )
 
 

@@ -30,7 +30,15 @@ from shipyard.features.definitions import (
     OnDemandView,
     kind_of,
 )
-from shipyard.features.online import OnlinePlan, ViewPlan, encode_key, lookup, table_name
+from shipyard.features.online import (
+    OnlineFeatures,
+    OnlinePlan,
+    ViewPlan,
+    encode_key,
+    lookup,
+    online_store_identity,
+    table_name,
+)
 from shipyard.features.push import MISSING, append_offline, as_records, check_value
 
 if TYPE_CHECKING:
@@ -346,6 +354,7 @@ class FeatureStore:
             list(views) if views is not None else [r.name for r in self._registry.latest("view")]
         )
         written: dict[str, int] = {}
+        store = online_store_identity(self.online)
         for name in names:
             view, version = self.get_view(name)
             if not view.online:
@@ -354,7 +363,7 @@ class FeatureStore:
                 continue
             since = start_ts
             if since is None:
-                until = self._registry.materialized_until(name, version)
+                until = self._registry.materialized_until(name, version, store)
                 if until is not None:
                     since = dt.datetime.fromtimestamp(until / 1000, dt.UTC).replace(tzinfo=None)
             if since is not None and since >= end_ts:
@@ -365,7 +374,7 @@ class FeatureStore:
             records = self._records(view, table, normalize_timestamps, progress, total)
             self.online.write(table_name(name, version), records)
             self._registry.record_materialization(
-                name, version, _ms(end_ts), total, actor=self.stores.actor
+                name, version, _ms(end_ts), total, actor=self.stores.actor, store=store
             )
             written[name] = total
         return written
@@ -522,6 +531,7 @@ class FeatureStore:
                     out_names,
                     int(view.ttl.total_seconds() * 1000) if view.ttl else None,
                     defaults,
+                    refuse_expired=view.on_expired == "refuse",
                 )
             )
             for k in view.join_keys:
@@ -546,11 +556,13 @@ class FeatureStore:
         entity_rows: Sequence[Mapping[str, Any]],
         *,
         full_names: bool = False,
-    ) -> dict[str, list[Any]]:
+    ) -> OnlineFeatures:
         """The latest online values for each entity row, as column → list of values. A
         missing (or expired) entity gets its view's default, or a NotFoundError (404) when the
-        view's default is "error". On-demand features are computed from the row's request
-        fields."""
+        view's default is "error". A value older than the view's TTL is flagged per row in the
+        result's `expired` (view → one flag per row), or is a NotFoundError naming the entity
+        and the view when the view says `on_expired="refuse"`. On-demand features are
+        computed from the row's request fields."""
         plan = self.online_plan(features, full_names=full_names)
         return lookup(self.online, plan, entity_rows)
 

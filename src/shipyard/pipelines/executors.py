@@ -51,6 +51,7 @@ def run_step(
 
     from shipyard.pipelines.outputs import dumps
     from shipyard.pipelines.step import _CONTEXT, StepContext
+    from shipyard.tracking.runs import attached_to
 
     ctx = StepContext(step=name, seed=seed, run_id=run_id)
     token = _CONTEXT.set(ctx)
@@ -58,7 +59,8 @@ def run_step(
     try:
         random.seed(seed)
         np.random.seed(seed % 2**32)
-        value = fn(**kwargs)
+        with attached_to(run_id):  # a run the step starts is a child of the step's run
+            value = fn(**kwargs)
         values = _split(value, n_outputs, name)
         outputs = [dumps(v) for v in values]
     except Exception:

@@ -513,8 +513,11 @@ class _Runner:
         upstream_bad = [u for u in node.upstream if not job.results[u].ok]
         seed = derive_seed(job.seed, node.name)
         args = dict(node.args)
+        explicit = args.get("seed")
         if node.step.accepts("seed") and "seed" not in args:
             args["seed"] = seed
+        elif isinstance(explicit, int) and not isinstance(explicit, bool):
+            seed = explicit  # the user's seed= seeds the step and is what is recorded
         consts = {k: v for k, v in args.items() if not isinstance(v, Output)}
         result = StepResult(
             name=node.name,

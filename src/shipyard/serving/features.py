@@ -15,6 +15,10 @@ circuit breaker: when it is slow or down, the request is answered with the views
 503 for views without one) and `shipyard_feature_fallbacks_total` counts it; after
 `SHIPYARD_FEATURE_BREAKER_FAILURES` (5) consecutive errors the breaker opens and the store is
 not tried again for `SHIPYARD_FEATURE_BREAKER_RESET_SECONDS` (5).
+
+A value older than its view's TTL is served the view's default and counted per row in
+`shipyard_feature_expired_total{endpoint, view}`; a view with `on_expired="refuse"` answers
+such a request with a 404 naming the entity and the view (counted as well).
 """
 
 from __future__ import annotations
@@ -40,7 +44,7 @@ if TYPE_CHECKING:
 
 TAG = "feature_service"
 PLAN_REFRESH_SECONDS = 30.0  # how often an endpoint looks for newer materialized view versions
-_FALLBACKS: dict[int, Any] = {}  # one counter per metrics registry
+_FALLBACKS: dict[tuple[int, str], Any] = {}  # one counter of each name per metrics registry
 _FALLBACKS_LOCK = threading.Lock()
 
 
@@ -104,6 +108,7 @@ class FeatureFetcher:
         *,
         endpoint: str = "",
         fallbacks: Any = None,
+        expired: Any = None,
         breaker: CircuitBreaker | None = None,
         refresh: Callable[[], OnlinePlan | None] | None = None,
         refresh_seconds: float = 30.0,
@@ -116,6 +121,7 @@ class FeatureFetcher:
         self.model_signature = model_signature
         self.endpoint = endpoint
         self.fallbacks = fallbacks
+        self.expired = expired
         self.breaker = breaker or CircuitBreaker()
         provided = set(plan.columns)
         self.model_names = model_signature.names
@@ -176,7 +182,14 @@ class FeatureFetcher:
         except StoreUnavailableError:
             self.breaker.failure()
             return self._fallback(rows, "unavailable")
+        except NotFoundError as exc:  # an expired value the view refuses is counted too
+            if exc.details.get("expired") and self.expired is not None:
+                self.expired.labels(self.endpoint, str(exc.details.get("view"))).inc()
+            raise
         self.breaker.success()
+        if self.expired is not None:
+            for view, count in fetched.expired_counts.items():
+                self.expired.labels(self.endpoint, view).inc(count)
         return fetched
 
     def _fallback(self, rows: list[dict[str, Any]], reason: str) -> dict[str, list[Any]]:
@@ -237,18 +250,34 @@ class FeaturePredictor:
 
 
 def fallback_counter(metrics: ServingMetrics | None) -> Any:
+    return _counter(
+        metrics,
+        "shipyard_feature_fallbacks",
+        "Requests answered with feature defaults because the online store failed.",
+        ("endpoint", "reason"),
+    )
+
+
+def expired_counter(metrics: ServingMetrics | None) -> Any:
+    return _counter(
+        metrics,
+        "shipyard_feature_expired",
+        "Entity rows whose online feature value was older than the view's TTL (served the "
+        "default, or refused when the view says on_expired='refuse').",
+        ("endpoint", "view"),
+    )
+
+
+def _counter(metrics: ServingMetrics | None, name: str, doc: str, labels: tuple[str, ...]) -> Any:
     if metrics is None:
         return None
     with _FALLBACKS_LOCK:
-        counter = _FALLBACKS.get(id(metrics.registry))
+        counter = _FALLBACKS.get((id(metrics.registry), name))
         if counter is None:
             from prometheus_client import Counter
 
-            counter = _FALLBACKS[id(metrics.registry)] = Counter(
-                "shipyard_feature_fallbacks",
-                "Requests answered with feature defaults because the online store failed.",
-                ("endpoint", "reason"),
-                registry=metrics.registry,
+            counter = _FALLBACKS[(id(metrics.registry), name)] = Counter(
+                name, doc, labels, registry=metrics.registry
             )
     return counter
 
@@ -256,9 +285,12 @@ def fallback_counter(metrics: ServingMetrics | None) -> Any:
 def materialized_plan(store: FeatureStore, service: str) -> OnlinePlan | None:
     """The service's plan on the newest view versions, or None while one of them has never
     been materialized (nothing online yet: keep reading the version before)."""
+    from shipyard.features.online import online_store_identity
+
     newer = store.online_plan(service)
     materialized = store.stores.metadata.features.materialized_until
-    if any(materialized(v.view.name, v.version) is None for v in newer.views):
+    where = online_store_identity(store.online)
+    if any(materialized(v.view.name, v.version, where) is None for v in newer.views):
         return None
     return newer
 
@@ -312,6 +344,7 @@ def attach_features(
         model.signature,
         endpoint=endpoint,
         fallbacks=fallback_counter(metrics),
+        expired=expired_counter(metrics),
         breaker=CircuitBreaker(
             store.settings.feature_breaker_failures, store.settings.feature_breaker_reset_seconds
         ),

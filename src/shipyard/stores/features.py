@@ -38,9 +38,10 @@ feature_definitions = sa.Table(
     sa.Column("created_by", sa.String(256), nullable=False),
 )
 
-feature_materializations = sa.Table(
-    "feature_materializations",
+online_materializations = sa.Table(
+    "online_materializations",
     metadata,
+    sa.Column("store", sa.String(512), primary_key=True),  # the online store's identity
     sa.Column("view", sa.String(256), primary_key=True),
     sa.Column("version", sa.Integer, primary_key=True),
     sa.Column("materialized_until", sa.BigInteger, nullable=False),  # epoch ms, exclusive
@@ -186,33 +187,35 @@ class FeatureRegistryStore:
 
     # -- materialization state -----------------------------------------------------------------
 
-    def materialized_until(self, view: str, version: int) -> int | None:
-        m = feature_materializations.c
+    def materialized_until(self, view: str, version: int, store: str | None = None) -> int | None:
+        """Where the last materialization of `view` version `version` into online store
+        `store` (its identity) ended; with no `store`, the furthest any store got."""
+        m = online_materializations.c
+        query = sa.select(sa.func.max(m.materialized_until)).where(
+            m.view == view, m.version == version
+        )
+        if store is not None:
+            query = query.where(m.store == store)
         with self._db.read() as conn:
-            row = conn.execute(
-                sa.select(m.materialized_until).where(m.view == view, m.version == version)
-            ).first()
-        return int(row[0]) if row else None
+            row = conn.execute(query).first()
+        return int(row[0]) if row and row[0] is not None else None
 
     def record_materialization(
-        self, view: str, version: int, until_ms: int, rows: int, *, actor: str
+        self, view: str, version: int, until_ms: int, rows: int, *, actor: str, store: str = ""
     ) -> None:
-        m = feature_materializations.c
+        m = online_materializations.c
+        where = sa.and_(m.store == store, m.view == view, m.version == version)
         with self._db.write() as conn:
-            exists = conn.execute(
-                sa.select(m.materialized_until).where(m.view == view, m.version == version)
-            ).first()
+            exists = conn.execute(sa.select(m.materialized_until).where(where)).first()
             values = {"materialized_until": until_ms, "rows": rows, "updated_at": now_ms()}
             if exists is None:
                 conn.execute(
-                    feature_materializations.insert().values(view=view, version=version, **values)
+                    online_materializations.insert().values(
+                        store=store, view=view, version=version, **values
+                    )
                 )
             else:
-                conn.execute(
-                    feature_materializations.update()
-                    .where(m.view == view, m.version == version)
-                    .values(**values)
-                )
+                conn.execute(online_materializations.update().where(where).values(**values))
             audit.append(
                 conn,
                 actor=actor,
@@ -220,7 +223,7 @@ class FeatureRegistryStore:
                 subject_type="feature_view",
                 subject=view,
                 before={"until": exists[0]} if exists else None,
-                after={"version": version, "until": until_ms, "rows": rows},
+                after={"version": version, "until": until_ms, "rows": rows, "store": store},
             )
 
 

@@ -241,6 +241,8 @@ class RedisOnlineStore:
         return f"{self.prefix}:{{{table}}}:v", f"{self.prefix}:{{{table}}}:ts"
 
     def _errors(self, exc: Exception) -> Exception:
+        if isinstance(exc, MissingDependencyError):  # no redis to ask about its errors
+            return exc
         import redis
 
         if isinstance(exc, (redis.ConnectionError, redis.TimeoutError)):

@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import contextvars
 import logging
 import math
 import threading
 import time
 import traceback
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -41,6 +42,10 @@ _MAX_KEY = 250
 _ACTIVE: weakref.WeakSet[Run] = weakref.WeakSet()
 _HEARTBEAT: threading.Thread | None = None
 _HEARTBEAT_LOCK = threading.Lock()
+# the run that runs started here attach to (a pipeline step's run, see `attached_to`)
+_ATTACHED: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+    "shipyard_attached_run", default=None
+)
 
 
 def _check_key(key: Any, what: str) -> str:
@@ -234,8 +239,20 @@ class Run:
             self.end("FAILED", text)
 
 
+@contextlib.contextmanager
+def attached_to(run_id: str | None) -> Iterator[None]:
+    """Inside this block, `start_run()` without `parent_run_id` starts a child of `run_id`
+    (in its experiment unless one is named). Pipelines run each step inside one, so a run a
+    step starts is linked to the step's run instead of being an orphan."""
+    token = _ATTACHED.set(run_id)
+    try:
+        yield
+    finally:
+        _ATTACHED.reset(token)
+
+
 def start_run(
-    experiment: str = "default",
+    experiment: str | None = None,
     *,
     params: Mapping[str, Any] | None = None,
     tags: Mapping[str, Any] | None = None,
@@ -245,18 +262,29 @@ def start_run(
     settings: Settings | None = None,
 ) -> Run:
     """Start a run (records git commit, dirty flag and the environment). `source` is the code
-    file the run is about (default: the running script); its folder's git commit is recorded."""
+    file the run is about (default: the running script); its folder's git commit is recorded.
+    `experiment` defaults to "default".
+
+    Inside a pipeline step, the run is a nested child of the step's run (as MLflow's
+    `start_run(nested=True)`): it lands in the step's experiment and is linked to it, while
+    the step's own run stays the pipeline's to end."""
     from shipyard.config import get_settings
     from shipyard.stores import open_stores
     from shipyard.stores.owners import current_owner
     from shipyard.tracking.environment import code_version
 
     settings = settings or get_settings()
-    if not experiment:
+    attached = _ATTACHED.get() if parent_run_id is None else None
+    if experiment is not None and not experiment:
         raise InvalidArgumentError("experiment name must not be empty", field="experiment")
     for k in params or {}:
         _check_key(k, "param")
     stores = open_stores(settings)
+    if attached is not None:
+        parent_run_id = attached
+        if experiment is None:
+            experiment = stores.metadata.runs.get_run(attached).experiment
+    experiment = experiment or "default"
     code = code_version(source)
     env_digest = _environment_digest(stores)
     run_id = stores.metadata.runs.create_run(
