@@ -30,6 +30,26 @@ def registry(settings: Settings) -> Any:
     return sy.Registry(open_stores(settings))
 
 
+def test_a_load_that_resolves_to_an_unapproved_version_keeps_the_approved_one(
+    registry: Any,
+) -> None:
+    """The alias may move between the server's approval check and its load: the version that
+    was loaded is checked again, and an unapproved one is never swapped in."""
+    from shipyard.serving.metrics import ServingMetrics
+    from shipyard.serving.runtime import EndpointTable
+
+    registry.approve("m", 1, reviewer="alice")
+    registry.set_alias("m", "champion", 1)
+    table = EndpointTable(registry, ServingMetrics(), trusted=True)
+    config = {"require_approval": True}
+    assert table.load("m", "models:/m@champion", 1, config).version == "1"
+    registry.set_alias("m", "champion", 3)  # after the check, before the load
+    assert table.load("m", "models:/m@champion", 1, config).version == "1"
+    assert table.get("m").version == "1"
+    registry.approve("m", 3, reviewer="alice")
+    assert table.load("m", "models:/m@champion", 1, config).version == "3"
+
+
 def test_review_flow_and_audit(registry: Any) -> None:
     mv = registry.approve("m", 1, reviewer="alice", comment="gates green")
     assert mv.approval == "approved" and mv.tags["approval_reviewer"] == "alice"

@@ -322,6 +322,15 @@ class EndpointTable:
             return self._failed(
                 endpoint, uri, generation, f"{type(exc).__name__}: {exc}", target, variant
             )
+        if (config or {}).get("require_approval") and not self._loaded_approved(model):
+            # the alias moved between the approval check and the load: keep what serves now
+            log.warning(
+                "endpoint %s: %s resolved to unapproved version %s; not served",
+                endpoint,
+                uri,
+                model.version,
+            )
+            return current
         after = _rss_bytes()
         served = ServedModel(
             endpoint,
@@ -345,6 +354,12 @@ class EndpointTable:
             variant,
         )
         return served
+
+    def _loaded_approved(self, model: LoadedModel) -> bool:
+        """Whether the version just loaded (not what its alias says now) is approved."""
+        if model.name is None or model.version is None:
+            return False
+        return self.approved(f"models:/{model.name}/{model.version}")
 
     def _reusable(self, endpoint: str, uri: str, variant: str) -> ServedModel | None:
         """A loaded model of the other slot that is exactly what `uri` wants now."""
