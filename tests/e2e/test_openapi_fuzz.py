@@ -17,7 +17,8 @@ import pytest
 
 from tests.helpers import free_port, wait_ready
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# schemathesis over every operation: on a busy shared machine it outlasts the default timeout
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
 
 CONFIG = Path(__file__).parent.parent / "schemathesis.toml"
 SEED = "3"

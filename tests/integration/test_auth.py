@@ -172,8 +172,9 @@ def test_jwt_rs256(settings: Settings, model: Any, tmp_path: Any) -> None:
 def test_rate_limit_in_process(settings: Settings, model: Any, server: BackgroundServer) -> None:
     from shipyard.stores import open_stores
 
+    # a token every 4 s: five requests on a loaded machine still come well within one refill
     _, key = open_stores(settings).metadata.keys.create(
-        "slow", scopes=["predict"], rate_per_second=1, burst=3, actor="t"
+        "slow", scopes=["predict"], rate_per_second=0.25, burst=3, actor="t"
     )
     codes = [
         httpx.post(
@@ -182,9 +183,9 @@ def test_rate_limit_in_process(settings: Settings, model: Any, server: Backgroun
         for _ in range(5)
     ]
     assert [c.status_code for c in codes] == [200, 200, 200, 429, 429]
-    assert codes[3].headers["retry-after"] == "1"
-    assert "rate limit of 1/s" in codes[3].json()["error"]
-    time.sleep(1.1)
+    assert 1 <= int(codes[3].headers["retry-after"]) <= 4
+    assert "rate limit of 0.25/s" in codes[3].json()["error"]
+    time.sleep(int(codes[4].headers["retry-after"]) + 0.1)
     assert (
         httpx.post(
             f"{server.url}/endpoints/churn/predict", json={"instances": model}, headers=bearer(key)

@@ -61,7 +61,11 @@ class MetricGate:
 
 @dataclass(frozen=True)
 class LatencyGate:
-    """p99 latency of `rows`-row predictions of the artifact as served, under a budget."""
+    """p99 latency of `rows`-row predictions of the artifact as served, under a budget.
+
+    Measured in three rounds of `requests` calls; the verdict takes the best round, so a
+    neighbour's burst of CPU on a shared machine does not fail a model that is fast enough,
+    while a model that is slow in every round still fails."""
 
     kind: ClassVar[str] = "latency"
     p99_ms: float = 10.0
@@ -368,21 +372,27 @@ def _metric_gate(
     )
 
 
-def _latency(model: LoadedModel, X: Any, g: LatencyGate) -> dict[str, float]:
+def _latency(model: LoadedModel, X: Any, g: LatencyGate, rounds: int = 3) -> dict[str, float]:
     batch = X.iloc[: g.rows] if hasattr(X, "iloc") else X[: g.rows]
     for _ in range(20):  # warm up
         model.predict(batch)
-    times = np.empty(g.requests)
-    for i in range(g.requests):
-        start = time.perf_counter_ns()
-        model.predict(batch)
-        times[i] = time.perf_counter_ns() - start
-    ms = times / 1e6
-    return {
-        "p50": float(np.percentile(ms, 50)),
-        "p99": float(np.percentile(ms, 99)),
-        "mean": float(ms.mean()),
-    }
+    best: dict[str, float] | None = None
+    for _ in range(rounds):
+        times = np.empty(g.requests)
+        for i in range(g.requests):
+            start = time.perf_counter_ns()
+            model.predict(batch)
+            times[i] = time.perf_counter_ns() - start
+        ms = times / 1e6
+        found = {
+            "p50": float(np.percentile(ms, 50)),
+            "p99": float(np.percentile(ms, 99)),
+            "mean": float(ms.mean()),
+        }
+        if best is None or found["p99"] < best["p99"]:
+            best = found
+    assert best is not None
+    return best
 
 
 def _fairness(g: FairnessGate, y: np.ndarray, pred: np.ndarray, groups: np.ndarray) -> GateResult:
