@@ -78,7 +78,7 @@ class Lifecycle:
     async def start(self) -> None:
         from shipyard.registry.conversion import resume_conversions
 
-        self._tasks = [asyncio.create_task(loop()) for loop in self.loops]
+        self._tasks = [asyncio.create_task(loop()) for loop in [*self.loops, _check_fences]]
         plane = self.plane
         for log_ in (plane.predlog, plane.feedback_log):
             if log_ is not None:
@@ -131,3 +131,11 @@ class Lifecycle:
                     log.exception("%s failed", what)
 
         return loop
+
+
+async def _check_fences() -> None:
+    """Every dependency fence checked once at start-up, off the event loop: one log line per
+    private name gone (the callers then take the public path), before any request needs it."""
+    from shipyard import fences
+
+    await asyncio.to_thread(fences.check_all)
