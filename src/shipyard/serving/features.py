@@ -44,8 +44,6 @@ if TYPE_CHECKING:
 
 TAG = "feature_service"
 PLAN_REFRESH_SECONDS = 30.0  # how often an endpoint looks for newer materialized view versions
-_FALLBACKS: dict[tuple[int, str], Any] = {}  # one counter of each name per metrics registry
-_FALLBACKS_LOCK = threading.Lock()
 
 
 class CircuitBreaker:
@@ -269,17 +267,7 @@ def expired_counter(metrics: ServingMetrics | None) -> Any:
 
 
 def _counter(metrics: ServingMetrics | None, name: str, doc: str, labels: tuple[str, ...]) -> Any:
-    if metrics is None:
-        return None
-    with _FALLBACKS_LOCK:
-        counter = _FALLBACKS.get((id(metrics.registry), name))
-        if counter is None:
-            from prometheus_client import Counter
-
-            counter = _FALLBACKS[(id(metrics.registry), name)] = Counter(
-                name, doc, labels, registry=metrics.registry
-            )
-    return counter
+    return metrics.counter(name, doc, labels) if metrics is not None else None
 
 
 def materialized_plan(store: FeatureStore, service: str) -> OnlinePlan | None:
@@ -295,21 +283,25 @@ def materialized_plan(store: FeatureStore, service: str) -> OnlinePlan | None:
     return newer
 
 
-_ONLINE: dict[tuple[str, str | None], OnlineStore] = {}
+class OnlineStores:
+    """The online stores one endpoint table reads, one per location: reloading a model reuses
+    its connections. Owned by the table (no process-wide cache)."""
 
+    def __init__(self) -> None:
+        self._open: dict[tuple[str, str | None], OnlineStore] = {}
+        self._lock = threading.Lock()
 
-def _online_store(settings: Any) -> OnlineStore:
-    """One online store per location per process: reloading a model reuses its connections."""
-    from shipyard.stores.online import open_online_store
+    def get(self, settings: Any) -> OnlineStore:
+        from shipyard.stores.online import open_online_store
 
-    key = (str(settings.home), settings.redis_url)
-    with _FALLBACKS_LOCK:
-        store = _ONLINE.get(key)
-        if store is None:
-            store = _ONLINE[key] = open_online_store(
-                settings, timeout=settings.feature_timeout_seconds
-            )
-    return store
+        key = (str(settings.home), settings.redis_url)
+        with self._lock:
+            store = self._open.get(key)
+            if store is None:
+                store = self._open[key] = open_online_store(
+                    settings, timeout=settings.feature_timeout_seconds
+                )
+        return store
 
 
 def attach_features(
@@ -319,6 +311,7 @@ def attach_features(
     *,
     endpoint: str = "",
     metrics: ServingMetrics | None = None,
+    online_stores: OnlineStores | None = None,
 ) -> LoadedModel:
     """`model` as loaded, or, when its version names a feature service, a copy that takes
     entity keys and fetches its features."""
@@ -333,7 +326,7 @@ def attach_features(
 
     store = FeatureStore(stores=registry.stores)
     plan = store.online_plan(service)
-    online = _online_store(store.settings)
+    online = (online_stores or OnlineStores()).get(store.settings)
 
     def refresh() -> OnlinePlan | None:
         return materialized_plan(store, service)

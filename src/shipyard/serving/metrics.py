@@ -22,6 +22,7 @@ import asyncio
 import bisect
 import contextlib
 import os
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -338,6 +339,19 @@ class ServingMetrics:
         wait = self.queue_wait.labels(endpoint, model, version)
         for w in waits:
             wait.observe(w)
+
+    def counter(self, name: str, doc: str, labels: tuple[str, ...]) -> Any:
+        """A counter of this registry made once by name (models loaded later share it)."""
+        # made on first use; dict.setdefault is atomic, so two loading threads share one lock
+        lock = self.__dict__.setdefault("_counters_lock", threading.Lock())
+        with lock:
+            counters: dict[str, Any] = self.__dict__.setdefault("_counters", {})
+            found = counters.get(name)
+            if found is None:
+                from prometheus_client import Counter
+
+                found = counters[name] = Counter(name, doc, labels, registry=self.registry)
+        return found
 
     def reject(self, endpoint: str, reason: str) -> None:
         self.rejections.labels(endpoint, reason).inc()

@@ -231,6 +231,9 @@ class EndpointTable:
         self._lock = threading.Lock()
         self.initial_load_done = threading.Event()
         self.draining = threading.Event()  # set on SIGTERM: readiness turns 503
+        from shipyard.serving.features import OnlineStores
+
+        self.online_stores = OnlineStores()  # feature lookups of the models it loads
 
     def names(self) -> list[str]:
         return sorted(self._served)
@@ -313,7 +316,12 @@ class EndpointTable:
             from shipyard.serving.features import attach_features
 
             model = attach_features(
-                self.registry, uri, model, endpoint=endpoint, metrics=self.metrics
+                self.registry,
+                uri,
+                model,
+                endpoint=endpoint,
+                metrics=self.metrics,
+                online_stores=self.online_stores,
             )
         except ShipyardError as exc:
             return self._failed(endpoint, uri, generation, exc.message, target, variant)
