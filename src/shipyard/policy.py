@@ -26,17 +26,25 @@ KINDS: tuple[Kind, ...] = ("single", "canary", "ab", "shadow", "bluegreen")
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # NaN and infinities never validate: stored as JSON they would become null and make the
+    # row unreadable (no status, no rollback) until replaced
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
+
+
+# counts a caller sets: positive and within what every store and JSON encoder takes
+Count: TypeAlias = Annotated[int, Field(ge=1, le=2**31 - 1)]
 
 
 class Thresholds(_Record):
     """When a candidate has regressed against stable (canary, shadow, blue-green)."""
 
-    max_error_rate_delta: float = 0.02  # candidate error rate may exceed stable's by this much
-    max_p99_ratio: float = 1.5  # candidate p99 latency may be this many times stable's ...
-    p99_slack_ms: float = 5.0  # ... plus this much (tiny latencies jitter)
-    max_prediction_shift: float = 0.2  # effect size of the prediction-distribution change
-    prediction_alpha: float = 0.01
+    # candidate error rate may exceed stable's by this much
+    max_error_rate_delta: float = Field(default=0.02, ge=0, le=1)
+    max_p99_ratio: float = Field(default=1.5, gt=0)  # candidate p99 may be this times stable's
+    p99_slack_ms: float = Field(default=5.0, ge=0)  # ... plus this much (tiny latencies jitter)
+    # effect size of the prediction-distribution change
+    max_prediction_shift: float = Field(default=0.2, ge=0)
+    prediction_alpha: float = Field(default=0.01, gt=0, lt=1)
 
 
 class VerdictNote(_Record):
@@ -98,8 +106,8 @@ class CanaryPolicy(_Rollout):
     step: int = Field(default=0, ge=0)
     weight: float
     step_started_ms: int
-    min_requests: int = Field(default=100, ge=1)
-    min_seconds: float = 30.0
+    min_requests: Count = 100
+    min_seconds: float = Field(default=30.0, ge=0)
 
     @field_validator("steps")
     @classmethod
@@ -116,7 +124,7 @@ class AbPolicy(_Rollout):
 
     kind: Literal["ab"] = "ab"
     split: float = Field(default=50.0, gt=0, lt=100)
-    min_samples: int = Field(default=1000, ge=1)
+    min_samples: Count = 1000
     alpha: float = Field(default=0.05, gt=0, lt=1)
     higher_is_better: bool = True
 
@@ -126,8 +134,8 @@ class ShadowPolicy(_Rollout):
 
     kind: Literal["shadow"] = "shadow"
     sample: float = Field(default=1.0, gt=0, le=1)
-    min_requests: int = Field(default=200, ge=1)
-    min_agreement: float = 0.95
+    min_requests: Count = 200
+    min_agreement: float = Field(default=0.95, ge=0, le=1)
 
 
 class BlueGreenPolicy(_Rollout):
@@ -193,7 +201,7 @@ def upgrade_stored(kind: str, config: Mapping[str, Any]) -> dict[str, Any] | Non
     settings no policy of its kind has are dropped, defaults filled in, numbers given their
     types. None when the row does not validate even so (it is left as it is)."""
     model = _MODELS.get(kind)
-    if model is None:
+    if model is None or not isinstance(config, Mapping):
         return None
     known = {k: v for k, v in config.items() if k in model.model_fields}
     if isinstance(known.get("thresholds"), Mapping):

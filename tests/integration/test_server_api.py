@@ -278,3 +278,69 @@ def test_an_over_long_alias_is_a_400_naming_it(server: BackgroundServer) -> None
     assert r.status_code == 400, r.text
     assert r.json()["field"] == "alias" and "limit is 128" in r.json()["error"]
     assert "a" * 200 not in httpx.get(f"{server.url}/api/models/churn").text
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"model": "churn/2", "thresholds": {"max_p99_ratio": NaN}}', "max_p99_ratio"),
+        ('{"model": "churn/2", "thresholds": {"max_p99_ratio": Infinity}}', "max_p99_ratio"),
+        ('{"model": "churn/2", "thresholds": {"p99_slack_ms": 1e400}}', "p99_slack_ms"),
+        ('{"model": "churn/2", "thresholds": {"max_p99_ratio": -3}}', "max_p99_ratio"),
+        ('{"model": "churn/2", "min_requests": 99999999999999999999999999}', "min_requests"),
+        ('{"model": "churn/2", "min_seconds": Infinity}', "min_seconds"),
+    ],
+)
+def test_a_rollout_setting_that_is_not_a_finite_number_in_range_is_refused_and_not_stored(
+    server: BackgroundServer, body: str, field: str
+) -> None:
+    """NaN, infinities and integers past 64 bits were stored (NaN as null) and left the
+    endpoint with no status and no rollback; a huge integer was a 500 on every list."""
+    created = httpx.post(
+        f"{server.url}/api/endpoints", json={"name": "ep", "model_uri": "models:/churn@champion"}
+    )
+    assert created.status_code in (200, 201), created.text
+    r = httpx.post(
+        f"{server.url}/api/deployments/ep/canary",
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert 400 <= r.status_code < 500, r.text
+    assert field in r.text
+    status = httpx.get(f"{server.url}/api/deployments/ep")
+    assert status.status_code == 200 and status.json()["policy"] == "single", status.text
+    assert httpx.get(f"{server.url}/api/endpoints").status_code == 200
+    assert httpx.post(
+        f"{server.url}/api/deployments/ep/canary", json={"model": "churn/2"}
+    ).is_success
+    rolled = httpx.post(f"{server.url}/api/deployments/ep/rollback", json={"reason": "t"})
+    assert rolled.status_code == 200, rolled.text
+
+
+def test_one_unreadable_stored_policy_hides_neither_the_others_nor_itself(
+    server: BackgroundServer, settings: Settings
+) -> None:
+    import sqlalchemy as sa
+
+    from shipyard.stores import open_stores
+
+    for name in ("good", "bad"):
+        httpx.post(
+            f"{server.url}/api/endpoints", json={"name": name, "model_uri": "models:/churn/1"}
+        ).raise_for_status()
+    from shipyard.stores import schema
+
+    engine = sa.create_engine(settings.db_url)
+    with engine.begin() as conn:  # a row written by hand, or by a version before policies
+        conn.execute(
+            schema.endpoints.update()
+            .where(schema.endpoints.c.name == "bad")
+            .values(policy="canary", config={"steps": "abc"})
+        )
+    engine.dispose()
+    open_stores(settings).metadata.endpoints.list()  # the store still reads it
+    r = httpx.get(f"{server.url}/api/deployments")
+    assert r.status_code == 200, r.text
+    listed = {d["endpoint"]: d for d in r.json()["deployments"]}
+    assert {"good", "bad"} <= set(listed)
+    assert "invalid" in listed["bad"] and "invalid" not in listed["good"]

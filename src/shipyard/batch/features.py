@@ -18,6 +18,7 @@ from shipyard.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
     import pandas as pd
+    import pyarrow as pa
 
     from shipyard.config import Settings
 
@@ -47,8 +48,11 @@ def feature_join(tags: dict[str, str] | None, timestamp: str | None) -> FeatureJ
 def check_inputs(join: FeatureJoin, files: list[Path], model: str) -> None:
     """Every input file has the event-time column: say so before any worker starts."""
     for path in files:
-        names = _column_names(path)
-        if join.timestamp not in names:
+        schema = _schema(path)
+        names = list(schema.names)
+        if join.timestamp in names:
+            _check_event_time(path, join, schema.field(join.timestamp).type)
+        else:
             raise InvalidArgumentError(
                 f"{path}: no column '{join.timestamp}'; {model} takes the features of service "
                 f"'{join.service}', joined at each row's event time: name the input's "
@@ -57,14 +61,28 @@ def check_inputs(join: FeatureJoin, files: list[Path], model: str) -> None:
             )
 
 
-def _column_names(path: Path) -> list[str]:
+def _check_event_time(path: Path, join: FeatureJoin, kind: pa.DataType) -> None:
+    """Numbers are not event times: read as nanoseconds since 1970 they would join every row
+    to nothing (features null or default) without a word."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(kind) or pa.types.is_floating(kind) or pa.types.is_boolean(kind):
+        raise InvalidArgumentError(
+            f"{path}: column '{join.timestamp}' holds {kind} values, not timestamps; convert it "
+            "to a timestamp (e.g. pandas.to_datetime(col, unit='s')) or name the event-time "
+            "column with --timestamp",
+            field="timestamp",
+        )
+
+
+def _schema(path: Path) -> pa.Schema:
     if path.suffix.lower() == ".csv":
         import pyarrow.csv as pcsv
 
-        return list(pcsv.open_csv(path).schema.names)
+        return pcsv.open_csv(path).schema
     import pyarrow.parquet as pq
 
-    return list(pq.ParquetFile(path).schema_arrow.names)
+    return pq.ParquetFile(path).schema_arrow
 
 
 def joiner(settings: Settings, join: FeatureJoin) -> Callable[[pd.DataFrame], pd.DataFrame]:

@@ -49,12 +49,17 @@ def online_store_identity(online: Any) -> str:
     kind = str(getattr(online, "kind", type(online).__name__))
     url = getattr(online, "url", None)
     if isinstance(url, str) and url:
-        from urllib.parse import urlsplit
+        from urllib.parse import parse_qs, urlsplit
 
         parts = urlsplit(url)
         host = parts.hostname or ""
         where = f"{host}:{parts.port}" if parts.port else host
-        return f"{kind}:{parts.scheme}://{where}{parts.path}#{getattr(online, 'prefix', '')}"
+        # the query may choose the database (`?db=8`): another database is another store
+        # (only `db` is kept: other query settings are no part of where the data lives)
+        db = parse_qs(parts.query).get("db")
+        query = f"?db={db[-1]}" if db else ""
+        prefix = getattr(online, "prefix", "")
+        return f"{kind}:{parts.scheme}://{where}{parts.path}{query}#{prefix}"
     path = getattr(online, "path", None)
     if path is not None:
         from pathlib import Path

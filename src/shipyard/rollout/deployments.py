@@ -59,6 +59,7 @@ class Deployments:
         its model's quality gates unless `override_gates` gives a reason (an alias passed
         them when it was set). Rollout candidates are always checked: promotion moves the
         alias to them."""
+        _check_endpoint_name(name)
         uri = str(parse_model_uri(model))
         mv = self.registry.resolve(uri)
         if require_approval and mv.approval != "approved":
@@ -452,3 +453,16 @@ def _ended(policy: RolloutPolicy, outcome: str, reason: str, evidence: Any) -> d
 def _positive(value: float, field: str) -> None:
     if value < 1:
         raise InvalidArgumentError(f"{field} must be at least 1", field=field)
+
+
+def _check_endpoint_name(name: str) -> None:
+    """An endpoint's name appears in URLs and in the prediction log's folder names: the same
+    rule as POST /api/endpoints, for every caller (the CLI too)."""
+    import re
+
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}", name or ""):
+        raise InvalidArgumentError(
+            f"endpoint name {name!r} is not valid: 1-256 letters, digits, '_', '-', '.', "
+            "starting with a letter or digit",
+            field="name",
+        )

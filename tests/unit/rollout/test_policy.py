@@ -110,3 +110,25 @@ def test_traffic_reads_only_what_routing_needs() -> None:
     with pytest.raises(InvalidArgumentError) as info:
         Traffic.of({"policy": "canary", "weight": "ten"})
     assert info.value.details["field"] == "weight"
+
+
+@pytest.mark.parametrize("config", [[1, 2], "str", 3])
+def test_a_stored_config_that_is_not_an_object_is_left_for_the_reader_to_flag(config: Any) -> None:
+    """Migration 0009 met such rows in old databases: it stopped with an AttributeError and
+    every command failed until the row was removed by hand."""
+    from shipyard.policy import upgrade_stored
+
+    assert upgrade_stored("canary", config) is None
+
+
+@pytest.mark.parametrize(
+    ("change", "field"),
+    [
+        ({"weight": float("nan")}, "weight"),
+        ({"min_seconds": float("inf")}, "min_seconds"),
+        ({"min_requests": 2**63}, "min_requests"),
+        ({"thresholds": {"max_error_rate_delta": -0.1}}, "thresholds.max_error_rate_delta"),
+    ],
+)
+def test_numbers_are_finite_and_in_range(change: dict[str, Any], field: str) -> None:
+    assert invalid("canary", {**CANARY, **change}).details["field"] == field

@@ -3,12 +3,13 @@ promotion, rollback and history."""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Query, Request
 from pydantic import BaseModel, Field
 from starlette.responses import Response
 
+from shipyard.errors import StoreError
 from shipyard.policy import policy_of
 from shipyard.rollout import Deployments
 from shipyard.server.plane import Plane
@@ -66,14 +67,7 @@ def list_deployments(request: Request, plane: Plane) -> Response:
     return json_response(
         {
             "deployments": [
-                {
-                    "endpoint": e.name,
-                    "policy": e.policy,
-                    "model_uri": e.model_uri,
-                    "candidate": getattr(policy_of(e), "candidate_uri", None),
-                }
-                for e in plane.deployments.list()
-                if visible is None or e.name in visible
+                _listed(e) for e in plane.deployments.list() if visible is None or e.name in visible
             ]
         }
     )
@@ -204,3 +198,14 @@ def may_move_alias(request: Request, deployments: Deployments, name: str) -> Non
             "(or start an --auto rollout); ask an unlimited admin, or pin the endpoint to a "
             "version"
         )
+
+
+def _listed(e: Any) -> dict[str, Any]:
+    """One endpoint of the list; a row that no longer validates is listed with its problem
+    (it hides neither the others nor itself)."""
+    doc: dict[str, Any] = {"endpoint": e.name, "policy": e.policy, "model_uri": e.model_uri}
+    try:
+        doc["candidate"] = getattr(policy_of(e), "candidate_uri", None)
+    except StoreError as exc:
+        doc["candidate"], doc["invalid"] = None, exc.message
+    return doc
