@@ -27,7 +27,21 @@ def ts(ms: int | None) -> str:
 
 
 def print_json(doc: Any) -> None:
-    sys.stdout.write(json.dumps(doc, indent=2, default=str, allow_nan=True) + "\n")
+    """Valid JSON on stdout: a number that could not be computed (NaN, infinity) is null,
+    never a bare `NaN` that JSON parsers refuse."""
+    sys.stdout.write(json.dumps(_finite(doc), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _finite(doc: Any) -> Any:
+    import math
+
+    if isinstance(doc, float):
+        return doc if math.isfinite(doc) else None
+    if isinstance(doc, dict):
+        return {k: _finite(v) for k, v in doc.items()}
+    if isinstance(doc, list | tuple):
+        return [_finite(v) for v in doc]
+    return doc
 
 
 def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> None:

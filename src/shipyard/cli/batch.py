@@ -10,7 +10,7 @@ from shipyard.cli._common import new_app, print_json
 
 app = new_app("""Batch scoring: Parquet/CSV of any size, in chunks, in parallel, resumable.
 
-\\b
+\b
 Example:
   shipyard batch score --model churn@champion --input data/ --output preds/
 """)
@@ -51,7 +51,7 @@ def score(
 ) -> None:
     """Score files; a rerun after a crash skips the chunks already written.
 
-    \\b
+    \b
     Example:
       shipyard batch score --model churn@champion --input data/ --output preds/ --keep id
       shipyard batch score -m churn@champion -i data/ -o preds/ --executor ray

@@ -10,7 +10,7 @@ from shipyard.cli._common import new_app, print_json, table
 
 app = new_app("""Data contracts: expectation suites checked with pandera.
 
-\\b
+\b
 Example:
   shipyard data validate data/new.parquet --suite contracts/churn.yaml
 """)
@@ -30,7 +30,7 @@ def validate(
     """Check a file against a suite: every failed expectation with counts and examples.
     Exit 0 when no blocking (severity error) expectation failed, 1 otherwise.
 
-    \\b
+    \b
     Example:
       shipyard data validate data/new.parquet --suite contracts/churn.yaml --json
     """

@@ -10,7 +10,7 @@ from shipyard.cli._common import new_app, print_json, table, ts
 
 app = new_app("""Quality gates: a version must pass them before it gets an alias or serves.
 
-\\b
+\b
 Example:
   shipyard gate set churn --metric roc_auc:0.01 --latency-p99-ms 5 --min-samples 500
   shipyard gate check churn 4 --data holdout.parquet --target churned
@@ -44,7 +44,7 @@ def set_gates(
 ) -> None:
     """Replace the gates of a model (audited).
 
-    \\b
+    \b
     Examples:
       shipyard gate set churn --metric roc_auc:0.01 --latency-p99-ms 5
       shipyard gate set churn --fairness gender:demographic_parity_ratio:0.8 --min-samples 500
@@ -107,7 +107,7 @@ def check(
     """Check a version against its model's gates; the report is stored with the version.
     Exit 0 when every gate passed, 1 otherwise.
 
-    \\b
+    \b
     Example:
       shipyard gate check churn 4 --data holdout.parquet --target churned
     """
@@ -150,7 +150,7 @@ def show(
 ) -> None:
     """Show a model's gates, or a version's latest gate report.
 
-    \\b
+    \b
     Examples:
       shipyard gate show churn
       shipyard gate show churn 4 --json

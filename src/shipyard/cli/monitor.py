@@ -312,7 +312,7 @@ def accuracy(
 alert_app = new_app("""Alert rules per endpoint: a condition on a monitored metric, held for some
 windows, with a webhook and/or a command (e.g. a retraining pipeline) as the action.
 
-\\b
+\b
 Examples:
   shipyard monitor alert add churn --name drift --when "drift_share > 0.3" --for 2 \\
       --command "shipyard pipeline run pipelines/churn.py"
@@ -350,7 +350,7 @@ def alert_add(
 ) -> None:
     """Add an alert rule.
 
-    \\b
+    \b
     Example:
       shipyard monitor alert add churn --name acc --when "accuracy < 0.85" --webhook https://hooks.example/x
     """
@@ -367,7 +367,7 @@ def alert_list(
 ) -> None:
     """List alert rules and their state (ok, pending, firing).
 
-    \\b
+    \b
     Example:
       shipyard monitor alert list --endpoint churn
     """
@@ -401,7 +401,7 @@ def alert_remove(
 ) -> None:
     """Remove an alert rule (and its events).
 
-    \\b
+    \b
     Example:
       shipyard monitor alert remove churn drift
     """
@@ -417,7 +417,7 @@ def alert_events(
 ) -> None:
     """Fired and resolved alerts, newest first, with the cause and what was done.
 
-    \\b
+    \b
     Example:
       shipyard monitor alert events --endpoint churn --json
     """
@@ -452,7 +452,7 @@ def run_once(
 ) -> None:
     """Evaluate endpoints' last window now and act on alert rules (for cron, or CI).
 
-    \\b
+    \b
     Example:
       shipyard monitor run --endpoint churn --window 1h --json
     """

@@ -10,7 +10,7 @@ from shipyard.cli._common import new_app, print_json, table, ts
 
 app = new_app("""Pipelines: cached, tracked steps from a Python file; local or on Ray.
 
-\\b
+\b
 Example:
   shipyard pipeline run examples/churn_pipeline.py --param C=0.5
 """)
@@ -40,7 +40,7 @@ def run(
 ) -> None:
     """Run a pipeline; unchanged steps are reused from the cache. Exit 1 when a step fails.
 
-    \\b
+    \b
     Examples:
       shipyard pipeline run examples/churn_pipeline.py
       shipyard pipeline run pipe.py --param C=2.0 --no-cache --executor ray
@@ -81,7 +81,7 @@ def runs(
 ) -> None:
     """List pipeline runs, newest first.
 
-    \\b
+    \b
     Example:
       shipyard pipeline runs --name churn
     """
@@ -108,7 +108,7 @@ def show(
 ) -> None:
     """Show a pipeline run: each step's status, outputs, cache use and error.
 
-    \\b
+    \b
     Example:
       shipyard pipeline show 3f2a9c1b
     """
@@ -142,7 +142,7 @@ def lineage_command(
 ) -> None:
     """Trace an output back: step, code hash, params, seed, git commit and inputs.
 
-    \\b
+    \b
     Example:
       shipyard pipeline lineage 9b1c44e2a0f1
     """
