@@ -98,6 +98,10 @@ def test_v2_both_tensor_layouts(server: BackgroundServer, breast_cancer, logreg)
     out = b.json()
     assert out["id"] == "req-1" and out["model_name"] == "churn" and out["model_version"] == "1"
     assert out["outputs"][0]["data"] == expected
+    meta = httpx.get(f"{server.url}/v2/models/churn").json()
+    declared = {o["name"]: o["datatype"] for o in meta["outputs"]}
+    answered = {o["name"]: o["datatype"] for o in out["outputs"]}
+    assert declared == answered, (declared, answered)  # the metadata says what infer answers
     assert out["outputs"][1]["shape"] == [n, 2]
     v = httpx.post(f"{server.url}/v2/models/churn/versions/1/infer", json=per_column)
     assert v.status_code == 200

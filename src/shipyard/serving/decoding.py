@@ -132,11 +132,15 @@ def model_metadata(name: str, served: ServedModel) -> dict[str, Any]:
     }
     if m is None:
         return doc
-    labels_type = "BYTES" if m.classes and any(isinstance(c, str) for c in m.classes) else "FP64"
+    seen = m.manifest.get("output_dtypes") or {}  # from the warm-up's answers
+    labels_type = _v2_datatype(seen.get("predict")) or (
+        "BYTES" if m.classes and any(isinstance(c, str) for c in m.classes) else "FP64"
+    )
     outputs: list[dict[str, Any]] = [{"name": "predict", "datatype": labels_type, "shape": [-1]}]
     if m.has_proba:
+        proba_type = _v2_datatype(seen.get("predict_proba")) or "FP32"
         outputs.append(
-            {"name": "predict_proba", "datatype": "FP32", "shape": [-1, len(m.classes or [])]}
+            {"name": "predict_proba", "datatype": proba_type, "shape": [-1, len(m.classes or [])]}
         )
     doc.update(
         {
@@ -149,3 +153,15 @@ def model_metadata(name: str, served: ServedModel) -> dict[str, Any]:
         }
     )
     return doc
+
+
+def _v2_datatype(dtype: str | None) -> str | None:
+    """The V2 datatype infer answers for a numpy dtype name (None: not known)."""
+    if not dtype:
+        return None
+    import numpy as np
+
+    try:
+        return str(protocol.v2_tensor("x", np.empty(0, dtype=dtype))["datatype"])
+    except TypeError:
+        return None

@@ -209,9 +209,13 @@ def load_and_warm(registry: Registry, uri: str, *, trusted: bool = False) -> Loa
 
         columns = model.signature.columns_from_records(example_records(example))
         for _ in range(3):
-            model.predictor.predict_columns(columns)
-            if model.has_proba:
-                model.predictor.predict_proba_columns(columns)
+            labels = model.predictor.predict_columns(columns)
+            proba = model.predictor.predict_proba_columns(columns) if model.has_proba else None
+        # what the answers hold, for the V2 metadata (it must say what infer answers)
+        model.manifest["output_dtypes"] = {
+            "predict": str(getattr(labels, "dtype", "")),
+            "predict_proba": str(getattr(proba, "dtype", "")),
+        }
     return model
 
 
