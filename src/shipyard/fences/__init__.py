@@ -54,14 +54,23 @@ def _version(dependency: str) -> str:
         return "(version unknown)"
 
 
-def check_all() -> dict[str, bool]:
+def check_all(*, only_imported: bool = False) -> dict[str, bool]:
     """Every fence's check, for start-up and `shipyard doctor`-style reports: {name: usable}.
-    A dependency that is not installed counts as usable (nothing of it will run)."""
+    A dependency that is not installed counts as usable (nothing of it will run).
+    `only_imported`: skip the dependencies this process has not imported (a server checks
+    what its models use without importing the rest; a fence still checks itself on first use)."""
+    import sys
+
     from shipyard.fences import onnxruntime, prometheus, redis, sklearn
 
+    checks = {
+        "prometheus_client": ("prometheus_client", prometheus.check),
+        "onnxruntime": ("onnxruntime", onnxruntime.check),
+        "redis": ("redis", redis.check),
+        "scikit-learn": ("sklearn", sklearn.check),
+    }
     return {
-        "prometheus_client": prometheus.check(),
-        "onnxruntime": onnxruntime.check(),
-        "redis": redis.check(),
-        "scikit-learn": sklearn.check(),
+        name: check()
+        for name, (module, check) in checks.items()
+        if not only_imported or module in sys.modules
     }

@@ -78,7 +78,7 @@ class Lifecycle:
     async def start(self) -> None:
         from shipyard.registry.conversion import resume_conversions
 
-        self._tasks = [asyncio.create_task(loop()) for loop in [*self.loops, _check_fences]]
+        self._tasks = [asyncio.create_task(loop()) for loop in [*self.loops, self._check_fences]]
         plane = self.plane
         for log_ in (plane.predlog, plane.feedback_log):
             if log_ is not None:
@@ -86,6 +86,16 @@ class Lifecycle:
         self._resuming = resume_conversions(
             self.stores, self.settings, after=plane.table.initial_load_done
         )
+
+    async def _check_fences(self) -> None:
+        """Once the first models are loaded, the fences of every dependency they imported,
+        checked off the event loop: one log line per private name gone (the callers then take
+        the public path). Importing nothing more keeps a server's memory what its models need."""
+        from shipyard import fences
+
+        while not self.plane.table.initial_load_done.is_set():  # no thread parked on it
+            await asyncio.sleep(0.5)
+        await asyncio.to_thread(fences.check_all, only_imported=True)
 
     async def stop(self) -> None:
         if self._resuming is not None:
@@ -131,11 +141,3 @@ class Lifecycle:
                     log.exception("%s failed", what)
 
         return loop
-
-
-async def _check_fences() -> None:
-    """Every dependency fence checked once at start-up, off the event loop: one log line per
-    private name gone (the callers then take the public path), before any request needs it."""
-    from shipyard import fences
-
-    await asyncio.to_thread(fences.check_all)

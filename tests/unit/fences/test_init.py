@@ -35,3 +35,19 @@ def test_private_names_appear_only_in_fences(name: str) -> None:
         if pattern.search(p.read_text()) and p.parent.name != "fences"
     )
     assert users == []
+
+
+def test_a_start_up_check_imports_no_dependency_the_process_has_not() -> None:
+    """A server checks the fences of what its models imported; importing scikit-learn or
+    redis only to check them would cost every server their memory."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from shipyard import fences; "
+        "done = fences.check_all(only_imported=True); "
+        "print(sorted(done), 'sklearn' in sys.modules, 'redis' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split("]")[1].split() == ["False", "False"], out.stdout
+    assert "scikit-learn" not in out.stdout.split("]")[0]
