@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-    from shipyard.features.definitions import FeatureView, Source
+    from shipyard.features.definitions import FeatureView, OnDemandView, Source
 
 SQL_TYPES = {
     "double": "DOUBLE",
@@ -294,6 +294,57 @@ def _view_sql(
         expr = f"CASE WHEN {fresh} THEN {col} END" if fresh else col
         selects.append(f"{expr} AS {q(names[(view.name, f)])}")
     return cte, join, selects
+
+
+def fill_defaults(
+    views: list[tuple[FeatureView, list[str]]],
+    all_names: dict[tuple[str, str], str],
+    columns: dict[str, Any],
+) -> None:
+    """A view's declared default fills the gaps of the point-in-time join, as it does online."""
+    import pandas as pd
+
+    for view_obj, feats in views:
+        if isinstance(view_obj.default, Mapping):
+            for f in feats:
+                value = view_obj.default.get(f)
+                col = all_names[(view_obj.name, f)]
+                if value is not None and col in columns:
+                    columns[col] = pd.Series(columns[col]).fillna(value).array
+
+
+def add_on_demand(
+    out: pd.DataFrame,
+    entity_df: pd.DataFrame,
+    od_views: dict[str, OnDemandView],
+    sources: dict[str, FeatureView],
+    names: dict[tuple[str, str], str],
+    columns: dict[str, Any],
+    all_names: dict[tuple[str, str], str],
+) -> None:
+    """Compute each on-demand view into `out` from its request fields (columns of
+    `entity_df`) and its source views' joined features."""
+    import pandas as pd
+
+    from shipyard.features import ondemand
+
+    for od_name, od in od_views.items():
+        frame = pd.DataFrame(index=range(len(entity_df)))
+        for f in od.request:
+            if f not in entity_df.columns:
+                raise InvalidArgumentError(
+                    f"on-demand view '{od_name}' needs request field '{f}' "
+                    "as a column of the entity frame",
+                    field=f,
+                )
+            frame[f] = entity_df[f].to_numpy()
+        for src in od.sources:
+            for f in sources[src].features:
+                frame[f] = columns[all_names[(src, f)]]
+        computed = ondemand.compute(od, frame)
+        for (view, feat), name in names.items():
+            if view == od_name:
+                out[name] = pd.Series(computed[feat], index=out.index)
 
 
 def unmask(arr: Any) -> Any:
