@@ -65,6 +65,18 @@ def load() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
+def report(work: Path, results: dict[str, float]) -> None:
+    """Rows per second of each way against the pandas loop, and whether they agree."""
+    check = pd.read_parquet(sorted((work / "out-local").glob("part-*.parquet"))[0])
+    ref = pd.read_parquet(sorted((work / "out-pandas").glob("part-*.parquet"))[0])
+    agree = float((check["_prediction"].to_numpy() == ref["_prediction"].to_numpy()).mean())
+    base = results["pandas loop (sklearn, 1 process)"]
+    print(f"\n{'':42s} {'rows/s':>12s} {'vs pandas':>10s}")
+    for name, rate in results.items():
+        print(f"{name:42s} {rate:12,.0f} {rate / base:9.2f}x")
+    print(f"\npredictions agreeing with the pandas loop (first file): {agree:.4%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -123,14 +135,7 @@ def main() -> None:
         results["shipyard on Ray Data (local Ray)"] = res.rows_per_second
         print(f"ray.init: {ray_init:.1f} s (not counted)")
 
-    check = pd.read_parquet(sorted((work / "out-local").glob("part-*.parquet"))[0])
-    ref = pd.read_parquet(sorted((work / "out-pandas").glob("part-*.parquet"))[0])
-    agree = float((check["_prediction"].to_numpy() == ref["_prediction"].to_numpy()).mean())
-    base = results["pandas loop (sklearn, 1 process)"]
-    print(f"\n{'':42s} {'rows/s':>12s} {'vs pandas':>10s}")
-    for name, rate in results.items():
-        print(f"{name:42s} {rate:12,.0f} {rate / base:9.2f}x")
-    print(f"\npredictions agreeing with the pandas loop (first file): {agree:.4%}")
+    report(work, results)
     print(f"load average after: {load()}")
     import shutil
 

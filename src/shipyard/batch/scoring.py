@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from shipyard.batch.features import FeatureJoin
     from shipyard.config import Settings
+    from shipyard.stores.records import ModelVersionRecord
 
 JOB_FILE = "_job.json"
 # a chunk written by a worker, not yet renamed: see _score_chunk
@@ -265,6 +266,120 @@ def _worker_context() -> Any:
     return multiprocessing.get_context("spawn")
 
 
+def _check_options(chunk_rows: int, executor: str) -> None:
+    if chunk_rows < 1:
+        raise InvalidArgumentError("chunk_rows must be at least 1", field="chunk_rows")
+    if executor not in ("local", "ray"):
+        raise InvalidArgumentError(
+            f"executor must be local or ray, not {executor!r}", field="executor"
+        )
+
+
+def _pin_model(settings: Settings, model: str, *, trusted: bool) -> ModelVersionRecord:
+    """Resolve `model` to one version and load it once here: a model that cannot load
+    (untrusted, malformed) fails with the loader's message, not as a worker pool broken by
+    its initializer."""
+    from shipyard.registry import Registry, parse_model_uri
+    from shipyard.stores import open_stores
+
+    registry = Registry(open_stores(settings))
+    mv = registry.resolve(parse_model_uri(model))
+    registry.load(f"models:/{mv.name}/{mv.version}", trusted=trusted)
+    return mv
+
+
+def _total_rows(files: list[Path]) -> int | None:
+    """Rows in all inputs, for progress; None when a CSV would have to be read to count."""
+    if any(f.suffix.lower() == ".csv" for f in files):
+        return None
+    return sum(r for r in (rows_of(f) for f in files) if r is not None)
+
+
+def _claim_output(out: Path, job: dict[str, Any], *, overwrite: bool) -> None:
+    """Write the job description into `out`. The output of another job there is an error
+    unless `overwrite`, which deletes its parts; the same job's parts are kept, to resume."""
+    job_file = out / JOB_FILE
+    if job_file.exists():
+        previous = json.loads(job_file.read_text())
+        if previous != job:
+            if not overwrite:
+                raise AlreadyExistsError(
+                    f"{out} holds the output of another job ({previous.get('model')}, "
+                    f"{len(previous.get('inputs', []))} input(s), chunks of "
+                    f"{previous.get('chunk_rows')}); use another --output or --overwrite"
+                )
+            for part in [*out.glob("part-*.parquet"), *out.glob("_ray_done.json")]:
+                part.unlink()
+    job_file.write_text(json.dumps(job, indent=2))
+    _remove_stale_temporaries(out)
+
+
+@dataclass(frozen=True)
+class _LocalJob:
+    chunk_rows: int
+    workers: int
+    keep: list[str] | None
+    trusted: bool
+    features: FeatureJoin | None
+
+
+def _score_locally(
+    settings: Settings,
+    pinned: str,
+    files: list[Path],
+    out: Path,
+    job: _LocalJob,
+    *,
+    progress: Callable[[int], None] | None,
+) -> tuple[int, int, int]:
+    """Score every chunk in a pool of processes, skipping chunks an earlier run finished;
+    returns (rows done, chunks, chunks skipped). At most two chunks per worker are in flight,
+    so memory stays bounded whatever the input size."""
+    done_rows = chunks = skipped = 0
+    in_flight: set[Future[int]] = set()
+    context = _worker_context()
+    with ProcessPoolExecutor(
+        job.workers,
+        mp_context=context,
+        initializer=_init_worker,
+        initargs=(settings.model_dump_json(), pinned, job.trusted, job.features),
+    ) as pool:
+        for file_index, path in enumerate(files):
+            for chunk_index, batch in enumerate(_plan(path, job.chunk_rows)):
+                chunks += 1
+                target = out / f"part-{file_index:05d}-{chunk_index:06d}.parquet"
+                if target.exists():  # finished by an earlier run
+                    skipped += 1
+                    done_rows += batch.num_rows
+                    if progress:
+                        progress(done_rows)
+                    continue
+                _check_keep(path, batch, job.keep)
+                while len(in_flight) >= 2 * job.workers:  # bounded memory: wait for a slot
+                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        done_rows += f.result()
+                    if progress:
+                        progress(done_rows)
+                in_flight.add(pool.submit(_score_chunk, batch, str(target), job.keep))
+        for f in in_flight:
+            done_rows += f.result()
+        if progress:
+            progress(done_rows)
+    return done_rows, chunks, skipped
+
+
+def _check_keep(path: Path, batch: Any, keep: list[str] | None) -> None:
+    if keep is None:
+        return
+    names = batch.names if isinstance(batch, RowGroups) else batch.schema.names
+    missing = [c for c in keep if c not in names]
+    if missing:
+        raise InvalidArgumentError(
+            f"{path}: no column(s) {', '.join(missing)} to keep", field="keep"
+        )
+
+
 def score_files(
     settings: Settings,
     model: str,
@@ -288,22 +403,10 @@ def score_files(
     finish. When the model's version names a feature service, its features are joined at
     each row's event time, read from the `timestamp` column (default "event_timestamp")."""
     from shipyard.batch.features import check_inputs, feature_join
-    from shipyard.registry import Registry, parse_model_uri
-    from shipyard.stores import open_stores
 
-    if chunk_rows < 1:
-        raise InvalidArgumentError("chunk_rows must be at least 1", field="chunk_rows")
-    if executor not in ("local", "ray"):
-        raise InvalidArgumentError(
-            f"executor must be local or ray, not {executor!r}", field="executor"
-        )
-    ref = parse_model_uri(model)
-    registry = Registry(open_stores(settings))
-    mv = registry.resolve(ref)
+    _check_options(chunk_rows, executor)
+    mv = _pin_model(settings, model, trusted=trusted)
     pinned = f"models:/{mv.name}/{mv.version}"  # a moving alias must not mix versions mid-job
-    # a model that cannot load (untrusted, malformed) fails here with the loader's message,
-    # not as a worker pool broken by its initializer
-    registry.load(pinned, trusted=trusted)
     files = input_files(Path(input_path))
     features = feature_join(mv.tags, timestamp)
     if features is not None:
@@ -320,31 +423,15 @@ def score_files(
     }
     if features is not None:  # absent otherwise: earlier jobs' files still match
         job["features"] = features.to_job()
-    job_file = out / JOB_FILE
-    if job_file.exists():
-        previous = json.loads(job_file.read_text())
-        if previous != job:
-            if not overwrite:
-                raise AlreadyExistsError(
-                    f"{out} holds the output of another job ({previous.get('model')}, "
-                    f"{len(previous.get('inputs', []))} input(s), chunks of "
-                    f"{previous.get('chunk_rows')}); use another --output or --overwrite"
-                )
-            for part in [*out.glob("part-*.parquet"), *out.glob("_ray_done.json")]:
-                part.unlink()
-    job_file.write_text(json.dumps(job, indent=2))
-    _remove_stale_temporaries(out)
-    total = (
-        sum(r for r in (rows_of(f) for f in files) if r is not None)
-        if all(f.suffix.lower() != ".csv" for f in files)
-        else None
-    )
+    _claim_output(out, job, overwrite=overwrite)
+    total = _total_rows(files)
+    report = (lambda n: progress(n, total)) if progress else None
     workers = max(1, workers or os.cpu_count() or 1)
     start = time.perf_counter()
     if executor == "ray":
         from shipyard.batch.ray_scoring import score_on_ray
 
-        rows, scored, skipped_files = score_on_ray(
+        done_rows, scored, skipped = score_on_ray(
             settings,
             pinned,
             files,
@@ -354,63 +441,20 @@ def score_files(
             keep=keep,
             trusted=trusted,
             address=ray_address,
-            progress=(lambda n: progress(n, total)) if progress else None,
+            progress=report,
             features=features,
         )
-        return ScoreResult(
+        chunks = scored + skipped
+    else:
+        done_rows, chunks, skipped = _score_locally(
+            settings,
             pinned,
-            mv.version,
-            len(files),
-            scored + skipped_files,
-            skipped_files,
-            rows,
-            time.perf_counter() - start,
-            str(out),
+            files,
+            out,
+            _LocalJob(chunk_rows, workers, keep, trusted, features),
+            progress=report,
         )
-    done_rows = chunks = skipped = 0
-    in_flight: set[Future[int]] = set()
-    context = _worker_context()
-    with ProcessPoolExecutor(
-        workers,
-        mp_context=context,
-        initializer=_init_worker,
-        initargs=(settings.model_dump_json(), pinned, trusted, features),
-    ) as pool:
-        for file_index, path in enumerate(files):
-            for chunk_index, batch in enumerate(_plan(path, chunk_rows)):
-                chunks += 1
-                target = out / f"part-{file_index:05d}-{chunk_index:06d}.parquet"
-                if target.exists():  # finished by an earlier run
-                    skipped += 1
-                    done_rows += batch.num_rows
-                    if progress:
-                        progress(done_rows, total)
-                    continue
-                if keep is not None:
-                    names = batch.names if isinstance(batch, RowGroups) else batch.schema.names
-                    missing = [c for c in keep if c not in names]
-                    if missing:
-                        raise InvalidArgumentError(
-                            f"{path}: no column(s) {', '.join(missing)} to keep", field="keep"
-                        )
-                while len(in_flight) >= 2 * workers:  # bounded memory: wait for a slot
-                    finished, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
-                    for f in finished:
-                        done_rows += f.result()
-                    if progress:
-                        progress(done_rows, total)
-                in_flight.add(pool.submit(_score_chunk, batch, str(target), keep))
-        for f in in_flight:
-            done_rows += f.result()
-        if progress:
-            progress(done_rows, total)
+    elapsed = time.perf_counter() - start
     return ScoreResult(
-        pinned,
-        mv.version,
-        len(files),
-        chunks,
-        skipped,
-        done_rows,
-        time.perf_counter() - start,
-        str(out),
+        pinned, mv.version, len(files), chunks, skipped, done_rows, elapsed, str(out)
     )

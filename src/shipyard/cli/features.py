@@ -130,6 +130,14 @@ def show(
         return
     spec = latest.spec
     typer.echo(f"{latest.kind} {name} v{latest.version} (by {latest.created_by})")
+    _echo_spec(spec)
+    if latest.kind == "view":
+        typer.echo(f"  materialized until: {ts(until)}")
+    typer.echo(f"  versions: {', '.join(str(v.version) for v in versions)}")
+
+
+def _echo_spec(spec: dict[str, Any]) -> None:
+    """A definition's spec as indented lines: its fields, features and code."""
     for key in ("description", "owner", "entity", "timestamp", "ttl_seconds", "online"):
         if spec.get(key) not in (None, ""):
             typer.echo(f"  {key}: {spec[key]}")
@@ -148,9 +156,6 @@ def show(
         typer.echo("  code:")
         for line in str(spec["code_text"]).rstrip().splitlines():
             typer.echo(f"    {line}")
-    if latest.kind == "view":
-        typer.echo(f"  materialized until: {ts(until)}")
-    typer.echo(f"  versions: {', '.join(str(v.version) for v in versions)}")
 
 
 def _when(value: str | None, name: str) -> dt.datetime | None:

@@ -4,9 +4,12 @@ champion, serve it on a free loopback port and send it real requests."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from shipyard.registry import Registry
 
 quickstart = typer.Typer(
     add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None
@@ -87,7 +90,6 @@ def quickstart_command(
       shipyard quickstart --no-serve     # everything, then stop the server (CI)
       shipyard quickstart                # ... and keep serving until Ctrl-C
     """
-    import httpx
     from rich.console import Console
     from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn
 
@@ -134,19 +136,37 @@ def quickstart_command(
         progress.advance(task)
         progress.update(task, description="done")
 
+    stored = Registry(stores).load(f"models:/{MODEL}@champion").manifest["input_example"]
+    example, answer, v2 = _query_server(srv.url, stored)
+    _print_summary(srv.url, Registry(stores), results, runs, best.version, example, answer, v2)
+    if not serve:
+        srv.stop()
+        return
+    Console().print(f"\nserving on {srv.url}; press Ctrl-C to stop")
+    try:
+        srv.thread.join()
+    except KeyboardInterrupt:
+        srv.stop()
+
+
+def _query_server(
+    url: str, stored: dict[str, Any]
+) -> tuple[list[dict[str, Any]], dict[str, Any], dict[str, Any]]:
+    """Two rows of the model's input example, sent once to the plain route and once as a V2
+    tensor → (the rows, the plain answer, the V2 answer)."""
+    import httpx
+
     from shipyard.flavors.signature import example_records
 
-    stored = Registry(stores).load(f"models:/{MODEL}@champion").manifest["input_example"]
     example = example_records(stored)[:2]
     resp = httpx.post(
-        f"{srv.url}/endpoints/{MODEL}/predict",
+        f"{url}/endpoints/{MODEL}/predict",
         json={"instances": example, "probabilities": True},
         timeout=30,
     )
     resp.raise_for_status()
-    answer = resp.json()
     v2 = httpx.post(
-        f"{srv.url}/v2/models/{MODEL}/infer",
+        f"{url}/v2/models/{MODEL}/infer",
         json={
             "inputs": [
                 {
@@ -160,6 +180,20 @@ def quickstart_command(
         timeout=30,
     )
     v2.raise_for_status()
+    return example, resp.json(), v2.json()
+
+
+def _print_summary(
+    url: str,
+    registry: Registry,
+    results: list[tuple[str, Any]],
+    runs: dict[str, Any],
+    champion: int,
+    example: list[dict[str, Any]],
+    answer: dict[str, Any],
+    v2: dict[str, Any],
+) -> None:
+    from rich.console import Console
 
     out = Console()
     out.print("\n[bold]runs[/bold] (experiment 'quickstart')")
@@ -168,32 +202,24 @@ def quickstart_command(
         out.print(
             f"  {r.name:<14} run {run_id[:8]}  auc={r.metrics['auc']:.4f}  "
             f"accuracy={r.metrics['accuracy']:.4f}  -> {MODEL} version {mv.version} "
-            f"(onnx: {Registry(stores).resolve(f'models:/{MODEL}/{mv.version}').onnx_status})"
+            f"(onnx: {registry.resolve(f'models:/{MODEL}/{mv.version}').onnx_status})"
         )
-    out.print(f"[bold]champion[/bold]: {MODEL} version {best.version}")
+    out.print(f"[bold]champion[/bold]: {MODEL} version {champion}")
     out.print(
         f"[bold]predict[/bold]: {answer['predictions']} from version "
         f"{answer['model_version']} (request {answer['request_id'][:8]})"
     )
-    out.print(f"[bold]V2 infer[/bold]: {v2.json()['outputs'][0]['data']}")
+    out.print(f"[bold]V2 infer[/bold]: {v2['outputs'][0]['data']}")
     out.print("\n[bold]try it[/bold]:")
     out.print(
-        f"  curl -s {srv.url}/endpoints/{MODEL}/predict -H 'content-type: application/json' "
+        f"  curl -s {url}/endpoints/{MODEL}/predict -H 'content-type: application/json' "
         f"-d '{{\"instances\": {_json(example[:1])}}}'",
         soft_wrap=True,
     )
-    out.print(f"  API docs  {srv.url}/docs")
-    out.print(f"  metrics   {srv.url}/metrics")
-    out.print(f"  models    {srv.url}/api/models/{MODEL}")
+    out.print(f"  API docs  {url}/docs")
+    out.print(f"  metrics   {url}/metrics")
+    out.print(f"  models    {url}/api/models/{MODEL}")
     out.print("  CLI       shipyard runs list -e quickstart; shipyard models show " + MODEL)
-    if not serve:
-        srv.stop()
-        return
-    out.print(f"\nserving on {srv.url}; press Ctrl-C to stop")
-    try:
-        srv.thread.join()
-    except KeyboardInterrupt:
-        srv.stop()
 
 
 def _json(doc: Any) -> str:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -126,51 +128,89 @@ def serve_command(
     """
     from shipyard.config import get_settings
     from shipyard.errors import InvalidArgumentError
-    from shipyard.registry import Registry, parse_model_uri
-    from shipyard.serving.app import create_serving_app
-    from shipyard.serving.http import serve_forever
-    from shipyard.stores import open_stores
 
     settings = secure_settings(get_settings(), host, insecure)
     if (model_uri is None) == (endpoint is None):
         raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
+    listen = _Listen(host, port, log_level, workers, drain)
     if endpoint is not None:
-        from shipyard.rollout import Deployments
-        from shipyard.server.app import create_server_app
-
-        Deployments(open_stores(settings)).get(endpoint)  # a clear error now
-        typer.echo(
-            f"serving endpoint {endpoint} on http://{host}:{port} ({workers} worker(s))", err=True
-        )
-        serve_forever(
-            lambda: create_server_app(
-                settings,
-                refresh_seconds=refresh,
-                trusted=trusted,
-                endpoints=[endpoint],
-                control_plane=False,
-            ),
-            host,
-            port,
-            log_level=log_level,
-            workers=workers,
-            drain_seconds=drain,
-        )
+        _serve_endpoint(settings, endpoint, listen, refresh=refresh, trusted=trusted)
         return
     assert model_uri is not None
-    ref = parse_model_uri(model_uri)
-    Registry(open_stores(settings)).resolve(ref)  # a clear error now rather than a 503 later
     config: dict[str, object] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
     if batching is not None:
         config["batching"] = batching
-    typer.echo(f"serving {ref} on http://{host}:{port} ({workers} worker(s))", err=True)
-    serve_forever(
+    _serve_model(settings, model_uri, listen, name=name, trusted=trusted, config=config)
+
+
+@dataclass(frozen=True)
+class _Listen:
+    """Where and how `serve` listens: the options both of its modes share."""
+
+    host: str
+    port: int
+    log_level: str
+    workers: int
+    drain: float
+
+    def serve(self, app_factory: Callable[[], Any]) -> None:
+        from shipyard.serving.http import serve_forever
+
+        serve_forever(
+            app_factory,
+            self.host,
+            self.port,
+            log_level=self.log_level,
+            workers=self.workers,
+            drain_seconds=self.drain,
+        )
+
+
+def _serve_endpoint(
+    settings: Settings, endpoint: str, listen: _Listen, *, refresh: float, trusted: bool
+) -> None:
+    from shipyard.rollout import Deployments
+    from shipyard.server.app import create_server_app
+    from shipyard.stores import open_stores
+
+    Deployments(open_stores(settings)).get(endpoint)  # a clear error now
+    typer.echo(
+        f"serving endpoint {endpoint} on http://{listen.host}:{listen.port} "
+        f"({listen.workers} worker(s))",
+        err=True,
+    )
+    listen.serve(
+        lambda: create_server_app(
+            settings,
+            refresh_seconds=refresh,
+            trusted=trusted,
+            endpoints=[endpoint],
+            control_plane=False,
+        )
+    )
+
+
+def _serve_model(
+    settings: Settings,
+    model_uri: str,
+    listen: _Listen,
+    *,
+    name: str | None,
+    trusted: bool,
+    config: dict[str, object],
+) -> None:
+    from shipyard.registry import Registry, parse_model_uri
+    from shipyard.serving.app import create_serving_app
+    from shipyard.stores import open_stores
+
+    ref = parse_model_uri(model_uri)
+    Registry(open_stores(settings)).resolve(ref)  # a clear error now rather than a 503 later
+    typer.echo(
+        f"serving {ref} on http://{listen.host}:{listen.port} ({listen.workers} worker(s))",
+        err=True,
+    )
+    listen.serve(
         lambda: create_serving_app(
             settings, str(ref), endpoint=name, trusted=trusted, config=config
-        ),
-        host,
-        port,
-        log_level=log_level,
-        workers=workers,
-        drain_seconds=drain,
+        )
     )

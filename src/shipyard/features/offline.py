@@ -19,7 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     import duckdb
     import pandas as pd
 
-    from shipyard.features.definitions import FeatureView, Source
+    from shipyard.features.definitions import FeatureView, OnDemandView, Source
 
 SQL_TYPES = {
     "double": "DOUBLE",
@@ -195,6 +195,45 @@ def point_in_time_join(
     """The features of `views` (each with the feature names wanted) as of each row of
     `entity_df`: a dict of output column name → numpy array, one value per input row."""
     import numpy as np
+
+    left = _entity_frame(entity_df, views, timestamp)
+    if len(left) == 0:
+        return {names[(v.name, f)]: np.array([], dtype=object) for v, fs in views for f in fs}
+
+    with connect(memory_limit) as con:
+        con.register("__sy_entities_df", left)
+        # the last possible position at the row's time: ties go to the last source row
+        con.execute(
+            f"CREATE TEMP VIEW __sy_entities AS SELECT *, "
+            f"(epoch_us({ETS})::HUGEINT << 64) + ((1::HUGEINT << 64) - 1) AS {ORD} "
+            "FROM __sy_entities_df"
+        )
+        lo, hi = con.execute(f"SELECT min({ETS}), max({ETS}) FROM __sy_entities").fetchall()[0]
+        ctes: list[str] = []
+        joins: list[str] = []
+        selects: list[str] = [f"e.{ROW}"]
+        for i, (view, wanted) in enumerate(views):
+            cte, join, columns = _view_sql(con, i, view, wanted, lo, hi, names)
+            ctes.append(cte)
+            joins.append(join)
+            selects.extend(columns)
+        sql = (
+            f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM __sy_entities e "
+            f"{' '.join(joins)} ORDER BY e.{ROW}"
+        )
+        try:
+            result = con.execute(sql).fetchnumpy()
+        except Exception as exc:
+            raise _wrap(exc, [v.name for v, _ in views]) from exc
+    result.pop(ROW)
+    return {name: unmask(arr) for name, arr in result.items()}
+
+
+def _entity_frame(
+    entity_df: pd.DataFrame, views: Sequence[tuple[FeatureView, list[str]]], timestamp: str
+) -> pd.DataFrame:
+    """The join keys of every view, the event time and the row number of `entity_df`."""
+    import numpy as np
     import pandas as pd
 
     if timestamp not in entity_df.columns:
@@ -216,56 +255,96 @@ def point_in_time_join(
     left = pd.DataFrame({k: _key_column(entity_df[k], k) for k in keys})
     left[ETS] = normalize_timestamps(entity_df[timestamp].reset_index(drop=True), timestamp)
     left[ROW] = np.arange(len(left), dtype=np.int64)
-    if len(left) == 0:
-        return {names[(v.name, f)]: np.array([], dtype=object) for v, fs in views for f in fs}
+    return left
 
-    with connect(memory_limit) as con:
-        con.register("__sy_entities_df", left)
-        # the last possible position at the row's time: ties go to the last source row
-        con.execute(
-            f"CREATE TEMP VIEW __sy_entities AS SELECT *, "
-            f"(epoch_us({ETS})::HUGEINT << 64) + ((1::HUGEINT << 64) - 1) AS {ORD} "
-            "FROM __sy_entities_df"
-        )
-        lo, hi = con.execute(f"SELECT min({ETS}), max({ETS}) FROM __sy_entities").fetchall()[0]
-        ctes: list[str] = []
-        joins: list[str] = []
-        selects: list[str] = [f"e.{ROW}"]
-        for i, (view, wanted) in enumerate(views):
-            alias = f"v{i}"
-            src = source_sql(con, view, f"__sy_src{i}")
-            where = []
-            if hi is not None:
-                where.append(f"{VTS} <= TIMESTAMP {lit(str(hi))}")
-            if lo is not None and view.ttl is not None:
-                start = pd.Timestamp(lo) - view.ttl
-                where.append(f"{VTS} >= TIMESTAMP {lit(str(start))}")
-            ctes.append(
-                f"{alias} AS (SELECT * FROM {src} "
-                f"{'WHERE ' + ' AND '.join(where) if where else ''})"
-            )
-            key_type = "VARCHAR" if len(view.join_keys) > 1 else SQL_TYPES[view.entity.key_type]
-            on = [f"CAST(e.{q(k)} AS {key_type}) = {alias}.{q(k)}" for k in view.join_keys]
-            on.append(f"e.{ORD} >= {alias}.{ORD}")
-            joins.append(f"ASOF LEFT JOIN {alias} ON {' AND '.join(on)}")
-            fresh = None
-            if view.ttl is not None:
-                micros = int(view.ttl.total_seconds() * 1_000_000)
-                fresh = f"{alias}.{VTS} >= e.{ETS} - to_microseconds({micros})"
-            for f in wanted:
-                col = f"{alias}.{q(f)}"
-                expr = f"CASE WHEN {fresh} THEN {col} END" if fresh else col
-                selects.append(f"{expr} AS {q(names[(view.name, f)])}")
-        sql = (
-            f"WITH {', '.join(ctes)} SELECT {', '.join(selects)} FROM __sy_entities e "
-            f"{' '.join(joins)} ORDER BY e.{ROW}"
-        )
-        try:
-            result = con.execute(sql).fetchnumpy()
-        except Exception as exc:
-            raise _wrap(exc, [v.name for v, _ in views]) from exc
-    result.pop(ROW)
-    return {name: unmask(arr) for name, arr in result.items()}
+
+def _view_sql(
+    con: Any,
+    i: int,
+    view: FeatureView,
+    wanted: list[str],
+    lo: Any,
+    hi: Any,
+    names: dict[tuple[str, str], str],
+) -> tuple[str, str, list[str]]:
+    """One view's part of the join: its CTE (source rows within the entities' time range,
+    less the TTL), its ASOF join, and its selected columns (null when older than the TTL)."""
+    import pandas as pd
+
+    alias = f"v{i}"
+    src = source_sql(con, view, f"__sy_src{i}")
+    where = []
+    if hi is not None:
+        where.append(f"{VTS} <= TIMESTAMP {lit(str(hi))}")
+    if lo is not None and view.ttl is not None:
+        start = pd.Timestamp(lo) - view.ttl
+        where.append(f"{VTS} >= TIMESTAMP {lit(str(start))}")
+    cte = f"{alias} AS (SELECT * FROM {src} {'WHERE ' + ' AND '.join(where) if where else ''})"
+    key_type = "VARCHAR" if len(view.join_keys) > 1 else SQL_TYPES[view.entity.key_type]
+    on = [f"CAST(e.{q(k)} AS {key_type}) = {alias}.{q(k)}" for k in view.join_keys]
+    on.append(f"e.{ORD} >= {alias}.{ORD}")
+    join = f"ASOF LEFT JOIN {alias} ON {' AND '.join(on)}"
+    fresh = None
+    if view.ttl is not None:
+        micros = int(view.ttl.total_seconds() * 1_000_000)
+        fresh = f"{alias}.{VTS} >= e.{ETS} - to_microseconds({micros})"
+    selects = []
+    for f in wanted:
+        col = f"{alias}.{q(f)}"
+        expr = f"CASE WHEN {fresh} THEN {col} END" if fresh else col
+        selects.append(f"{expr} AS {q(names[(view.name, f)])}")
+    return cte, join, selects
+
+
+def fill_defaults(
+    views: list[tuple[FeatureView, list[str]]],
+    all_names: dict[tuple[str, str], str],
+    columns: dict[str, Any],
+) -> None:
+    """A view's declared default fills the gaps of the point-in-time join, as it does online."""
+    import pandas as pd
+
+    for view_obj, feats in views:
+        if isinstance(view_obj.default, Mapping):
+            for f in feats:
+                value = view_obj.default.get(f)
+                col = all_names[(view_obj.name, f)]
+                if value is not None and col in columns:
+                    columns[col] = pd.Series(columns[col]).fillna(value).array
+
+
+def add_on_demand(
+    out: pd.DataFrame,
+    entity_df: pd.DataFrame,
+    od_views: dict[str, OnDemandView],
+    sources: dict[str, FeatureView],
+    names: dict[tuple[str, str], str],
+    columns: dict[str, Any],
+    all_names: dict[tuple[str, str], str],
+) -> None:
+    """Compute each on-demand view into `out` from its request fields (columns of
+    `entity_df`) and its source views' joined features."""
+    import pandas as pd
+
+    from shipyard.features import ondemand
+
+    for od_name, od in od_views.items():
+        frame = pd.DataFrame(index=range(len(entity_df)))
+        for f in od.request:
+            if f not in entity_df.columns:
+                raise InvalidArgumentError(
+                    f"on-demand view '{od_name}' needs request field '{f}' "
+                    "as a column of the entity frame",
+                    field=f,
+                )
+            frame[f] = entity_df[f].to_numpy()
+        for src in od.sources:
+            for f in sources[src].features:
+                frame[f] = columns[all_names[(src, f)]]
+        computed = ondemand.compute(od, frame)
+        for (view, feat), name in names.items():
+            if view == od_name:
+                out[name] = pd.Series(computed[feat], index=out.index)
 
 
 def unmask(arr: Any) -> Any:

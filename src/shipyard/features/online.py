@@ -146,22 +146,7 @@ def lookup(
     from orjson import loads
 
     n = len(entity_rows)
-    requests = []
-    for vp in plan.views:
-        jk = vp.view.join_keys
-        kt = vp.view.entity.key_type
-        try:
-            if len(jk) == 1:
-                k0 = jk[0]
-                raw = [row[k0] for row in entity_rows]
-                keys = [str(v) if type(v) is int else encode_key([v], kt) for v in raw]
-            else:
-                keys = [encode_key([row[k] for k in jk], kt) for row in entity_rows]
-        except KeyError as exc:
-            raise InvalidArgumentError(
-                f"entity rows need the join key {exc.args[0]!r}", field=str(exc.args[0])
-            ) from None
-        requests.append((vp.table, keys))
+    requests = _read_requests(plan, entity_rows)
     blobs = online.read_many(requests)
     now = time.time_ns() // 1_000_000
     out: dict[str, list[Any]] = {}
@@ -203,6 +188,30 @@ def lookup(
     if not (plan.in_order and not plan.on_demand):  # reorder, and drop hidden columns
         out = {c: out[c] for c in plan.columns}
     return OnlineFeatures(out, expired=expired, views=[vp.view.name for vp in plan.views], rows=n)
+
+
+def _read_requests(
+    plan: OnlinePlan, entity_rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[str, list[str]]]:
+    """Per view of `plan`: its table and the encoded key of each entity row (one loop over
+    the views, so a lookup costs one call here whatever their number)."""
+    requests: list[tuple[str, list[str]]] = []
+    for vp in plan.views:
+        jk = vp.view.join_keys
+        kt = vp.view.entity.key_type
+        try:
+            if len(jk) == 1:
+                k0 = jk[0]
+                raw = [row[k0] for row in entity_rows]
+                keys = [str(v) if type(v) is int else encode_key([v], kt) for v in raw]
+            else:
+                keys = [encode_key([row[k] for k in jk], kt) for row in entity_rows]
+        except KeyError as exc:
+            raise InvalidArgumentError(
+                f"entity rows need the join key {exc.args[0]!r}", field=str(exc.args[0])
+            ) from None
+        requests.append((vp.table, keys))
+    return requests
 
 
 def _add_on_demand(

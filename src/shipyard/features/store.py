@@ -269,8 +269,7 @@ class FeatureStore:
         index (duplicates kept). Timezone-naive timestamps are read as UTC."""
         import pandas as pd
 
-        from shipyard.features import ondemand
-        from shipyard.features.offline import point_in_time_join
+        from shipyard.features.offline import add_on_demand, fill_defaults, point_in_time_join
 
         if not isinstance(entity_df, pd.DataFrame):
             raise InvalidArgumentError("entity_df must be a pandas DataFrame", field="entity_df")
@@ -278,6 +277,30 @@ class FeatureStore:
         names = self._output_names(items, full_names)
         # on-demand views need their source views' features, wanted or not
         od_views = {v: self.get_on_demand(v) for k, v, _ in items if k == "on_demand"}
+        wanted, helper = self._offline_wanted(items, od_views)
+        views = [(self.get_view(v)[0], fs) for v, fs in wanted.items()]
+        all_names = {**names, **helper}
+        columns = point_in_time_join(
+            entity_df,
+            views,
+            timestamp=timestamp,
+            names=all_names,
+            memory_limit=self.memory_limit,
+        )
+        fill_defaults(views, all_names, columns)
+        out = entity_df.copy()
+        for (view, feat), name in names.items():
+            if (view, feat) in all_names and all_names[(view, feat)] in columns:
+                out[name] = columns[all_names[(view, feat)]]
+        sources = {src: self.get_view(src)[0] for od in od_views.values() for src in od.sources}
+        add_on_demand(out, entity_df, od_views, sources, names, columns, all_names)
+        return out
+
+    def _offline_wanted(
+        self, items: list[tuple[str, str, str]], od_views: dict[str, OnDemandView]
+    ) -> tuple[dict[str, list[str]], dict[tuple[str, str], str]]:
+        """View name → the features to join, and the helper output names of the source
+        features that on-demand views need but the caller did not ask for."""
         wanted: dict[str, list[str]] = {}
         for kind, view, feat in items:
             if kind == "view":
@@ -290,44 +313,7 @@ class FeatureStore:
                     if f not in wanted.setdefault(src, []):
                         wanted[src].append(f)
                         helper[(src, f)] = f"__sy_{src}__{f}"
-        views = [(self.get_view(v)[0], fs) for v, fs in wanted.items()]
-        all_names = {**names, **helper}
-        columns = point_in_time_join(
-            entity_df,
-            views,
-            timestamp=timestamp,
-            names=all_names,
-            memory_limit=self.memory_limit,
-        )
-        for view_obj, feats in views:  # a declared default fills gaps, as it does online
-            if isinstance(view_obj.default, Mapping):
-                for f in feats:
-                    value = view_obj.default.get(f)
-                    col = all_names[(view_obj.name, f)]
-                    if value is not None and col in columns:
-                        columns[col] = pd.Series(columns[col]).fillna(value).array
-        out = entity_df.copy()
-        for (view, feat), name in names.items():
-            if (view, feat) in all_names and all_names[(view, feat)] in columns:
-                out[name] = columns[all_names[(view, feat)]]
-        for od_name, od in od_views.items():
-            frame = pd.DataFrame(index=range(len(entity_df)))
-            for f in od.request:
-                if f not in entity_df.columns:
-                    raise InvalidArgumentError(
-                        f"on-demand view '{od_name}' needs request field '{f}' "
-                        "as a column of the entity frame",
-                        field=f,
-                    )
-                frame[f] = entity_df[f].to_numpy()
-            for src in od.sources:
-                for f in self.get_view(src)[0].features:
-                    frame[f] = columns[all_names[(src, f)]]
-            computed = ondemand.compute(od, frame)
-            for (view, feat), name in names.items():
-                if view == od_name:
-                    out[name] = pd.Series(computed[feat], index=out.index)
-        return out
+        return wanted, helper
 
     # -- online --------------------------------------------------------------------------------
 

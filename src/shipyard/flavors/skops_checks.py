@@ -65,15 +65,8 @@ class _Walk:
         if key in self.seen:
             return
         self.seen.add(key)
-        name = f"{type(obj).__module__}.{type(obj).__qualname__}"
-        if name == _TREE:
-            return _check_tree(obj, bound)
-        if name == _HIST_TREE:
-            return _check_hist_tree(obj, bound)
-        if name in _BINARY_TREES:
-            return _check_binary_tree(obj)
-        if _is_sparse(obj):
-            return _check_sparse(obj)
+        if _checked_as_leaf(obj, bound):
+            return
         if isinstance(obj, np.ndarray):
             if obj.dtype == object:
                 for item in obj.ravel():
@@ -116,6 +109,23 @@ class _Walk:
             if bound is None or (columns.size and (columns.min() < 0 or columns.max() >= bound)):
                 raise _refuse("ensemble", "a member's feature subset outside the inputs")
             self.visit(member, int(columns.size), depth + 1)
+
+
+def _checked_as_leaf(obj: Any, bound: int | None) -> bool:
+    """Check `obj` if it is a tree or a sparse matrix, whose arrays index each other; True
+    when it was one (nothing inside it to walk)."""
+    name = f"{type(obj).__module__}.{type(obj).__qualname__}"
+    if name == _TREE:
+        _check_tree(obj, bound)
+    elif name == _HIST_TREE:
+        _check_hist_tree(obj, bound)
+    elif name in _BINARY_TREES:
+        _check_binary_tree(obj)
+    elif _is_sparse(obj):
+        _check_sparse(obj)
+    else:
+        return False
+    return True
 
 
 def _forward_children(left: Any, right: Any, internal: Any, n: int) -> bool:

@@ -15,7 +15,8 @@ local or Ray executors.
 
 from __future__ import annotations
 
-from shipyard.pipelines.pipeline import Pipeline, PipelineResult, StepResult, pipeline
+from shipyard.pipelines.pipeline import Pipeline, pipeline
+from shipyard.pipelines.results import PipelineResult, StepResult
 from shipyard.pipelines.step import Output, Step, StepContext, current_step, step
 
 __all__ = [

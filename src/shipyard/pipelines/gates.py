@@ -215,6 +215,33 @@ def check(
         g if not isinstance(g, Mapping) else from_dict(g)
         for g in (gates if gates is not None else registry.gates(name))
     ]
+    _check_gate_inputs(name, chosen, data, target)
+    model = registry.load(f"models:/{name}/{mv.version}", trusted=trusted)
+    y = data[target].to_numpy()
+    X = _features(model, data, target, chosen)
+    candidate = _evaluate(model, X, y)
+    champion_version, champion_metrics = _champion(registry, name, chosen, X, y, trusted)
+    results, latency = _apply_gates(chosen, model, data, X, y, candidate, champion_metrics)
+    report = GateReport(
+        model=name,
+        version=mv.version,
+        champion=champion_version,
+        rows=len(data),
+        target=target,
+        data_digest=_digest(data),
+        gates=results,
+        metrics={
+            "candidate": candidate,
+            **{f"champion@{k}": v for k, v in champion_metrics.items()},
+        },
+        latency_ms=latency,
+    )
+    if record:
+        registry.record_gate_report(name, mv.version, report.to_dict(), passed=report.passed)
+    return report
+
+
+def _check_gate_inputs(name: str, chosen: list[Gate], data: pd.DataFrame, target: str) -> None:
     if not chosen:
         raise InvalidArgumentError(
             f"model '{name}' has no quality gates; configure them with `shipyard gate set "
@@ -233,11 +260,18 @@ def check(
                 f"sensitive column '{g.column}' of the fairness gate is not in the data",
                 field="column",
             )
-    model = registry.load(f"models:/{name}/{mv.version}", trusted=trusted)
-    y = data[target].to_numpy()
-    X = _features(model, data, target, chosen)
-    candidate = _evaluate(model, X, y)
-    champion_version, champion_metrics = _champion(registry, name, chosen, X, y, trusted)
+
+
+def _apply_gates(
+    chosen: list[Gate],
+    model: LoadedModel,
+    data: pd.DataFrame,
+    X: Any,
+    y: np.ndarray,
+    candidate: dict[str, float],
+    champion_metrics: dict[str, dict[str, float]],
+) -> tuple[list[GateResult], dict[str, float]]:
+    """Each gate's result, in order, and the latency figures (of the last latency gate)."""
     results: list[GateResult] = []
     latency: dict[str, float] = {}
     preds = model.predict(X)
@@ -265,23 +299,7 @@ def check(
                     "evaluation samples", g.kind, len(data) >= g.n, float(len(data)), float(g.n)
                 )
             )
-    report = GateReport(
-        model=name,
-        version=mv.version,
-        champion=champion_version,
-        rows=len(data),
-        target=target,
-        data_digest=_digest(data),
-        gates=results,
-        metrics={
-            "candidate": candidate,
-            **{f"champion@{k}": v for k, v in champion_metrics.items()},
-        },
-        latency_ms=latency,
-    )
-    if record:
-        registry.record_gate_report(name, mv.version, report.to_dict(), passed=report.passed)
-    return report
+    return results, latency
 
 
 # -- pieces ------------------------------------------------------------------------------------

@@ -24,9 +24,12 @@ import contextlib
 import os
 import threading
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.fences import prometheus as prometheus_fence
+
+if TYPE_CHECKING:
+    from prometheus_client import CollectorRegistry
 
 # prometheus_client's documented switch for its multiprocess mode: the one environment variable
 # shipyard sets, here only, and read only by prometheus_client and `shared_between_workers`
@@ -158,7 +161,7 @@ class _TallyCollector:
 
 class ServingMetrics:
     def __init__(self) -> None:
-        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+        from prometheus_client import CollectorRegistry
 
         self.registry = CollectorRegistry()
         self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any, Any]] = {}
@@ -172,6 +175,16 @@ class ServingMetrics:
         # the per-request metrics live in the registry only when shared; else the collector
         # exports the tallies under the same names
         per_request = self.registry if self.shared else None
+        self._add_request_metrics(per_request)
+        self._add_endpoint_metrics(per_request)
+        if not self.shared:
+            self.registry.register(_TallyCollector(self))  # type: ignore[arg-type]
+
+    def _add_request_metrics(self, per_request: CollectorRegistry | None) -> None:
+        """Per request (requests, errors, latency, rows) and per model call (queue wait,
+        inference time, batch size)."""
+        from prometheus_client import Counter, Histogram
+
         labels = ("endpoint", "model", "version")
         self.requests = Counter(
             "shipyard_requests",
@@ -214,6 +227,11 @@ class ServingMetrics:
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=self.registry,
         )
+
+    def _add_endpoint_metrics(self, per_request: CollectorRegistry | None) -> None:
+        """Per endpoint: requests in flight, refusals, the prediction log, readiness."""
+        from prometheus_client import Counter, Gauge
+
         self.in_flight = Gauge(
             "shipyard_requests_in_flight",
             HELP["in_flight"],
@@ -246,8 +264,6 @@ class ServingMetrics:
             registry=self.registry,
             multiprocess_mode="livemin",
         )
-        if not self.shared:
-            self.registry.register(_TallyCollector(self))  # type: ignore[arg-type]
 
     def observe(
         self, endpoint: str, model: str, version: str, status: int, seconds: float, rows: int
