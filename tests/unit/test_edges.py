@@ -1,7 +1,8 @@
 """The edges (CLI, control-plane API) reach the stores only through the capabilities.
 
 import-linter forbids them to import `shipyard.stores.*` (pyproject.toml); this catches what
-an import contract cannot see: a store reached through the opener, `open_stores().metadata…`.
+an import contract cannot see: a store reached through the opener, `open_stores().metadata…`
+or `plane.stores.artifacts…` (the two stores a `Stores` holds).
 """
 
 from __future__ import annotations
@@ -21,8 +22,17 @@ def metadata_uses(path: Path) -> list[int]:
     return [
         node.lineno
         for node in ast.walk(tree)
-        if isinstance(node, ast.Attribute) and node.attr == "metadata"
+        if isinstance(node, ast.Attribute)
+        and (node.attr == "metadata" or (node.attr == "artifacts" and _is_stores(node.value)))
     ]
+
+
+def _is_stores(node: ast.expr) -> bool:
+    """`stores`, `x.stores` or `open_stores(…)`: a `Stores` (a run's `.artifacts` is not)."""
+    if isinstance(node, ast.Call):
+        node = node.func
+    name = node.attr if isinstance(node, ast.Attribute) else getattr(node, "id", "")
+    return name in ("stores", "open_stores")
 
 
 def test_no_edge_module_reaches_into_the_metadata_store() -> None:

@@ -20,7 +20,8 @@ from typing import Final
 
 @dataclass(frozen=True)
 class Route:
-    """One data-plane route: `kind` names the `DataPlane` method that answers it."""
+    """One data-plane route. `kind` names the route function in `asgi.DataPlaneRoutes` that
+    answers it (for the hot routes, also the `DataPlane` method the fast path calls)."""
 
     kind: str
     method: str
