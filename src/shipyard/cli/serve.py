@@ -62,7 +62,6 @@ def server_command(
     from shipyard.serving.http import serve_forever
 
     settings = secure_settings(get_settings(), host, insecure)
-    typer.echo(f"shipyard server on http://{host}:{port}  (API docs: /docs)", err=True)
     serve_forever(
         lambda: create_server_app(settings, refresh_seconds=refresh, trusted=trusted),
         host,
@@ -70,6 +69,9 @@ def server_command(
         log_level=log_level,
         workers=workers,
         drain_seconds=drain,
+        on_listening=lambda: typer.echo(
+            f"shipyard server on http://{host}:{port}  (API docs: /docs)", err=True
+        ),
     )
 
 
@@ -153,7 +155,8 @@ class _Listen:
     workers: int
     drain: float
 
-    def serve(self, app_factory: Callable[[], Any]) -> None:
+    def serve(self, app_factory: Callable[[], Any], what: str) -> None:
+        """Serve `what` (for the announcement, made once the port is bound)."""
         from shipyard.serving.http import serve_forever
 
         serve_forever(
@@ -163,6 +166,10 @@ class _Listen:
             log_level=self.log_level,
             workers=self.workers,
             drain_seconds=self.drain,
+            on_listening=lambda: typer.echo(
+                f"serving {what} on http://{self.host}:{self.port} ({self.workers} worker(s))",
+                err=True,
+            ),
         )
 
 
@@ -174,11 +181,6 @@ def _serve_endpoint(
     from shipyard.stores import open_stores
 
     Deployments(open_stores(settings)).get(endpoint)  # a clear error now
-    typer.echo(
-        f"serving endpoint {endpoint} on http://{listen.host}:{listen.port} "
-        f"({listen.workers} worker(s))",
-        err=True,
-    )
     listen.serve(
         lambda: create_server_app(
             settings,
@@ -186,7 +188,8 @@ def _serve_endpoint(
             trusted=trusted,
             endpoints=[endpoint],
             control_plane=False,
-        )
+        ),
+        f"endpoint {endpoint}",
     )
 
 
@@ -205,12 +208,9 @@ def _serve_model(
 
     ref = parse_model_uri(model_uri)
     Registry(open_stores(settings)).resolve(ref)  # a clear error now rather than a 503 later
-    typer.echo(
-        f"serving {ref} on http://{listen.host}:{listen.port} ({listen.workers} worker(s))",
-        err=True,
-    )
     listen.serve(
         lambda: create_serving_app(
             settings, str(ref), endpoint=name, trusted=trusted, config=config
-        )
+        ),
+        str(ref),
     )

@@ -11,7 +11,7 @@ import socket
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import HeadersTooLargeError
+from shipyard.errors import HeadersTooLargeError, InvalidArgumentError
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -25,10 +25,29 @@ def bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise _cannot_listen(host, port, exc) from exc
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
+
+
+def _cannot_listen(host: str, port: int, exc: OSError) -> InvalidArgumentError:
+    """Why a server cannot listen on host:port, and what to do about it."""
+    import errno
+
+    if exc.errno == errno.EADDRINUSE:
+        why = "is in use by another process: stop it, or choose another port with --port"
+    elif exc.errno == errno.EACCES:
+        why = "needs privileges this user lacks: choose a port above 1023 with --port"
+    elif exc.errno == errno.EADDRNOTAVAIL:
+        why = "is not an address of this machine: check --host"
+    else:
+        why = f"cannot be listened on ({exc.strerror})"
+    return InvalidArgumentError(f"{host}:{port} {why}", field="port")
 
 
 @dataclass(frozen=True)
