@@ -8,7 +8,7 @@ macro-averaged) and ROC AUC when probabilities were logged (binary). Regression:
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from shipyard.errors import InvalidArgumentError
 
@@ -121,3 +121,52 @@ def _comparable(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
             np.array([_label_text(v) for v in y_true]),
             np.array([_label_text(v) for v in y_pred]),
         )
+
+
+NO_LABELS = (
+    "no label was sent back for this endpoint (POST /endpoints/{endpoint}/feedback, or "
+    "shipyard monitor labels FILE --endpoint {endpoint})"
+)
+
+
+def live_accuracy(
+    predictions: pd.DataFrame, labels: pd.DataFrame, task: Task = "auto", *, endpoint: str = ""
+) -> dict[str, Any]:
+    """`score` over the predictions that got a label, saying why whatever cannot be computed
+    cannot be: `not_computable` maps "all" (nothing to score) or a metric name to the reason,
+    and a metric that came out NaN is given as None with its reason — never a bare NaN."""
+    joined = join_labels(predictions, labels)
+    empty: dict[str, Any] = {"labelled_rows": 0, "task": task, "overall": {}, "by_version": {}}
+    base = {"predictions": len(predictions)}
+    if labels.empty:
+        return {**base, **empty, "not_computable": {"all": NO_LABELS.format(endpoint=endpoint)}}
+    if joined.empty:
+        reason = f"{len(labels)} label(s) were sent back, none for a prediction in this window"
+        return {**base, **empty, "not_computable": {"all": reason}}
+    nulls = int((joined["_prediction"].isna() | joined["_label"].isna()).sum())
+    null_reason = f"{nulls} of {len(joined)} labelled row(s) have no prediction or no label (null)"
+    kind = _task(
+        joined[joined["_prediction"].notna()], task
+    )  # a null must not make it "regression"
+    if nulls and kind == "classification":  # no class to compare: no metric over the window
+        return {
+            **base,
+            **empty,
+            "labelled_rows": len(joined),
+            "task": kind,
+            "not_computable": {"all": null_reason},
+        }
+    doc = score(joined, cast("Task", kind))
+    reasons: dict[str, str] = {}
+    for metrics in (doc["overall"], *doc["by_version"].values()):
+        for key, value in metrics.items():
+            if isinstance(value, float) and math.isnan(value):
+                metrics[key] = None
+                reasons[key] = null_reason if nulls else f"{key} is undefined on these rows"
+            elif value is None and key == "auc":
+                reasons.setdefault(
+                    key,
+                    "AUC needs a binary task, class probabilities logged with the predictions "
+                    "and labels of both classes",
+                )
+    return {**base, **doc, "not_computable": reasons}

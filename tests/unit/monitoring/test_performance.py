@@ -40,3 +40,61 @@ def test_auc_uses_the_rows_logged_with_probabilities() -> None:
     # one class only among the scored rows: no AUC rather than an error
     joined.loc[has & (label == 0), "_proba_1"] = np.nan
     assert score(joined)["overall"]["auc"] is None
+
+
+def logged(predictions: list[float]) -> pd.DataFrame:
+    """An endpoint's window as the prediction log gives it: one request per row."""
+    return pd.DataFrame(
+        {
+            "_request_id": [f"r{i}" for i in range(len(predictions))],
+            "_row": 0,
+            "_model_version": 1,
+            "_prediction": pd.Series(predictions, dtype="float64"),
+            "_status": 200,
+        }
+    )
+
+
+def sent_back(labels: dict[str, object]) -> pd.DataFrame:
+    from shipyard.stores.predictions import labels_table
+
+    return labels_table([(rid, 0, v, i) for i, (rid, v) in enumerate(labels.items())]).to_pandas()
+
+
+def test_live_accuracy_says_why_a_metric_cannot_be_computed() -> None:
+    import json
+
+    from shipyard.monitoring.performance import live_accuracy
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(150, 40, 50)
+    predicted = truth + rng.normal(0, 10, 50)
+    predicted[[3, 17, 40]] = np.nan  # the model answered null for three rows
+    labels = sent_back({f"r{i}": float(v) for i, v in enumerate(truth)})
+    doc = live_accuracy(logged(list(predicted)), labels, endpoint="diabetes")
+    assert doc["labelled_rows"] == 50 and doc["task"] == "regression"
+    assert doc["overall"]["mae"] is None and doc["by_version"]["1"]["rmse"] is None
+    reason = "3 of 50 labelled row(s) have no prediction or no label (null)"
+    assert doc["not_computable"] == {"mae": reason, "rmse": reason}
+    json.dumps(doc, allow_nan=False)  # never a bare NaN
+
+    ok = ~np.isnan(predicted)
+    doc = live_accuracy(logged(list(predicted[ok])), labels)  # rows r0…r46, other ids
+    assert doc["overall"]["mae"] is not None and doc["not_computable"] == {}
+
+    classes = logged([1.0, 0.0, np.nan, 1.0])
+    doc = live_accuracy(classes, sent_back({"r0": 1, "r1": 0, "r2": 1, "r3": 0}), "classification")
+    assert doc["labelled_rows"] == 4 and doc["overall"] == {}
+    assert doc["not_computable"] == {
+        "all": "1 of 4 labelled row(s) have no prediction or no label (null)"
+    }
+
+    none = live_accuracy(classes, sent_back({}), endpoint="churn")
+    assert none["labelled_rows"] == 0
+    assert none["not_computable"]["all"].startswith(
+        "no label was sent back for this endpoint (POST /endpoints/churn/feedback"
+    )
+    elsewhere = live_accuracy(classes, sent_back({"x9": 1}))
+    assert elsewhere["not_computable"] == {
+        "all": "1 label(s) were sent back, none for a prediction in this window"
+    }
