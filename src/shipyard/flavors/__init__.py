@@ -14,12 +14,18 @@ from __future__ import annotations
 import json
 import platform
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import ConversionError, InvalidArgumentError
 from shipyard.flavors.base import LoadedModel
-from shipyard.flavors.signature import Signature, example_rows, infer_signature
+from shipyard.flavors.signature import (
+    Signature,
+    example_rows,
+    infer_signature,
+    missing_columns,
+)
 
 if TYPE_CHECKING:
     from shipyard.stores.artifacts import LocalArtifactStore
@@ -44,10 +50,14 @@ def save_model(
     input_example: Any = None,
     serialization: Serialization = "skops",
     onnx: OnnxMode = False,
+    allow_missing: bool | Iterable[str] = (),
 ) -> tuple[str, str, Signature, dict[str, Any]]:
     """Save `model` into the artifact store. Returns (flavor, manifest digest, signature,
     manifest). `onnx=True` converts now and requires the conversion to match (ConversionError
-    otherwise); "auto" leaves conversion to the registry, which does it in the background."""
+    otherwise); "auto" leaves conversion to the registry, which does it in the background.
+
+    The signature takes missing values in a column when `allow_missing` names it (True: every
+    column), the input example has one there, or the model declares it handles them."""
     from shipyard.flavors import sklearn as sk
 
     if input_example is None:
@@ -56,7 +66,7 @@ def save_model(
             "warm the model up and to check conversions (pass X[:5])",
             field="input_example",
         )
-    signature = infer_signature(input_example)
+    signature = _signature(model, input_example, allow_missing)
     example_columns = signature.check_frame(input_example)
     manifest: dict[str, Any] = {
         "format": 1,
@@ -112,6 +122,16 @@ def save_model(
     manifest["flavor"] = flavor
     digest = artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())[0]
     return flavor, digest, signature, manifest
+
+
+def _signature(model: Any, example: Any, allow_missing: bool | Iterable[str]) -> Signature:
+    """The example's signature, taking missing values where `save_model` says."""
+    from shipyard.flavors import sklearn as sk
+
+    if allow_missing is True or (sk.is_sklearn(model) and sk.takes_missing(model)):
+        return infer_signature(example).allowing_missing(True)
+    named = [allow_missing] if isinstance(allow_missing, str) else list(allow_missing or ())
+    return infer_signature(example).allowing_missing({*named, *missing_columns(example)})
 
 
 def convert_saved(artifacts: LocalArtifactStore, digest: str) -> bytes:

@@ -21,6 +21,25 @@ def is_sklearn(model: Any) -> bool:
     return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)
 
 
+def takes_missing(model: Any) -> bool:
+    """Whether the estimator declares that it handles missing values itself (scikit-learn's
+    public `allow_nan` input tag: gradient-boosted trees, imputers). A pipeline takes them when
+    its first step does (an imputer in front). False when the tag cannot be read (before
+    scikit-learn 1.6): the user then says so with `allow_missing`."""
+    try:
+        from sklearn.utils import get_tags
+    except ImportError:
+        return False
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps and isinstance(steps[0], tuple):
+        first = steps[0][1]
+        return first not in (None, "passthrough") and takes_missing(first)
+    try:
+        return bool(get_tags(model).input_tags.allow_nan)
+    except Exception:  # a third-party estimator with broken tags: it did not say
+        return False
+
+
 def save_skops(model: Any, path: Path) -> None:
     try:
         import skops.io as sio

@@ -133,7 +133,8 @@ class FeatureFetcher:
         for spec in model_signature.inputs:  # model inputs no feature provides come with the row
             if spec.name not in provided:
                 request.setdefault(spec.name, spec.dtype)
-        self.request_inputs = tuple(ColumnSpec(n, t) for n, t in request.items())
+        takes = model_signature.takes_missing  # a model input sent with the row keeps its rule
+        self.request_inputs = tuple(ColumnSpec(n, t, n in takes) for n, t in request.items())
 
     def current_plan(self) -> OnlinePlan:
         """The plan, switched to newer view versions once they are materialized (checked every
@@ -165,7 +166,7 @@ class FeatureFetcher:
         for spec in self.model_signature.inputs:
             if spec.name in fetched:
                 out[spec.name] = self.model_signature.coerce_column(
-                    spec.name, spec.dtype, fetched[spec.name]
+                    spec.name, spec.dtype, fetched[spec.name], origin=" (from the feature store)"
                 )
         return out
 
