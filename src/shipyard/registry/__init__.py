@@ -65,7 +65,7 @@ class Registry:
         `onnx`: "auto" converts scikit-learn models to ONNX in the background and keeps the
         conversion only if its outputs match (`wait_for_conversions()` to block); True converts
         now and raises ConversionError on a mismatch; False never converts."""
-        from shipyard.flavors import save_model
+        from shipyard.flavors import convertible, save_model
         from shipyard.flavors.signature import missing_columns
         from shipyard.stores.owners import current_owner
 
@@ -84,7 +84,7 @@ class Registry:
         )
         if "model.onnx" in manifest["files"]:
             status = "ok"
-        elif onnx == "auto" and flavor == "sklearn" and serialization == "skops":
+        elif onnx == "auto" and convertible(manifest):
             status = "pending" if signature.all_numeric else "refused"
         else:
             status = "off"
