@@ -237,6 +237,11 @@ class Signature:
             for i, c in enumerate(self.inputs)
         }
 
+    def complete(self, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """Columns built one by one from per-column input (V2 tensors, each coerced) → the
+        model's input: as they are; a signature whose model fetches features adds them."""
+        return columns
+
     def coerce_column(self, name: str, dtype: str, values: Any) -> np.ndarray:
         import numpy as np
 
