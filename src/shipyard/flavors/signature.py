@@ -270,6 +270,11 @@ class Signature:
             for i, c in enumerate(self.inputs)
         }
 
+    def complete(self, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """Columns built one by one from per-column input (V2 tensors, each coerced) → the
+        model's input: as they are; a signature whose model fetches features adds them."""
+        return columns
+
     def coerce_column(self, name: str, dtype: str, values: Any, *, origin: str = "") -> np.ndarray:
         """One column of untrusted values as the signature's type; `origin` says where values
         the caller did not send came from (the feature store), for the error."""
