@@ -330,16 +330,15 @@ def accuracy(
         print_json(doc)
         return
     for what, reason in doc["not_computable"].items():
-        typer.echo(f"{'live quality' if what == 'all' else what} not computable: {reason}")
+        if reason != doc["overall"].get("reason"):  # that one is said below the table
+            typer.echo(f"{'live quality' if what == 'all' else what} not computable: {reason}")
     if "all" in doc["not_computable"]:
         return
     rows = [
         [
             v,
             *(
-                f"{m[k]:.4g}"
-                if isinstance(m.get(k), float)
-                else ("n/a" if k in m and m[k] is None else str(m.get(k, "")))
+                f"{m[k]:.4g}" if isinstance(m.get(k), float) else _cell(m, k)
                 for k in ("n", "accuracy", "f1", "auc", "mae", "rmse")
             ),
         ]
@@ -351,6 +350,16 @@ def accuracy(
         ["version", "n", "accuracy", "f1", "auc", "mae", "rmse"],
         rows,
     )
+    for v, m in [("all", doc["overall"]), *doc["by_version"].items()]:
+        if m.get("reason"):
+            typer.echo(f"{v}: {m['reason']}", err=True)
+
+
+def _cell(metrics: dict[str, Any], key: str) -> str:
+    """A table cell: blank when the task has no such metric, "n/a" when it was not computable."""
+    if key not in metrics:
+        return ""
+    return "n/a" if metrics[key] is None else str(metrics[key])
 
 
 alert_app = new_app("""Alert rules per endpoint: a condition on a monitored metric, held for some

@@ -3,12 +3,15 @@ back for them (by request_id and row), scored per model version.
 
 Classification: accuracy, F1 (binary: the positive class is the larger label; otherwise
 macro-averaged) and ROC AUC when probabilities were logged (binary). Regression: MAE, RMSE.
+
+A row whose prediction or label is missing is not scored, and said so (`unscored`, `reason`);
+a metric that cannot be computed is None with the reason, never NaN.
 """
 
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any, Literal, cast
+from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import InvalidArgumentError
 
@@ -16,6 +19,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Task = Literal["auto", "classification", "regression"]
+METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1", "auc"),
+    "regression": ("mae", "rmse"),
+}
 
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
@@ -34,7 +41,7 @@ def _task(joined: pd.DataFrame, task: Task) -> str:
         return task
     if any(c.startswith("_proba_") for c in joined.columns):
         return "classification"
-    pred = joined["_prediction"]
+    pred = joined["_prediction"].dropna()  # a classifier's null answer must not make it regression
     if not pd.api.types.is_float_dtype(pred):
         return "classification"
     return (
@@ -58,7 +65,27 @@ def score(joined: pd.DataFrame, task: Task = "auto") -> dict[str, Any]:
     return out
 
 
-def _metrics(df: pd.DataFrame, kind: str) -> dict[str, float | int | None]:
+def _metrics(df: pd.DataFrame, kind: str) -> dict[str, Any]:
+    """The task's metrics over the rows that have both a prediction and a label."""
+    import pandas as pd
+
+    unusable = (pd.isna(df["_prediction"]) | pd.isna(df["_label"])).to_numpy()
+    skipped = int(unusable.sum())
+    if not skipped:
+        return _scored(df, kind)
+    n = len(df)
+    why = f"{skipped} of {n} labelled rows have no prediction or no label"
+    if skipped == n:
+        return {"n": n, **dict.fromkeys(METRICS[kind]), "unscored": n, "reason": why}
+    return {
+        **_scored(df[~unusable], kind),
+        "n": n,
+        "unscored": skipped,
+        "reason": f"{why}: not scored",
+    }
+
+
+def _scored(df: pd.DataFrame, kind: str) -> dict[str, float | int | None]:
     import numpy as np
     from sklearn import metrics as skm
 
@@ -133,8 +160,8 @@ def live_accuracy(
     predictions: pd.DataFrame, labels: pd.DataFrame, task: Task = "auto", *, endpoint: str = ""
 ) -> dict[str, Any]:
     """`score` over the predictions that got a label, saying why whatever cannot be computed
-    cannot be: `not_computable` maps "all" (nothing to score) or a metric name to the reason,
-    and a metric that came out NaN is given as None with its reason — never a bare NaN."""
+    cannot be: `not_computable` maps "all" (nothing to score) or a metric name to the reason.
+    Rows skipped for a missing prediction or label are said so by `score` (`reason`)."""
     joined = join_labels(predictions, labels)
     empty: dict[str, Any] = {"labelled_rows": 0, "task": task, "overall": {}, "by_version": {}}
     base = {"predictions": len(predictions)}
@@ -143,30 +170,26 @@ def live_accuracy(
     if joined.empty:
         reason = f"{len(labels)} label(s) were sent back, none for a prediction in this window"
         return {**base, **empty, "not_computable": {"all": reason}}
-    nulls = int((joined["_prediction"].isna() | joined["_label"].isna()).sum())
-    null_reason = f"{nulls} of {len(joined)} labelled row(s) have no prediction or no label (null)"
-    kind = _task(
-        joined[joined["_prediction"].notna()], task
-    )  # a null must not make it "regression"
-    if nulls and kind == "classification":  # no class to compare: no metric over the window
-        return {
-            **base,
-            **empty,
-            "labelled_rows": len(joined),
-            "task": kind,
-            "not_computable": {"all": null_reason},
-        }
-    doc = score(joined, cast("Task", kind))
+    doc = score(joined, task)
     reasons: dict[str, str] = {}
     for metrics in (doc["overall"], *doc["by_version"].values()):
-        for key, value in metrics.items():
-            if isinstance(value, float) and math.isnan(value):
-                metrics[key] = None
-                reasons[key] = null_reason if nulls else f"{key} is undefined on these rows"
-            elif value is None and key == "auc":
-                reasons.setdefault(
-                    key,
-                    "AUC needs a binary task, class probabilities logged with the predictions "
-                    "and labels of both classes",
-                )
+        for key in METRICS[doc["task"]]:
+            value = metrics.get(key)
+            if isinstance(value, float) and math.isnan(value):  # never a bare NaN
+                metrics[key] = value = None
+            if value is None and key not in reasons:
+                reasons[key] = _why_not(metrics, key)
     return {**base, **doc, "not_computable": reasons}
+
+
+AUC_NEEDS = (
+    "AUC needs a binary task, class probabilities logged with the predictions and labels of "
+    "both classes"
+)
+
+
+def _why_not(metrics: dict[str, Any], key: str) -> str:
+    """Why metric `key` is None: no row could be scored, or the metric needs what is missing."""
+    if metrics.get("reason") and metrics.get("unscored") == metrics.get("n"):
+        return str(metrics["reason"])
+    return AUC_NEEDS if key == "auc" else f"{key} is undefined on these rows"

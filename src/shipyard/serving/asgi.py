@@ -52,6 +52,16 @@ class ServingApp(FastAPI):
     settings: Settings
     fast_path: DataPlaneFastPath | None = None
 
+    def __init__(
+        self, *, docs_url: str | None = "/docs", redoc_url: str | None = "/redoc", **options: Any
+    ) -> None:
+        """FastAPI's `options`; its documentation pages (Swagger UI at `docs_url`, ReDoc at
+        `redoc_url`) load their scripts from the package, not from a CDN (`serving.docs`)."""
+        from shipyard.serving.docs import install_docs
+
+        super().__init__(docs_url=None, redoc_url=None, **options)
+        install_docs(self, docs_url, redoc_url)
+
 
 def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(

@@ -42,6 +42,7 @@ from shipyard.serving.decoding import (
     parse_plain,
     parse_v2,
 )
+from shipyard.serving.features import expiry_headers
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -211,6 +212,7 @@ class DataPlane:
                     (b"x-request-id", echo.encode("latin-1")),
                     (b"x-model-version", served.version.encode("latin-1")),
                     (b"x-model-variant", served.variant.encode("latin-1")),
+                    *expiry_headers(parsed.columns),
                 ],
             )
         except ShipyardError as exc:

@@ -202,9 +202,12 @@ def _v2_feature_columns(
         raise SignatureError("per-feature tensors have different lengths", field="inputs")
     if lengths == {0}:
         raise SignatureError("the batch is empty", field="inputs")
-    return {
-        c.name: signature.coerce_column(c.name, c.dtype, tensors[c.name]) for c in signature.inputs
-    }
+    return signature.complete(
+        {
+            c.name: signature.coerce_column(c.name, c.dtype, tensors[c.name])
+            for c in signature.inputs
+        }
+    )
 
 
 def _v2_type(arr: np.ndarray) -> str:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from shipyard.monitoring.performance import score
+from shipyard.monitoring.performance import AUC_NEEDS, score
 
 
 def test_auc_uses_the_rows_logged_with_probabilities() -> None:
@@ -42,6 +42,43 @@ def test_auc_uses_the_rows_logged_with_probabilities() -> None:
     assert score(joined)["overall"]["auc"] is None
 
 
+def _joined(prediction: list[object], label: list[object]) -> pd.DataFrame:
+    n = len(prediction)
+    return pd.DataFrame(
+        {
+            "_request_id": [f"r{i}" for i in range(n)],
+            "_row": 0,
+            "_model_version": "1",
+            "_prediction": prediction,
+            "_label": label,
+        }
+    )
+
+
+def test_rows_without_a_prediction_are_not_scored_and_said_so() -> None:
+    """Before: 21 null predictions of 300 made MAE and RMSE NaN (and a bare NaN in --json)."""
+    rng = np.random.default_rng(1)
+    truth = rng.normal(150, 50, 300)
+    pred = truth + rng.normal(0, 10, 300)
+    holed = pred.copy()
+    holed[::15] = np.nan  # 20 rows
+    out = score(_joined(list(holed), list(truth)), task="regression")["overall"]
+    keep = ~np.isnan(holed)
+    assert out["n"] == 300 and out["unscored"] == 20
+    assert out["mae"] == pytest.approx(np.abs(pred[keep] - truth[keep]).mean())
+    assert "20 of 300" in out["reason"]
+    nothing = score(_joined([None, None], [1.0, 2.0]), task="regression")["overall"]
+    assert nothing["mae"] is None and nothing["rmse"] is None and nothing["unscored"] == 2
+
+
+def test_classification_with_a_missing_prediction_does_not_raise() -> None:
+    """Before: `ValueError: Input y_pred contains NaN` from scikit-learn."""
+    out = score(_joined([1.0, 0.0, np.nan, 1.0], [1, 0, 1, 0]), task="classification")
+    assert out["overall"]["accuracy"] == pytest.approx(2 / 3)
+    assert out["overall"]["unscored"] == 1
+    assert out["by_version"]["1"]["unscored"] == 1
+
+
 def logged(predictions: list[float]) -> pd.DataFrame:
     """An endpoint's window as the prediction log gives it: one request per row."""
     return pd.DataFrame(
@@ -73,21 +110,26 @@ def test_live_accuracy_says_why_a_metric_cannot_be_computed() -> None:
     labels = sent_back({f"r{i}": float(v) for i, v in enumerate(truth)})
     doc = live_accuracy(logged(list(predicted)), labels, endpoint="diabetes")
     assert doc["labelled_rows"] == 50 and doc["task"] == "regression"
-    assert doc["overall"]["mae"] is None and doc["by_version"]["1"]["rmse"] is None
-    reason = "3 of 50 labelled row(s) have no prediction or no label (null)"
-    assert doc["not_computable"] == {"mae": reason, "rmse": reason}
+    keep = ~np.isnan(predicted)
+    assert doc["overall"]["mae"] == pytest.approx(np.abs(predicted - truth)[keep].mean())
+    assert (
+        doc["overall"]["reason"]
+        == "3 of 50 labelled rows have no prediction or no label: not scored"
+    )
+    assert doc["not_computable"] == {}
     json.dumps(doc, allow_nan=False)  # never a bare NaN
 
-    ok = ~np.isnan(predicted)
-    doc = live_accuracy(logged(list(predicted[ok])), labels)  # rows r0…r46, other ids
-    assert doc["overall"]["mae"] is not None and doc["not_computable"] == {}
-
-    classes = logged([1.0, 0.0, np.nan, 1.0])
-    doc = live_accuracy(classes, sent_back({"r0": 1, "r1": 0, "r2": 1, "r3": 0}), "classification")
-    assert doc["labelled_rows"] == 4 and doc["overall"] == {}
-    assert doc["not_computable"] == {
-        "all": "1 of 4 labelled row(s) have no prediction or no label (null)"
-    }
+    classes = logged([np.nan, np.nan, 1.0, 0.0])
+    doc = live_accuracy(classes.iloc[:2], sent_back({"r0": 1, "r1": 0}))
+    assert doc["task"] == "classification"  # a null answer does not make it a regression
+    assert doc["overall"]["accuracy"] is None
+    assert (
+        doc["not_computable"]["accuracy"] == "2 of 2 labelled rows have no prediction or no label"
+    )
+    doc = live_accuracy(classes, sent_back({"r0": 1, "r2": 1, "r3": 1}))
+    assert doc["task"] == "classification"  # it was "regression" with a null among 0s and 1s
+    assert doc["overall"]["accuracy"] == 0.5 and doc["overall"]["unscored"] == 1
+    assert doc["not_computable"] == {"auc": AUC_NEEDS}  # no probabilities were logged
 
     none = live_accuracy(classes, sent_back({}), endpoint="churn")
     assert none["labelled_rows"] == 0
