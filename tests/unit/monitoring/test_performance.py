@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from shipyard.monitoring.performance import AUC_NEEDS, score
+from shipyard.monitoring.performance import score
 
 
 def test_auc_uses_the_rows_logged_with_probabilities() -> None:
@@ -101,7 +101,7 @@ def sent_back(labels: dict[str, object]) -> pd.DataFrame:
 def test_live_accuracy_says_why_a_metric_cannot_be_computed() -> None:
     import json
 
-    from shipyard.monitoring.performance import live_accuracy
+    from shipyard.monitoring.performance import AUC_NEEDS, live_accuracy
 
     rng = np.random.default_rng(0)
     truth = rng.normal(150, 40, 50)
