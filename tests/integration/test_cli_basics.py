@@ -98,6 +98,23 @@ def test_experiments_list_show_rename_and_delete(
     assert {"experiment.rename", "experiment.delete"} <= {e["action"] for e in events}
 
 
+def test_an_experiment_with_a_live_run_or_a_child_elsewhere_is_not_deleted(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    live = sy.start_run(experiment="busy")
+    line = refused(capsys, "experiments", "delete", "busy", "--yes")
+    assert f"run {live.id[:8]} (still RUNNING)" in line
+    live.end()
+    with sy.start_run(experiment="elsewhere", parent_run_id=live.id) as child:
+        pass
+    line = refused(capsys, "experiments", "delete", "busy", "--yes")
+    assert f"child run {child.id[:8]} of another experiment" in line
+    assert sy.get_run(live.id).status == "FINISHED"  # nothing removed
+    assert cli(capsys, "experiments", "delete", "elsewhere", "--yes")[0] == 0
+    assert cli(capsys, "experiments", "delete", "busy", "--yes")[0] == 0
+    assert [e["name"] for e in json.loads(cli(capsys, "experiments", "list", "--json")[1])] == []
+
+
 def test_runs_metric_prints_history_and_sparkline(
     settings: Settings, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -166,7 +166,7 @@ def check_name(name: str) -> None:
 
 
 def _refuse_if_used(conn: Connection, name: str, exp_id: int, run_ids: list[str]) -> None:
-    """ConflictError naming the first things that still point at the experiment's runs."""
+    """ConflictError naming the first things that still need the experiment's runs."""
     if not run_ids:
         return
     mv, r = t.model_versions.c, t.runs.c
@@ -176,7 +176,7 @@ def _refuse_if_used(conn: Connection, name: str, exp_id: int, run_ids: list[str]
         versions = conn.execute(
             sa.select(mv.name, mv.version).where(mv.run_id.in_(chunk)).order_by(mv.name, mv.version)
         ).all()
-        blockers += [f"model version {v.name}/{v.version}" for v in versions]
+        blockers += [f"model version {v.name}/{v.version} came from it" for v in versions]
         running = conn.execute(
             sa.select(r.id).where(r.id.in_(chunk), r.status == "RUNNING")
         ).scalars()
@@ -191,7 +191,7 @@ def _refuse_if_used(conn: Connection, name: str, exp_id: int, run_ids: list[str]
     if blockers:
         shown = ", ".join(blockers[:5]) + (f" and {len(blockers) - 5} more" if blockers[5:] else "")
         raise ConflictError(
-            f"experiment '{name}' is in use: {shown} point(s) at its runs; delete or "
-            "re-register those first (a model version's source run is its lineage)",
+            f"experiment '{name}' is in use: {shown}; delete or finish those first (a model "
+            "version's source run is its lineage)",
             field="name",
         )
