@@ -128,6 +128,7 @@ def test_a_different_canary_is_judged_after_its_minimums_not_rolled_back_for_dif
         assert early.action == "hold", early.reason  # before: rollback, "predictions differ"
         assert early.evidence["prediction_test"]["effect_size"] > 0.2  # it does differ
         assert stores.metadata.endpoints.get("d").policy == "canary"
+        assert "warning: candidate predictions differ from stable" in deploy("status", "d")
         while controller.tick("d").action == "hold":  # type: ignore[union-attr]
             client.post("/endpoints/d/predict", json={"instances": rows(diabetes, 7)})
             time.sleep(0.2)

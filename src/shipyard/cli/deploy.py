@@ -400,6 +400,8 @@ def status_command(
         typer.echo(
             f"  controller: {doc['would_decide']['action']}: {doc['would_decide']['reason']}"
         )
+        for warning in doc["would_decide"].get("warnings", []):
+            typer.echo(f"  warning: {warning}")
     if doc.get("last_verdict"):
         v = doc["last_verdict"]
         typer.echo(f"  last verdict: {v['action']} at {ts(v['at_ms'])}: {v['reason']}")

@@ -353,5 +353,9 @@ def status(settings: Settings, stores: Stores, name: str) -> dict[str, Any]:
         analysis = analyze(settings, record, now_ms=now)
         verdict = decide(record, analysis, now)
         doc["live"] = analysis.to_dict()
-        doc["would_decide"] = {"action": verdict.action, "reason": verdict.reason}
+        doc["would_decide"] = {
+            "action": verdict.action,
+            "reason": verdict.reason,
+            "warnings": verdict.evidence.get("warnings") or [],
+        }
     return doc
