@@ -204,3 +204,25 @@ def test_a_command_runs_without_a_shell(stores: Any, tmp_path: Path) -> None:
     AlertEvaluator(stores, KEY).evaluate(evaluation(0.5))
     output = stores.metadata.alerts.events("churn")[0].action["command"]["output"]
     assert f"[';', 'touch', '{marker}']" in output and not marker.exists()
+
+
+def test_a_rule_on_a_metric_that_cannot_be_computed_is_unknown_not_ok(stores: Any) -> None:
+    """Before: `mae > 50` on NaN MAE compared false and stayed "ok" for ever."""
+    stores.metadata.endpoints.create("churn", "models:/churn@champion", actor="t")
+    rule = add_alert_rule(stores, KEY, "churn", "mae", when="mae > 50")
+    evaluator = AlertEvaluator(stores, KEY)
+    uncomputable = evaluation(0.0)
+    uncomputable.accuracy = {
+        "overall": {"n": 21, "mae": None, "rmse": None, "unscored": 21, "reason": "…"}
+    }
+    assert evaluator.evaluate(uncomputable) == []
+    assert stores.metadata.alerts.get(rule.id).state == "unknown"
+    nan = evaluation(0.0)
+    nan.accuracy = {"overall": {"n": 21, "mae": float("nan"), "rmse": float("nan")}}
+    evaluator.evaluate(nan)
+    assert stores.metadata.alerts.get(rule.id).state == "unknown"
+    evaluator.evaluate(evaluation(0.0))  # no labels at all in the window: still not known
+    assert stores.metadata.alerts.get(rule.id).state == "unknown"
+    known = evaluation(0.0)
+    known.accuracy = {"overall": {"n": 40, "mae": 70.0, "rmse": 80.0}}
+    assert [c for _, c in evaluator.evaluate(known)] == ["fired"]

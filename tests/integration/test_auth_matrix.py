@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import jwt
 from pydantic import SecretStr
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from shipyard.config import Settings
 from shipyard.server.app import create_server_app
@@ -39,6 +39,7 @@ VALUES = {
     "key": "auc",
     "view": "nope",
     "key_id": "00000000",  # no such key: the admin's own stays valid
+    "file": "swagger-ui.css",  # the docs' assets (a mounted folder)
 }
 # documented as open: probes, scrapers and the API docs
 OPEN = {
@@ -52,6 +53,8 @@ OPEN = {
     "/docs/oauth2-redirect",
     "/redoc",
     "/openapi.json",
+    "/",
+    "/docs/assets/{file}",
 }
 # the `predict` scope's routes (POST)
 PREDICT = {
@@ -139,6 +142,10 @@ def route_table(app: Any) -> list[tuple[str, str]]:
     """(method, path template) of every route the server has."""
     rows = []
     for route in app.routes:
+        if isinstance(route, Mount):  # a folder of files: asked for one of them
+            assert route.path == "/docs/assets", f"{route!r}: say in VALUES what to ask for"
+            rows += [("GET", f"{route.path}/{{file}}"), ("HEAD", f"{route.path}/{{file}}")]
+            continue
         assert isinstance(route, Route), f"{route!r}: the matrix knows only plain routes"
         for method in sorted(route.methods or ()):
             rows.append((method, route.path))

@@ -95,3 +95,45 @@ def test_a_refusing_view_answers_4xx_naming_entity_and_view(
         assert _predict(srv, 12345).status_code == 200  # missing, not expired: the default
     finally:
         srv.__exit__(None, None, None)
+
+
+def test_an_answer_that_used_expired_values_says_which_rows_in_headers(
+    sqlite_settings: Settings,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """Rows 0 and 2 are the expired entity, row 1 a fresh one: the answer names rows 0 and 2
+    of view driver_stats, the same on the direct path, the ASGI way and V2; an answer that
+    used no expired value has neither header."""
+    setup(sqlite_settings, tmp_path, "default")
+    srv = serve(sqlite_settings)
+    try:
+        _predict(srv, 1)  # waits until the endpoint answers
+        drivers, amounts = [777, 1, 777], [3.0, 4.0, 5.0]
+        rows = [{"driver_id": d, "amount": a} for d, a in zip(drivers, amounts, strict=True)]
+        plain = {"instances": rows}
+        per_tensor = {
+            "inputs": [
+                {"name": "driver_id", "shape": [3], "datatype": "INT64", "data": drivers},
+                {"name": "amount", "shape": [3], "datatype": "FP64", "data": amounts},
+            ]
+        }
+        asked = {
+            "direct": ("/endpoints/churn/predict", plain),
+            "asgi": ("/endpoints/churn/predict?via=asgi", plain),
+            "v2": ("/v2/models/churn/infer", per_tensor),
+            "v2 asgi": ("/v2/models/churn/infer?via=asgi", per_tensor),
+        }
+        for way, (path, body) in asked.items():
+            r = httpx.post(f"{srv.url}{path}", json=body)
+            assert r.status_code == 200, (way, r.text)
+            assert r.headers.get("x-shipyard-expired-rows") == "2", way
+            assert r.headers.get("x-shipyard-expired-features") == "driver_stats=0,2", way
+        fresh = httpx.post(
+            f"{srv.url}/endpoints/churn/predict",
+            json={"instances": [{"driver_id": 1, "amount": 3.0}]},
+        )
+        assert fresh.status_code == 200
+        assert "x-shipyard-expired-rows" not in fresh.headers
+        assert "x-shipyard-expired-features" not in fresh.headers
+    finally:
+        srv.__exit__(None, None, None)

@@ -19,8 +19,11 @@ from shipyard.server.app import create_server_app
 from shipyard.serving.routes import HOT_TARGET as _HOT_TARGET
 from shipyard.serving.routes import required_scope
 
-# README, Security: "Health, readiness, /metrics and the docs stay open."
+# README, Security: "Health, readiness, /metrics, / and the docs (with their scripts under
+# /docs/assets/) stay open."
 OPEN = {
+    "/",
+    "/docs/assets",  # the mounted folder of the docs' scripts
     "/health/live",
     "/health/ready",
     "/v2/health/live",

@@ -295,7 +295,7 @@ def accuracy(
         [
             v,
             *(
-                f"{m[k]:.4g}" if isinstance(m.get(k), float) else str(m.get(k, ""))
+                f"{m[k]:.4g}" if isinstance(m.get(k), float) else _cell(m, k)
                 for k in ("n", "accuracy", "f1", "auc", "mae", "rmse")
             ),
         ]
@@ -307,6 +307,16 @@ def accuracy(
         ["version", "n", "accuracy", "f1", "auc", "mae", "rmse"],
         rows,
     )
+    for v, m in [("all", doc["overall"]), *doc["by_version"].items()]:
+        if m.get("reason"):
+            typer.echo(f"{v}: {m['reason']}", err=True)
+
+
+def _cell(metrics: dict[str, Any], key: str) -> str:
+    """A table cell: blank when the task has no such metric, "n/a" when it was not computable."""
+    if key not in metrics:
+        return ""
+    return "n/a" if metrics[key] is None else str(metrics[key])
 
 
 alert_app = new_app("""Alert rules per endpoint: a condition on a monitored metric, held for some

@@ -11,15 +11,22 @@ Loading verifies every digest, and prefers the ONNX file when there is one.
 
 from __future__ import annotations
 
+import importlib
 import json
 import platform
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.errors import ConversionError, InvalidArgumentError
-from shipyard.flavors.base import LoadedModel
-from shipyard.flavors.signature import Signature, example_rows, infer_signature
+from shipyard.errors import ConversionError, InvalidArgumentError, ModelLoadError
+from shipyard.flavors.base import Flavor, LoadedModel
+from shipyard.flavors.signature import (
+    Signature,
+    example_rows,
+    infer_signature,
+    missing_columns,
+)
 
 if TYPE_CHECKING:
     from shipyard.stores.artifacts import LocalArtifactStore
@@ -28,13 +35,48 @@ Serialization = Literal["skops", "pickle"]
 OnnxMode = bool | Literal["auto"]
 
 
-def _package_version(dist: str) -> str | None:
-    from importlib.metadata import PackageNotFoundError, version
+# Every flavor, in the order `save_model` asks them whether they own a model (the first that
+# does saves it): "module:attribute", imported only when asked.
+FLAVORS: dict[str, str] = {
+    "onnx": "shipyard.flavors.onnx:ONNX",
+    "sklearn": "shipyard.flavors.sklearn:SKLEARN",
+}
+# not picked by type: `serialization="pickle"` asks for it
+PICKLED = "shipyard.flavors.sklearn:PICKLED"
 
-    try:
-        return version(dist)
-    except PackageNotFoundError:
-        return None
+
+def flavor_named(name: str) -> Flavor:
+    """The flavor a manifest names ("python": a pickled object)."""
+    path = FLAVORS.get(name) or (PICKLED if name == "python" else None)
+    if path is None:
+        raise ModelLoadError(
+            f"this model's flavor {name!r} is not known to this shipyard "
+            f"(it knows {', '.join(FLAVORS)}); upgrade shipyard or install the flavor's extra"
+        )
+    module, attr = path.split(":")
+    return getattr(importlib.import_module(module), attr)  # type: ignore[no-any-return]
+
+
+def pick_flavor(model: Any, serialization: Serialization) -> Flavor:
+    """The flavor that saves `model`."""
+    if serialization not in ("skops", "pickle"):
+        raise InvalidArgumentError(
+            f"unknown serialization {serialization!r}: skops or pickle", field="serialization"
+        )
+    if serialization == "pickle":
+        pickled = flavor_named("python")
+        if not pickled.owns(model):
+            raise InvalidArgumentError("serialization='pickle' needs an object with predict()")
+        return pickled
+    for name in FLAVORS:
+        flavor = flavor_named(name)
+        if flavor.owns(model):
+            return flavor
+    raise InvalidArgumentError(
+        f"shipyard cannot save a {type(model).__module__}.{type(model).__name__} safely; "
+        f"supported: {', '.join(FLAVORS)} models, or pass serialization='pickle' for any "
+        "object with predict() (loads only when trusted)"
+    )
 
 
 def save_model(
@@ -44,19 +86,22 @@ def save_model(
     input_example: Any = None,
     serialization: Serialization = "skops",
     onnx: OnnxMode = False,
+    allow_missing: bool | Iterable[str] = (),
 ) -> tuple[str, str, Signature, dict[str, Any]]:
     """Save `model` into the artifact store. Returns (flavor, manifest digest, signature,
     manifest). `onnx=True` converts now and requires the conversion to match (ConversionError
-    otherwise); "auto" leaves conversion to the registry, which does it in the background."""
-    from shipyard.flavors import sklearn as sk
+    otherwise); "auto" leaves conversion to the registry, which does it in the background.
 
+    The signature takes missing values in a column when `allow_missing` names it (True: every
+    column), the input example has one there, or the model declares it handles them."""
     if input_example is None:
         raise InvalidArgumentError(
             "input_example is required: shipyard infers the signature from it and uses it to "
             "warm the model up and to check conversions (pass X[:5])",
             field="input_example",
         )
-    signature = infer_signature(input_example)
+    flavor = pick_flavor(model, serialization)
+    signature = _signature(flavor, model, input_example, allow_missing)
     example_columns = signature.check_frame(input_example)
     manifest: dict[str, Any] = {
         "format": 1,
@@ -67,66 +112,59 @@ def save_model(
         "files": {},
     }
     with tempfile.TemporaryDirectory(prefix="shipyard-save-") as tmp:
-        if _is_onnx(model):
-            flavor = "onnx"
-            data = model if isinstance(model, bytes) else model.SerializeToString()
-            manifest["files"]["model.onnx"] = artifacts.put_bytes(data)[0]
-            manifest["requirements"] = {"onnxruntime": _package_version("onnxruntime")}
-            manifest["onnx"] = {"status": "native"}
-            from shipyard.flavors.onnx import OnnxPredictor
-
-            predictor = OnnxPredictor.from_bytes(data, signature)
-            manifest["has_proba"] = predictor.proba_output is not None
-        elif sk.is_sklearn(model) or serialization == "pickle":
-            flavor = "sklearn" if sk.is_sklearn(model) else "python"
-            if serialization == "skops" and flavor == "sklearn":
-                path = Path(tmp) / "model.skops"
-                sk.save_skops(model, path)
-            elif serialization == "pickle":
-                path = Path(tmp) / "model.joblib"
-                sk.save_pickle(model, path)
-            else:
-                raise InvalidArgumentError(f"unknown serialization {serialization!r}")
-            manifest["serialization"] = serialization
-            manifest["files"][path.name] = artifacts.put_file(path)[0]
-            manifest["requirements"] = {"scikit-learn": _package_version("scikit-learn")}
-            manifest["has_proba"] = hasattr(model, "predict_proba")
-            if hasattr(model, "classes_"):
-                manifest["classes"] = [_py(c) for c in model.classes_]
-            if onnx is True and flavor == "sklearn":
-                from shipyard.flavors.onnx import convert_sklearn
-
-                data = convert_sklearn(model, signature, example_columns)
-                manifest["files"]["model.onnx"] = artifacts.put_bytes(data)[0]
-                manifest["onnx"] = {
-                    "status": "ok",
-                    "checked_rows": len(next(iter(example_columns.values()))),
-                }
-                manifest["requirements"]["onnxruntime"] = _package_version("onnxruntime")
-        else:
-            raise InvalidArgumentError(
-                f"shipyard cannot save a {type(model).__module__}.{type(model).__name__} safely; "
-                "supported: scikit-learn estimators and ONNX models, or pass "
-                "serialization='pickle' for any object with predict() (loads only when trusted)"
-            )
-    manifest["flavor"] = flavor
+        saved = flavor.save(model, Path(tmp), signature)
+        manifest.update(saved.manifest)
+        for name, path in saved.files.items():
+            manifest["files"][name] = artifacts.put_file(path)[0]
+    if onnx is True and flavor.converts:
+        data = flavor.to_onnx(model, signature, example_columns)
+        manifest["files"]["model.onnx"] = artifacts.put_bytes(data)[0]
+        rows = len(next(iter(example_columns.values())))
+        manifest["onnx"] = {"status": "ok", "checked_rows": rows}
+        manifest["requirements"]["onnxruntime"] = _package_version("onnxruntime")
+    # a scikit-learn estimator pickled keeps its flavor: it is still scikit-learn's to convert
+    pickled_sklearn = flavor.name == "python" and _is_sklearn(model)
+    manifest["flavor"] = "sklearn" if pickled_sklearn else flavor.name
     digest = artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())[0]
-    return flavor, digest, signature, manifest
+    return manifest["flavor"], digest, signature, manifest
+
+
+def _signature(
+    flavor: Flavor, model: Any, example: Any, allow_missing: bool | Iterable[str]
+) -> Signature:
+    """The example's signature, taking missing values where `save_model` says."""
+    if allow_missing is True or flavor.takes_missing(model):
+        return infer_signature(example).allowing_missing(True)
+    named = [allow_missing] if isinstance(allow_missing, str) else list(allow_missing or ())
+    return infer_signature(example).allowing_missing({*named, *missing_columns(example)})
+
+
+def convertible(manifest: Mapping[str, Any]) -> bool:
+    """Whether a saved model has a converter to ONNX (never a pickled one: converting loads it)."""
+    if manifest.get("serialization") == "pickle" or manifest.get("flavor") == "python":
+        return False
+    try:
+        return flavor_named(str(manifest.get("flavor"))).converts
+    except ModelLoadError:
+        return False
 
 
 def convert_saved(artifacts: LocalArtifactStore, digest: str) -> bytes:
-    """Convert a saved sklearn model to ONNX, checked on its stored input example. Works from
-    the saved (immutable) artifact, never from a live object that may have changed since."""
-    from shipyard.flavors.onnx import convert_sklearn
+    """Convert a saved model to ONNX, checked on its stored input example. Works from the
+    saved (immutable) artifact, never from a live object that may have changed since."""
     from shipyard.flavors.signature import example_records
 
     manifest = read_manifest(artifacts, digest)
-    if manifest.get("flavor") != "sklearn" or "model.skops" not in manifest["files"]:
-        raise ConversionError("only scikit-learn models saved with skops are converted")
+    if not convertible(manifest):
+        raise ConversionError(
+            f"{manifest.get('flavor')} models saved with {manifest.get('serialization')} are "
+            "not converted to ONNX"
+        )
     signature = Signature.from_dict(manifest["signature"])
     native = load_model(artifacts, digest, backend="python")
     columns = signature.columns_from_records(example_records(manifest["input_example"]))
-    return convert_sklearn(native.predictor.model, signature, columns)  # type: ignore[attr-defined]
+    flavor = flavor_named(manifest["flavor"])
+    return flavor.to_onnx(native.predictor.model, signature, columns)  # type: ignore[attr-defined]
 
 
 def read_manifest(artifacts: LocalArtifactStore, digest: str) -> dict[str, Any]:
@@ -142,7 +180,8 @@ def load_model(
     onnx_digest: str | None = None,
 ) -> LoadedModel:
     """Load a saved model by its manifest digest, verifying every file. `onnx_digest` names a
-    verified ONNX conversion made after registration (the registry records it)."""
+    verified ONNX conversion made after registration (the registry records it); "python" is
+    the framework's own runtime."""
     manifest = read_manifest(artifacts, digest)
     signature = Signature.from_dict(manifest["signature"])
     files: dict[str, str] = manifest["files"]
@@ -155,26 +194,26 @@ def load_model(
         return LoadedModel(predictor, signature, flavor, manifest=manifest)
     if backend == "onnx":
         raise InvalidArgumentError("this model has no ONNX file; load it with backend='auto'")
-    from shipyard.flavors import sklearn as sk
-
-    if "model.skops" in files:
-        obj = sk.load_skops(artifacts.local_path(files["model.skops"]), trusted=trusted)
-    elif "model.joblib" in files:
-        obj = sk.load_pickle(artifacts.local_path(files["model.joblib"]), trusted=trusted)
-    else:
-        raise InvalidArgumentError(f"manifest {digest[:12]} names no loadable model file")
-    return LoadedModel(sk.NativePredictor(obj, signature), signature, flavor, manifest=manifest)
+    local = {name: artifacts.local_path(d) for name, d in files.items()}
+    predictor = flavor_named(flavor).load(local, manifest, signature, trusted=trusted)
+    return LoadedModel(predictor, signature, flavor, manifest=manifest)
 
 
-def _is_onnx(model: Any) -> bool:
-    return type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx")
+def _is_sklearn(model: Any) -> bool:
+    from shipyard.flavors.sklearn import is_sklearn
+
+    return is_sklearn(model)
 
 
-def _py(value: Any) -> Any:
-    return value.item() if hasattr(value, "item") else value
+def _package_version(dist: str) -> str | None:
+    from shipyard.flavors.sklearn import package_version
+
+    return package_version(dist)
 
 
 __all__ = [
+    "FLAVORS",
+    "Flavor",
     "LoadedModel",
     "Signature",
     "infer_signature",

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+    from pathlib import Path
 
     import numpy as np
 
@@ -21,6 +22,47 @@ class Predictor(Protocol):
     def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray: ...
 
     def predict_proba_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None: ...
+
+
+@dataclass
+class Saved:
+    """What a flavor wrote for one model: its files (name in the manifest → a local file the
+    artifact store copies) and what the manifest says about it (serialization, requirements,
+    has_proba, classes…)."""
+
+    files: dict[str, Path]
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+class Flavor(Protocol):
+    """A model format (`flavors/<name>.py` defines one, `flavors/__init__.py` lists it).
+
+    `owns` must not import the framework (it looks at the object's type); `save` writes the
+    model into `folder` in the framework's own format; `load` rebuilds it from the files the
+    manifest names — refusing, unless `trusted`, any format that can run code; `to_onnx` is the
+    verified conversion (ConversionError when there is none or it disagrees)."""
+
+    name: str
+    converts: bool  # whether `to_onnx` can convert this flavor's models
+
+    def owns(self, model: Any) -> bool: ...
+
+    def takes_missing(self, model: Any) -> bool: ...
+
+    def save(self, model: Any, folder: Path, signature: Signature) -> Saved: ...
+
+    def load(
+        self,
+        files: Mapping[str, Path],
+        manifest: Mapping[str, Any],
+        signature: Signature,
+        *,
+        trusted: bool,
+    ) -> Predictor: ...
+
+    def to_onnx(
+        self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
+    ) -> bytes: ...
 
 
 @dataclass

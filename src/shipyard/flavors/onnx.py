@@ -14,6 +14,7 @@ from shipyard.errors import (
     ModelLoadError,
     UntrustedModelError,
 )
+from shipyard.flavors.base import Saved
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -184,3 +185,50 @@ class OnnxPredictor:
         if self.proba_output is None:
             return None
         return np.asarray(self._run(columns, [self.proba_output])[0])
+
+
+class OnnxFlavor:
+    """An ONNX model (`onnx.ModelProto`), served by onnxruntime as it is."""
+
+    name = "onnx"
+    converts = False
+
+    def owns(self, model: Any) -> bool:
+        return type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx")
+
+    def takes_missing(self, model: Any) -> bool:
+        return False
+
+    def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
+        from shipyard.flavors.sklearn import package_version
+
+        data = model.SerializeToString()
+        predictor = OnnxPredictor.from_bytes(data, signature)  # refuses what it cannot serve
+        path = folder / "model.onnx"
+        path.write_bytes(data)
+        return Saved(
+            {path.name: path},
+            {
+                "requirements": {"onnxruntime": package_version("onnxruntime")},
+                "onnx": {"status": "native"},
+                "has_proba": predictor.proba_output is not None,
+            },
+        )
+
+    def load(
+        self,
+        files: Mapping[str, Path],
+        manifest: Mapping[str, Any],
+        signature: Signature,
+        *,
+        trusted: bool,
+    ) -> OnnxPredictor:
+        return OnnxPredictor.from_path(files["model.onnx"], signature)
+
+    def to_onnx(
+        self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
+    ) -> bytes:
+        raise ConversionError("an ONNX model is served as it is")
+
+
+ONNX = OnnxFlavor()

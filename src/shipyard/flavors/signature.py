@@ -81,8 +81,13 @@ def _numpy() -> Any:
 
 @dataclass(frozen=True)
 class ColumnSpec:
+    """One input column. `missing`: the model takes missing values (null, NaN) in it — it was
+    trained with them, or it handles them itself (gradient-boosted trees) — and a missing value
+    is passed on as NaN; otherwise a request with one is refused, naming the column and row."""
+
     name: str
     dtype: str
+    missing: bool = False
 
 
 @dataclass(frozen=True)
@@ -109,16 +114,44 @@ class Signature:
     def all_numeric(self) -> bool:
         return all(c.dtype in _NUMERIC for c in self.inputs)
 
+    def allowing_missing(self, names: Any) -> Signature:
+        """This signature with missing values taken in `names` (True: in every column)."""
+        if names is True:
+            names = set(self.names)
+        unknown = sorted(set(names) - set(self.names))
+        if unknown:
+            raise InvalidArgumentError(
+                f"allow_missing names column(s) the model does not take: {unknown}; "
+                f"its columns are {self.names}",
+                field="allow_missing",
+            )
+        return Signature(
+            tuple(ColumnSpec(c.name, c.dtype, c.missing or c.name in names) for c in self.inputs),
+            self.kind,
+        )
+
+    @cached_property
+    def takes_missing(self) -> frozenset[str]:
+        """The columns in which missing values are passed on (see `ColumnSpec.missing`)."""
+        return frozenset(c.name for c in self.inputs if c.missing)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
-            "inputs": [{"name": c.name, "type": c.dtype} for c in self.inputs],
+            "inputs": [
+                {"name": c.name, "type": c.dtype, "missing": c.missing} for c in self.inputs
+            ],
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
+        """A stored signature. One saved before signatures said so (no "missing") takes no
+        missing values: a model trained without them predicts nonsense on them."""
         return cls(
-            tuple(ColumnSpec(c["name"], c["type"]) for c in data["inputs"]),
+            tuple(
+                ColumnSpec(c["name"], c["type"], bool(c.get("missing", False)))
+                for c in data["inputs"]
+            ),
             data.get("kind", "columns"),
         )
 
@@ -237,7 +270,14 @@ class Signature:
             for i, c in enumerate(self.inputs)
         }
 
-    def coerce_column(self, name: str, dtype: str, values: Any) -> np.ndarray:
+    def complete(self, columns: Mapping[str, np.ndarray]) -> Mapping[str, np.ndarray]:
+        """Columns built one by one from per-column input (V2 tensors, each coerced) → the
+        model's input: as they are; a signature whose model fetches features adds them."""
+        return columns
+
+    def coerce_column(self, name: str, dtype: str, values: Any, *, origin: str = "") -> np.ndarray:
+        """One column of untrusted values as the signature's type; `origin` says where values
+        the caller did not send came from (the feature store), for the error."""
         import numpy as np
 
         try:
@@ -266,6 +306,8 @@ class Signature:
                 raise SignatureError(
                     f"feature '{name}' expects {dtype} values, got {got}", field=name
                 )
+            if kind == "f" and name not in self.takes_missing:
+                _refuse_missing(name, np.isnan(arr), origin)
             if (dtype in ("long", "integer") and kind == "f") and (
                 not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr))
             ):
@@ -277,6 +319,10 @@ class Signature:
             return arr
         if kind not in "USO":
             raise SignatureError(f"feature '{name}' expects string values", field=name)
+        if kind == "O" and name not in self.takes_missing:
+            import pandas as pd
+
+            _refuse_missing(name, pd.isna(arr), origin)
         return arr.astype(object)
 
     def to_model_input(self, columns: Mapping[str, np.ndarray]) -> pd.DataFrame | np.ndarray:
@@ -336,6 +382,22 @@ class Signature:
         return self.columns_from_matrix(arr, field="input")
 
 
+def _refuse_missing(name: str, missing: np.ndarray, origin: str) -> None:
+    """A SignatureError naming the column and the first row with a missing value, if any."""
+    if not missing.any():
+        return
+    rows = missing.nonzero()[0]
+    more = f" (and {len(rows) - 1} more row(s))" if len(rows) > 1 else ""
+    raise SignatureError(
+        f"feature '{name}' is missing (null) in row {int(rows[0])}{more}{origin}; the model "
+        f"was trained without missing values in '{name}'. Send a value, or register the model "
+        f"with allow_missing=['{name}'] if it handles them",
+        field=name,
+        row=int(rows[0]),
+        rows=len(rows),
+    )
+
+
 def _dtype_name(dtype: Any) -> str:
     kind = getattr(dtype, "kind", "O")
     if kind == "f":
@@ -345,6 +407,23 @@ def _dtype_name(dtype: Any) -> str:
     if kind == "b":
         return "boolean"
     return "string"
+
+
+def missing_columns(data: Any) -> set[str]:
+    """The columns of a DataFrame (or f0, f1, … of an array) that hold a missing value."""
+    import numpy as np
+    import pandas as pd
+
+    if data is None:
+        return set()
+    if hasattr(data, "columns") and hasattr(data, "isna"):
+        return {str(c) for c, has in data.isna().any().items() if has}
+    arr = np.asarray(data)
+    if arr.ndim == 1:
+        arr = arr.reshape(1, -1)
+    if arr.ndim != 2:
+        return set()
+    return {f"f{i}" for i in np.flatnonzero(pd.isna(arr).any(axis=0))}
 
 
 def infer_signature(example: Any) -> Signature:

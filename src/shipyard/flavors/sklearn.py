@@ -1,13 +1,16 @@
-"""scikit-learn models, saved with skops (safe to load: no arbitrary code runs).
-
-Pickle/joblib is accepted only when the caller says the source is trusted."""
+"""scikit-learn models, saved with skops (safe to load: no arbitrary code runs), and any
+object with `predict()` saved with pickle (`serialization="pickle"`, flavor "python"), which
+loads only when the caller says the source is trusted."""
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import MissingDependencyError, UntrustedModelError
+from shipyard.errors import InvalidArgumentError, MissingDependencyError, UntrustedModelError
+from shipyard.flavors.base import Saved
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -19,6 +22,25 @@ if TYPE_CHECKING:
 
 def is_sklearn(model: Any) -> bool:
     return any(c.__module__.startswith("sklearn.") for c in type(model).__mro__)
+
+
+def takes_missing(model: Any) -> bool:
+    """Whether the estimator declares that it handles missing values itself (scikit-learn's
+    public `allow_nan` input tag: gradient-boosted trees, imputers). A pipeline takes them when
+    its first step does (an imputer in front). False when the tag cannot be read (before
+    scikit-learn 1.6): the user then says so with `allow_missing`."""
+    try:
+        from sklearn.utils import get_tags
+    except ImportError:
+        return False
+    steps = getattr(model, "steps", None)
+    if isinstance(steps, list) and steps and isinstance(steps[0], tuple):
+        first = steps[0][1]
+        return first not in (None, "passthrough") and takes_missing(first)
+    try:
+        return bool(get_tags(model).input_tags.allow_nan)
+    except Exception:  # a third-party estimator with broken tags: it did not say
+        return False
 
 
 def save_skops(model: Any, path: Path) -> None:
@@ -91,3 +113,99 @@ class NativePredictor:
         import numpy as np
 
         return np.asarray(self.model.predict_proba(self.signature.to_model_input(columns)))
+
+
+def package_version(dist: str) -> str | None:
+    """The installed version of a distribution, None when it is not installed."""
+    try:
+        return _version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def _described(model: Any) -> dict[str, Any]:
+    """What the manifest says about any estimator: probabilities, classes."""
+    doc: dict[str, Any] = {"has_proba": hasattr(model, "predict_proba")}
+    if hasattr(model, "classes_"):
+        doc["classes"] = [c.item() if hasattr(c, "item") else c for c in model.classes_]
+    return doc
+
+
+def _load_native(files: Mapping[str, Path], *, trusted: bool) -> Any:
+    if "model.skops" in files:
+        return load_skops(files["model.skops"], trusted=trusted)
+    if "model.joblib" in files:
+        return load_pickle(files["model.joblib"], trusted=trusted)
+    raise InvalidArgumentError("the manifest names no loadable model file (model.skops, .joblib)")
+
+
+class SklearnFlavor:
+    """scikit-learn estimators and pipelines, in skops' format (or pickle when asked)."""
+
+    name = "sklearn"
+    converts = True
+
+    def owns(self, model: Any) -> bool:
+        return is_sklearn(model)
+
+    def takes_missing(self, model: Any) -> bool:
+        return takes_missing(model)
+
+    def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
+        path = folder / "model.skops"
+        save_skops(model, path)
+        return Saved(
+            {path.name: path},
+            {
+                "serialization": "skops",
+                "requirements": {"scikit-learn": package_version("scikit-learn")},
+                **_described(model),
+            },
+        )
+
+    def load(
+        self,
+        files: Mapping[str, Path],
+        manifest: Mapping[str, Any],
+        signature: Signature,
+        *,
+        trusted: bool,
+    ) -> NativePredictor:
+        return NativePredictor(_load_native(files, trusted=trusted), signature)
+
+    def to_onnx(
+        self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
+    ) -> bytes:
+        from shipyard.flavors.onnx import convert_sklearn
+
+        return convert_sklearn(model, signature, example_columns)
+
+
+class PickledFlavor(SklearnFlavor):
+    """Any object with `predict()`, pickled with joblib: loads only when trusted. A
+    scikit-learn estimator saved this way keeps the flavor "sklearn"."""
+
+    name = "python"
+    converts = False
+
+    def owns(self, model: Any) -> bool:
+        return callable(getattr(model, "predict", None))
+
+    def takes_missing(self, model: Any) -> bool:
+        return is_sklearn(model) and takes_missing(model)
+
+    def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
+        path = folder / "model.joblib"
+        save_pickle(model, path)
+        return Saved(
+            {path.name: path},
+            {
+                "serialization": "pickle",
+                "requirements": {"scikit-learn": package_version("scikit-learn")},
+                **_described(model),
+            },
+        )
+
+
+SKLEARN = SklearnFlavor()
+PICKLED = PickledFlavor()

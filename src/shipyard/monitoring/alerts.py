@@ -12,12 +12,17 @@ metadata database is refused, not run.
 
 Metrics: drift_share, drifted_columns, quality_violations, rows, error_rate, p50_latency_ms,
 p99_latency_ms, accuracy, f1, auc, mae, rmse, and drift:<feature> (that feature's effect size).
+
+A rule whose metric the last evaluation could not compute (no labels yet, only missing
+predictions, a feature no longer monitored) is "unknown", never "ok": silence is not health.
+An unknown rule that fires afterwards runs its actions again.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import re
 import shlex
@@ -162,7 +167,8 @@ class AlertRules:
         )
 
     def rules(self, endpoint: str | None = None) -> list[AlertRule]:
-        """Every rule (of one endpoint) with its state: ok, pending or firing."""
+        """Every rule (of one endpoint) with its state: ok, pending, firing, or unknown when
+        the last evaluation could not compute the rule's metric."""
         return self.stores.metadata.alerts.rules(endpoint)
 
     def remove(self, endpoint: str, name: str) -> None:
@@ -187,8 +193,10 @@ def metric_values(ev: Evaluation) -> dict[str, float]:
     if ev.quality is not None:
         values["quality_violations"] = float(ev.quality["violations"])
     if ev.accuracy is not None:
-        for key, v in (ev.accuracy.get("overall") or {}).items():
-            if key != "n" and v is not None:
+        overall = ev.accuracy.get("overall") or {}
+        for key in ("accuracy", "f1", "auc", "mae", "rmse"):
+            v = overall.get(key)
+            if v is not None and math.isfinite(v):
                 values[key] = float(v)
     return values
 
@@ -216,8 +224,10 @@ class AlertEvaluator:
         store = self.stores.metadata.alerts
         for rule in store.rules(ev.endpoint):
             value = values.get(rule.metric)
-            if value is None:
-                continue  # no data for this metric in this window: leave the state alone
+            if value is None:  # not computable in this window (no labels, no prediction): unknown
+                if rule.state != "unknown" or rule.breaches:
+                    store.set_state(rule.id, "unknown", 0)
+                continue
             breached = OPS[rule.op](value, rule.threshold)
             if breached:
                 breaches = rule.breaches + 1

@@ -181,6 +181,8 @@ class MonitoringGauges:
         )
 
     def update(self, ev: Evaluation) -> None:
+        from shipyard.monitoring.performance import METRICS
+
         if ev.drift is not None:
             for name, col in ev.drift["columns"].items():
                 self.drift_score.labels(ev.endpoint, name).set(col["effect_size"] or 0.0)
@@ -196,9 +198,9 @@ class MonitoringGauges:
             for version, m in ev.accuracy.get("by_version", {}).items():
                 if m.get("accuracy") is not None:
                     self.accuracy.labels(ev.endpoint, version).set(m["accuracy"])
-                for key, value in m.items():
-                    if key != "n" and value is not None:
-                        self.model_metric.labels(ev.endpoint, version, key).set(value)
+                for key in (*METRICS["classification"], *METRICS["regression"]):
+                    if m.get(key) is not None:  # a metric that cannot be computed: no sample
+                        self.model_metric.labels(ev.endpoint, version, key).set(m[key])
         self.rows.labels(ev.endpoint).set(ev.rows)
 
 

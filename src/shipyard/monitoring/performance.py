@@ -3,6 +3,9 @@ back for them (by request_id and row), scored per model version.
 
 Classification: accuracy, F1 (binary: the positive class is the larger label; otherwise
 macro-averaged) and ROC AUC when probabilities were logged (binary). Regression: MAE, RMSE.
+
+A row whose prediction or label is missing is not scored, and said so (`unscored`, `reason`);
+a metric that cannot be computed is None with the reason, never NaN.
 """
 
 from __future__ import annotations
@@ -16,6 +19,10 @@ if TYPE_CHECKING:
     import pandas as pd
 
 Task = Literal["auto", "classification", "regression"]
+METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("accuracy", "f1", "auc"),
+    "regression": ("mae", "rmse"),
+}
 
 
 def join_labels(predictions: pd.DataFrame, labels: pd.DataFrame) -> pd.DataFrame:
@@ -58,7 +65,27 @@ def score(joined: pd.DataFrame, task: Task = "auto") -> dict[str, Any]:
     return out
 
 
-def _metrics(df: pd.DataFrame, kind: str) -> dict[str, float | int | None]:
+def _metrics(df: pd.DataFrame, kind: str) -> dict[str, Any]:
+    """The task's metrics over the rows that have both a prediction and a label."""
+    import pandas as pd
+
+    unusable = (pd.isna(df["_prediction"]) | pd.isna(df["_label"])).to_numpy()
+    skipped = int(unusable.sum())
+    if not skipped:
+        return _scored(df, kind)
+    n = len(df)
+    why = f"{skipped} of {n} labelled rows have no prediction or no label"
+    if skipped == n:
+        return {"n": n, **dict.fromkeys(METRICS[kind]), "unscored": n, "reason": why}
+    return {
+        **_scored(df[~unusable], kind),
+        "n": n,
+        "unscored": skipped,
+        "reason": f"{why}: not scored",
+    }
+
+
+def _scored(df: pd.DataFrame, kind: str) -> dict[str, float | int | None]:
     import numpy as np
     from sklearn import metrics as skm
 

@@ -8,6 +8,7 @@ model = reg.load("models:/churn@champion")
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import NotFoundError
@@ -47,8 +48,15 @@ class Registry:
         tags: dict[str, str] | None = None,
         reference_data: Any = None,
         reference_target: Any = None,
+        allow_missing: bool | Iterable[str] = (),
     ) -> ModelVersionRecord:
         """Save the model's artifacts, then record a new immutable version.
+
+        Missing values (null, NaN) are refused at serving time in the columns the model was
+        trained without them: `allow_missing` names the columns (True: all) where the model
+        handles them; columns with missing values in `input_example` or `reference_data`, and
+        every column of a model that declares it handles them (gradient-boosted trees, a
+        pipeline that starts with an imputer), take them too.
 
         `reference_data` (and `reference_target`), typically the training data, give the
         version a monitoring reference: the profile of its features, of the model's own
@@ -57,7 +65,8 @@ class Registry:
         `onnx`: "auto" converts scikit-learn models to ONNX in the background and keeps the
         conversion only if its outputs match (`wait_for_conversions()` to block); True converts
         now and raises ConversionError on a mismatch; False never converts."""
-        from shipyard.flavors import save_model
+        from shipyard.flavors import convertible, save_model
+        from shipyard.flavors.signature import missing_columns
         from shipyard.stores.owners import current_owner
 
         _check_name(name)
@@ -67,10 +76,15 @@ class Registry:
             input_example=input_example,
             serialization=serialization,
             onnx=onnx is True,
+            allow_missing=(
+                True
+                if allow_missing is True
+                else {*_names(allow_missing), *missing_columns(reference_data)}
+            ),
         )
         if "model.onnx" in manifest["files"]:
             status = "ok"
-        elif onnx == "auto" and flavor == "sklearn" and serialization == "skops":
+        elif onnx == "auto" and convertible(manifest):
             status = "pending" if signature.all_numeric else "refused"
         else:
             status = "off"
@@ -439,6 +453,13 @@ def _check_name(name: str) -> None:
             "(it appears in URLs and URIs)",
             field="name",
         )
+
+
+def _names(columns: Iterable[str] | bool) -> set[str]:
+    """`allow_missing` as a set of column names (one name alone is one column, not letters)."""
+    if isinstance(columns, str):
+        return {columns}
+    return set() if isinstance(columns, bool) else {str(c) for c in columns}
 
 
 __all__ = ["MAX_VERSION", "ModelRef", "Registry", "load_model", "parse_model_uri", "set_alias"]

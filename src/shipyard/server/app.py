@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard.server")
 
+# where `/` sends a browser (the web UI will take `/` over: change it here)
+HOME = "/docs"
+
 
 def create_server_app(
     settings: Settings,
@@ -44,6 +47,7 @@ def create_server_app(
     from shipyard.serving.asgi import ServingApp, mount_data_plane
     from shipyard.serving.auth import install_auth
     from shipyard.serving.dataplane import DataPlane
+    from shipyard.serving.docs import index_links, install_home
     from shipyard.serving.lifecycle import Lifecycle
     from shipyard.serving.metrics import ServingMetrics
     from shipyard.serving.runtime import EndpointTable
@@ -67,6 +71,8 @@ def create_server_app(
         description="Control plane (/api) and data plane (V2 + /endpoints) of shipyard.",
     )
     mount_data_plane(app, plane, lifecycle)
+    extra = {"endpoints": "/api/endpoints"} if control_plane else {}
+    install_home(app, HOME, index_links(**extra))
     if control_plane:
         mount_api(app, stores, registry, settings=settings, table=table, monitor=monitor)
         from shipyard.server.limits import BodyLimitMiddleware

@@ -59,6 +59,7 @@ def create_serving_app(
     from shipyard.serving.asgi import mount_data_plane
     from shipyard.serving.auth import install_auth
     from shipyard.serving.dataplane import DataPlane
+    from shipyard.serving.docs import endpoint_links, index_links, install_home
     from shipyard.serving.lifecycle import Lifecycle
     from shipyard.serving.metrics import ServingMetrics
     from shipyard.serving.runtime import EndpointTable
@@ -83,6 +84,7 @@ def create_serving_app(
         description=f"Serving {model_uri} as endpoint '{name}'.",
     )
     mount_data_plane(app, plane, lifecycle)
+    install_home(app, "/docs", index_links(endpoints=endpoint_links([name])))
     lifecycle.limiter = install_auth(
         app, settings, registry.stores, required=settings.auth_required
     )

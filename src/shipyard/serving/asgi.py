@@ -52,6 +52,16 @@ class ServingApp(FastAPI):
     settings: Settings
     fast_path: DataPlaneFastPath | None = None
 
+    def __init__(
+        self, *, docs_url: str | None = "/docs", redoc_url: str | None = "/redoc", **options: Any
+    ) -> None:
+        """FastAPI's `options`; its documentation pages (Swagger UI at `docs_url`, ReDoc at
+        `redoc_url`) load their scripts from the package, not from a CDN (`serving.docs`)."""
+        from shipyard.serving.docs import install_docs
+
+        super().__init__(docs_url=None, redoc_url=None, **options)
+        install_docs(self, docs_url, redoc_url)
+
 
 def json_response(doc: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
     return Response(
@@ -185,8 +195,10 @@ class DataPlaneRoutes:
         return answer_response(await self.plane.infer(name, raw, version))
 
     async def feedback(self, name: str, request: Request) -> Response:
-        """Late labels for logged predictions, by `request_id` (and `row` for multi-row
-        requests): `{"request_id": "…", "label": 1}` or `{"feedback": [{…}, …]}`."""
+        """Late labels (live accuracy) and business outcomes (A/B tests) for logged
+        predictions, by `request_id` (and `row` for multi-row requests):
+        `{"request_id": "…", "label": 1, "outcome": 12.5}` (either or both) or
+        `{"feedback": [{…}, …]}`."""
         raw = AsgiRequest(request.scope, request.receive)
         return answer_response(await self.plane.feedback(name, raw))
 

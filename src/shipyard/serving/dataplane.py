@@ -42,6 +42,7 @@ from shipyard.serving.decoding import (
     parse_plain,
     parse_v2,
 )
+from shipyard.serving.features import expiry_headers
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
@@ -112,13 +113,14 @@ class DataPlane:
     # -- feedback, health, metadata ---------------------------------------------------------
 
     async def feedback(self, name: str, request: BodyRequest) -> Answer:
-        """Late labels for logged predictions, by `request_id` (and `row`)."""
+        """Late labels (live accuracy) and outcomes (A/B tests) for logged predictions, by
+        `request_id` (and `row`)."""
         try:
             self.table.get(name)
             if self.feedback_log is None:
                 raise InvalidArgumentError("this server keeps no prediction log, so no feedback")
             items = protocol.parse_feedback(await request.read(self.limit))
-            self.ids.check(name, [rid for rid, _, _ in items])
+            self.ids.check(name, [item.request_id for item in items])
         except ShipyardError as exc:
             return error_answer(exc)
         self.feedback_log.log(name, items, time.time_ns() // 1_000_000)
@@ -211,6 +213,7 @@ class DataPlane:
                     (b"x-request-id", echo.encode("latin-1")),
                     (b"x-model-version", served.version.encode("latin-1")),
                     (b"x-model-variant", served.variant.encode("latin-1")),
+                    *expiry_headers(parsed.columns),
                 ],
             )
         except ShipyardError as exc:
@@ -327,7 +330,9 @@ def make_feedback_log(settings: Settings) -> FeedbackLogger | None:
     from shipyard.stores.predictions import PredictionLogStore
 
     return FeedbackLogger(
-        PredictionLogStore(settings.labels_dir), flush_seconds=settings.predlog_flush_seconds
+        PredictionLogStore(settings.labels_dir),
+        PredictionLogStore(settings.outcomes_dir),
+        flush_seconds=settings.predlog_flush_seconds,
     )
 
 

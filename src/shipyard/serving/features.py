@@ -27,7 +27,7 @@ import dataclasses
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from shipyard.errors import NotFoundError, ShipyardError, StoreUnavailableError
 from shipyard.flavors.signature import ColumnSpec, Signature
@@ -35,7 +35,7 @@ from shipyard.flavors.signature import ColumnSpec, Signature
 if TYPE_CHECKING:
     import numpy as np
 
-    from shipyard.features.online import OnlinePlan
+    from shipyard.features.online import OnlineFeatures, OnlinePlan
     from shipyard.features.store import FeatureStore
     from shipyard.flavors import LoadedModel
     from shipyard.registry import Registry
@@ -95,6 +95,59 @@ class _NothingOnline:
         return [[None] * len(keys) for _, keys in requests]
 
 
+class FeatureColumns(dict[str, "np.ndarray"]):
+    """One request's model input, with the rows that were served a view's defaults because
+    their value was older than the view's TTL: `expired`, view name → row indexes (only the
+    views with such a row). The data plane says it in the answer's headers (`expiry_headers`)."""
+
+    __slots__ = ("expired",)
+
+    def __init__(
+        self, columns: Mapping[str, np.ndarray], expired: dict[str, list[int]] | None = None
+    ) -> None:
+        super().__init__(columns)
+        self.expired = expired or {}
+
+
+def expired_rows(fetched: OnlineFeatures) -> dict[str, list[int]]:
+    """View name → the indexes of the rows a lookup served its defaults because their value
+    had expired."""
+    if not fetched.expired_counts:  # nothing expired: the usual case
+        return {}
+    return {v: [i for i, e in enumerate(f) if e] for v, f in fetched.expired.items() if any(f)}
+
+
+EXPIRED_HEADER: Final = b"x-shipyard-expired-features"
+EXPIRED_ROWS_HEADER: Final = b"x-shipyard-expired-rows"
+MAX_LISTED_ROWS: Final = 100  # per view; keeps the header within proxies' limits
+
+
+def expiry_headers(columns: Mapping[str, Any]) -> list[tuple[bytes, bytes]]:
+    """The answer's headers for a request whose rows got a view's defaults because their
+    value expired (none otherwise):
+
+        X-Shipyard-Expired-Rows: 2                       rows with at least one expired view
+        X-Shipyard-Expired-Features: driver_stats=0,3; weather=3
+
+    each view (percent-encoded) with the 0-based indexes of its expired rows in the request;
+    past `MAX_LISTED_ROWS` a view's list ends with `+N`, the number of rows not listed."""
+    if type(columns) is not FeatureColumns or not columns.expired:
+        return []
+    from urllib.parse import quote
+
+    parts = []
+    for view, indexes in columns.expired.items():
+        listed = [str(i) for i in indexes[:MAX_LISTED_ROWS]]
+        if len(indexes) > MAX_LISTED_ROWS:
+            listed.append(f"+{len(indexes) - MAX_LISTED_ROWS}")
+        parts.append(f"{quote(view, safe='-_')}={','.join(listed)}")
+    rows = len({i for indexes in columns.expired.values() for i in indexes})
+    return [
+        (EXPIRED_ROWS_HEADER, str(rows).encode()),
+        (EXPIRED_HEADER, "; ".join(parts).encode("ascii")),
+    ]
+
+
 class FeatureFetcher:
     """Turns request columns (entity keys, request fields) into the model's input columns."""
 
@@ -133,7 +186,8 @@ class FeatureFetcher:
         for spec in model_signature.inputs:  # model inputs no feature provides come with the row
             if spec.name not in provided:
                 request.setdefault(spec.name, spec.dtype)
-        self.request_inputs = tuple(ColumnSpec(n, t) for n, t in request.items())
+        takes = model_signature.takes_missing  # a model input sent with the row keeps its rule
+        self.request_inputs = tuple(ColumnSpec(n, t, n in takes) for n, t in request.items())
 
     def current_plan(self) -> OnlinePlan:
         """The plan, switched to newer view versions once they are materialized (checked every
@@ -156,20 +210,20 @@ class FeatureFetcher:
             n in provided or n in request for n in self.model_names
         )
 
-    def enrich(self, columns: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def enrich(self, columns: Mapping[str, np.ndarray]) -> FeatureColumns:
         names = [c.name for c in self.request_inputs]
         values = [columns[n].tolist() for n in names]
         rows = [dict(zip(names, row, strict=True)) for row in zip(*values, strict=True)]
         fetched = self._fetch(rows)
-        out: dict[str, np.ndarray] = dict(columns)
+        out = FeatureColumns(columns, expired_rows(fetched))
         for spec in self.model_signature.inputs:
             if spec.name in fetched:
                 out[spec.name] = self.model_signature.coerce_column(
-                    spec.name, spec.dtype, fetched[spec.name]
+                    spec.name, spec.dtype, fetched[spec.name], origin=" (from the feature store)"
                 )
         return out
 
-    def _fetch(self, rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    def _fetch(self, rows: list[dict[str, Any]]) -> OnlineFeatures:
         from shipyard.features.online import lookup
 
         plan = self.current_plan()
@@ -190,7 +244,7 @@ class FeatureFetcher:
                 self.expired.labels(self.endpoint, view).inc(count)
         return fetched
 
-    def _fallback(self, rows: list[dict[str, Any]], reason: str) -> dict[str, list[Any]]:
+    def _fallback(self, rows: list[dict[str, Any]], reason: str) -> OnlineFeatures:
         from shipyard.features.online import lookup
 
         if self.fallbacks is not None:
@@ -217,6 +271,9 @@ class FeatureSignature(Signature):
 
     def columns_from_matrix(self, matrix: Any, *, field: str = "inputs") -> Any:
         return self.fetcher.enrich(super().columns_from_matrix(matrix, field=field))
+
+    def complete(self, columns: Any) -> Any:
+        return self.fetcher.enrich(columns)
 
 
 class FeaturePredictor:

@@ -85,9 +85,11 @@ HOT_PATH: Final = re.compile(f"^(?:{_hot_pattern('[^/]+')})$")
 HOT_TARGET: Final = re.compile(f"(?:{_hot_pattern(_RAW_SEGMENT)})\\Z".encode("latin-1"))
 HOT_KINDS: Final = tuple(r.kind for r in HOT)
 
-# open: the routes above without a scope (every path under /health/ and /v2/health/), the
-# API documents and the favicon
-_OPEN: Final = re.compile(r"^/(health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon)")
+# open: the home page `/`, the routes above without a scope (every path under /health/ and
+# /v2/health/), the API documents and their assets (/docs/assets/…) and the favicon
+_OPEN: Final = re.compile(
+    r"^/($|health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon)"
+)
 # POST routes that need the `predict` scope (with any other method, the scope is "read" for
 # GET/HEAD and "admin" otherwise)
 _PREDICT: Final = re.compile(

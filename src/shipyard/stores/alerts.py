@@ -1,4 +1,5 @@
-"""Alert rules per endpoint, their state (ok → pending → firing) and fired/resolved events."""
+"""Alert rules per endpoint, their state (ok → pending → firing; unknown when the metric could
+not be computed) and fired/resolved events."""
 
 from __future__ import annotations
 

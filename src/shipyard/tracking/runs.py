@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal
@@ -184,10 +184,13 @@ class Run:
         tags: dict[str, str] | None = None,
         reference_data: Any = None,
         reference_target: Any = None,
+        allow_missing: bool | Iterable[str] = (),
     ) -> ModelVersionRecord:
         """Save `model` and register it as a new version of `name`, linked to this run.
         Pass the training data as `reference_data` (and `reference_target`) to monitor
-        prediction and label drift too."""
+        prediction and label drift too. Requests with a missing value (null) in a column the
+        model was trained without them are refused; `allow_missing` names the columns (True:
+        all) where the model handles them (see `Registry.register`)."""
         from shipyard.registry import Registry
 
         return Registry(self.stores).register(
@@ -201,6 +204,7 @@ class Run:
             tags=tags,
             reference_data=reference_data,
             reference_target=reference_target,
+            allow_missing=allow_missing,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------

@@ -44,9 +44,10 @@ def test_infer_rejects_3d() -> None:
 
 
 def test_records_become_typed_columns(sig: Signature) -> None:
-    cols = sig.columns_from_records(
-        [{"age": 30, "income": 1, "city": "x"}, {"age": 41.0, "income": None, "city": "y"}]
-    )
+    records = [{"age": 30, "income": 1, "city": "x"}, {"age": 41.0, "income": None, "city": "y"}]
+    with pytest.raises(SignatureError, match=r"'income' is missing \(null\) in row 1"):
+        sig.columns_from_records(records)  # trained without missing values there
+    cols = sig.allowing_missing(["income"]).columns_from_records(records)
     assert cols["age"].dtype == np.int64 and cols["age"].tolist() == [30, 41]
     assert cols["income"].dtype == np.float64 and np.isnan(cols["income"][1])
     assert cols["city"].tolist() == ["x", "y"]
@@ -116,7 +117,9 @@ def test_all_float_rows_take_the_one_conversion_path() -> None:
     ]:
         with pytest.raises(SignatureError, match=words):
             sig.columns_from_records([{"a": 1.0, "b": 2.0}, bad])
-    with_none = sig.columns_from_records([{"a": None, "b": 1.0}])
+    with pytest.raises(SignatureError, match="'a' is missing"):
+        sig.columns_from_records([{"a": None, "b": 1.0}])
+    with_none = sig.allowing_missing(True).columns_from_records([{"a": None, "b": 1.0}])
     assert np.isnan(with_none["a"][0])
 
 

@@ -40,3 +40,40 @@ def test_auc_uses_the_rows_logged_with_probabilities() -> None:
     # one class only among the scored rows: no AUC rather than an error
     joined.loc[has & (label == 0), "_proba_1"] = np.nan
     assert score(joined)["overall"]["auc"] is None
+
+
+def _joined(prediction: list[object], label: list[object]) -> pd.DataFrame:
+    n = len(prediction)
+    return pd.DataFrame(
+        {
+            "_request_id": [f"r{i}" for i in range(n)],
+            "_row": 0,
+            "_model_version": "1",
+            "_prediction": prediction,
+            "_label": label,
+        }
+    )
+
+
+def test_rows_without_a_prediction_are_not_scored_and_said_so() -> None:
+    """Before: 21 null predictions of 300 made MAE and RMSE NaN (and a bare NaN in --json)."""
+    rng = np.random.default_rng(1)
+    truth = rng.normal(150, 50, 300)
+    pred = truth + rng.normal(0, 10, 300)
+    holed = pred.copy()
+    holed[::15] = np.nan  # 20 rows
+    out = score(_joined(list(holed), list(truth)), task="regression")["overall"]
+    keep = ~np.isnan(holed)
+    assert out["n"] == 300 and out["unscored"] == 20
+    assert out["mae"] == pytest.approx(np.abs(pred[keep] - truth[keep]).mean())
+    assert "20 of 300" in out["reason"]
+    nothing = score(_joined([None, None], [1.0, 2.0]), task="regression")["overall"]
+    assert nothing["mae"] is None and nothing["rmse"] is None and nothing["unscored"] == 2
+
+
+def test_classification_with_a_missing_prediction_does_not_raise() -> None:
+    """Before: `ValueError: Input y_pred contains NaN` from scikit-learn."""
+    out = score(_joined([1.0, 0.0, np.nan, 1.0], [1, 0, 1, 0]), task="classification")
+    assert out["overall"]["accuracy"] == pytest.approx(2 / 3)
+    assert out["overall"]["unscored"] == 1
+    assert out["by_version"]["1"]["unscored"] == 1
