@@ -33,6 +33,7 @@ class _Record(BaseModel):
 
 # counts a caller sets: positive and within what every store and JSON encoder takes
 Count: TypeAlias = Annotated[int, Field(ge=1, le=2**31 - 1)]
+MAX_STEP_SECONDS = 90 * 86_400.0  # a rollout step that waits longer never reaches a verdict
 
 
 class Thresholds(_Record):
@@ -112,7 +113,7 @@ class CanaryPolicy(_Rollout):
     weight: float
     step_started_ms: int
     min_requests: Count = 100
-    min_seconds: float = Field(default=30.0, ge=0)
+    min_seconds: float = Field(default=30.0, ge=0, le=MAX_STEP_SECONDS)
 
     @field_validator("steps")
     @classmethod
@@ -143,7 +144,7 @@ class ShadowPolicy(_Rollout):
     kind: Literal["shadow"] = "shadow"
     sample: float = Field(default=1.0, gt=0, le=1)
     min_requests: Count = 200
-    min_seconds: float = Field(default=0.0, ge=0)
+    min_seconds: float = Field(default=0.0, ge=0, le=MAX_STEP_SECONDS)
     min_agreement: float = Field(default=0.95, ge=0, le=1)
     # two numeric predictions agree when |shadow - stable| <= atol + rtol * |stable|
     # (numpy.isclose); labels (integers, text) agree only when equal

@@ -8,6 +8,7 @@ import functools
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
+from numbers import Real
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import InvalidArgumentError, SignatureError
@@ -293,37 +294,54 @@ class Signature:
             )
         kind = arr.dtype.kind
         if dtype in _NUMERIC:
-            if kind == "O":  # None among numbers: missing values, allowed for float columns
-                try:
-                    arr = np.asarray(values, dtype=np.float64)
-                except (ValueError, TypeError) as exc:
-                    raise SignatureError(
-                        f"feature '{name}' expects {dtype} values", field=name
-                    ) from exc
-                kind = "f"
-            if kind not in "iuf":
-                got = {"b": "boolean", "U": "string", "S": "string"}.get(kind, str(arr.dtype))
-                raise SignatureError(
-                    f"feature '{name}' expects {dtype} values, got {got}", field=name
-                )
-            if kind == "f" and name not in self.takes_missing:
-                _refuse_missing(name, np.isnan(arr), origin)
-            if (dtype in ("long", "integer") and kind == "f") and (
-                not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr))
-            ):
-                raise SignatureError(f"feature '{name}' expects whole numbers", field=name)
-            return arr.astype(_NUMPY_OF[dtype], copy=False)
+            return self._numbers(name, dtype, values, arr, origin)
         if dtype == "boolean":
             if kind != "b":
                 raise SignatureError(f"feature '{name}' expects true/false values", field=name)
             return arr
-        if kind not in "USO":
+        if kind not in "USO" or (
+            kind == "U" and isinstance(values, list) and not _all_text(values)
+        ):
             raise SignatureError(f"feature '{name}' expects string values", field=name)
-        if kind == "O" and name not in self.takes_missing:
+        if kind == "O":  # strings among other things: only missing values may be among them
             import pandas as pd
 
-            _refuse_missing(name, pd.isna(arr), origin)
+            missing = pd.isna(arr)
+            if not all(isinstance(v, str) for v in arr[~missing].tolist()):
+                raise SignatureError(f"feature '{name}' expects string values", field=name)
+            if name not in self.takes_missing:
+                _refuse_missing(name, missing, origin)
         return arr.astype(object)
+
+    def _numbers(
+        self, name: str, dtype: str, values: Any, arr: np.ndarray, origin: str
+    ) -> np.ndarray:
+        """A numeric column: numbers only (a missing value where the column takes them), finite,
+        within the column type's range."""
+        import numpy as np
+
+        kind = arr.dtype.kind
+        if kind == "O":  # numbers and missing values (None, pd.NA): anything else is refused
+            if not all(map(_number_or_missing, arr.tolist())):
+                raise SignatureError(f"feature '{name}' expects {dtype} values", field=name)
+            arr = np.array([np.nan if _missing(v) else v for v in arr.tolist()], dtype=np.float64)
+            kind = "f"
+        if kind not in "iuf":
+            got = {"b": "boolean", "U": "string", "S": "string"}.get(kind, str(arr.dtype))
+            raise SignatureError(f"feature '{name}' expects {dtype} values, got {got}", field=name)
+        if kind == "f":
+            if name not in self.takes_missing:
+                _refuse_missing(name, np.isnan(arr), origin)
+            if np.isinf(arr).any():
+                raise SignatureError(f"feature '{name}' must be a finite number", field=name)
+            if dtype in ("long", "integer") and not np.all(arr[~np.isnan(arr)] % 1 == 0):
+                raise SignatureError(f"feature '{name}' expects whole numbers", field=name)
+        limit = _LIMITS[dtype]
+        if len(arr) and (np.nanmax(np.abs(arr), initial=0) > limit):
+            raise SignatureError(
+                f"feature '{name}' has a value beyond the {dtype} range (±{limit:.4g})", field=name
+            )
+        return arr.astype(_NUMPY_OF[dtype], copy=False)
 
     def to_model_input(self, columns: Mapping[str, np.ndarray]) -> pd.DataFrame | np.ndarray:
         """What the native model is called with: a DataFrame for column signatures, a 2-D array
@@ -340,12 +358,20 @@ class Signature:
         """A dense 2-D array in signature order (the ONNX fast path)."""
         kept: np.ndarray | None = getattr(columns, "matrix", None)
         if kept is not None:
-            return kept if kept.dtype == dtype else kept.astype(dtype)
-        import numpy as np
-
-        out = np.empty((len(next(iter(columns.values()))), len(self.inputs)), dtype=dtype)
-        for i, n in enumerate(self.names):
-            out[:, i] = columns[n]
+            if kept.dtype == dtype:
+                return kept
+            with _numpy().errstate(over="ignore"):  # checked below, with a clear error
+                out = kept.astype(dtype)
+        else:
+            np = _numpy()
+            out = np.empty((len(next(iter(columns.values()))), len(self.inputs)), dtype=dtype)
+            with np.errstate(over="ignore"):
+                for i, n in enumerate(self.names):
+                    out[:, i] = columns[n]
+        if dtype == "float32" and _numpy().isinf(out).any():  # finite doubles beyond float32
+            raise SignatureError(
+                "a value is beyond the model's float32 input range (±3.4e38)", field="instances"
+            )
         return out
 
     def check_frame(self, data: Any) -> Mapping[str, np.ndarray]:
@@ -380,6 +406,31 @@ class Signature:
         if arr.ndim == 1:
             arr = arr.reshape(1, -1)
         return self.columns_from_matrix(arr, field="input")
+
+
+# the largest magnitude a column of each numeric type holds (float32 beyond it is infinite)
+_LIMITS: dict[str, float] = {
+    "double": 1.7976931348623157e308,
+    "float": 3.4028234663852886e38,
+    "long": 9.223372036854775e18,  # 2**63, as a float: whole numbers below it fit int64
+    "integer": 2147483647.0,
+}
+
+
+def _missing(value: Any) -> bool:
+    """None, NaN or pandas' NA: a missing value in a column of objects."""
+    if value is None or (isinstance(value, float) and value != value):
+        return True
+    return type(value).__name__ == "NAType"
+
+
+def _all_text(values: list[Any]) -> bool:
+    """Whether a list numpy made text of was text (numpy turns `["x", 1]` into `["x", "1"]`)."""
+    return all(isinstance(v, str) for v in values)
+
+
+def _number_or_missing(value: Any) -> bool:
+    return (isinstance(value, Real) and not isinstance(value, bool)) or _missing(value)
 
 
 def _refuse_missing(name: str, missing: np.ndarray, origin: str) -> None:

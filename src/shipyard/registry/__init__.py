@@ -328,6 +328,7 @@ class Registry:
 
     def set_description(self, name: str, description: str, version: int | None = None) -> None:
         """Describe a model, or one of its versions; audited."""
+        _check_text(description, "description")
         if version is None:
             self._models.update_model(name, actor=self.stores.actor, description=description)
         else:
@@ -337,10 +338,12 @@ class Registry:
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
         _check_tag_key(key, version_tag=False)
+        _check_text(value, "value")
         self._models.set_model_tag(name, key, value, actor=self.stores.actor)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
         _check_tag_key(key, version_tag=True)
+        _check_text(value, "value")
         self._models.set_version_tag(name, version, key, value, actor=self.stores.actor)
 
     def delete_tag(self, name: str, key: str, version: int | None = None) -> None:
@@ -423,10 +426,18 @@ def load_model(
     return Registry(open_stores(settings)).load(uri, trusted=trusted, backend=backend)
 
 
-# version tags shipyard writes and reads back itself: approval state, monitoring reference
-RESERVED_VERSION_TAGS = frozenset(
-    {"approval_reviewer", "approval_comment", "approval_requested", "reference_profile"}
-)
+# version tags shipyard writes and reads back itself: approval state (every `approval_*`),
+# monitoring reference; in any case
+RESERVED_VERSION_TAGS = frozenset({"reference_profile"})
+RESERVED_VERSION_TAG_PREFIX = "approval_"
+
+
+def _check_text(text: str, field: str) -> None:
+    """No NUL (PostgreSQL refuses it in text) nor other control characters but tab and newline."""
+    from shipyard.errors import InvalidArgumentError
+
+    if any((ord(c) < 32 and c not in "\t\n") or c == "\x7f" for c in text):
+        raise InvalidArgumentError(f"'{field}' holds a control character", field=field)
 
 
 def _check_tag_key(key: str, *, version_tag: bool) -> None:
@@ -434,7 +445,12 @@ def _check_tag_key(key: str, *, version_tag: bool) -> None:
 
     if not key or len(key) > 256:
         raise InvalidArgumentError("a tag key must be 1 to 256 characters", field="key")
-    if version_tag and key in RESERVED_VERSION_TAGS:
+    if any(ord(c) < 32 or c == "\x7f" for c in key):
+        raise InvalidArgumentError("a tag key holds a control character", field="key")
+    folded = key.casefold()
+    if version_tag and (
+        folded in RESERVED_VERSION_TAGS or folded.startswith(RESERVED_VERSION_TAG_PREFIX)
+    ):
         raise InvalidArgumentError(
             f"tag '{key}' is kept by shipyard itself (approval, monitoring); it cannot be "
             "edited by hand",

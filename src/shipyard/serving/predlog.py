@@ -550,9 +550,13 @@ class FeedbackLogger:
         for endpoint, rows in pending.items():
             labels = [(r, i, v, ts) for r, i, v, _, ts in rows if v is not None]
             outcomes = [(r, i, o, ts) for r, i, _, o, ts in rows if o is not None]
-            if labels:
-                self.store.write(endpoint, labels_table(labels), ts_ms=labels[0][3])
-            if outcomes and self.outcomes is not None:
-                self.outcomes.write(endpoint, outcomes_table(outcomes), ts_ms=outcomes[0][3])
+            try:  # one endpoint's rows that cannot be written never cost the others theirs
+                if labels:
+                    self.store.write(endpoint, labels_table(labels), ts_ms=labels[0][3])
+                if outcomes and self.outcomes is not None:
+                    self.outcomes.write(endpoint, outcomes_table(outcomes), ts_ms=outcomes[0][3])
+            except Exception:
+                log.exception("writing the feedback of endpoint %s failed", endpoint)
+                continue
             written += len(rows)
         return written

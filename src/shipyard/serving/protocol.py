@@ -318,6 +318,7 @@ def _outcome(value: Any, field: str) -> float | None:
 
 
 _MISSING = object()
+MAX_ROW = 2**31 - 1  # the prediction log's row column is int32: no request has more rows
 
 
 def _request_id(item: dict[str, Any], where: str) -> str:
@@ -333,8 +334,10 @@ def _request_id(item: dict[str, Any], where: str) -> str:
 def _row(item: dict[str, Any], where: str) -> int:
     row = item.get("row", 0)
     field = f"{where}.row" if where else "row"
-    if isinstance(row, bool) or not isinstance(row, int) or row < 0:
-        raise InvalidArgumentError(f"'{field}' must be a row index (0, 1, …)", field=field)
+    if isinstance(row, bool) or not isinstance(row, int) or not 0 <= row <= MAX_ROW:
+        raise InvalidArgumentError(
+            f"'{field}' must be a row index (0, 1, … up to {MAX_ROW})", field=field
+        )
     return row
 
 

@@ -163,6 +163,12 @@ def check_name(name: str) -> None:
             f"experiment name must be 1 to {MAX_NAME} characters, not {len(name)}",
             field="new_name",
         )
+    if "/" in name or any(ord(c) < 32 or c == "\x7f" for c in name):
+        raise InvalidArgumentError(
+            f"experiment name {name!r} holds '/' or a control character: it appears in URLs "
+            "and on one line of a listing",
+            field="new_name",
+        )
 
 
 def _refuse_if_used(conn: Connection, name: str, exp_id: int, run_ids: list[str]) -> None:

@@ -210,3 +210,47 @@ def test_boolean_features_take_only_booleans() -> None:
     with pytest.raises(SignatureError, match="expects true/false"):
         sig.columns_from_records([{"flag": 1}])
     assert not sig.all_numeric
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values", "words"),
+    [
+        # a dict in a string column reached the model: a 500 a caller could use to roll back
+        ("string", ["x", {"k": 1}], "expects string values"),
+        ("string", ["x", 1], "expects string values"),
+        # strings among numbers were converted when a null was there too
+        ("double", ["1e5", None], "expects double values"),
+        ("double", ["-inf", None], "expects double values"),
+        ("double", [True, None], "expects double values"),
+        # beyond the type's range: wrapped around (long) or infinite (float)
+        ("long", [1e300], "beyond the long range"),
+        ("long", [2.0**64], "beyond the long range"),
+        ("integer", [2**31 + 5], "beyond the integer range"),
+        ("float", [1e39], "beyond the float range"),
+        ("double", [float("inf")], "finite"),
+    ],
+)
+def test_values_that_are_not_the_columns_type_are_refused(
+    dtype: str, values: list[object], words: str
+) -> None:
+    """Red team: each of these reached the model (a 500, a wrapped int64, a null answer)."""
+    from shipyard.flavors.signature import ColumnSpec
+
+    sig = Signature((ColumnSpec("c", dtype, missing=True),))
+    with pytest.raises(SignatureError, match=words):
+        sig.coerce_column("c", dtype, values)
+
+
+def test_finite_doubles_beyond_float32_are_refused_for_a_float32_model() -> None:
+    sig = infer_signature(pd.DataFrame({"a": [1.0], "b": [2.0]}))
+    cols = sig.columns_from_records([{"a": 1e39, "b": 1.0}])
+    assert sig.matrix(cols, "float64")[0, 0] == 1e39
+    with pytest.raises(SignatureError, match="float32"):
+        sig.matrix(cols, "float32")
+
+
+def test_pandas_nullable_columns_are_numbers_with_missing_values() -> None:
+    frame = pd.DataFrame({"n": pd.array([1, None, 3], dtype="Int64")})
+    sig = infer_signature(pd.DataFrame({"n": [1.0]})).allowing_missing(True)
+    cols = sig.check_frame(frame)
+    assert np.isnan(cols["n"][1]) and cols["n"][2] == 3.0

@@ -144,6 +144,27 @@ def test_feedback_keeps_labels_and_outcomes_apart(
     }
 
 
+def test_a_row_past_the_logs_range_is_refused_and_never_costs_others_their_feedback(
+    plane: DataPlane, settings: Settings, breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    """Before (red team): row 2**32 was accepted (202), then the flush failed on the int32 row
+    column and dropped every pending label of every endpoint."""
+    from shipyard.stores.predictions import PredictionLogStore
+
+    X, _ = breast_cancer
+    body = json.dumps({"instances": X.iloc[:1].to_dict(orient="records")}).encode()
+    rid = doc(run(plane.predict("churn", BytesRequest(body))))["request_id"]
+    huge = json.dumps({"request_id": rid, "row": 2**32, "label": 1}).encode()
+    refused = run(plane.feedback("churn", BytesRequest(huge)))
+    assert refused[0] == 400 and doc(refused)["field"] == "row"
+    good = json.dumps({"request_id": rid, "label": 1}).encode()
+    assert run(plane.feedback("churn", BytesRequest(good)))[0] == 202
+    assert plane.feedback_log is not None
+    plane.feedback_log.flush()
+    labels = PredictionLogStore(settings.labels_dir).read("churn").to_pandas()
+    assert labels["_request_id"].tolist() == [rid]
+
+
 def test_feedback_without_a_prediction_log_is_refused(plane: DataPlane) -> None:
     plane.feedback_log = None
     refused = run(plane.feedback("churn", BytesRequest(b'{"request_id": "x", "label": 1}')))
