@@ -19,7 +19,7 @@ import shipyard
 from shipyard.errors import ModelLoadError
 from shipyard.flavors.environment import EnvironmentWarning
 from shipyard.stores import open_stores
-from tests.helpers import run_cli
+from tests.helpers import SHIPYARD, free_port, run_cli, wait_ready
 
 
 def _log_iris() -> tuple[shipyard.Registry, object]:
@@ -80,6 +80,7 @@ def test_a_major_difference_of_the_framework_refuses_to_load(tmp_home: Path) -> 
     # the CLI: serve refuses at once, in one line; the env command shows the difference
     out = run_cli(tmp_home, "serve", "models:/iris/1", "--port", "0", check=False)
     assert out.returncode == 2 and expected in out.stderr and "Traceback" not in out.stderr
+    _serves_with_ignore_env(tmp_home, X.iloc[:2].to_dict("records"))
     shown = json.loads(run_cli(tmp_home, "models", "env", "models:/iris/1", "--json").stdout)
     assert shown["differences"] == [
         {
@@ -90,6 +91,27 @@ def test_a_major_difference_of_the_framework_refuses_to_load(tmp_home: Path) -> 
             "framework": True,
         }
     ]
+
+
+def _serves_with_ignore_env(home: Path, rows: list[dict[str, float]]) -> None:
+    import httpx
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [*SHIPYARD, "serve", "models:/iris/1", "--port", str(port), "--ignore-env"],
+        env={**os.environ, "SHIPYARD_HOME": str(home)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        answer = httpx.post(f"{url}/endpoints/iris/predict", json={"instances": rows})
+        assert answer.status_code == 200, answer.text
+        assert len(answer.json()["predictions"]) == 2
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 def test_a_minor_difference_or_another_package_only_warns(tmp_home: Path) -> None:
