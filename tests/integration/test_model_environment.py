@@ -111,7 +111,8 @@ def _serves_with_ignore_env(home: Path, rows: list[dict[str, float]]) -> None:
         assert len(answer.json()["predictions"]) == 2
     finally:
         proc.terminate()
-        proc.wait(timeout=30)
+        _, err = proc.communicate(timeout=30)
+    assert b"warning: models:/iris/1 was saved in another environment: scikit-learn wanted" in err
 
 
 def test_a_minor_difference_or_another_package_only_warns(tmp_home: Path) -> None:

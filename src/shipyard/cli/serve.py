@@ -230,7 +230,10 @@ def _serve_model(
     ref = parse_model_uri(model_uri)
     registry = Registry(open_stores(settings))
     registry.resolve(ref)  # a clear error now rather than a 503 later
-    registry.check_environment(str(ref), ignore_env=listen.ignore_env)  # and its environment
+    differences = registry.check_environment(str(ref), ignore_env=listen.ignore_env, warn=False)
+    if differences:  # one readable line rather than a Python warning with a source location
+        text = "; ".join(str(d) for d in differences)
+        typer.echo(f"warning: {ref} was saved in another environment: {text}", err=True)
     listen.serve(
         lambda: create_serving_app(
             settings,

@@ -234,7 +234,12 @@ def load_model(
 
 
 def check_environment(
-    manifest: Mapping[str, Any], *, onnx: bool, ignore_env: bool, what: str = "this model"
+    manifest: Mapping[str, Any],
+    *,
+    onnx: bool,
+    ignore_env: bool,
+    what: str = "this model",
+    warn: bool = True,
 ) -> list[Any]:
     """Compare a saved model's lock with the running environment (warn, or refuse a
     framework's other major version unless `ignore_env`). Served through ONNX, the framework
@@ -243,7 +248,7 @@ def check_environment(
 
     env = Environment.from_manifest(manifest)
     strict = ["onnxruntime"] if onnx else None
-    return check(env, ignore_env=ignore_env, strict=strict, what=what)
+    return check(env, ignore_env=ignore_env, strict=strict, what=what, warn=warn)
 
 
 def _is_python_model(model: Any) -> bool:

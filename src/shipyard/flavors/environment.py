@@ -127,9 +127,10 @@ def check(
     strict: Iterable[str] | None = None,
     installed: Callable[[str], str | None] | None = None,
     what: str = "this model",
+    warn: bool = True,
 ) -> list[Difference]:
     """Raise ModelLoadError on a framework's major difference (unless `ignore_env`); warn
-    (EnvironmentWarning) on any other. Returns the differences."""
+    (EnvironmentWarning, if `warn`) of every difference. Returns the differences."""
     found = env.differences(installed, strict)
     refused = [d for d in found if d.refuses]
     if refused and not ignore_env:
@@ -139,7 +140,7 @@ def check(
             + ". Load it with ignore_env=True (CLI: --ignore-env) to try anyway, or make its "
             "environment: shipyard models env MODEL_URI --venv DIR"
         )
-    if found:
+    if found and warn:
         warnings.warn(
             f"{what} was saved in another environment: " + "; ".join(str(d) for d in found),
             EnvironmentWarning,

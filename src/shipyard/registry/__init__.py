@@ -266,9 +266,12 @@ class Registry:
         mv = self.resolve(uri)
         return Environment.from_manifest(read_manifest(self.stores.artifacts, mv.artifact_digest))
 
-    def check_environment(self, uri: str, *, ignore_env: bool = False) -> list[Difference]:
-        """What `load` would say about the running environment, without loading: warns, and
-        raises ModelLoadError on a framework's other major version unless `ignore_env`."""
+    def check_environment(
+        self, uri: str, *, ignore_env: bool = False, warn: bool = True
+    ) -> list[Difference]:
+        """What `load` would say about the running environment, without loading: raises
+        ModelLoadError on a framework's other major version unless `ignore_env`; returns the
+        differences (and warns of them, if `warn`)."""
         from shipyard.flavors import check_environment, read_manifest
 
         mv = self.resolve(uri)
@@ -279,6 +282,7 @@ class Registry:
             onnx=onnx,
             ignore_env=ignore_env,
             what=f"models:/{mv.name}/{mv.version}",
+            warn=warn,
         )
 
     def set_alias(
