@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         return Path(self.resolved_artifacts) / "labels"
 
     @property
+    def outcomes_dir(self) -> Path:
+        """Where A/B outcomes (the `outcome` of feedback) go, partitioned like the labels."""
+        return Path(self.resolved_artifacts) / "outcomes"
+
+    @property
     def actor(self) -> str:
         """Who is acting, for the audit log: SHIPYARD_USER, else the OS user."""
         if self.user:

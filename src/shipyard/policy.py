@@ -42,8 +42,13 @@ class Thresholds(_Record):
     max_error_rate_delta: float = Field(default=0.02, ge=0, le=1)
     max_p99_ratio: float = Field(default=1.5, gt=0)  # candidate p99 may be this times stable's
     p99_slack_ms: float = Field(default=5.0, ge=0)  # ... plus this much (tiny latencies jitter)
-    # effect size of the prediction-distribution change
-    max_prediction_shift: float = Field(default=0.2, ge=0)
+    # live quality from late labels (when both sides have enough): the candidate's accuracy
+    # may be this much below stable's (classes), its MAE this fraction above stable's (numbers)
+    max_quality_drop: float = Field(default=0.05, ge=0)
+    # effect size of the prediction-distribution change that rolls back. None (the default):
+    # a candidate is supposed to predict differently, so a shift is only reported as a
+    # warning. Rollouts stored before it became opt-in keep the 0.2 they were started with.
+    max_prediction_shift: float | None = Field(default=None, ge=0)
     prediction_alpha: float = Field(default=0.01, gt=0, lt=1)
 
 
@@ -127,6 +132,9 @@ class AbPolicy(_Rollout):
     min_samples: Count = 1000
     alpha: float = Field(default=0.05, gt=0, lt=1)
     higher_is_better: bool = True
+    # where outcomes come from: the `outcome` of /feedback, or (as before outcomes had a field
+    # of their own, and so for tests stored then) its `label`
+    outcome_source: Literal["outcome", "label"] = "label"
 
 
 class ShadowPolicy(_Rollout):
@@ -135,7 +143,12 @@ class ShadowPolicy(_Rollout):
     kind: Literal["shadow"] = "shadow"
     sample: float = Field(default=1.0, gt=0, le=1)
     min_requests: Count = 200
+    min_seconds: float = Field(default=0.0, ge=0)
     min_agreement: float = Field(default=0.95, ge=0, le=1)
+    # two numeric predictions agree when |shadow - stable| <= atol + rtol * |stable|
+    # (numpy.isclose); labels (integers, text) agree only when equal
+    agreement_rtol: float = Field(default=0.05, ge=0)
+    agreement_atol: float = Field(default=1e-8, ge=0)
 
 
 class BlueGreenPolicy(_Rollout):

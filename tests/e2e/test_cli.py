@@ -464,6 +464,10 @@ def test_deploy_rollout_commands(home: Path) -> None:
         (["deploy", "canary", "nope", "--model", "breast-cancer/1"], "endpoint 'nope' not found"),
         (["deploy", "canary", "x", "--model", "breast-cancer/2", "--steps", "50,20"], "increase"),
         (["deploy", "canary", "x", "--model", "breast-cancer/2", "--steps", "a,b"], "--steps"),
+        (
+            ["deploy", "ab", "x", "--model", "breast-cancer/2", "--outcome-source", "revenue"],
+            "--outcome-source is 'outcome' or 'label'",
+        ),
     ]:
         bad = run_cli(home, *args, check=False)
         assert bad.returncode == 2 and words in bad.stderr, (args, bad.stderr)

@@ -59,10 +59,11 @@ OPEN = {
 # the `predict` scope's routes (POST)
 PREDICT = {
     "/endpoints/{name}/predict",
-    "/endpoints/{name}/feedback",
     "/v2/models/{name}/infer",
     "/v2/models/{name}/versions/{version}/infer",
 }
+# the `feedback` scope's route (POST): labels and outcomes decide rollouts, not for predict keys
+FEEDBACK = {"/endpoints/{name}/feedback"}
 HOT = {"/endpoints/{name}/predict", "/v2/models/{name}/infer"}
 # the routes about one endpoint, and the listings an endpoint-limited caller sees filtered
 ABOUT_ONE = (
@@ -81,6 +82,8 @@ CALLERS: dict[str, tuple[set[str], set[str] | None] | None] = {
     "expired JWT": None,
     "alg none JWT": None,
     "read": ({"read"}, None),
+    "predict": ({"predict"}, None),
+    "feedback": ({"feedback"}, None),
     "predict, another endpoint": ({"predict"}, {ELSEWHERE}),
     "admin, another endpoint": ({"admin"}, {ELSEWHERE}),
     "admin": ({"admin"}, None),  # last: its calls change state (an endpoint deleted, …)
@@ -97,6 +100,8 @@ def expected(caller: str, method: str, template: str) -> int | str:
     scopes, limit = grant
     if method == "POST" and template in PREDICT:
         need = "predict"
+    elif method == "POST" and template in FEEDBACK:
+        need = "feedback"
     elif method in ("GET", "HEAD"):
         need = "read"
     else:
@@ -131,6 +136,8 @@ def credentials(settings: Settings) -> dict[str, dict[str, str]]:
         "expired JWT": jwt.encode({**claims, "exp": now - 60}, SECRET, "HS256"),
         "alg none JWT": unsigned + ".",
         "read": key("reader", ["read"]),
+        "predict": key("predictor", ["predict"]),
+        "feedback": key("labeller", ["feedback"]),
         "predict, another endpoint": key("p-other", ["predict"], [ELSEWHERE]),
         "admin, another endpoint": jwt.encode({**claims, "endpoints": [ELSEWHERE]}, SECRET),
         "admin": key("root", ["admin"]),

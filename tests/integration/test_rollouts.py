@@ -162,7 +162,8 @@ def test_a_failing_canary_is_rolled_back_in_one_analysis(
     assert codes[3] and set(codes[3]) == {500}  # only what the candidate itself produced
     verdict = decided(Controller(fast(settings), stores))
     assert verdict.action == "rollback"
-    assert "error rate" in verdict.reason  # before the step's minimums: a regression acts at once
+    # before the step's minimums: a candidate failing outright is rolled back at once
+    assert "error rate" in verdict.reason
     record = stores.metadata.endpoints.get("m")
     assert record.policy == "single" and "error rate" in record.config["last_rollout"]["reason"]
     assert stores.metadata.models.resolve_alias("m", "champion") == 1  # alias untouched
@@ -177,7 +178,9 @@ def test_a_failing_canary_is_rolled_back_in_one_analysis(
 def test_ab_outcomes_decide_at_a_fixed_horizon(
     server: BackgroundServer, settings: Settings, stores: Any
 ) -> None:
-    Deployments(stores).ab("m", "m/2", split=50, min_samples=60, auto=True)
+    """Outcomes sent as the `label` of /feedback, as before outcomes had their own field: a
+    test started with outcome_source="label" reads them there."""
+    Deployments(stores).ab("m", "m/2", split=50, min_samples=60, auto=True, outcome_source="label")
     wait_for(
         lambda: any(
             httpx.post(f"{server.url}/endpoints/m/predict", json=body(f"k{i}"))

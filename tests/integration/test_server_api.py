@@ -344,3 +344,49 @@ def test_one_unreadable_stored_policy_hides_neither_the_others_nor_itself(
     listed = {d["endpoint"]: d for d in r.json()["deployments"]}
     assert {"good", "bad"} <= set(listed)
     assert "invalid" in listed["bad"] and "invalid" not in listed["good"]
+
+
+def test_models_are_described_tagged_and_deleted_over_http_as_on_the_cli(
+    server: BackgroundServer,
+) -> None:
+    """#15: the CLI's new model edits exist on the API too, with the same refusals."""
+    api = f"{server.url}/api/models/churn"
+    with httpx.Client(timeout=30) as client:
+        assert client.patch(api, json={"description": "monthly churn"}).status_code == 200
+        assert client.put(f"{api}/tags/team", json={"value": "growth"}).status_code == 200
+        assert client.put(f"{api}/versions/2/tags/data", json={"value": "march"}).is_success
+        assert client.patch(f"{api}/versions/2", json={"description": "forest"}).is_success
+        model = client.get(api).json()
+        assert (model["description"], model["tags"]) == ("monthly churn", {"team": "growth"})
+        v2 = model["versions"][1]
+        assert v2["description"] == "forest" and v2["tags"]["data"] == "march"
+        assert client.delete(f"{api}/tags/team").json()["deleted"] is True
+        missing = client.delete(f"{api}/tags/team")
+        assert missing.status_code == 404 and "tag of model 'churn'" in missing.json()["error"]
+        reserved = client.put(f"{api}/versions/1/tags/approval_reviewer", json={"value": "me"})
+        assert reserved.status_code == 400 and reserved.json()["field"] == "key"
+        assert client.patch(api, json={}).status_code == 422
+
+        in_use = client.delete(f"{api}/versions/1")
+        assert in_use.status_code == 409 and "alias 'champion'" in in_use.json()["error"]
+        assert client.delete(api).status_code == 409
+        assert client.delete(f"{api}/versions/2", params={"reason": "worse"}).is_success
+        assert [v["version"] for v in client.get(api).json()["versions"]] == [1]
+        events = client.get(f"{api}/audit").json()["events"]
+        assert events[0]["action"] == "version.delete" and events[0]["reason"] == "worse"
+
+
+def test_experiments_are_shown_renamed_and_deleted_over_http(server: BackgroundServer) -> None:
+    api = f"{server.url}/api/experiments"
+    with httpx.Client(timeout=30) as client:
+        shown = client.get(f"{api}/api").json()
+        assert shown["runs"] == 2 and len(shown["recent_runs"]) == 2
+        renamed = client.patch(f"{api}/api", json={"name": "churn-2026"})
+        assert renamed.status_code == 200 and renamed.json()["name"] == "churn-2026"
+        assert client.get(f"{api}/api").status_code == 404
+        bad = client.patch(f"{api}/churn-2026", json={"name": ""})
+        assert bad.status_code == 422 and bad.json()["field"] == "name", bad.text
+        refused = client.delete(f"{api}/churn-2026")
+        assert refused.status_code == 409
+        assert "model version churn/1" in refused.json()["error"]
+        assert client.get(f"{api}/churn-2026").json()["runs"] == 2  # nothing removed

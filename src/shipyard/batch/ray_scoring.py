@@ -31,6 +31,7 @@ class _Scorer:
         trusted: bool,
         keep: list[str] | None,
         features: FeatureJoin | None = None,
+        proba: bool = True,
     ):
         from shipyard.batch.features import joiner
         from shipyard.config import Settings
@@ -40,12 +41,13 @@ class _Scorer:
         settings = Settings.model_validate_json(settings_json)
         self.model = Registry(open_stores(settings)).load(uri, trusted=trusted)
         self.keep = keep
+        self.proba = proba
         self.join = joiner(settings, features) if features is not None else None
 
     def __call__(self, batch: Any) -> Any:
         from shipyard.batch.scoring import score_table
 
-        return score_table(self.model, batch, self.keep, self.join)
+        return score_table(self.model, batch, self.keep, self.join, proba=self.proba)
 
 
 def score_on_ray(
@@ -61,6 +63,7 @@ def score_on_ray(
     address: str | None,
     progress: Callable[[int], None] | None,
     features: FeatureJoin | None = None,
+    proba: bool = True,
 ) -> tuple[int, int, int]:
     """Score `files` into `out`; returns (rows, files scored now, files skipped)."""
     from shipyard.batch.scoring import write_parquet
@@ -91,7 +94,14 @@ def score_on_ray(
         ds = ray.data.read_csv(paths) if kind == "csv" else ray.data.read_parquet(paths)
         scored_ds = ds.map_batches(
             _Scorer,
-            fn_constructor_args=(settings.model_dump_json(), pinned, trusted, keep, features),
+            fn_constructor_args=(
+                settings.model_dump_json(),
+                pinned,
+                trusted,
+                keep,
+                features,
+                proba,
+            ),
             batch_size=chunk_rows,
             batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=max(1, workers)),

@@ -10,8 +10,10 @@ then renames it: a chunk's output either exists whole or not at all. A rerun wit
 chunks in flight; it first removes the temporary files a killed run left behind (the run
 assumes it is the only one writing to its output folder).
 
-Output columns: the input columns kept (`keep`, default all), `_prediction`, `_proba_<class>`
-when the model has probabilities, and `_model_version`.
+Output columns: the input columns kept (`keep`, default all), `_prediction`, one
+`_proba_<class>` per class when the model has probabilities (`proba`: None = when it has
+them, True = required, an error before scoring if it has none, False = never), and
+`_model_version`.
 
 A model version that names a feature service (tag `feature_service`) gets its features joined
 point-in-time from the offline store, as for training, at each row's event time (the
@@ -179,14 +181,16 @@ def _init_worker(
     _JOIN = joiner(settings, features) if features is not None else None
 
 
-def _score_chunk(batch: pa.RecordBatch | RowGroups, target: str, keep: list[str] | None) -> int:
+def _score_chunk(
+    batch: pa.RecordBatch | RowGroups, target: str, keep: list[str] | None, proba: bool = True
+) -> int:
     """Predict one chunk and write it atomically. Runs in a worker process."""
     import pyarrow.parquet as pq
 
     if isinstance(batch, RowGroups):
         batch = pq.ParquetFile(batch.path).read_row_groups(list(batch.row_groups))
     tmp = f"{target}.tmp-{os.getpid()}"
-    write_parquet(score_table(_MODEL, batch, keep, _JOIN), tmp)
+    write_parquet(score_table(_MODEL, batch, keep, _JOIN, proba=proba), tmp)
     os.replace(tmp, target)
     return int(batch.num_rows)
 
@@ -216,9 +220,12 @@ def score_table(
     batch: pa.RecordBatch | pa.Table,
     keep: list[str] | None,
     join: Callable[[pd.DataFrame], pd.DataFrame] | None = None,
+    *,
+    proba: bool = True,
 ) -> pa.Table:
-    """The output table of one chunk: kept input columns, prediction, probabilities, version.
-    `join` adds the model's features to the chunk's rows first (see batch.features)."""
+    """The output table of one chunk: kept input columns, prediction, probabilities (unless
+    not `proba`), version. `join` adds the model's features to the chunk's rows first (see
+    batch.features)."""
     import numpy as np
     import pyarrow as pa
 
@@ -226,8 +233,8 @@ def score_table(
     if join is not None:
         frame = join(frame)
     columns = model.signature.check_frame(frame)
-    if model.has_proba:
-        labels, proba = (
+    if model.has_proba and proba:
+        labels, probs = (
             model.predictor.predict_both(columns, True)
             if hasattr(model.predictor, "predict_both")
             else (
@@ -236,13 +243,13 @@ def score_table(
             )
         )
     else:
-        labels, proba = model.predictor.predict_columns(columns), None
+        labels, probs = model.predictor.predict_columns(columns), None
     out = {name: batch.column(name) for name in (keep if keep is not None else batch.schema.names)}
     out["_prediction"] = pa.array(np.asarray(labels))
-    if proba is not None:
-        classes = model.classes or list(range(proba.shape[1]))
+    if probs is not None:
+        classes = model.classes or list(range(probs.shape[1]))
         for i, label in enumerate(classes):
-            out[f"_proba_{label}"] = pa.array(np.asarray(proba)[:, i])
+            out[f"_proba_{label}"] = pa.array(np.asarray(probs)[:, i])
     out["_model_version"] = pa.array(np.full(batch.num_rows, model.version, dtype=np.int32))
     return pa.table(out)
 
@@ -275,17 +282,26 @@ def _check_options(chunk_rows: int, executor: str) -> None:
         )
 
 
-def _pin_model(settings: Settings, model: str, *, trusted: bool) -> ModelVersionRecord:
+def _pin_model(
+    settings: Settings, model: str, *, trusted: bool, proba: bool | None = None
+) -> tuple[ModelVersionRecord, bool]:
     """Resolve `model` to one version and load it once here: a model that cannot load
     (untrusted, malformed) fails with the loader's message, not as a worker pool broken by
-    its initializer."""
+    its initializer. Returns the version and whether its probabilities are written."""
     from shipyard.registry import Registry, parse_model_uri
     from shipyard.stores import open_stores
 
     registry = Registry(open_stores(settings))
     mv = registry.resolve(parse_model_uri(model))
-    registry.load(f"models:/{mv.name}/{mv.version}", trusted=trusted)
-    return mv
+    loaded = registry.load(f"models:/{mv.name}/{mv.version}", trusted=trusted)
+    if proba and not loaded.has_proba:
+        raise InvalidArgumentError(
+            f"models:/{mv.name}/{mv.version} ({mv.flavor}) has no class probabilities "
+            "(no predict_proba: a regressor, or a classifier without probability estimates); "
+            "score without --proba",
+            field="proba",
+        )
+    return mv, loaded.has_proba and proba is not False
 
 
 def _total_rows(files: list[Path]) -> int | None:
@@ -321,6 +337,7 @@ class _LocalJob:
     keep: list[str] | None
     trusted: bool
     features: FeatureJoin | None
+    proba: bool = True
 
 
 def _score_locally(
@@ -361,7 +378,7 @@ def _score_locally(
                         done_rows += f.result()
                     if progress:
                         progress(done_rows)
-                in_flight.add(pool.submit(_score_chunk, batch, str(target), job.keep))
+                in_flight.add(pool.submit(_score_chunk, batch, str(target), job.keep, job.proba))
         for f in in_flight:
             done_rows += f.result()
         if progress:
@@ -380,6 +397,31 @@ def _check_keep(path: Path, batch: Any, keep: list[str] | None) -> None:
         )
 
 
+def _job(
+    pinned: str,
+    files: list[Path],
+    chunk_rows: int,
+    keep: list[str] | None,
+    executor: str,
+    features: FeatureJoin | None,
+    proba: bool | None,
+) -> dict[str, Any]:
+    """What a job's output folder records, to resume the same job and refuse another."""
+    job: dict[str, Any] = {
+        "model": pinned,
+        "inputs": [str(f.resolve()) for f in files],
+        "chunk_rows": chunk_rows,
+        "keep": keep,
+        "executor": executor,
+        "chunking": 2,  # row-group chunks for Parquet
+    }
+    if features is not None:  # absent otherwise: earlier jobs' files still match
+        job["features"] = features.to_job()
+    if proba is False:  # likewise: a job's parts hold probabilities unless it says not
+        job["proba"] = False
+    return job
+
+
 def score_files(
     settings: Settings,
     model: str,
@@ -395,17 +437,21 @@ def score_files(
     executor: str = "local",
     ray_address: str | None = None,
     timestamp: str | None = None,
+    proba: bool | None = None,
 ) -> ScoreResult:
     """Score every input file with `model`; returns counts and timing.
 
     `executor`: "local" (processes on this machine) or "ray" (Ray Data; a local Ray, or the
     cluster at `ray_address`). `progress(rows_done, rows_total_or_None)` is called as chunks
     finish. When the model's version names a feature service, its features are joined at
-    each row's event time, read from the `timestamp` column (default "event_timestamp")."""
+    each row's event time, read from the `timestamp` column (default "event_timestamp").
+    `proba`: one `_proba_<class>` column per class when None and the model has them; True
+    requires them (InvalidArgumentError before anything is scored if it has none); False
+    leaves them out."""
     from shipyard.batch.features import check_inputs, feature_join
 
     _check_options(chunk_rows, executor)
-    mv = _pin_model(settings, model, trusted=trusted)
+    mv, with_proba = _pin_model(settings, model, trusted=trusted, proba=proba)
     pinned = f"models:/{mv.name}/{mv.version}"  # a moving alias must not mix versions mid-job
     files = input_files(Path(input_path))
     features = feature_join(mv.tags, timestamp)
@@ -413,16 +459,7 @@ def score_files(
         check_inputs(features, files, pinned)
     out = Path(output_path)
     out.mkdir(parents=True, exist_ok=True)
-    job = {
-        "model": pinned,
-        "inputs": [str(f.resolve()) for f in files],
-        "chunk_rows": chunk_rows,
-        "keep": keep,
-        "executor": executor,
-        "chunking": 2,  # row-group chunks for Parquet
-    }
-    if features is not None:  # absent otherwise: earlier jobs' files still match
-        job["features"] = features.to_job()
+    job = _job(pinned, files, chunk_rows, keep, executor, features, proba)
     _claim_output(out, job, overwrite=overwrite)
     total = _total_rows(files)
     report = (lambda n: progress(n, total)) if progress else None
@@ -443,6 +480,7 @@ def score_files(
             address=ray_address,
             progress=report,
             features=features,
+            proba=with_proba,
         )
         chunks = scored + skipped
     else:
@@ -451,7 +489,7 @@ def score_files(
             pinned,
             files,
             out,
-            _LocalJob(chunk_rows, workers, keep, trusted, features),
+            _LocalJob(chunk_rows, workers, keep, trusted, features, with_proba),
             progress=report,
         )
     elapsed = time.perf_counter() - start

@@ -60,3 +60,16 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.6g}"
     return str(v)
+
+
+def confirm(question: str, yes: bool) -> None:
+    """Go on with --yes, or after a yes at a terminal; without a terminal, an error that says
+    to add --yes (a script never hangs on a prompt)."""
+    from shipyard.errors import InvalidArgumentError
+
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise InvalidArgumentError(f"{question.rstrip('?')}: add --yes to confirm")
+    if not typer.confirm(question, default=False):
+        raise typer.Abort()

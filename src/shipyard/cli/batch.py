@@ -21,6 +21,24 @@ def batch() -> None:
     """Batch jobs (a group: more commands join it)."""
 
 
+TimestampOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Event-time column, for a model whose version names a feature service "
+        "(features are joined as of each row's time). Default: event_timestamp."
+    ),
+]
+ProbaOption = Annotated[
+    bool | None,
+    typer.Option(
+        "--proba/--no-proba",
+        help="Class probabilities: one column _proba_<class> per class. Default: when the "
+        "model has predict_proba; --proba requires them (an error for a model without), "
+        "--no-proba leaves them out.",
+    ),
+]
+
+
 @app.command("score")
 def score(
     model: Annotated[str, typer.Option("--model", "-m", help="e.g. models:/churn@champion")],
@@ -40,21 +58,19 @@ def score(
     ray_address: Annotated[
         str | None, typer.Option(help="Ray cluster address (default: a local Ray).")
     ] = None,
-    timestamp: Annotated[
-        str | None,
-        typer.Option(
-            help="Event-time column, for a model whose version names a feature service "
-            "(features are joined as of each row's time). Default: event_timestamp."
-        ),
-    ] = None,
+    timestamp: TimestampOption = None,
+    proba: ProbaOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Score files; a rerun after a crash skips the chunks already written.
+    """Score files; a rerun after a crash skips the chunks already written. Output: the
+    kept input columns, _prediction, _proba_<class> per class (classifiers) and
+    _model_version.
 
     \b
     Example:
       shipyard batch score --model churn@champion --input data/ --output preds/ --keep id
       shipyard batch score -m churn@champion -i data/ -o preds/ --executor ray
+      shipyard batch score -m iris@champion -i data.csv -o preds/ --proba
     """
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -87,6 +103,7 @@ def score(
             executor=executor,
             ray_address=ray_address,
             timestamp=timestamp,
+            proba=proba,
         )
     if as_json:
         print_json(result.to_dict())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -123,13 +123,31 @@ Thresholds = Annotated[
 ]
 
 
-def _thresholds(items: list[str] | None) -> dict[str, float] | None:
+MaxShift = Annotated[
+    float | None,
+    typer.Option(
+        "--max-prediction-shift",
+        min=0,
+        help="Roll back when the candidate's predictions shift by this effect size or more "
+        "(Wasserstein in stable's sds, or Jensen-Shannon for labels). Off by default: a "
+        "candidate is meant to differ, so a shift is only reported as a warning.",
+    ),
+]
+MinRequests = Annotated[int, typer.Option(min=1, help="Candidate requests before any verdict.")]
+MinSeconds = Annotated[float, typer.Option(min=0, help="Seconds before any verdict.")]
+
+
+def _thresholds(
+    items: list[str] | None, max_prediction_shift: float | None = None
+) -> dict[str, float | None] | None:
     from shipyard.errors import InvalidArgumentError
 
-    if not items:
+    if not items and max_prediction_shift is None:
         return None
-    out = {}
-    for item in items:
+    out: dict[str, float | None] = {}
+    if max_prediction_shift is not None:
+        out["max_prediction_shift"] = max_prediction_shift
+    for item in items or []:
         key, sep, value = item.partition("=")
         try:
             out[key.strip()] = float(value)
@@ -138,6 +156,16 @@ def _thresholds(items: list[str] | None) -> dict[str, float] | None:
         if not sep:
             raise InvalidArgumentError(f"--threshold takes KEY=NUMBER, not {item!r}")
     return out
+
+
+def _outcome_source(value: str) -> Literal["outcome", "label"]:
+    from shipyard.errors import InvalidArgumentError
+
+    if value not in ("outcome", "label"):
+        raise InvalidArgumentError(
+            f"--outcome-source is 'outcome' or 'label', not {value!r}", field="outcome_source"
+        )
+    return "outcome" if value == "outcome" else "label"
 
 
 def _done(record: EndpointRecord) -> None:
@@ -158,14 +186,19 @@ def canary(
     name: Annotated[str, typer.Argument(help="Endpoint.")],
     model: Model,
     steps: Annotated[str, typer.Option(help="Weights in %, e.g. 5,25,50,100.")] = "5,25,50,100",
-    min_requests: Annotated[int, typer.Option(min=1, help="Candidate requests per step.")] = 100,
-    min_seconds: Annotated[float, typer.Option(min=0, help="Seconds per step.")] = 30.0,
+    min_requests: MinRequests = 100,
+    min_seconds: MinSeconds = 30.0,
     auto: Auto = False,
     threshold: Thresholds = None,
+    max_prediction_shift: MaxShift = None,
     reason: Reason = None,
     override_gates: OverrideGates = None,
 ) -> None:
     """Send a share of traffic to a candidate, step by step.
+
+    No verdict before each step has its minimum requests and seconds (a candidate failing
+    outright is the exception); then errors, p99 latency and, where labels came back through
+    /feedback, live quality decide.
 
     \b
     Example:
@@ -189,7 +222,7 @@ def canary(
             min_requests=min_requests,
             min_seconds=min_seconds,
             auto=auto,
-            thresholds=_thresholds(threshold),
+            thresholds=_thresholds(threshold, max_prediction_shift),
             reason=reason,
             override_gates=override_gates,
         )
@@ -208,11 +241,19 @@ def ab(
     lower_is_better: Annotated[
         bool, typer.Option(help="A lower outcome wins (e.g. cost).")
     ] = False,
+    outcome_source: Annotated[
+        str,
+        typer.Option(
+            help="Which field of /feedback is the outcome: 'outcome', or 'label' when the late "
+            "label is the outcome itself."
+        ),
+    ] = "outcome",
     auto: Auto = False,
     reason: Reason = None,
     override_gates: OverrideGates = None,
 ) -> None:
-    """A/B test: callers (by "key") stick to a variant; outcomes come through /feedback.
+    """A/B test: callers (by "key") stick to a variant; outcomes come through /feedback
+    (`{"request_id": …, "outcome": 1}`, beside any `label` for live accuracy).
 
     \b
     Example:
@@ -229,6 +270,7 @@ def ab(
             min_samples=min_samples,
             alpha=alpha,
             higher_is_better=not lower_is_better,
+            outcome_source=_outcome_source(outcome_source),
             auto=auto,
             reason=reason,
             override_gates=override_gates,
@@ -241,17 +283,29 @@ def shadow(
     name: Annotated[str, typer.Argument(help="Endpoint.")],
     model: Model,
     sample: Annotated[float, typer.Option(help="Share of requests shadowed, (0, 1].")] = 1.0,
-    min_requests: Annotated[int, typer.Option(min=1)] = 200,
+    min_requests: MinRequests = 200,
+    min_seconds: MinSeconds = 0.0,
     min_agreement: Annotated[float, typer.Option(help="Agreement needed to promote.")] = 0.95,
+    rtol: Annotated[
+        float, typer.Option(min=0, help="Numbers agree within this relative tolerance.")
+    ] = 0.05,
+    atol: Annotated[float, typer.Option(min=0, help="... plus this absolute tolerance.")] = 1e-8,
     auto: Auto = False,
+    threshold: Thresholds = None,
+    max_prediction_shift: MaxShift = None,
     reason: Reason = None,
     override_gates: OverrideGates = None,
 ) -> None:
     """Also send requests to a candidate, off the response path; compare its answers.
 
+    Numeric predictions agree within |shadow - stable| <= atol + rtol * |stable|, labels
+    when equal. The shadow is held to the same thresholds as a canary (errors, p99 latency,
+    live quality; --threshold, --max-prediction-shift), after --min-requests and
+    --min-seconds.
+
     \b
     Example:
-      shipyard deploy shadow churn --model churn@challenger --sample 0.5
+      shipyard deploy shadow churn --model churn@challenger --sample 0.5 --rtol 0.1
     """
     from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
@@ -262,8 +316,12 @@ def shadow(
             model,
             sample=sample,
             min_requests=min_requests,
+            min_seconds=min_seconds,
             min_agreement=min_agreement,
+            agreement_rtol=rtol,
+            agreement_atol=atol,
             auto=auto,
+            thresholds=_thresholds(threshold, max_prediction_shift),
             reason=reason,
             override_gates=override_gates,
         )
@@ -342,6 +400,8 @@ def status_command(
         typer.echo(
             f"  controller: {doc['would_decide']['action']}: {doc['would_decide']['reason']}"
         )
+        for warning in doc["would_decide"].get("warnings", []):
+            typer.echo(f"  warning: {warning}")
     if doc.get("last_verdict"):
         v = doc["last_verdict"]
         typer.echo(f"  last verdict: {v['action']} at {ts(v['at_ms'])}: {v['reason']}")

@@ -22,7 +22,12 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "serve",
         "Serve one model: shipyard serve models:/churn@champion",
     ),
-    "runs": ("shipyard.cli.runs", "app", "List, show, search and compare runs."),
+    "experiments": (
+        "shipyard.cli.experiments",
+        "app",
+        "List, show, rename and delete experiments.",
+    ),
+    "runs": ("shipyard.cli.runs", "app", "List, show, search and compare runs; metric history."),
     "models": ("shipyard.cli.models", "app", "Registered models, versions, aliases and audit."),
     "deploy": (
         "shipyard.cli.deploy",

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from shipyard.cli._common import new_app, print_json, table, ts
+from shipyard.cli._common import confirm, new_app, print_json, table, ts
 
 app = new_app("""Registered models, versions, aliases and their audit log.
 
@@ -17,6 +17,9 @@ Examples:
   shipyard models show churn
   shipyard models alias churn champion 2 --reason "better AUC on March data"
   shipyard models audit churn
+  shipyard models tag churn team=growth --version 3
+  shipyard models describe churn "Monthly churn, gradient boosting"
+  shipyard models delete churn --version 1 --yes
   shipyard models env models:/churn/3 > requirements.txt
 """)
 
@@ -73,9 +76,13 @@ def show(
     if as_json:
         print_json({**model.to_dict(), "versions": [v.to_dict() for v in versions]})
         return
+    if model.description:
+        typer.echo(f"description: {model.description}")
+    if model.tags:
+        typer.echo(f"tags: {_tags(model.tags)}")
     table(
         f"{name}: {len(versions)} version(s)",
-        ["version", "aliases", "flavor", "onnx", "inputs", "run", "created", "by"],
+        ["version", "aliases", "flavor", "onnx", "inputs", "run", "created", "by", "tags", "about"],
         [
             [
                 v.version,
@@ -86,10 +93,16 @@ def show(
                 (v.run_id or "")[:8],
                 ts(v.created_at),
                 v.created_by,
+                _tags(v.tags),
+                v.description,
             ]
             for v in versions
         ],
     )
+
+
+def _tags(tags: dict[str, str]) -> str:
+    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(tags.items()))
 
 
 @app.command("alias")
@@ -207,6 +220,109 @@ def reject(
 
     mv = Registry(open_stores()).reject(name, version, reviewer=reviewer, comment=comment)
     typer.echo(f"{name} version {mv.version}: rejected by {reviewer}")
+
+
+@app.command("tag")
+def tag(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    pairs: Annotated[
+        list[str] | None, typer.Argument(metavar="KEY=VALUE...", help="Tags to set.")
+    ] = None,
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", help="Tag this version, not the model.")
+    ] = None,
+    delete_tags: Annotated[
+        list[str] | None, typer.Option("--delete-tag", "-d", help="Remove this tag (repeat).")
+    ] = None,
+) -> None:
+    """Set or remove tags of a model or of one version (shown by `models show`). Audited.
+
+    \b
+    Examples:
+      shipyard models tag churn team=growth owner=alice
+      shipyard models tag churn --version 3 dataset=march
+      shipyard models tag churn --delete-tag owner
+    """
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    parsed = []
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise InvalidArgumentError(f"'{pair}' is not KEY=VALUE", field="tags")
+        parsed.append((key, value))
+    if not parsed and not delete_tags:
+        raise InvalidArgumentError("give KEY=VALUE tags to set or --delete-tag KEY")
+    reg = Registry(open_stores())
+    for key, value in parsed:
+        if version is None:
+            reg.set_model_tag(name, key, value)
+        else:
+            reg.set_version_tag(name, version, key, value)
+    for key in delete_tags or []:
+        reg.delete_tag(name, key, version)
+    subject = name if version is None else f"{name} version {version}"
+    typer.echo(f"{subject}: set {len(parsed)} tag(s), removed {len(delete_tags or [])}")
+
+
+@app.command("describe")
+def describe(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    text: Annotated[str, typer.Argument(help="The description ('' clears it).")],
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", help="Describe this version, not the model.")
+    ] = None,
+) -> None:
+    """Set the description of a model or of one version (shown by `models show`). Audited.
+
+    \b
+    Examples:
+      shipyard models describe churn "Monthly churn; owner: growth team"
+      shipyard models describe churn --version 3 "trained on March data"
+    """
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    Registry(open_stores()).set_description(name, text, version)
+    typer.echo(f"described {name}{'' if version is None else f' version {version}'}")
+
+
+@app.command("delete")
+def delete(
+    name: Annotated[str, typer.Argument(help="Registered model name.")],
+    version: Annotated[
+        int | None, typer.Option("--version", "-v", help="Delete only this version.")
+    ] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", "-r", help="Why (audit log).")] = None,
+) -> None:
+    """Delete a model with all its versions, or one version. Refused while an alias or an
+    endpoint (serving it, or as stable or candidate of a rollout) uses it: move or delete
+    those first. Audited; version numbers are never given out again; artifact files stay.
+
+    \b
+    Examples:
+      shipyard models delete churn --version 2 --yes
+      shipyard models delete churn-old --yes --reason "replaced by churn"
+    """
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    reg = Registry(open_stores())
+    if version is None:
+        count = len(reg.list_versions(name))
+        confirm(f"delete model {name} and its {count} version(s)?", yes)
+    else:
+        reg.get_version(name, version)
+        confirm(f"delete model {name} version {version}?", yes)
+    gone = reg.delete(name, version, reason=reason)
+    typer.echo(
+        f"deleted {name} version {version}"
+        if version is not None
+        else f"deleted model {name} and {gone} version(s)"
+    )
 
 
 @app.command("env")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
@@ -10,6 +11,9 @@ import typer
 from shipyard.cli._common import new_app, print_json, table
 
 if TYPE_CHECKING:
+    import pandas as pd
+
+    from shipyard.monitoring import DriftReport, Profile, QualityReport
     from shipyard.monitoring.alerts import AlertRules
     from shipyard.monitoring.drift import Correction
     from shipyard.monitoring.performance import Task
@@ -41,6 +45,20 @@ CorrectionOpt = Annotated[str, typer.Option(help="holm, bonferroni, bh or none."
 MinEffect = Annotated[float | None, typer.Option(help="Also require this effect size.")]
 
 
+@dataclass
+class _Comparison:
+    """What `_compare` found: the drift and quality reports, both samples as profiles and (when
+    there are rows) as frames, and a description of the source."""
+
+    report: DriftReport
+    quality: QualityReport
+    reference: Profile
+    current: Profile
+    source: dict[str, object]
+    reference_rows: pd.DataFrame | None  # None: the reference is a training profile
+    current_rows: pd.DataFrame
+
+
 def _compare(
     reference: str | None,
     current: str | None,
@@ -50,9 +68,8 @@ def _compare(
     alpha: float,
     correction: str,
     min_effect: float | None,
-) -> tuple[Any, Any, Any, Any, dict[str, object]]:
-    """Drift report, quality report, reference profile, current profile and a description of
-    the source, for files or for an endpoint's window."""
+) -> _Comparison:
+    """Drift and quality of files, or of an endpoint's window, against the reference."""
     from shipyard.errors import InvalidArgumentError
     from shipyard.monitoring import Profile, check_quality, detect_drift
     from shipyard.monitoring.sources import (
@@ -79,8 +96,10 @@ def _compare(
         seconds = parse_window(window)
         stores = open_stores(settings)
         Deployments(stores).get(endpoint)  # an unknown name fails first, with a suggestion
+        ref_df: pd.DataFrame | None = None
         if reference is not None:
-            ref: Profile = Profile.from_frame(read_table(reference))
+            ref_df = read_table(reference)
+            ref: Profile = Profile.from_frame(ref_df)
             version = None
             cur_df = endpoint_window(settings, endpoint, seconds)
             columns = column or [c for c in ref.columns if c in cur_df.columns]
@@ -116,7 +135,7 @@ def _compare(
     window_profile = ref.empty_like()
     window_profile.observe(cur_df)
     quality = check_quality(ref, window_profile, [str(c) for c in cur_df.columns])
-    return report, quality, ref, window_profile, source
+    return _Comparison(report, quality, ref, window_profile, source, ref_df, cur_df)
 
 
 @app.command("drift")
@@ -143,19 +162,17 @@ def drift(
       shipyard monitor drift --reference train.parquet --current live.csv --json
       shipyard monitor drift --endpoint churn --window 1h
     """
-    report, quality, _, _, source = _compare(
-        reference, current, endpoint, window, column, alpha, correction, min_effect
-    )
-    doc = {**report.to_dict(), "source": source, "quality": quality.to_dict()}
+    found = _compare(reference, current, endpoint, window, column, alpha, correction, min_effect)
+    report, quality = found.report, found.quality
+    doc = {**report.to_dict(), "source": found.source, "quality": quality.to_dict()}
     if multivariate:
         from shipyard.errors import InvalidArgumentError
         from shipyard.monitoring.multivariate import domain_classifier
-        from shipyard.monitoring.sources import read_table
 
-        if reference is None or current is None or endpoint is not None:
+        if found.reference_rows is None or current is None or endpoint is not None:
             raise InvalidArgumentError("--multivariate needs --reference and --current files")
         doc["multivariate"] = domain_classifier(
-            read_table(reference), read_table(current), columns=list(report.columns), alpha=alpha
+            found.reference_rows, found.current_rows, columns=list(report.columns), alpha=alpha
         ).to_dict()
     if as_json:
         print_json(doc)
@@ -199,11 +216,19 @@ def report_command(
     alpha: Alpha = 0.05,
     correction: CorrectionOpt = "holm",
     min_effect: MinEffect = None,
+    multivariate: Annotated[
+        bool,
+        typer.Option(
+            help="Also run a domain classifier over whole rows (needs reference rows: files, "
+            "or --endpoint with --reference FILE)."
+        ),
+    ] = True,
     json_out: Annotated[
         str | None, typer.Option(help="Also write the result as JSON here.")
     ] = None,
 ) -> None:
-    """Write a self-contained HTML drift report (works offline; distributions overlaid).
+    """Write a self-contained HTML drift report (works offline; distributions overlaid on axes,
+    the multivariate verdict and, for an endpoint, live accuracy from the labels sent back).
 
     \b
     Examples:
@@ -212,24 +237,44 @@ def report_command(
     """
     from pathlib import Path
 
-    from shipyard.monitoring.report import render_html
+    from shipyard.monitoring.report import multivariate_section, render_html
 
-    report, quality, ref, window_profile, source = _compare(
-        reference, current, endpoint, window, column, alpha, correction, min_effect
+    found = _compare(reference, current, endpoint, window, column, alpha, correction, min_effect)
+    report = found.report
+    doc = {**report.to_dict(), "source": found.source, "quality": found.quality.to_dict()}
+    if multivariate:
+        doc["multivariate"] = multivariate_section(
+            found.reference_rows, found.current_rows, list(report.columns), alpha
+        )
+    if endpoint is not None:
+        doc["accuracy"] = _live_accuracy(endpoint, found.current_rows, "auto")
+    page = render_html(
+        report,
+        found.quality,
+        found.reference,
+        found.current,
+        title=f"Drift report: {endpoint}" if endpoint else f"Drift report: {current}",
+        source=found.source,
+        multivariate=doc.get("multivariate"),
+        accuracy=doc.get("accuracy"),
     )
-    title = f"Drift report: {endpoint}" if endpoint else f"Drift report: {current}"
-    page = render_html(report, quality, ref, window_profile, title=title, source=source)
     Path(out).write_text(page, encoding="utf-8")
     if json_out:
-        Path(json_out).write_text(
-            json.dumps(
-                {**report.to_dict(), "source": source, "quality": quality.to_dict()}, indent=2
-            )
-        )
+        Path(json_out).write_text(json.dumps(doc, indent=2, allow_nan=False))
     typer.echo(
         f"wrote {out} ({len(page) / 1024:.0f} kB): {len(report.drifted_columns)} of "
         f"{len(report.columns)} column(s) drifted"
     )
+
+
+def _live_accuracy(endpoint: str, predictions: pd.DataFrame, task: str) -> dict[str, Any]:
+    """Live accuracy of an endpoint's predictions from the labels sent back for them."""
+    from shipyard.config import get_settings
+    from shipyard.monitoring.performance import live_accuracy
+    from shipyard.monitoring.sources import endpoint_labels
+
+    labels = endpoint_labels(get_settings(), endpoint)
+    return live_accuracy(predictions, labels, cast("Task", task), endpoint=endpoint)
 
 
 @app.command("labels")
@@ -271,8 +316,7 @@ def accuracy(
     """
     from shipyard.config import get_settings
     from shipyard.errors import InvalidArgumentError
-    from shipyard.monitoring.performance import join_labels, score
-    from shipyard.monitoring.sources import endpoint_labels, endpoint_window, parse_window
+    from shipyard.monitoring.sources import endpoint_window, parse_window
     from shipyard.rollout import Deployments
     from shipyard.stores import open_stores
 
@@ -281,15 +325,14 @@ def accuracy(
     settings = get_settings()
     Deployments(open_stores(settings)).get(endpoint)
     predictions = endpoint_window(settings, endpoint, parse_window(window))
-    joined = join_labels(predictions, endpoint_labels(settings, endpoint))
-    doc = {
-        "endpoint": endpoint,
-        "window": window,
-        "predictions": len(predictions),
-        **score(joined, cast("Task", task)),
-    }
+    doc = {"endpoint": endpoint, "window": window, **_live_accuracy(endpoint, predictions, task)}
     if as_json:
         print_json(doc)
+        return
+    for what, reason in doc["not_computable"].items():
+        if reason != doc["overall"].get("reason"):  # that one is said below the table
+            typer.echo(f"{'live quality' if what == 'all' else what} not computable: {reason}")
+    if "all" in doc["not_computable"]:
         return
     rows = [
         [

@@ -8,13 +8,14 @@ import typer
 
 from shipyard.cli._common import fmt_value, new_app, print_json, table, ts
 
-app = new_app("""List, show and compare runs.
+app = new_app("""List, show and compare runs; a metric's history.
 
 \b
 Examples:
   shipyard runs list --experiment churn --filter "metrics.auc > 0.9" --order-by "metrics.auc DESC"
   shipyard runs show 3f2a9c1b
   shipyard runs compare 3f2a9c1b 8d93a1e0
+  shipyard runs metric 3f2a9c1b loss
 """)
 
 
@@ -161,3 +162,83 @@ def compare(
                 ]
             )
     table("comparison", ["", *[r.id[:8] for r in runs]], rows)
+
+
+@app.command("metric")
+def metric(
+    run_id: Annotated[str, typer.Argument(help="Run id (a unique prefix is enough).")],
+    key: Annotated[str, typer.Argument(help="Metric name, e.g. loss.")],
+    limit: Annotated[
+        int, typer.Option(min=1, help="Table rows: the last this many points (JSON has all).")
+    ] = 50,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A metric's history: every logged step, value and time, and a sparkline of all of them.
+
+    \b
+    Example:
+      shipyard runs metric 3f2a9c1b loss
+      shipyard runs metric 3f2a9c1b auc --json
+    """
+    from shipyard.errors import NotFoundError
+    from shipyard.stores import open_stores
+    from shipyard.tracking import RunQueries
+
+    queries = RunQueries(open_stores())
+    run = queries.get(run_id)
+    points = queries.metric_history(run.id, key)
+    if not points:
+        raise NotFoundError.for_name(f"metric of run {run.id[:8]}", key, list(run.metrics))
+    if as_json:
+        print_json(
+            {
+                "run_id": run.id,
+                "key": key,
+                "points": [
+                    {"step": p.step, "value": p.value, "timestamp": p.timestamp} for p in points
+                ],
+            }
+        )
+        return
+    shown = points[-limit:]
+    table(
+        f"{key} of run {run.id[:8]}: {len(points)} point(s)"
+        + (f", the last {len(shown)} shown" if len(shown) < len(points) else ""),
+        ["step", "value", "time"],
+        [[p.step, fmt_value(p.value), ts(p.timestamp)] for p in shown],
+    )
+    values = [p.value for p in points]
+    finite = [v for v in values if v == v]
+    low, high = (min(finite), max(finite)) if finite else (0.0, 0.0)
+    typer.echo(f"{sparkline(values)}  min {fmt_value(low)}  max {fmt_value(high)}")
+
+
+BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], width: int = 60) -> str:
+    """One bar per value (the mean of each bucket beyond `width` values), scaled between the
+    smallest and the largest; a value that is not a number is a space."""
+    import math
+
+    if len(values) > width:
+        size = len(values) / width
+        buckets = [values[int(i * size) : int((i + 1) * size)] for i in range(width)]
+        values = [
+            math.fsum(f) / len(f) if (f := [v for v in b if not math.isnan(v)]) else math.nan
+            for b in buckets
+        ]
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return " " * len(values)
+    low, high = min(finite), max(finite)
+    span = high - low
+    out = []
+    for v in values:
+        if not math.isfinite(v):
+            out.append(" ")
+        elif span == 0:
+            out.append(BARS[len(BARS) // 2])
+        else:
+            out.append(BARS[min(len(BARS) - 1, int((v - low) / span * len(BARS)))])
+    return "".join(out)

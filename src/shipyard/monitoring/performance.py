@@ -41,7 +41,7 @@ def _task(joined: pd.DataFrame, task: Task) -> str:
         return task
     if any(c.startswith("_proba_") for c in joined.columns):
         return "classification"
-    pred = joined["_prediction"]
+    pred = joined["_prediction"].dropna()  # a classifier's null answer must not make it regression
     if not pd.api.types.is_float_dtype(pred):
         return "classification"
     return (
@@ -148,3 +148,48 @@ def _comparable(y_true: Any, y_pred: Any) -> tuple[Any, Any]:
             np.array([_label_text(v) for v in y_true]),
             np.array([_label_text(v) for v in y_pred]),
         )
+
+
+NO_LABELS = (
+    "no label was sent back for this endpoint (POST /endpoints/{endpoint}/feedback, or "
+    "shipyard monitor labels FILE --endpoint {endpoint})"
+)
+
+
+def live_accuracy(
+    predictions: pd.DataFrame, labels: pd.DataFrame, task: Task = "auto", *, endpoint: str = ""
+) -> dict[str, Any]:
+    """`score` over the predictions that got a label, saying why whatever cannot be computed
+    cannot be: `not_computable` maps "all" (nothing to score) or a metric name to the reason.
+    Rows skipped for a missing prediction or label are said so by `score` (`reason`)."""
+    joined = join_labels(predictions, labels)
+    empty: dict[str, Any] = {"labelled_rows": 0, "task": task, "overall": {}, "by_version": {}}
+    base = {"predictions": len(predictions)}
+    if labels.empty:
+        return {**base, **empty, "not_computable": {"all": NO_LABELS.format(endpoint=endpoint)}}
+    if joined.empty:
+        reason = f"{len(labels)} label(s) were sent back, none for a prediction in this window"
+        return {**base, **empty, "not_computable": {"all": reason}}
+    doc = score(joined, task)
+    reasons: dict[str, str] = {}
+    for metrics in (doc["overall"], *doc["by_version"].values()):
+        for key in METRICS[doc["task"]]:
+            value = metrics.get(key)
+            if isinstance(value, float) and math.isnan(value):  # never a bare NaN
+                metrics[key] = value = None
+            if value is None and key not in reasons:
+                reasons[key] = _why_not(metrics, key)
+    return {**base, **doc, "not_computable": reasons}
+
+
+AUC_NEEDS = (
+    "AUC needs a binary task, class probabilities logged with the predictions and labels of "
+    "both classes"
+)
+
+
+def _why_not(metrics: dict[str, Any], key: str) -> str:
+    """Why metric `key` is None: no row could be scored, or the metric needs what is missing."""
+    if metrics.get("reason") and metrics.get("unscored") == metrics.get("n"):
+        return str(metrics["reason"])
+    return AUC_NEEDS if key == "auc" else f"{key} is undefined on these rows"

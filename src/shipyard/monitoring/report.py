@@ -1,97 +1,52 @@
-"""The drift report as one self-contained HTML page (no script, no network: inline SVG charts,
-so it opens offline and stays in the hundreds of kB) and as JSON.
+"""The drift report as one self-contained HTML page (no script, no network: inline SVG charts
+with axes, so it opens offline and stays in the hundreds of kB) and as JSON.
 
-Per column: the reference and current distributions overlaid (numeric: the reference's
-quantile bins regrouped to at most 40 bars, drawn as densities over the value axis;
-categorical: the most frequent categories), the test, statistic, p-value and effect size.
+Per column: the reference and current distributions overlaid (see monitoring.charts), the
+test, statistic, p-value and effect size. For the whole sample: the multivariate (domain
+classifier) verdict, or why it was not computed. For an endpoint: live accuracy from the labels
+sent back, or why it cannot be computed.
 """
 
 from __future__ import annotations
 
-import html
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from shipyard.sketches import CategoricalSketch, NumericSketch
+from shipyard.errors import InvalidArgumentError
+from shipyard.monitoring.charts import chart
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from shipyard.monitoring.drift import DriftReport
     from shipyard.monitoring.quality import QualityReport
-    from shipyard.sketches import Profile, Sketch
+    from shipyard.sketches import Profile
 
-WIDTH, HEIGHT, PAD = 360, 120, 4
-MAX_BARS = 40
-MAX_CATEGORIES = 20
+__all__ = ["chart", "multivariate_section", "render_html"]
 
-
-def _numeric_series(
-    ref: NumericSketch, cur: NumericSketch
-) -> tuple[list[str], list[float], list[float]]:
-    """Regroup fine bins into <= MAX_BARS bars of about equal reference mass; heights are
-    shares of each sample."""
-    k = len(ref.counts)
-    groups = max(1, min(MAX_BARS, k))
-    size = -(-k // groups)
-    labels, r_share, c_share = [], [], []
-    r_total = max(sum(ref.counts), 1)
-    c_total = max(sum(cur.counts), 1)
-    edges = ref.edges
-    for start in range(0, k, size):
-        stop = min(start + size, k)
-        lo = "-inf" if start == 0 else f"{edges[start - 1]:.4g}"
-        hi = "+inf" if stop - 1 >= len(edges) else f"{edges[stop - 1]:.4g}"
-        labels.append(f"({lo}, {hi}]")
-        r_share.append(sum(ref.counts[start:stop]) / r_total)
-        c_share.append(sum(cur.counts[start:stop]) / c_total)
-    return labels, r_share, c_share
+PROFILE_ONLY = (
+    "the reference is the training data's profile, not its rows; pass --reference FILE "
+    "to compare whole rows"
+)
 
 
-def _categorical_series(
-    ref: CategoricalSketch, cur: CategoricalSketch
-) -> tuple[list[str], list[float], list[float]]:
-    merged = {
-        k: ref.counts.get(k, 0) + cur.counts.get(k, 0) for k in set(ref.counts) | set(cur.counts)
-    }
-    top = sorted(merged, key=lambda k: -merged[k])[:MAX_CATEGORIES]
-    r_total = max(ref.count, 1)
-    c_total = max(cur.count, 1)
-    rest_r = 1 - sum(ref.counts.get(k, 0) for k in top) / r_total
-    rest_c = 1 - sum(cur.counts.get(k, 0) for k in top) / c_total
-    labels = [*top, *(["(other)"] if rest_r > 1e-12 or rest_c > 1e-12 else [])]
-    r = [ref.counts.get(k, 0) / r_total for k in top]
-    c = [cur.counts.get(k, 0) / c_total for k in top]
-    if len(labels) > len(top):
-        r.append(max(rest_r, 0.0))
-        c.append(max(rest_c, 0.0))
-    return labels, r, c
+def multivariate_section(
+    reference: pd.DataFrame | None,
+    current: pd.DataFrame,
+    columns: list[str],
+    alpha: float,
+) -> dict[str, Any]:
+    """The domain classifier's result as a dict (`computed: true`), or `computed: false` and
+    the reason (no reference rows, too few rows) — never left out in silence."""
+    from shipyard.monitoring.multivariate import domain_classifier
 
-
-def chart(ref: Sketch, cur: Sketch) -> str:
-    """Two overlaid bar series as an inline SVG (reference grey, current coloured)."""
-    if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch):
-        labels, r, c = _numeric_series(ref, cur)
-    elif isinstance(ref, CategoricalSketch) and isinstance(cur, CategoricalSketch):
-        labels, r, c = _categorical_series(ref, cur)
-    else:
-        return ""
-    n = max(len(labels), 1)
-    top = max([*r, *c, 1e-12])
-    bar = (WIDTH - 2 * PAD) / n
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
-        f'width="{WIDTH}" height="{HEIGHT}" role="img">'
-    ]
-    for i, (label, a, b) in enumerate(zip(labels, r, c, strict=True)):
-        x = PAD + i * bar
-        for value, cls, inset in ((a, "ref", 0.0), (b, "cur", bar * 0.25)):
-            h = (HEIGHT - 2 * PAD) * value / top
-            parts.append(
-                f'<rect class="{cls}" x="{x + inset:.1f}" y="{HEIGHT - PAD - h:.1f}" '
-                f'width="{max(bar * 0.75 - 0.5, 0.5):.1f}" height="{h:.1f}">'
-                f"<title>{html.escape(label)}: reference {a:.3%}, current {b:.3%}</title></rect>"
-            )
-    parts.append("</svg>")
-    return "".join(parts)
+    if reference is None:
+        return {"computed": False, "reason": PROFILE_ONLY}
+    try:
+        result = domain_classifier(reference, current, columns=columns, alpha=alpha)
+    except InvalidArgumentError as exc:
+        return {"computed": False, "reason": exc.message}
+    return {"computed": True, **result.to_dict()}
 
 
 def render_html(
@@ -102,7 +57,11 @@ def render_html(
     *,
     title: str,
     source: dict[str, Any],
+    multivariate: dict[str, Any] | None = None,
+    accuracy: dict[str, Any] | None = None,
 ) -> str:
+    """The page. `multivariate` is `multivariate_section`'s dict; `accuracy` (endpoints only)
+    is `performance.live_accuracy`'s."""
     from jinja2 import Environment, select_autoescape
 
     env = Environment(autoescape=select_autoescape(default=True))
@@ -129,4 +88,25 @@ def render_html(
         rows=rows,
         source=source,
         quality=quality.to_dict() if quality else None,
+        multivariate=multivariate,
+        accuracy=accuracy,
+        accuracy_headline=accuracy_headline(accuracy),
+        metric_names=METRIC_NAMES,
     )
+
+
+METRIC_NAMES = ("accuracy", "f1", "auc", "mae", "rmse")
+
+
+def accuracy_headline(accuracy: dict[str, Any] | None) -> str:
+    """One phrase for the summary: the headline metric over the labelled rows, or that it
+    cannot be computed."""
+    if accuracy is None:
+        return ""
+    overall = accuracy.get("overall") or {}
+    key = "mae" if "mae" in overall else "accuracy"
+    name = "live MAE" if key == "mae" else "live accuracy"
+    value = overall.get(key)
+    if "all" in accuracy.get("not_computable", {}) or value is None:
+        return f"{name}: not computable"
+    return f"{name} {value:.4g} over {accuracy['labelled_rows']} labelled rows"

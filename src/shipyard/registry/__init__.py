@@ -361,14 +361,57 @@ class Registry:
         """The versions a run registered (its lineage, seen from the run)."""
         return self._models.versions_of_run(run_id)
 
-    def set_description(self, name: str, description: str) -> None:
-        self._models.update_model(name, actor=self.stores.actor, description=description)
+    def set_description(self, name: str, description: str, version: int | None = None) -> None:
+        """Describe a model, or one of its versions; audited."""
+        if version is None:
+            self._models.update_model(name, actor=self.stores.actor, description=description)
+        else:
+            self._models.set_version_description(
+                name, int(version), description, actor=self.stores.actor
+            )
 
     def set_model_tag(self, name: str, key: str, value: str) -> None:
+        _check_tag_key(key, version_tag=False)
         self._models.set_model_tag(name, key, value, actor=self.stores.actor)
 
     def set_version_tag(self, name: str, version: int, key: str, value: str) -> None:
+        _check_tag_key(key, version_tag=True)
         self._models.set_version_tag(name, version, key, value, actor=self.stores.actor)
+
+    def delete_tag(self, name: str, key: str, version: int | None = None) -> None:
+        """Remove a tag of a model, or of one of its versions; audited."""
+        _check_tag_key(key, version_tag=version is not None)
+        if version is None:
+            self._models.delete_model_tag(name, key, actor=self.stores.actor)
+        else:
+            self._models.delete_version_tag(name, int(version), key, actor=self.stores.actor)
+
+    def delete(self, name: str, version: int | None = None, *, reason: str | None = None) -> int:
+        """Delete a version, or the whole model; returns how many versions went. Refused
+        (ConflictError naming them) while an alias or an endpoint uses what would go. Audited;
+        version numbers are never reused."""
+        from shipyard.registry.usage import endpoint_users
+
+        if version is not None:
+            mv = self._models.get_version(name, int(version))
+            latest = self._models.latest_version(name)
+            self._models.delete_version(
+                name,
+                mv.version,
+                actor=self.stores.actor,
+                judge=lambda eps: endpoint_users(eps, name, [mv], latest),
+                reason=reason,
+            )
+            return 1
+        versions = self._models.list_versions(name)
+        return self._models.delete_model(
+            name,
+            actor=self.stores.actor,
+            judge=lambda eps: endpoint_users(
+                eps, name, versions, max((v.version for v in versions), default=None)
+            ),
+            reason=reason,
+        )
 
     def audit(self, name: str | None = None, limit: int = 100) -> list[AuditRecord]:
         if name is not None:
@@ -430,6 +473,25 @@ def _onnx_status(manifest: Mapping[str, Any], onnx: OnnxMode, *, all_numeric: bo
     if onnx == "auto" and convertible(manifest):
         return "pending" if all_numeric else "refused"
     return "off"
+
+
+# version tags shipyard writes and reads back itself: approval state, monitoring reference
+RESERVED_VERSION_TAGS = frozenset(
+    {"approval_reviewer", "approval_comment", "approval_requested", "reference_profile"}
+)
+
+
+def _check_tag_key(key: str, *, version_tag: bool) -> None:
+    from shipyard.errors import InvalidArgumentError
+
+    if not key or len(key) > 256:
+        raise InvalidArgumentError("a tag key must be 1 to 256 characters", field="key")
+    if version_tag and key in RESERVED_VERSION_TAGS:
+        raise InvalidArgumentError(
+            f"tag '{key}' is kept by shipyard itself (approval, monitoring); it cannot be "
+            "edited by hand",
+            field="key",
+        )
 
 
 def _check_name(name: str) -> None:

@@ -1,6 +1,7 @@
 """Live evidence for a rollout, from the prediction log (shared by every replica): per variant,
-requests, server errors, latency; the candidate's predictions against the stable model's; the
-shadow's agreement; and for A/B tests, the outcomes reported through feedback."""
+requests, server errors, latency, and live quality where late labels came back; the
+candidate's predictions against the stable model's; the shadow's agreement (numbers within a
+tolerance, labels equal); and for A/B tests, the outcomes reported through feedback."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from shipyard.policy import CanaryPolicy, policy_of
+from shipyard.policy import AbPolicy, CanaryPolicy, ShadowPolicy, policy_of
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -42,6 +43,9 @@ class Analysis:
     prediction_test: dict[str, Any] | None = None
     agreement: float | None = None
     outcomes: dict[str, Any] | None = None
+    # live quality per variant from late labels: {"task", "stable": {...}, "candidate": {...}}
+    quality: dict[str, Any] | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -86,15 +90,66 @@ def analyze(settings: Settings, record: EndpointRecord, *, now_ms: int | None = 
     other = ok[ok["_variant"] == other_name]
     if len(stable) >= 20 and len(other) >= 20 and "_prediction" in ok.columns:
         result.prediction_test = _prediction_test(stable, other)
-    if record.policy == "shadow" and len(other):
+    if isinstance(policy, ShadowPolicy) and len(other):
         pairs = stable.merge(other, on=["_request_id", "_row"], suffixes=("", "_shadow"))
         if len(pairs):
-            result.agreement = float(
-                (pairs["_prediction"].astype(str) == pairs["_prediction_shadow"].astype(str)).mean()
+            result.agreement = agreement(
+                pairs["_prediction"],
+                pairs["_prediction_shadow"],
+                rtol=policy.agreement_rtol,
+                atol=policy.agreement_atol,
             )
-    if record.policy == "ab":
-        result.outcomes = _outcomes(settings, record.name, ok)
+    if isinstance(policy, AbPolicy):
+        result.outcomes = _outcomes(settings, record.name, ok, policy.outcome_source)
+    elif "_prediction" in ok.columns:
+        result.quality = _quality(settings, record.name, stable, other, other_name)
     return result
+
+
+def agreement(stable: pd.Series, other: pd.Series, *, rtol: float, atol: float) -> float:
+    """The share of paired predictions that agree: numbers (floats) within
+    `atol + rtol * |stable|` (numpy.isclose), labels (integers, booleans, text) only when
+    equal — 0.4 and 0.41 are the same house price, class 3 and class 4 are not."""
+    import numpy as np
+    import pandas as pd
+
+    if not len(stable):
+        return 0.0
+    if pd.api.types.is_float_dtype(stable) and pd.api.types.is_float_dtype(other):
+        a = stable.to_numpy(dtype=np.float64)
+        b = other.to_numpy(dtype=np.float64)
+        return float(np.isclose(b, a, rtol=rtol, atol=atol).mean())
+    return float((stable.astype(str).to_numpy() == other.astype(str).to_numpy()).mean())
+
+
+def _quality(
+    settings: Settings, endpoint: str, stable: pd.DataFrame, other: pd.DataFrame, name: str
+) -> dict[str, Any] | None:
+    """Live quality of each variant over the rows whose labels came back (a shadow's rows
+    share their request ids with stable's, so both are scored on the same labels)."""
+    import pandas as pd
+
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.monitoring.performance import join_labels, score
+    from shipyard.monitoring.sources import endpoint_labels
+
+    labels = endpoint_labels(settings, endpoint)
+    if labels.empty:
+        return None
+    keep = ["_request_id", "_row", "_prediction", "_model_version"]
+    keep += [c for c in stable.columns if c.startswith("_proba_")]
+    joined = {
+        v: join_labels(df[[c for c in keep if c in df]], labels)
+        for v, df in (("stable", stable), (name, other))
+    }
+    both = pd.concat(joined.values())
+    if both.empty:
+        return None
+    try:
+        task = score(both)["task"]
+        return {"task": task, **{v: score(df, task)["overall"] for v, df in joined.items()}}
+    except (InvalidArgumentError, ValueError, TypeError) as exc:  # labels unlike predictions
+        return {"task": None, "error": str(exc)}
 
 
 def _prediction_test(stable: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any]:
@@ -111,19 +166,25 @@ def _prediction_test(stable: pd.DataFrame, other: pd.DataFrame) -> dict[str, Any
     }
 
 
-def _outcomes(settings: Settings, endpoint: str, ok: pd.DataFrame) -> dict[str, Any]:
-    """Outcomes reported for each request (row 0), attributed to the variant that served it."""
+def _outcomes(settings: Settings, endpoint: str, ok: pd.DataFrame, source: str) -> dict[str, Any]:
+    """Outcomes reported for each request (row 0), attributed to the variant that served it:
+    the `outcome` of feedback, or its `label` for tests started before outcomes had a field."""
     import pandas as pd
 
     from shipyard.stores.predictions import PredictionLogStore
 
-    labels = PredictionLogStore(settings.labels_dir).read(endpoint).to_pandas()
-    if labels.empty:
+    folder, column = (
+        (settings.outcomes_dir, "_outcome")
+        if source == "outcome"
+        else (settings.labels_dir, "_label")
+    )
+    reported = PredictionLogStore(folder).read(endpoint).to_pandas()
+    if reported.empty:
         return {"stable": [], "candidate": []}
     first = ok[ok["_row"] == 0][["_request_id", "_variant"]]
-    latest = labels.sort_values("_ts").drop_duplicates(["_request_id", "_row"], keep="last")
+    latest = reported.sort_values("_ts").drop_duplicates(["_request_id", "_row"], keep="last")
     joined = first.merge(latest[latest["_row"] == 0], on="_request_id")
-    values = pd.to_numeric(joined["_label"], errors="coerce")
+    values = pd.to_numeric(joined[column], errors="coerce")
     joined = joined.assign(_value=values).dropna(subset=["_value"])
     return {
         v: joined.loc[joined["_variant"] == v, "_value"].tolist() for v in ("stable", "candidate")

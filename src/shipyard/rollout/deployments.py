@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from shipyard.stores.records import EndpointRecord
 
 POLICIES = ("single", "canary", "ab", "shadow", "bluegreen")
-DEFAULT_THRESHOLDS: dict[str, float] = Thresholds().model_dump()
+DEFAULT_THRESHOLDS: dict[str, float | None] = Thresholds().model_dump()
 
 
 class Deployments:
@@ -91,7 +91,7 @@ class Deployments:
         settings: dict[str, Any],
         *,
         auto: bool,
-        thresholds: dict[str, float] | None,
+        thresholds: dict[str, float | None] | None,
         reason: str | None,
         override_gates: str | None,
     ) -> EndpointRecord:
@@ -170,7 +170,7 @@ class Deployments:
         min_requests: int = 100,
         min_seconds: float = 30.0,
         auto: bool = False,
-        thresholds: dict[str, float] | None = None,
+        thresholds: dict[str, float | None] | None = None,
         reason: str | None = None,
         override_gates: str | None = None,
     ) -> EndpointRecord:
@@ -209,6 +209,7 @@ class Deployments:
         min_samples: int = 1000,
         alpha: float = 0.05,
         higher_is_better: bool = True,
+        outcome_source: Literal["outcome", "label"] = "outcome",
         auto: bool = False,
         reason: str | None = None,
         override_gates: str | None = None,
@@ -227,6 +228,7 @@ class Deployments:
                 "min_samples": int(min_samples),
                 "alpha": float(alpha),
                 "higher_is_better": higher_is_better,
+                "outcome_source": outcome_source,
             },
             auto=auto,
             thresholds=None,
@@ -241,9 +243,12 @@ class Deployments:
         *,
         sample: float = 1.0,
         min_requests: int = 200,
+        min_seconds: float = 0.0,
         min_agreement: float = 0.95,
+        agreement_rtol: float = 0.05,
+        agreement_atol: float = 1e-8,
         auto: bool = False,
-        thresholds: dict[str, float] | None = None,
+        thresholds: dict[str, float | None] | None = None,
         reason: str | None = None,
         override_gates: str | None = None,
     ) -> EndpointRecord:
@@ -259,7 +264,10 @@ class Deployments:
             {
                 "sample": float(sample),
                 "min_requests": int(min_requests),
+                "min_seconds": float(min_seconds),
                 "min_agreement": float(min_agreement),
+                "agreement_rtol": float(agreement_rtol),
+                "agreement_atol": float(agreement_atol),
             },
             auto=auto,
             thresholds=thresholds,

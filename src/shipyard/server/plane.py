@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from shipyard.rollout import Deployments
     from shipyard.serving.runtime import EndpointTable
     from shipyard.stores import Stores
-    from shipyard.tracking import RunQueries
+    from shipyard.tracking import Experiments, RunQueries
 
 
 class ControlPlane:
@@ -41,7 +41,7 @@ class ControlPlane:
     ) -> None:
         from shipyard.access import ApiKeys
         from shipyard.rollout import Deployments
-        from shipyard.tracking import RunQueries
+        from shipyard.tracking import Experiments, RunQueries
 
         self.settings = settings
         self.stores = stores
@@ -49,6 +49,7 @@ class ControlPlane:
         self.table = table
         self.monitor = monitor
         self.runs: RunQueries = RunQueries(stores)
+        self.experiments: Experiments = Experiments(stores)
         self.deployments: Deployments = Deployments(stores)
         self.keys: ApiKeys = ApiKeys(stores)
 

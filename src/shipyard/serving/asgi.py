@@ -195,8 +195,10 @@ class DataPlaneRoutes:
         return answer_response(await self.plane.infer(name, raw, version))
 
     async def feedback(self, name: str, request: Request) -> Response:
-        """Late labels for logged predictions, by `request_id` (and `row` for multi-row
-        requests): `{"request_id": "…", "label": 1}` or `{"feedback": [{…}, …]}`."""
+        """Late labels (live accuracy) and business outcomes (A/B tests) for logged
+        predictions, by `request_id` (and `row` for multi-row requests):
+        `{"request_id": "…", "label": 1, "outcome": 12.5}` (either or both) or
+        `{"feedback": [{…}, …]}`."""
         raw = AsgiRequest(request.scope, request.receive)
         return answer_response(await self.plane.feedback(name, raw))
 

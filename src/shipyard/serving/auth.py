@@ -2,7 +2,8 @@
 (HS256 with a shared secret, RS256 with a public key), checked by an ASGI middleware before
 any route runs.
 
-Scopes: `predict` (POST predict/infer/feedback), `read` (GET routes), `admin` (changes through
+Scopes: `predict` (POST predict/infer), `feedback` (POST feedback: labels and outcomes,
+which decide rollouts and alerts), `read` (GET routes), `admin` (changes through
 /api, and everything else). Health, readiness, /metrics and the API docs stay open so probes
 and scrapers work without secrets.
 

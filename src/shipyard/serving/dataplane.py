@@ -113,13 +113,14 @@ class DataPlane:
     # -- feedback, health, metadata ---------------------------------------------------------
 
     async def feedback(self, name: str, request: BodyRequest) -> Answer:
-        """Late labels for logged predictions, by `request_id` (and `row`)."""
+        """Late labels (live accuracy) and outcomes (A/B tests) for logged predictions, by
+        `request_id` (and `row`)."""
         try:
             self.table.get(name)
             if self.feedback_log is None:
                 raise InvalidArgumentError("this server keeps no prediction log, so no feedback")
             items = protocol.parse_feedback(await request.read(self.limit))
-            self.ids.check(name, [rid for rid, _, _ in items])
+            self.ids.check(name, [item.request_id for item in items])
         except ShipyardError as exc:
             return error_answer(exc)
         self.feedback_log.log(name, items, time.time_ns() // 1_000_000)
@@ -329,7 +330,9 @@ def make_feedback_log(settings: Settings) -> FeedbackLogger | None:
     from shipyard.stores.predictions import PredictionLogStore
 
     return FeedbackLogger(
-        PredictionLogStore(settings.labels_dir), flush_seconds=settings.predlog_flush_seconds
+        PredictionLogStore(settings.labels_dir),
+        PredictionLogStore(settings.outcomes_dir),
+        flush_seconds=settings.predlog_flush_seconds,
     )
 
 

@@ -496,20 +496,31 @@ def to_table(entries: list[Entry]) -> pa.Table:
 
 
 class FeedbackLogger:
-    """Late labels (and outcomes), buffered like predictions and flushed to their own
-    partitions: one row per labelled prediction row, keyed by (request_id, row)."""
+    """Late labels and outcomes, buffered like predictions and flushed to their own
+    partitions (labels and outcomes apart: live accuracy reads one, A/B tests the other):
+    one row per labelled prediction row, keyed by (request_id, row)."""
 
-    def __init__(self, store: PredictionLogStore, *, flush_seconds: float = 2.0) -> None:
+    def __init__(
+        self,
+        store: PredictionLogStore,
+        outcomes: PredictionLogStore | None = None,
+        *,
+        flush_seconds: float = 2.0,
+    ) -> None:
         self.store = store
+        self.outcomes = outcomes
         self.flush_seconds = flush_seconds
-        self._rows: dict[str, list[tuple[str, int, Any, int]]] = {}
+        self._rows: dict[str, list[tuple[str, int, Any, Any, int]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
-    def log(self, endpoint: str, items: list[tuple[str, int, Any]], ts_ms: int) -> None:
+    def log(self, endpoint: str, items: Sequence[Sequence[Any]], ts_ms: int) -> None:
+        """`items`: (request_id, row, label, outcome), label or outcome None when not sent."""
         with self._lock:
-            self._rows.setdefault(endpoint, []).extend((r, i, v, ts_ms) for r, i, v in items)
+            self._rows.setdefault(endpoint, []).extend(
+                (r, i, label, outcome, ts_ms) for r, i, label, outcome in items
+            )
 
     def start(self) -> None:
         if self._thread is None:
@@ -531,12 +542,17 @@ class FeedbackLogger:
         self.flush()
 
     def flush(self) -> int:
+        from shipyard.stores.predictions import labels_table, outcomes_table
+
         with self._lock:
             pending, self._rows = self._rows, {}
         written = 0
         for endpoint, rows in pending.items():
-            from shipyard.stores.predictions import labels_table
-
-            self.store.write(endpoint, labels_table(rows), ts_ms=rows[0][3])
+            labels = [(r, i, v, ts) for r, i, v, _, ts in rows if v is not None]
+            outcomes = [(r, i, o, ts) for r, i, _, o, ts in rows if o is not None]
+            if labels:
+                self.store.write(endpoint, labels_table(labels), ts_ms=labels[0][3])
+            if outcomes and self.outcomes is not None:
+                self.outcomes.write(endpoint, outcomes_table(outcomes), ts_ms=outcomes[0][3])
             written += len(rows)
         return written

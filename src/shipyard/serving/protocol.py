@@ -5,7 +5,7 @@ Bodies are parsed with orjson; validation errors name the field at fault."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -241,11 +241,23 @@ def dumps(doc: Any) -> bytes:
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
-def parse_feedback(body: bytes, *, max_items: int = 10_000) -> list[tuple[str, int, Any]]:
-    """Late labels → [(request_id, row, label)]. Accepted bodies:
+class FeedbackItem(NamedTuple):
+    """One piece of feedback for a logged prediction row: a late `label` (live accuracy),
+    a business `outcome` (A/B tests), or both; what was not sent is None."""
 
-    {"request_id": "…", "label": 1}                      the first (or only) row
-    {"request_id": "…", "labels": [1, 0, 1]}             one label per row of the request
+    request_id: str
+    row: int
+    label: Any = None
+    outcome: float | None = None
+
+
+def parse_feedback(body: bytes, *, max_items: int = 10_000) -> list[FeedbackItem]:
+    """Late labels and outcomes → [FeedbackItem]. Accepted bodies:
+
+    {"request_id": "…", "label": 1}                      the first (or only) row's label
+    {"request_id": "…", "outcome": 12.5}                 the request's business outcome
+    {"request_id": "…", "label": 1, "outcome": 0}        both
+    {"request_id": "…", "labels": [1, 0, 1]}             one label per row (+ "outcome")
     {"feedback": [{"request_id": "…", "row": 2, "label": 0}, …]}
     """
     doc = parse_json(body)
@@ -263,23 +275,46 @@ def parse_feedback(body: bytes, *, max_items: int = 10_000) -> list[tuple[str, i
                 raise InvalidArgumentError(
                     f"feedback[{i}] must be an object", field=f"feedback[{i}]"
                 )
-            out.append(
-                (
-                    _request_id(item, f"feedback[{i}]"),
-                    _row(item, f"feedback[{i}]"),
-                    _label(item.get("label", _MISSING), f"feedback[{i}].label"),
-                )
-            )
+            out.append(_item(item, f"feedback[{i}]"))
         return out
-    request_id = _request_id(doc, "")
     if "labels" in doc:
+        request_id = _request_id(doc, "")
         labels = doc["labels"]
         if not isinstance(labels, list) or not labels or len(labels) > max_items:
             raise InvalidArgumentError(
                 f"'labels' must be a list of 1 to {max_items} labels", field="labels"
             )
-        return [(request_id, i, _label(v, f"labels[{i}]")) for i, v in enumerate(labels)]
-    return [(request_id, _row(doc, ""), _label(doc.get("label", _MISSING), "label"))]
+        outcome = _outcome(doc.get("outcome"), "outcome")
+        return [
+            FeedbackItem(request_id, i, _label(v, f"labels[{i}]"), outcome if i == 0 else None)
+            for i, v in enumerate(labels)
+        ]
+    return [_item(doc, "")]
+
+
+def _item(item: dict[str, Any], where: str) -> FeedbackItem:
+    request_id, row = _request_id(item, where), _row(item, where)
+    label, outcome = item.get("label", _MISSING), item.get("outcome")
+    field = f"{where}.label" if where else "label"
+    if label is _MISSING and outcome is None:
+        raise InvalidArgumentError(f"'{field}' (or an 'outcome') is missing", field=field)
+    return FeedbackItem(
+        request_id,
+        row,
+        None if label is _MISSING else _label(label, field),
+        _outcome(outcome, f"{where}.outcome" if where else "outcome"),
+    )
+
+
+def _outcome(value: Any, field: str) -> float | None:
+    """A business outcome is a number (a bool counts as 0 or 1): A/B tests average them."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    raise InvalidArgumentError(f"'{field}' must be a finite number (or true/false)", field=field)
 
 
 _MISSING = object()

@@ -35,7 +35,8 @@ INFER: Final = Route("infer", "POST", "/v2/models/{name}/infer", "predict", hot=
 INFER_VERSION: Final = Route(
     "infer_version", "POST", "/v2/models/{name}/versions/{version}/infer", "predict"
 )
-FEEDBACK: Final = Route("feedback", "POST", "/endpoints/{name}/feedback", "predict")
+# labels and outcomes decide rollouts and alerts: a key that may only predict must not send them
+FEEDBACK: Final = Route("feedback", "POST", "/endpoints/{name}/feedback", "feedback")
 LIVE: Final = (
     Route("live", "GET", "/health/live", None),
     Route("live", "GET", "/v2/health/live", None),
@@ -90,10 +91,16 @@ HOT_KINDS: Final = tuple(r.kind for r in HOT)
 _OPEN: Final = re.compile(
     r"^/($|health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon)"
 )
-# POST routes that need the `predict` scope (with any other method, the scope is "read" for
-# GET/HEAD and "admin" otherwise)
-_PREDICT: Final = re.compile(
-    "^(?:" + "|".join(_pattern(r.path, "[^/]+") for r in ROUTES if r.scope == "predict") + ")$"
+# POST routes that need the `predict` or the `feedback` scope (with any other method, the
+# scope is "read" for GET/HEAD and "admin" otherwise)
+_POST_SCOPES: Final = tuple(
+    (
+        scope,
+        re.compile(
+            "^(?:" + "|".join(_pattern(r.path, "[^/]+") for r in ROUTES if r.scope == scope) + ")$"
+        ),
+    )
+    for scope in ("predict", "feedback")
 )
 
 
@@ -108,8 +115,10 @@ def required_scope(method: str, path: str) -> str | None:
     """The scope a request needs; None for open routes."""
     if _OPEN.match(path):
         return None
-    if method == "POST" and _PREDICT.match(path):
-        return "predict"
+    if method == "POST":
+        for scope, pattern in _POST_SCOPES:
+            if pattern.match(path):
+                return scope
     if method in ("GET", "HEAD"):
         return "read"
     return "admin"

@@ -16,9 +16,10 @@ from shipyard.stores.artifacts import ArtifactStore, LocalArtifactStore, open_ar
 from shipyard.stores.audit import AuditStore, current_actor
 from shipyard.stores.database import Database
 from shipyard.stores.endpoints import EndpointStore
+from shipyard.stores.experiments import ExperimentStore
 from shipyard.stores.gates import GateStore
 from shipyard.stores.keys import ApiKeyStore
-from shipyard.stores.models import ModelStore
+from shipyard.stores.model_edits import ModelEditStore
 from shipyard.stores.pipelines import PipelineStore
 from shipyard.stores.recovery import RecoveryStore
 from shipyard.stores.runs import RunStore
@@ -45,8 +46,12 @@ class MetadataStore:
         return RunStore(self.db)
 
     @cached_property
-    def models(self) -> ModelStore:
-        return ModelStore(self.db)
+    def models(self) -> ModelEditStore:
+        return ModelEditStore(self.db)
+
+    @cached_property
+    def experiments(self) -> ExperimentStore:
+        return ExperimentStore(self.db)
 
     @cached_property
     def endpoints(self) -> EndpointStore:

@@ -21,7 +21,7 @@ from shipyard.stores.clock import now_ms
 if TYPE_CHECKING:
     from shipyard.stores.database import Database
 
-SCOPES = ("predict", "read", "admin")
+SCOPES = ("predict", "feedback", "read", "admin")
 PREFIX = "sy"
 
 

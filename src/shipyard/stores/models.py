@@ -195,8 +195,10 @@ class ModelStore:
             .with_for_update()
         )
         mv = t.model_versions.c
+        from shipyard.stores.model_edits import highest_deleted_version
+
         latest = conn.execute(sa.select(sa.func.max(mv.version)).where(mv.name == name)).scalar()
-        return int(latest or 0) + 1
+        return max(int(latest or 0), highest_deleted_version(conn, name)) + 1
 
     def get_version(self, name: str, version: int) -> ModelVersionRecord:
         with self._db.read() as conn:

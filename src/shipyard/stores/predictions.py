@@ -132,6 +132,21 @@ def labels_table(rows: list[tuple[str, int, Any, int]]) -> pa.Table:
     )
 
 
+def outcomes_table(rows: list[tuple[str, int, float, int]]) -> pa.Table:
+    """Outcome rows `(request_id, row, outcome, ts_ms)` as a table: outcomes are numbers (an
+    A/B test averages them), kept apart from labels so one endpoint can have both."""
+    import pyarrow as pa
+
+    return pa.table(
+        {
+            "_request_id": pa.array([r[0] for r in rows], type=pa.string()),
+            "_row": pa.array([r[1] for r in rows], type=pa.int32()),
+            "_outcome": pa.array([float(r[2]) for r in rows], type=pa.float64()),
+            "_ts": pa.array([r[3] for r in rows], type=pa.int64()),
+        }
+    )
+
+
 def _label_text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))

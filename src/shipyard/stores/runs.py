@@ -59,33 +59,13 @@ class RunStore:
 
     def __init__(self, db: Database) -> None:
         self._db = db
-        self._experiment_ids: dict[str, int] = {}  # experiments are never renamed or deleted
         self._upserts: dict[tuple[str, str], Any] = {}
 
     # -- experiments ---------------------------------------------------------------------------
 
     def get_or_create_experiment(self, name: str) -> int:
-        cached = self._experiment_ids.get(name)
-        if cached is not None:
-            return cached
-        self._experiment_ids[name] = found = self._get_or_create_experiment(name)
-        return found
-
-    def _get_or_create_experiment(self, name: str) -> int:
-        with self._db.read() as conn:
-            found = conn.execute(
-                sa.select(t.experiments.c.id).where(t.experiments.c.name == name)
-            ).scalar()
-        if found is not None:
-            return int(found)
         with self._db.write() as conn:
-            stmt = dialect_insert(conn, t.experiments).values(name=name, created_at=now_ms())
-            conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
-            return int(
-                conn.execute(
-                    sa.select(t.experiments.c.id).where(t.experiments.c.name == name)
-                ).scalar_one()
-            )
+            return _experiment_id(conn, name)
 
     def list_experiments(self) -> list[str]:
         with self._db.read() as conn:
@@ -111,10 +91,11 @@ class RunStore:
     ) -> str:
         """`owner`: the process that runs it and renews its heartbeat (stores/owners.py); None
         for runs driven from elsewhere (the REST API), judged by their last metric."""
-        experiment_id = self.get_or_create_experiment(experiment)
         run_id = uuid.uuid4().hex
         ts = now_ms()
         with self._db.write() as conn:
+            # looked up in the run's own transaction: experiments are renamed and deleted
+            experiment_id = _experiment_id(conn, experiment)
             conn.execute(
                 t.runs.insert(),
                 {
@@ -462,6 +443,16 @@ class RunStore:
                 )
             )
         return out
+
+
+def _experiment_id(conn: Connection, name: str) -> int:
+    e = t.experiments.c
+    found = conn.execute(sa.select(e.id).where(e.name == name)).scalar()
+    if found is not None:
+        return int(found)
+    stmt = dialect_insert(conn, t.experiments).values(name=name, created_at=now_ms())
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+    return int(conn.execute(sa.select(e.id).where(e.name == name)).scalar_one())
 
 
 def _json_object(value: Any) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from shipyard.tracking.experiments import Experiments
 from shipyard.tracking.queries import RunQueries
 from shipyard.tracking.runs import Run, start_run
 
@@ -48,4 +49,12 @@ def get_metric_history(
     return RunQueries(open_stores(settings)).metric_history(run_id, key)
 
 
-__all__ = ["Run", "RunQueries", "get_metric_history", "get_run", "search_runs", "start_run"]
+__all__ = [
+    "Experiments",
+    "Run",
+    "RunQueries",
+    "get_metric_history",
+    "get_run",
+    "search_runs",
+    "start_run",
+]

@@ -137,11 +137,16 @@ def clean_temp_files(
     from shipyard.stores.predictions import PredictionLogStore
 
     paths: list[Path] = stores.artifacts.stale_temp_files(grace_seconds)
-    for folder in (settings.predictions_dir, settings.labels_dir):
+    for folder in (settings.predictions_dir, settings.labels_dir, settings.outcomes_dir):
         paths += PredictionLogStore(folder).stale_temp_files(grace_seconds)
     roots = [
         Path(p).resolve()
-        for p in (settings.resolved_artifacts, settings.predictions_dir, settings.labels_dir)
+        for p in (
+            settings.resolved_artifacts,
+            settings.predictions_dir,
+            settings.labels_dir,
+            settings.outcomes_dir,
+        )
     ]
     out = []
     for path in paths:

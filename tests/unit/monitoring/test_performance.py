@@ -77,3 +77,66 @@ def test_classification_with_a_missing_prediction_does_not_raise() -> None:
     assert out["overall"]["accuracy"] == pytest.approx(2 / 3)
     assert out["overall"]["unscored"] == 1
     assert out["by_version"]["1"]["unscored"] == 1
+
+
+def logged(predictions: list[float]) -> pd.DataFrame:
+    """An endpoint's window as the prediction log gives it: one request per row."""
+    return pd.DataFrame(
+        {
+            "_request_id": [f"r{i}" for i in range(len(predictions))],
+            "_row": 0,
+            "_model_version": 1,
+            "_prediction": pd.Series(predictions, dtype="float64"),
+            "_status": 200,
+        }
+    )
+
+
+def sent_back(labels: dict[str, object]) -> pd.DataFrame:
+    from shipyard.stores.predictions import labels_table
+
+    return labels_table([(rid, 0, v, i) for i, (rid, v) in enumerate(labels.items())]).to_pandas()
+
+
+def test_live_accuracy_says_why_a_metric_cannot_be_computed() -> None:
+    import json
+
+    from shipyard.monitoring.performance import AUC_NEEDS, live_accuracy
+
+    rng = np.random.default_rng(0)
+    truth = rng.normal(150, 40, 50)
+    predicted = truth + rng.normal(0, 10, 50)
+    predicted[[3, 17, 40]] = np.nan  # the model answered null for three rows
+    labels = sent_back({f"r{i}": float(v) for i, v in enumerate(truth)})
+    doc = live_accuracy(logged(list(predicted)), labels, endpoint="diabetes")
+    assert doc["labelled_rows"] == 50 and doc["task"] == "regression"
+    keep = ~np.isnan(predicted)
+    assert doc["overall"]["mae"] == pytest.approx(np.abs(predicted - truth)[keep].mean())
+    assert (
+        doc["overall"]["reason"]
+        == "3 of 50 labelled rows have no prediction or no label: not scored"
+    )
+    assert doc["not_computable"] == {}
+    json.dumps(doc, allow_nan=False)  # never a bare NaN
+
+    classes = logged([np.nan, np.nan, 1.0, 0.0])
+    doc = live_accuracy(classes.iloc[:2], sent_back({"r0": 1, "r1": 0}))
+    assert doc["task"] == "classification"  # a null answer does not make it a regression
+    assert doc["overall"]["accuracy"] is None
+    assert (
+        doc["not_computable"]["accuracy"] == "2 of 2 labelled rows have no prediction or no label"
+    )
+    doc = live_accuracy(classes, sent_back({"r0": 1, "r2": 1, "r3": 1}))
+    assert doc["task"] == "classification"  # it was "regression" with a null among 0s and 1s
+    assert doc["overall"]["accuracy"] == 0.5 and doc["overall"]["unscored"] == 1
+    assert doc["not_computable"] == {"auc": AUC_NEEDS}  # no probabilities were logged
+
+    none = live_accuracy(classes, sent_back({}), endpoint="churn")
+    assert none["labelled_rows"] == 0
+    assert none["not_computable"]["all"].startswith(
+        "no label was sent back for this endpoint (POST /endpoints/churn/feedback"
+    )
+    elsewhere = live_accuracy(classes, sent_back({"x9": 1}))
+    assert elsewhere["not_computable"] == {
+        "all": "1 label(s) were sent back, none for a prediction in this window"
+    }

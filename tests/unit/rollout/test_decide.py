@@ -95,40 +95,93 @@ def test_canary_last_step_promotes() -> None:
     assert decide(last, seen(candidate=100), at(30)).action == "promote"
 
 
-def test_canary_rolls_back_on_errors_before_its_minimums() -> None:
+def test_no_verdict_before_the_steps_minimums_even_on_a_few_errors() -> None:
     v = decide(record("canary"), seen(candidate=10, errors=3), at(1))
+    assert v.action == "hold" and v.reason == "step 1/3 at 5%: 10/100 candidate requests, 1/30 s"
+    # the same error rate once the step has its minimums is a regression
+    v = decide(record("canary"), seen(candidate=100, errors=30), at(30))
     assert v.action == "rollback"
     assert v.reason == "candidate error rate 30.0% vs stable 0.0% (limit +2.0%)"
 
 
+def test_a_broken_candidate_is_rolled_back_before_the_minimums() -> None:
+    v = decide(record("canary"), seen(candidate=12, errors=10), at(1))
+    assert v.action == "rollback" and v.reason.startswith("candidate error rate 83.3%")
+    # nine failures, or ten that are not half of what it answered, wait for the minimums
+    assert decide(record("canary"), seen(candidate=9, errors=9), at(1)).action == "hold"
+    assert decide(record("canary"), seen(candidate=21, errors=10), at(1)).action == "hold"
+
+
 def test_two_errors_are_not_yet_a_regression() -> None:
-    assert decide(record("canary"), seen(candidate=10, errors=2), at(1)).action == "hold"
+    assert decide(record("canary"), seen(candidate=100, errors=2), at(30)).action == "advance"
 
 
 def test_canary_rolls_back_on_latency_only_with_enough_requests() -> None:
     def slow(requests: int, cand_p99_ms: float = 21.0) -> Analysis:  # limit: 10 x 1.5 + 5
         return seen(candidate=requests, p99_ms=10.0, cand_p99_ms=cand_p99_ms)
 
-    assert decide(record("canary"), slow(49), at(1)).action == "hold"
-    v = decide(record("canary"), slow(50), at(1))
+    few = record("canary", min_requests=10)
+    assert decide(few, slow(49), at(30)).action == "advance"
+    v = decide(few, slow(50), at(30))
     assert v.action == "rollback" and "p99 latency 21.0 ms vs stable 10.0 ms" in v.reason
-    assert decide(record("canary"), slow(50, cand_p99_ms=20.0), at(1)).action == "hold"
+    assert decide(few, slow(50, cand_p99_ms=20.0), at(30)).action == "advance"
+    assert decide(few, slow(50), at(29)).action == "hold"  # not before the step's minimums
 
 
-def test_canary_rolls_back_when_predictions_shift() -> None:
-    test = {"test": "ks", "p_value": 0.001, "effect_size": 0.3, "effect_metric": "wasserstein"}
-    v = decide(record("canary"), seen(candidate=5, prediction_test=test), at(1))
-    assert v.action == "rollback" and "predictions differ from stable" in v.reason
-    small = {**test, "effect_size": 0.1}  # significant, but too small to matter
-    assert decide(record("canary"), seen(candidate=5, prediction_test=small), at(1)).action == (
-        "hold"
+SHIFT = {"test": "ks", "p_value": 0.001, "effect_size": 0.9, "effect_metric": "wasserstein_std"}
+
+
+def test_a_prediction_shift_is_only_a_warning_by_default() -> None:
+    """A candidate is supposed to predict differently: by default the shift is reported in
+    the evidence and the step passes on errors and latency (issue #15)."""
+    early = decide(record("canary"), seen(candidate=40, prediction_test=SHIFT), at(20))
+    assert early.action == "hold"
+    v = decide(record("canary"), seen(candidate=100, prediction_test=SHIFT), at(30))
+    assert v.action == "advance"
+    assert v.evidence["warnings"] == [
+        "candidate predictions differ from stable: ks p=0.001, wasserstein_std=0.900 "
+        "(reported only: set max_prediction_shift to act on it)"
+    ]
+
+
+def test_a_prediction_shift_rolls_back_when_the_policy_opts_in() -> None:
+    strict = {**Thresholds().model_dump(), "max_prediction_shift": 0.2}
+    v = decide(
+        record("canary", thresholds=strict), seen(candidate=100, prediction_test=SHIFT), at(30)
     )
+    assert v.action == "rollback" and "predictions differ from stable" in v.reason
+    assert "limit 0.2" in v.reason and not v.evidence["warnings"]
+    small = {**SHIFT, "effect_size": 0.1}  # significant, but too small to matter
+    v = decide(
+        record("canary", thresholds=strict), seen(candidate=100, prediction_test=small), at(30)
+    )
+    assert v.action == "advance"
+
+
+def test_live_quality_from_labels_rolls_back_a_worse_candidate() -> None:
+    def quality(task: str, stable: dict[str, float], cand: dict[str, float]) -> Analysis:
+        return seen(
+            candidate=100,
+            quality={"task": task, "stable": {"n": 60, **stable}, "candidate": {"n": 60, **cand}},
+        )
+
+    worse = quality("classification", {"accuracy": 0.9}, {"accuracy": 0.8})
+    v = decide(record("canary"), worse, at(30))
+    assert v.action == "rollback"
+    assert v.reason == "candidate live accuracy 80.0% vs stable 90.0% on late labels (limit -5.0%)"
+    close = quality("classification", {"accuracy": 0.9}, {"accuracy": 0.86})
+    assert decide(record("canary"), close, at(30)).action == "advance"
+    v = decide(record("canary"), quality("regression", {"mae": 40.0}, {"mae": 50.0}), at(30))
+    assert v.action == "rollback" and "live MAE 50 vs stable 40" in v.reason
+    better = quality("regression", {"mae": 40.0}, {"mae": 41.0})
+    assert decide(record("canary"), better, at(30)).action == "advance"
 
 
 def test_thresholds_come_from_the_policy() -> None:
     loose = {**Thresholds().model_dump(), "max_error_rate_delta": 0.5}
-    errors = seen(candidate=10, errors=3)
-    assert decide(record("canary", thresholds=loose), errors, at(1)).action == "hold"
+    errors = seen(candidate=100, errors=30)
+    assert decide(record("canary"), errors, at(30)).action == "rollback"
+    assert decide(record("canary", thresholds=loose), errors, at(30)).action == "advance"
 
 
 # -- A/B ---------------------------------------------------------------------------------------
@@ -177,9 +230,24 @@ def test_shadow_promotes_on_agreement_and_holds_below_it() -> None:
     assert v.action == "hold" and "promote or roll back by hand" in v.reason
 
 
-def test_shadow_rolls_back_on_its_own_errors() -> None:
-    v = decide(record("shadow"), seen(candidate=20, errors=5, other="shadow"), at(0))
+def test_shadow_rolls_back_on_its_own_errors_after_its_minimums() -> None:
+    assert decide(record("shadow"), seen(candidate=20, errors=5, other="shadow"), at(0)).action == (
+        "hold"
+    )
+    v = decide(record("shadow"), seen(candidate=200, errors=50, other="shadow"), at(0))
     assert v.action == "rollback" and v.reason.startswith("shadow error rate 25.0%")
+
+
+def test_shadow_is_held_to_the_canarys_thresholds_and_minimums() -> None:
+    slow = seen(candidate=200, other="shadow", agreement=1.0, p99_ms=10.0, cand_p99_ms=21.0)
+    v = decide(record("shadow"), slow, at(0))
+    assert v.action == "rollback" and "shadow p99 latency 21.0 ms" in v.reason
+    loose = {**Thresholds().model_dump(), "max_p99_ratio": 3.0}
+    assert decide(record("shadow", thresholds=loose), slow, at(0)).action == "promote"
+    waits = record("shadow", thresholds=loose, min_seconds=60.0)
+    v = decide(waits, slow, at(59))
+    assert v.action == "hold" and v.reason == "200/200 shadowed requests, 59/60 s"
+    assert decide(waits, slow, at(60)).action == "promote"
 
 
 # -- blue-green --------------------------------------------------------------------------------

@@ -132,3 +132,27 @@ def test_a_stored_config_that_is_not_an_object_is_left_for_the_reader_to_flag(co
 )
 def test_numbers_are_finite_and_in_range(change: dict[str, Any], field: str) -> None:
     assert invalid("canary", {**CANARY, **change}).details["field"] == field
+
+
+def test_policies_stored_before_issue_15_load_with_their_meaning_kept() -> None:
+    """Rows written before the quality threshold, the shadow's tolerance and min_seconds and
+    the A/B outcome source existed still load: an A/B test reads its outcomes from labels as
+    it did, a shadow starts at once, and a canary keeps the shift limit it was started with."""
+    old_thresholds = {
+        "max_error_rate_delta": 0.02,
+        "max_p99_ratio": 1.5,
+        "p99_slack_ms": 5.0,
+        "max_prediction_shift": 0.2,
+        "prediction_alpha": 0.01,
+    }
+    ab = parse_policy("ab", {**ROLLOUT, "split": 50, "thresholds": old_thresholds})
+    assert isinstance(ab, AbPolicy) and ab.outcome_source == "label"
+    shadow = parse_policy("shadow", {**ROLLOUT, "min_requests": 200, "min_agreement": 0.95})
+    assert isinstance(shadow, ShadowPolicy)
+    assert (shadow.min_seconds, shadow.agreement_rtol) == (0.0, 0.05)
+    canary = parse_policy("canary", {**CANARY, "thresholds": old_thresholds})
+    assert canary.thresholds.max_prediction_shift == 0.2  # type: ignore[union-attr]
+    assert canary.thresholds.max_quality_drop == 0.05  # type: ignore[union-attr]
+    fresh = parse_policy("canary", CANARY)
+    assert fresh.thresholds.max_prediction_shift is None  # type: ignore[union-attr]
+    assert parse_policy("canary", fresh.to_config()) == fresh  # a stored null reads back

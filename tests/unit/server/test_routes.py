@@ -64,6 +64,22 @@ def test_run_handlers_answer_what_the_tracking_queries_say(plane: ControlPlane) 
     assert [(p["step"], p["value"]) for p in history["points"]] == [(0, 0.9), (1, 0.5)]
 
 
+def test_experiment_handlers_show_rename_and_delete(plane: ControlPlane) -> None:
+    run_id = make_run(plane.stores)
+    plane.stores.metadata.runs.end_run(run_id, "FINISHED")
+    shown = body(runs.get_experiment("churn", plane, limit=5))
+    assert shown["runs"] == 1 and shown["recent_runs"][0]["id"] == run_id
+    renamed = runs.rename_experiment("churn", runs.RenameBody(name="churn-old"), plane)
+    assert body(renamed)["name"] == "churn-old"
+    assert body(runs.delete_experiment("churn-old", plane)) == {
+        "name": "churn-old",
+        "deleted": True,
+        "runs": 1,
+    }
+    with pytest.raises(NotFoundError):
+        runs.get_run(run_id, plane)
+
+
 def test_an_unknown_run_is_a_not_found(plane: ControlPlane) -> None:
     with pytest.raises(NotFoundError):
         runs.get_run("feedface", plane)

@@ -27,7 +27,7 @@ SECRET = "s" * 40
         ("GET", "/docs", None),
         ("GET", "/openapi.json", None),
         ("POST", "/endpoints/churn/predict", "predict"),
-        ("POST", "/endpoints/churn/feedback", "predict"),
+        ("POST", "/endpoints/churn/feedback", "feedback"),
         ("POST", "/v2/models/churn/infer", "predict"),
         ("POST", "/v2/models/churn/versions/3/infer", "predict"),
         ("GET", "/v2/models/churn", "read"),

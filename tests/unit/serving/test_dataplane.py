@@ -106,6 +106,44 @@ def test_feedback_takes_labels_for_issued_ids_only(plane: DataPlane, breast_canc
     assert run(plane.feedback("churn", BytesRequest(forged)))[0] == 404  # not an id of ours
 
 
+def test_feedback_keeps_labels_and_outcomes_apart(
+    plane: DataPlane, settings: Settings, breast_cancer
+) -> None:  # type: ignore[no-untyped-def]
+    """A label feeds live accuracy, an outcome an A/B test: one body may carry both, and
+    each lands in its own store (before, an outcome could only be sent as the label)."""
+    from shipyard.stores.predictions import PredictionLogStore
+
+    X, _ = breast_cancer
+    body = json.dumps({"instances": X.iloc[:1].to_dict(orient="records")}).encode()
+    ids = [doc(run(plane.predict("churn", BytesRequest(body))))["request_id"] for _ in range(3)]
+    sent = [
+        {"request_id": ids[0], "label": 1, "outcome": 12.5},
+        {"request_id": ids[1], "label": 0},
+        {"request_id": ids[2], "outcome": True},
+    ]
+    for item in sent:
+        assert run(plane.feedback("churn", BytesRequest(json.dumps(item).encode())))[0] == 202
+    bad = json.dumps({"request_id": ids[0], "outcome": "bought"}).encode()
+    refused = run(plane.feedback("churn", BytesRequest(bad)))
+    assert refused[0] == 400 and doc(refused)["field"] == "outcome"
+    neither = run(
+        plane.feedback("churn", BytesRequest(json.dumps({"request_id": ids[0]}).encode()))
+    )
+    assert neither[0] == 400 and doc(neither)["field"] == "label"
+    assert plane.feedback_log is not None
+    plane.feedback_log.flush()
+    labels = PredictionLogStore(settings.labels_dir).read("churn").to_pandas()
+    outcomes = PredictionLogStore(settings.outcomes_dir).read("churn").to_pandas()
+    assert dict(zip(labels["_request_id"], labels["_label"], strict=True)) == {
+        ids[0]: "1",
+        ids[1]: "0",
+    }
+    assert dict(zip(outcomes["_request_id"], outcomes["_outcome"], strict=True)) == {
+        ids[0]: 12.5,
+        ids[2]: 1.0,
+    }
+
+
 def test_feedback_without_a_prediction_log_is_refused(plane: DataPlane) -> None:
     plane.feedback_log = None
     refused = run(plane.feedback("churn", BytesRequest(b'{"request_id": "x", "label": 1}')))

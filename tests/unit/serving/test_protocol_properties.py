@@ -139,7 +139,8 @@ def test_any_bytes_give_a_typed_error_or_a_result(raw: bytes) -> None:
     doc=st.one_of(
         json_values,
         st.fixed_dictionaries(
-            {"request_id": json_values}, optional={"label": json_values, "row": json_values}
+            {"request_id": json_values},
+            optional={"label": json_values, "outcome": json_values, "row": json_values},
         ),
         st.fixed_dictionaries({"feedback": st.lists(json_values, max_size=3)}),
     )
@@ -150,5 +151,7 @@ def test_feedback_decoder_gives_items_or_a_typed_error(doc: Any) -> None:
     except InvalidArgumentError as exc:
         assert exc.details.get("field")
         return
-    for request_id, row, _label in items:
+    for request_id, row, label, outcome in items:
         assert isinstance(request_id, str) and isinstance(row, int) and row >= 0
+        assert label is not None or outcome is not None
+        assert outcome is None or isinstance(outcome, float)

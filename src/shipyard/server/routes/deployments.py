@@ -3,7 +3,7 @@ promotion, rollback and history."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
 from pydantic import BaseModel, Field
@@ -35,7 +35,11 @@ class CanaryBody(RolloutBody):
     )
     min_requests: int = Field(default=100, ge=1)
     min_seconds: float = Field(default=30.0, ge=0)
-    thresholds: dict[str, float] | None = None
+    thresholds: dict[str, float | None] | None = Field(
+        default=None,
+        description="max_error_rate_delta, max_p99_ratio, p99_slack_ms, max_quality_drop, "
+        "max_prediction_shift (null: a shift is only a warning), prediction_alpha",
+    )
 
 
 class AbBody(RolloutBody):
@@ -43,13 +47,21 @@ class AbBody(RolloutBody):
     min_samples: int = Field(default=1000, ge=1)
     alpha: float = Field(default=0.05, gt=0, lt=1)
     higher_is_better: bool = True
+    outcome_source: Literal["outcome", "label"] = Field(
+        default="outcome", description="the field of /feedback that holds the outcome"
+    )
 
 
 class ShadowBody(RolloutBody):
     sample: float = Field(default=1.0, gt=0, le=1)
     min_requests: int = Field(default=200, ge=1)
+    min_seconds: float = Field(default=0.0, ge=0)
     min_agreement: float = Field(default=0.95, ge=0, le=1)
-    thresholds: dict[str, float] | None = None
+    agreement_rtol: float = Field(default=0.05, ge=0, description="numbers agree within")
+    agreement_atol: float = Field(default=1e-8, ge=0, description="... plus this")
+    thresholds: dict[str, float | None] | None = Field(
+        default=None, description="the same thresholds as a canary's"
+    )
 
 
 class BlueGreenBody(RolloutBody):
@@ -117,6 +129,7 @@ def start_ab(name: str, body: AbBody, request: Request, plane: Plane) -> Respons
         min_samples=body.min_samples,
         alpha=body.alpha,
         higher_is_better=body.higher_is_better,
+        outcome_source=body.outcome_source,
         auto=body.auto,
         reason=body.reason,
         override_gates=body.override_gates,
@@ -133,7 +146,10 @@ def start_shadow(name: str, body: ShadowBody, request: Request, plane: Plane) ->
         body.model,
         sample=body.sample,
         min_requests=body.min_requests,
+        min_seconds=body.min_seconds,
         min_agreement=body.min_agreement,
+        agreement_rtol=body.agreement_rtol,
+        agreement_atol=body.agreement_atol,
         auto=body.auto,
         thresholds=body.thresholds,
         reason=body.reason,

@@ -33,6 +33,14 @@ class ApprovalBody(BaseModel):
     comment: str = ""
 
 
+class DescriptionBody(BaseModel):
+    description: str = Field(max_length=65536, description="the new description ('' clears it)")
+
+
+class TagBody(BaseModel):
+    value: str = Field(max_length=65536, description="the tag's value")
+
+
 class GatesBody(BaseModel):
     gates: list[dict[str, Any]] = Field(
         description='e.g. [{"kind": "metric", "metric": "roc_auc", "max_drop": 0.01}]'
@@ -116,3 +124,59 @@ def model_audit(name: str, plane: Plane, limit: int = Query(100, ge=1, le=10000)
 @routes.get("/api/audit", tags=["audit"])
 def audit(plane: Plane, limit: int = Query(100, ge=1, le=10000)) -> Response:
     return json_response({"events": [e.to_dict() for e in plane.registry.audit(None, limit)]})
+
+
+@routes.route("PATCH", "/api/models/{name}", tags=["models"])
+def describe_model(name: str, body: DescriptionBody, plane: Plane) -> Response:
+    plane.registry.set_description(name, body.description)
+    return json_response(plane.registry.get_model(name).to_dict())
+
+
+@routes.route("PATCH", "/api/models/{name}/versions/{version}", tags=["models"])
+def describe_version(
+    name: str, version: VersionPath, body: DescriptionBody, plane: Plane
+) -> Response:
+    plane.registry.set_description(name, body.description, version)
+    return json_response(plane.registry.get_version(name, version).to_dict())
+
+
+@routes.put("/api/models/{name}/tags/{key}", tags=["models"])
+def set_model_tag(name: str, key: str, body: TagBody, plane: Plane) -> Response:
+    plane.registry.set_model_tag(name, key, body.value)
+    return json_response({"name": name, "key": key, "value": body.value})
+
+
+@routes.delete("/api/models/{name}/tags/{key}", tags=["models"])
+def delete_model_tag(name: str, key: str, plane: Plane) -> Response:
+    plane.registry.delete_tag(name, key)
+    return json_response({"name": name, "key": key, "deleted": True})
+
+
+@routes.put("/api/models/{name}/versions/{version}/tags/{key}", tags=["models"])
+def set_version_tag(
+    name: str, version: VersionPath, key: str, body: TagBody, plane: Plane
+) -> Response:
+    plane.registry.set_version_tag(name, version, key, body.value)
+    return json_response({"name": name, "version": version, "key": key, "value": body.value})
+
+
+@routes.delete("/api/models/{name}/versions/{version}/tags/{key}", tags=["models"])
+def delete_version_tag(name: str, version: VersionPath, key: str, plane: Plane) -> Response:
+    plane.registry.delete_tag(name, key, version)
+    return json_response({"name": name, "version": version, "key": key, "deleted": True})
+
+
+@routes.delete("/api/models/{name}/versions/{version}", tags=["models"])
+def delete_version(
+    name: str, version: VersionPath, plane: Plane, reason: str | None = None
+) -> Response:
+    """Refused (409 naming them) while an alias or an endpoint uses the version."""
+    plane.registry.delete(name, version, reason=reason)
+    return json_response({"name": name, "version": version, "deleted": True})
+
+
+@routes.delete("/api/models/{name}", tags=["models"])
+def delete_model(name: str, plane: Plane, reason: str | None = None) -> Response:
+    """Refused (409 naming them) while an alias or an endpoint uses one of its versions."""
+    count = plane.registry.delete(name, reason=reason)
+    return json_response({"name": name, "deleted": True, "versions": count})

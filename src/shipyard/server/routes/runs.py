@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import Query
+from pydantic import BaseModel, Field
 from starlette.responses import Response
 
 from shipyard.server.plane import Plane
@@ -15,6 +16,32 @@ routes = Routes(tags=["runs"])
 @routes.get("/api/experiments")
 def list_experiments(plane: Plane) -> Response:
     return json_response({"experiments": plane.runs.experiments()})
+
+
+class RenameBody(BaseModel):
+    name: str = Field(min_length=1, max_length=256, description="the experiment's new name")
+
+
+@routes.get("/api/experiments/{name}")
+def get_experiment(
+    name: str, plane: Plane, limit: int = Query(10, ge=0, le=1000, description="recent runs")
+) -> Response:
+    exp = plane.experiments.get(name)
+    runs = plane.experiments.recent_runs(name, limit) if limit else []
+    return json_response({**exp.to_dict(), "recent_runs": [r.to_dict() for r in runs]})
+
+
+@routes.route("PATCH", "/api/experiments/{name}")
+def rename_experiment(name: str, body: RenameBody, plane: Plane) -> Response:
+    return json_response(plane.experiments.rename(name, body.name).to_dict())
+
+
+@routes.delete("/api/experiments/{name}")
+def delete_experiment(name: str, plane: Plane, reason: str | None = None) -> Response:
+    """Permanent, with its runs; refused (409 naming them) while a model version's source
+    run, a pipeline record or a RUNNING run is in it."""
+    gone = plane.experiments.delete(name, reason=reason)
+    return json_response({"name": gone.name, "deleted": True, "runs": gone.runs})
 
 
 @routes.get("/api/runs")

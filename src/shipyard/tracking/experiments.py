@@ -1,0 +1,50 @@
+"""Experiments as a user manages them: list, show, rename, delete.
+
+exps = Experiments(open_stores())
+exps.rename("churn", "churn-2026")
+exps.delete("scratch")           # its runs go too; refused while a model version came from one
+
+Delete is permanent (MLflow only marks an experiment deleted and keeps it restorable): the
+experiment, its runs and their params, tags, metrics and dataset inputs are removed in one
+transaction, and an audit event records it. It is refused, naming what is in the way, while a
+registered model version's source run is in the experiment (its lineage must stay whole), a
+pipeline recorded one of its runs, a run of another experiment is a child of one, or one is
+still RUNNING. Content-addressed artifact files stay in the artifact store: other runs,
+versions or pipelines may hold the same bytes.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from shipyard.stores import Stores
+    from shipyard.stores.experiments import DeletedExperiment, ExperimentRecord
+    from shipyard.stores.records import RunRecord
+
+
+class Experiments:
+    def __init__(self, stores: Stores) -> None:
+        self._stores = stores
+        self._experiments = stores.metadata.experiments
+
+    def list(self) -> builtins.list[ExperimentRecord]:
+        """Every experiment with its run counts, oldest first."""
+        return self._experiments.list()
+
+    def get(self, name: str) -> ExperimentRecord:
+        return self._experiments.get(name)
+
+    def recent_runs(self, name: str, limit: int = 10) -> builtins.list[RunRecord]:
+        """The experiment's newest runs."""
+        self._experiments.get(name)
+        return self._stores.metadata.runs.search_runs(experiments=[name], limit=limit)
+
+    def rename(self, name: str, new_name: str) -> ExperimentRecord:
+        """Rename (audited); runs keep their ids, filters by the new name find them."""
+        return self._experiments.rename(name, new_name, actor=self._stores.actor)
+
+    def delete(self, name: str, *, reason: str | None = None) -> DeletedExperiment:
+        """Delete the experiment and its runs, or raise ConflictError naming what uses them."""
+        return self._experiments.delete(name, actor=self._stores.actor, reason=reason)
