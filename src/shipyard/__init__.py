@@ -27,6 +27,8 @@ _LAZY: dict[str, str] = {
     "set_alias": "shipyard.registry",
     "load_model": "shipyard.registry",
     "Registry": "shipyard.registry",
+    "PythonModel": "shipyard.flavors.python_model",
+    "ModelContext": "shipyard.flavors.python_model",
     "FeatureStore": "shipyard.features",
     "step": "shipyard.pipelines",
     "Pipeline": "shipyard.pipelines",
@@ -41,8 +43,10 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "FeatureStore",
     "InvalidArgumentError",
+    "ModelContext",
     "NotFoundError",
     "Pipeline",
+    "PythonModel",
     "Registry",
     "Run",
     "Settings",
@@ -63,6 +67,7 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.errors import InvalidArgumentError, NotFoundError, ShipyardError
     from shipyard.features import FeatureStore
+    from shipyard.flavors.python_model import ModelContext, PythonModel
     from shipyard.registry import Registry, load_model, set_alias
     from shipyard.tracking import Run, get_metric_history, get_run, search_runs, start_run
 

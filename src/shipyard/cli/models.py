@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -19,6 +20,7 @@ Examples:
   shipyard models tag churn team=growth --version 3
   shipyard models describe churn "Monthly churn, gradient boosting"
   shipyard models delete churn --version 1 --yes
+  shipyard models env models:/churn/3 > requirements.txt
 """)
 
 
@@ -321,3 +323,56 @@ def delete(
         if version is not None
         else f"deleted model {name} and {gone} version(s)"
     )
+
+
+@app.command("env")
+def env(
+    model_uri: Annotated[str, typer.Argument(help="models:/NAME/VERSION, NAME@ALIAS …")],
+    venv: Annotated[
+        Path | None,
+        typer.Option(help="Create a virtualenv here with the model's packages and shipyard."),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="With --venv: print the commands, run nothing.")
+    ] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the lock and how this environment differs.")
+    ] = False,
+) -> None:
+    """Print the exact package versions a model version was saved with, as a pip
+    requirements file, or create a virtualenv that can serve it. `load_model` and `serve`
+    compare the same lock with the running environment: another major version of the
+    model's framework refuses to load (--ignore-env), other differences are warnings.
+
+    \b
+    Examples:
+      shipyard models env models:/churn/3 > requirements.txt
+      shipyard models env churn@champion --json
+      shipyard models env models:/churn/3 --venv ./churn-env
+      ./churn-env/bin/shipyard serve models:/churn/3
+    """
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    lock = Registry(open_stores()).environment(model_uri)
+    if dry_run and venv is None:
+        raise InvalidArgumentError("--dry-run goes with --venv DIR")
+    if venv is not None:
+        from shipyard.flavors.environment import create_venv
+
+        plan = create_venv(lock, venv, dry_run=dry_run)
+        if dry_run:
+            typer.echo(f"# write {plan.requirements}:")
+            typer.echo(lock.requirements_txt(), nl=False)
+            for command in plan.commands:
+                typer.echo(" ".join(command))
+            return
+        typer.echo(
+            f"created {plan.folder}; serve with: {plan.folder}/bin/shipyard serve {model_uri}"
+        )
+        return
+    if as_json:
+        print_json({**lock.to_dict(), "differences": [vars(d) for d in lock.differences()]})
+        return
+    typer.echo(lock.requirements_txt(), nl=False)

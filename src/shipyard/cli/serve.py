@@ -40,7 +40,16 @@ def server_command(
     refresh: Annotated[
         float, typer.Option(min=0.1, help="Seconds between endpoint refreshes.")
     ] = 2.0,
-    trusted: Annotated[bool, typer.Option(help="Allow loading pickle-based models.")] = False,
+    trusted: Annotated[
+        bool, typer.Option(help="Allow models that run their own code (pickle, Python models).")
+    ] = False,
+    ignore_env: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-env",
+            help="Load models saved with another major version of their framework.",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     insecure: Annotated[
         bool, typer.Option(help="Serve without auth on a non-loopback address.")
@@ -63,7 +72,9 @@ def server_command(
 
     settings = secure_settings(get_settings(), host, insecure)
     serve_forever(
-        lambda: create_server_app(settings, refresh_seconds=refresh, trusted=trusted),
+        lambda: create_server_app(
+            settings, refresh_seconds=refresh, trusted=trusted, ignore_env=ignore_env
+        ),
         host,
         port,
         log_level=log_level,
@@ -92,7 +103,16 @@ def serve_command(
     name: Annotated[
         str | None, typer.Option(help="Endpoint name (default: the model name).")
     ] = None,
-    trusted: Annotated[bool, typer.Option(help="Allow loading pickle-based models.")] = False,
+    trusted: Annotated[
+        bool, typer.Option(help="Allow models that run their own code (pickle, Python models).")
+    ] = False,
+    ignore_env: Annotated[
+        bool,
+        typer.Option(
+            "--ignore-env",
+            help="Load models saved with another major version of their framework.",
+        ),
+    ] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
     insecure: Annotated[
         bool, typer.Option(help="Serve without auth on a non-loopback address.")
@@ -126,6 +146,7 @@ def serve_command(
     Examples:
       shipyard serve models:/churn@champion --port 8080
       shipyard serve --endpoint churn --host 0.0.0.0 --workers 2   # a replica behind a Service
+      shipyard serve models:/sentiment/2 --trusted   # a Python model: it runs its own code
       curl -s localhost:8080/endpoints/churn/predict -d '{"instances": [{...}]}'
     """
     from shipyard.config import get_settings
@@ -134,15 +155,15 @@ def serve_command(
     settings = secure_settings(get_settings(), host, insecure)
     if (model_uri is None) == (endpoint is None):
         raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
-    listen = _Listen(host, port, log_level, workers, drain)
+    listen = _Listen(host, port, log_level, workers, drain, trusted, ignore_env)
     if endpoint is not None:
-        _serve_endpoint(settings, endpoint, listen, refresh=refresh, trusted=trusted)
+        _serve_endpoint(settings, endpoint, listen, refresh=refresh)
         return
     assert model_uri is not None
     config: dict[str, object] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
     if batching is not None:
         config["batching"] = batching
-    _serve_model(settings, model_uri, listen, name=name, trusted=trusted, config=config)
+    _serve_model(settings, model_uri, listen, name=name, config=config)
 
 
 @dataclass(frozen=True)
@@ -154,6 +175,8 @@ class _Listen:
     log_level: str
     workers: int
     drain: float
+    trusted: bool
+    ignore_env: bool
 
     def serve(self, app_factory: Callable[[], Any], what: str) -> None:
         """Serve `what` (for the announcement, made once the port is bound)."""
@@ -173,9 +196,7 @@ class _Listen:
         )
 
 
-def _serve_endpoint(
-    settings: Settings, endpoint: str, listen: _Listen, *, refresh: float, trusted: bool
-) -> None:
+def _serve_endpoint(settings: Settings, endpoint: str, listen: _Listen, *, refresh: float) -> None:
     from shipyard.rollout import Deployments
     from shipyard.server.app import create_server_app
     from shipyard.stores import open_stores
@@ -185,7 +206,8 @@ def _serve_endpoint(
         lambda: create_server_app(
             settings,
             refresh_seconds=refresh,
-            trusted=trusted,
+            trusted=listen.trusted,
+            ignore_env=listen.ignore_env,
             endpoints=[endpoint],
             control_plane=False,
         ),
@@ -199,7 +221,6 @@ def _serve_model(
     listen: _Listen,
     *,
     name: str | None,
-    trusted: bool,
     config: dict[str, object],
 ) -> None:
     from shipyard.registry import Registry, parse_model_uri
@@ -207,10 +228,20 @@ def _serve_model(
     from shipyard.stores import open_stores
 
     ref = parse_model_uri(model_uri)
-    Registry(open_stores(settings)).resolve(ref)  # a clear error now rather than a 503 later
+    registry = Registry(open_stores(settings))
+    registry.resolve(ref)  # a clear error now rather than a 503 later
+    differences = registry.check_environment(str(ref), ignore_env=listen.ignore_env, warn=False)
+    if differences:  # one readable line rather than a Python warning with a source location
+        text = "; ".join(str(d) for d in differences)
+        typer.echo(f"warning: {ref} was saved in another environment: {text}", err=True)
     listen.serve(
         lambda: create_serving_app(
-            settings, str(ref), endpoint=name, trusted=trusted, config=config
+            settings,
+            str(ref),
+            endpoint=name,
+            trusted=listen.trusted,
+            ignore_env=listen.ignore_env,
+            config=config,
         ),
         str(ref),
     )

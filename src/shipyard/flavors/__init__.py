@@ -40,6 +40,7 @@ OnnxMode = bool | Literal["auto"]
 FLAVORS: dict[str, str] = {
     "onnx": "shipyard.flavors.onnx:ONNX",
     "sklearn": "shipyard.flavors.sklearn:SKLEARN",
+    "python_model": "shipyard.flavors.python_model:PYTHON_MODEL",
 }
 # not picked by type: `serialization="pickle"` asks for it
 PICKLED = "shipyard.flavors.sklearn:PICKLED"
@@ -74,8 +75,9 @@ def pick_flavor(model: Any, serialization: Serialization) -> Flavor:
             return flavor
     raise InvalidArgumentError(
         f"shipyard cannot save a {type(model).__module__}.{type(model).__name__} safely; "
-        f"supported: {', '.join(FLAVORS)} models, or pass serialization='pickle' for any "
-        "object with predict() (loads only when trusted)"
+        f"supported: {', '.join(FLAVORS)} models; for anything else, wrap it in a "
+        "shipyard.PythonModel logged with its code (code=[...]), or pass "
+        "serialization='pickle' for any object with predict() (both load only when trusted)"
     )
 
 
@@ -87,19 +89,31 @@ def save_model(
     serialization: Serialization = "skops",
     onnx: OnnxMode = False,
     allow_missing: bool | Iterable[str] = (),
+    code: Iterable[str | Path] | None = None,
+    artifacts_of_model: Mapping[str, str | Path] | None = None,
+    pip_requirements: Iterable[str] = (),
 ) -> tuple[str, str, Signature, dict[str, Any]]:
     """Save `model` into the artifact store. Returns (flavor, manifest digest, signature,
     manifest). `onnx=True` converts now and requires the conversion to match (ConversionError
     otherwise); "auto" leaves conversion to the registry, which does it in the background.
 
     The signature takes missing values in a column when `allow_missing` names it (True: every
-    column), the input example has one there, or the model declares it handles them."""
+    column), the input example has one there, or the model declares it handles them.
+
+    A `shipyard.PythonModel` is saved with its `code` (paths) and `artifacts_of_model` (name →
+    path); every model gets a lock of the package versions it needs (`flavors.environment`),
+    with `pip_requirements` added."""
     if input_example is None:
         raise InvalidArgumentError(
             "input_example is required: shipyard infers the signature from it and uses it to "
             "warm the model up and to check conversions (pass X[:5])",
             field="input_example",
         )
+    python_model = _is_python_model(model) and serialization != "pickle"
+    if code is not None or artifacts_of_model is not None or python_model:
+        from shipyard.flavors.python_model import package
+
+        model = package(model, code=code, artifacts=artifacts_of_model, input_example=input_example)
     flavor = pick_flavor(model, serialization)
     signature = _signature(flavor, model, input_example, allow_missing)
     example_columns = signature.check_frame(input_example)
@@ -125,8 +139,22 @@ def save_model(
     # a scikit-learn estimator pickled keeps its flavor: it is still scikit-learn's to convert
     pickled_sklearn = flavor.name == "python" and _is_sklearn(model)
     manifest["flavor"] = "sklearn" if pickled_sklearn else flavor.name
+    _lock_environment(manifest, artifacts, pip_requirements)
     digest = artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())[0]
     return manifest["flavor"], digest, signature, manifest
+
+
+def _lock_environment(
+    manifest: dict[str, Any], artifacts: LocalArtifactStore, declared: Iterable[str]
+) -> None:
+    """Record the package versions the model needs, in the manifest and as requirements.txt."""
+    from shipyard.flavors.environment import lock
+
+    if isinstance(declared, str):
+        declared = [declared]
+    env = lock(manifest.get("requirements") or {}, manifest.pop("imports", ()), declared)
+    manifest["environment"] = env.to_dict()
+    manifest["files"]["requirements.txt"] = artifacts.put_bytes(env.requirements_txt().encode())[0]
 
 
 def _signature(
@@ -178,15 +206,21 @@ def load_model(
     trusted: bool = False,
     backend: Literal["auto", "onnx", "python"] = "auto",
     onnx_digest: str | None = None,
+    ignore_env: bool = False,
+    what: str = "this model",
 ) -> LoadedModel:
     """Load a saved model by its manifest digest, verifying every file. `onnx_digest` names a
     verified ONNX conversion made after registration (the registry records it); "python" is
-    the framework's own runtime."""
+    the framework's own runtime. The environment is checked against the model's lock first
+    (`environment.check`: a framework's other major version refuses unless `ignore_env`)."""
     manifest = read_manifest(artifacts, digest)
     signature = Signature.from_dict(manifest["signature"])
     files: dict[str, str] = manifest["files"]
     flavor = manifest["flavor"]
     onnx_file = files.get("model.onnx") or onnx_digest
+    check_environment(
+        manifest, onnx=bool(onnx_file) and backend != "python", ignore_env=ignore_env, what=what
+    )
     if onnx_file and backend in ("auto", "onnx"):
         from shipyard.flavors.onnx import OnnxPredictor
 
@@ -197,6 +231,30 @@ def load_model(
     local = {name: artifacts.local_path(d) for name, d in files.items()}
     predictor = flavor_named(flavor).load(local, manifest, signature, trusted=trusted)
     return LoadedModel(predictor, signature, flavor, manifest=manifest)
+
+
+def check_environment(
+    manifest: Mapping[str, Any],
+    *,
+    onnx: bool,
+    ignore_env: bool,
+    what: str = "this model",
+    warn: bool = True,
+) -> list[Any]:
+    """Compare a saved model's lock with the running environment (warn, or refuse a
+    framework's other major version unless `ignore_env`). Served through ONNX, the framework
+    that must match is onnxruntime, not the one it was trained with."""
+    from shipyard.flavors.environment import Environment, check
+
+    env = Environment.from_manifest(manifest)
+    strict = ["onnxruntime"] if onnx else None
+    return check(env, ignore_env=ignore_env, strict=strict, what=what, warn=warn)
+
+
+def _is_python_model(model: Any) -> bool:
+    from shipyard.flavors.python_model import is_python_model
+
+    return is_python_model(model)
 
 
 def _is_sklearn(model: Any) -> bool:

@@ -158,7 +158,10 @@ class SklearnFlavor:
             {path.name: path},
             {
                 "serialization": "skops",
-                "requirements": {"scikit-learn": package_version("scikit-learn")},
+                "requirements": {
+                    "scikit-learn": package_version("scikit-learn"),
+                    "skops": package_version("skops"),
+                },
                 **_described(model),
             },
         )

@@ -8,7 +8,8 @@ model = reg.load("models:/churn@champion")
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import NotFoundError
@@ -18,6 +19,7 @@ from shipyard.stores.records import MAX_VERSION
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.flavors import LoadedModel, OnnxMode, Serialization
+    from shipyard.flavors.environment import Difference, Environment
     from shipyard.stores import Stores
     from shipyard.stores.gates import GateReportRecord
     from shipyard.stores.records import (
@@ -49,8 +51,15 @@ class Registry:
         reference_data: Any = None,
         reference_target: Any = None,
         allow_missing: bool | Iterable[str] = (),
+        code: Iterable[str | Path] | None = None,
+        artifacts: Mapping[str, str | Path] | None = None,
+        pip_requirements: Iterable[str] = (),
     ) -> ModelVersionRecord:
         """Save the model's artifacts, then record a new immutable version.
+
+        A `shipyard.PythonModel` goes with its `code` (["mypkg/", "pre.py"]; its class must be
+        in it) and `artifacts` (name → path). The version locks the package versions it needs,
+        `pip_requirements` included; `load` compares them with the running environment.
 
         Missing values (null, NaN) are refused at serving time in the columns the model was
         trained without them: `allow_missing` names the columns (True: all) where the model
@@ -59,14 +68,13 @@ class Registry:
         pipeline that starts with an imputer), take them too.
 
         `reference_data` (and `reference_target`), typically the training data, give the
-        version a monitoring reference: the profile of its features, of the model's own
-        predictions on them (for prediction drift) and of the target (for label drift).
+        version a monitoring reference: profiles of its features, of the model's predictions
+        on them and of the target (prediction and label drift).
 
         `onnx`: "auto" converts scikit-learn models to ONNX in the background and keeps the
         conversion only if its outputs match (`wait_for_conversions()` to block); True converts
         now and raises ConversionError on a mismatch; False never converts."""
-        from shipyard.flavors import convertible, save_model
-        from shipyard.flavors.signature import missing_columns
+        from shipyard.flavors import save_model
         from shipyard.stores.owners import current_owner
 
         _check_name(name)
@@ -76,18 +84,12 @@ class Registry:
             input_example=input_example,
             serialization=serialization,
             onnx=onnx is True,
-            allow_missing=(
-                True
-                if allow_missing is True
-                else {*_names(allow_missing), *missing_columns(reference_data)}
-            ),
+            allow_missing=_missing(allow_missing, reference_data),
+            code=code,
+            artifacts_of_model=artifacts,
+            pip_requirements=pip_requirements,
         )
-        if "model.onnx" in manifest["files"]:
-            status = "ok"
-        elif onnx == "auto" and convertible(manifest):
-            status = "pending" if signature.all_numeric else "refused"
-        else:
-            status = "off"
+        status = _onnx_status(manifest, onnx, all_numeric=signature.all_numeric)
         version_tags = dict(tags or {})
         if reference_data is not None:
             version_tags["reference_profile"] = self._reference_profile(
@@ -236,7 +238,11 @@ class Registry:
         *,
         trusted: bool = False,
         backend: Literal["auto", "onnx", "python"] = "auto",
+        ignore_env: bool = False,
     ) -> LoadedModel:
+        """Load a version. A model whose code runs when loaded (pickle, a Python model) needs
+        `trusted`; one saved with another major version of its framework needs `ignore_env`
+        (other differences from its lock are warnings)."""
         from shipyard.flavors import load_model
 
         mv = self.resolve(uri)
@@ -246,9 +252,38 @@ class Registry:
             trusted=trusted,
             backend=backend,
             onnx_digest=mv.onnx_digest,
+            ignore_env=ignore_env,
+            what=f"models:/{mv.name}/{mv.version}",
         )
         model.name, model.version = mv.name, mv.version
         return model
+
+    def environment(self, uri: str) -> Environment:
+        """The lock of package versions a version needs (`shipyard models env`)."""
+        from shipyard.flavors import read_manifest
+        from shipyard.flavors.environment import Environment
+
+        mv = self.resolve(uri)
+        return Environment.from_manifest(read_manifest(self.stores.artifacts, mv.artifact_digest))
+
+    def check_environment(
+        self, uri: str, *, ignore_env: bool = False, warn: bool = True
+    ) -> list[Difference]:
+        """What `load` would say about the running environment, without loading: raises
+        ModelLoadError on a framework's other major version unless `ignore_env`; returns the
+        differences (and warns of them, if `warn`)."""
+        from shipyard.flavors import check_environment, read_manifest
+
+        mv = self.resolve(uri)
+        manifest = read_manifest(self.stores.artifacts, mv.artifact_digest)
+        onnx = "model.onnx" in manifest["files"] or mv.onnx_digest is not None
+        return check_environment(
+            manifest,
+            onnx=onnx,
+            ignore_env=ignore_env,
+            what=f"models:/{mv.name}/{mv.version}",
+            warn=warn,
+        )
 
     def set_alias(
         self,
@@ -414,16 +449,33 @@ def load_model(
     *,
     trusted: bool = False,
     backend: Literal["auto", "onnx", "python"] = "auto",
+    ignore_env: bool = False,
     settings: Settings | None = None,
 ) -> LoadedModel:
     """Load a model by URI: `models:/churn@champion`, `models:/churn/3`, `runs:/<id>/model`.
+    `trusted` lets a model run its own code (pickle, a Python model); `ignore_env` loads one
+    saved with another major version of its framework (see `Registry.load`).
 
     >>> model = shipyard.load_model("models:/churn@champion")
     >>> model.predict(X)
     """
     from shipyard.stores import open_stores
 
-    return Registry(open_stores(settings)).load(uri, trusted=trusted, backend=backend)
+    return Registry(open_stores(settings)).load(
+        uri, trusted=trusted, backend=backend, ignore_env=ignore_env
+    )
+
+
+def _onnx_status(manifest: Mapping[str, Any], onnx: OnnxMode, *, all_numeric: bool) -> str:
+    """A new version's ONNX status: converted already, to convert in the background, refused
+    (not all-numeric inputs) or off."""
+    from shipyard.flavors import convertible
+
+    if "model.onnx" in manifest["files"]:
+        return "ok"
+    if onnx == "auto" and convertible(manifest):
+        return "pending" if all_numeric else "refused"
+    return "off"
 
 
 # version tags shipyard writes and reads back itself: approval state (every `approval_*`),
@@ -469,6 +521,15 @@ def _check_name(name: str) -> None:
             "(it appears in URLs and URIs)",
             field="name",
         )
+
+
+def _missing(allow_missing: bool | Iterable[str], reference_data: Any) -> bool | set[str]:
+    """The columns taking missing values: those named, and those with one in the reference."""
+    from shipyard.flavors.signature import missing_columns
+
+    if allow_missing is True:
+        return True
+    return {*_names(allow_missing), *missing_columns(reference_data)}
 
 
 def _names(columns: Iterable[str] | bool) -> set[str]:

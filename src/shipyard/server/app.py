@@ -36,6 +36,7 @@ def create_server_app(
     trusted: bool = False,
     endpoints: list[str] | None = None,
     control_plane: bool = True,
+    ignore_env: bool = False,
 ) -> FastAPI:
     """The server app. `endpoints` limits which stored endpoints it serves; without the
     control plane (a `shipyard serve --endpoint` replica) it runs no API, monitor or rollout
@@ -56,7 +57,7 @@ def create_server_app(
     stores = open_stores(settings)
     registry = Registry(stores)
     metrics = ServingMetrics()
-    table = EndpointTable(registry, metrics, trusted=trusted)
+    table = EndpointTable(registry, metrics, trusted=trusted, ignore_env=ignore_env)
     plane = DataPlane.from_settings(settings, table, metrics)
     monitor = LiveMonitor(settings, stores, MonitoringGauges(metrics.registry))
     sync = _endpoint_sync(stores, table, endpoints)

@@ -53,6 +53,7 @@ def create_serving_app(
     endpoint: str | None = None,
     trusted: bool = False,
     config: dict[str, Any] | None = None,
+    ignore_env: bool = False,
 ) -> FastAPI:
     """The app of `shipyard serve`: one model, named after its registered model."""
     from shipyard.registry import Registry, parse_model_uri
@@ -68,7 +69,7 @@ def create_serving_app(
     ref = parse_model_uri(model_uri)
     registry = Registry(open_stores(settings))
     metrics = ServingMetrics()
-    table = EndpointTable(registry, metrics, trusted=trusted)
+    table = EndpointTable(registry, metrics, trusted=trusted, ignore_env=ignore_env)
     name = endpoint or ref.name or registry.resolve(ref).name
     plane = DataPlane.from_settings(settings, table, metrics)
 

@@ -199,10 +199,12 @@ def _rss_bytes() -> int | None:
     return pages * os.sysconf("SC_PAGE_SIZE")
 
 
-def load_and_warm(registry: Registry, uri: str, *, trusted: bool = False) -> LoadedModel:
+def load_and_warm(
+    registry: Registry, uri: str, *, trusted: bool = False, ignore_env: bool = False
+) -> LoadedModel:
     """Load a model and run its stored input example through it, so the first real request
     does not pay for lazy initialisation."""
-    model = registry.load(uri, trusted=trusted)
+    model = registry.load(uri, trusted=trusted, ignore_env=ignore_env)
     example = model.manifest.get("input_example")
     if example:
         from shipyard.flavors.signature import example_records
@@ -223,11 +225,17 @@ class EndpointTable:
     """The endpoints this process serves. Thread-safe; reads take no lock."""
 
     def __init__(
-        self, registry: Registry, metrics: ServingMetrics, *, trusted: bool = False
+        self,
+        registry: Registry,
+        metrics: ServingMetrics,
+        *,
+        trusted: bool = False,
+        ignore_env: bool = False,
     ) -> None:
         self.registry = registry
         self.metrics = metrics
         self.trusted = trusted
+        self.ignore_env = ignore_env
         self._served: dict[str, ServedModel] = {}
         self._candidates: dict[str, ServedModel] = {}  # rollouts: at most one per endpoint
         # stored endpoints whose first load has not finished: 503 "loading", not 404
@@ -316,7 +324,9 @@ class EndpointTable:
         before = _rss_bytes()
         target = self.wanted_version(ServedModel(endpoint, uri))
         try:
-            model = load_and_warm(self.registry, uri, trusted=self.trusted)
+            model = load_and_warm(
+                self.registry, uri, trusted=self.trusted, ignore_env=self.ignore_env
+            )
             from shipyard.serving.features import attach_features
 
             model = attach_features(

@@ -185,8 +185,13 @@ class Run:
         reference_data: Any = None,
         reference_target: Any = None,
         allow_missing: bool | Iterable[str] = (),
+        code: Iterable[str | Path] | None = None,
+        artifacts: Mapping[str, str | Path] | None = None,
+        pip_requirements: Iterable[str] = (),
     ) -> ModelVersionRecord:
         """Save `model` and register it as a new version of `name`, linked to this run.
+        A `shipyard.PythonModel` goes with its `code` and `artifacts`; `pip_requirements` adds
+        to the versions locked with the model (see `Registry.register`).
         Pass the training data as `reference_data` (and `reference_target`) to monitor
         prediction and label drift too. Requests with a missing value (null) in a column the
         model was trained without them are refused; `allow_missing` names the columns (True:
@@ -205,6 +210,9 @@ class Run:
             reference_data=reference_data,
             reference_target=reference_target,
             allow_missing=allow_missing,
+            code=code,
+            artifacts=artifacts,
+            pip_requirements=pip_requirements,
         )
 
     # -- lifecycle -------------------------------------------------------------------------------
