@@ -9,7 +9,12 @@ from importlib.metadata import version as _version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import InvalidArgumentError, MissingDependencyError, UntrustedModelError
+from shipyard.errors import (
+    ConversionError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    UntrustedModelError,
+)
 from shipyard.flavors.base import Saved
 
 if TYPE_CHECKING:
@@ -152,13 +157,22 @@ class SklearnFlavor:
         return takes_missing(model)
 
     def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
+        from shipyard.flavors.pipeline_steps import split_boosters
+
+        # XGBoost/LightGBM steps go in their own format (skops would need them trusted)
+        shell, step_files, steps_doc = split_boosters(model, folder, signature)
         path = folder / "model.skops"
-        save_skops(model, path)
+        save_skops(shell, path)
+        requirements = {
+            "scikit-learn": package_version("scikit-learn"),
+            **steps_doc.pop("requirements", {}),
+        }
         return Saved(
-            {path.name: path},
+            {path.name: path, **step_files},
             {
                 "serialization": "skops",
-                "requirements": {"scikit-learn": package_version("scikit-learn")},
+                "requirements": requirements,
+                **steps_doc,
                 **_described(model),
             },
         )
@@ -171,13 +185,24 @@ class SklearnFlavor:
         *,
         trusted: bool,
     ) -> NativePredictor:
-        return NativePredictor(_load_native(files, trusted=trusted), signature)
+        model = _load_native(files, trusted=trusted)
+        if manifest.get("native_steps"):
+            from shipyard.flavors.pipeline_steps import restore_boosters
+
+            model = restore_boosters(model, files, manifest, signature)
+        return NativePredictor(model, signature)
 
     def to_onnx(
         self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
     ) -> bytes:
         from shipyard.flavors.onnx import convert_sklearn
+        from shipyard.flavors.pipeline_steps import booster_steps
 
+        if booster_steps(model):
+            raise ConversionError(
+                f"a pipeline with {' and '.join(booster_steps(model))} steps is served by "
+                "its own runtime (skl2onnx does not convert them)"
+            )
         return convert_sklearn(model, signature, example_columns)
 
 
