@@ -25,6 +25,8 @@ from shipyard.serving.app import create_serving_app
 from shipyard.serving.http import BackgroundServer
 from shipyard.stores import open_stores
 
+pytestmark = pytest.mark.slow  # trains eight models, starts servers and another interpreter
+
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:

@@ -72,9 +72,17 @@ def load_skops(path: Path, *, trusted: bool) -> Any:
         raise UntrustedModelError(f"the model file is not a readable skops file: {exc}") from exc
     reviewed, unknown = skops_trust.split_types(found)
     if unknown and not trusted:
+        nested = any(t.split(".")[0] in ("xgboost", "lightgbm") for t in unknown)
         raise UntrustedModelError(
             f"the model file contains types shipyard has not reviewed: {', '.join(unknown)}; "
             "load it with trusted=True (CLI: --trusted) only if you trust its source"
+            + (
+                " (an XGBoost/LightGBM model inside another estimator stays in the skops "
+                "file; logged on its own or as a Pipeline step it is saved in its own format "
+                "and loads untrusted)"
+                if nested
+                else ""
+            )
         )
     model = sio.load(path, trusted=(found if trusted else reviewed) or None)
     skops_checks.check_loaded(model)
