@@ -37,8 +37,12 @@ OnnxMode = bool | Literal["auto"]
 
 # Every flavor, in the order `save_model` asks them whether they own a model (the first that
 # does saves it): "module:attribute", imported only when asked.
+# XGBoost's and LightGBM's scikit-learn wrappers are scikit-learn estimators too: they come
+# before "sklearn" so their own format, not skops, saves them.
 FLAVORS: dict[str, str] = {
     "onnx": "shipyard.flavors.onnx:ONNX",
+    "xgboost": "shipyard.flavors.xgboost:XGBOOST",
+    "lightgbm": "shipyard.flavors.lightgbm:LIGHTGBM",
     "sklearn": "shipyard.flavors.sklearn:SKLEARN",
     "python_model": "shipyard.flavors.python_model:PYTHON_MODEL",
 }
@@ -134,7 +138,7 @@ def save_model(
         data = flavor.to_onnx(model, signature, example_columns)
         manifest["files"]["model.onnx"] = artifacts.put_bytes(data)[0]
         rows = len(next(iter(example_columns.values())))
-        manifest["onnx"] = {"status": "ok", "checked_rows": rows}
+        manifest["onnx"] = {"status": "ok", "checked_rows": rows, "parity": _parity(data)}
         manifest["requirements"]["onnxruntime"] = _package_version("onnxruntime")
     # a scikit-learn estimator pickled keeps its flavor: it is still scikit-learn's to convert
     pickled_sklearn = flavor.name == "python" and _is_sklearn(model)
@@ -192,7 +196,10 @@ def convert_saved(artifacts: LocalArtifactStore, digest: str) -> bytes:
     native = load_model(artifacts, digest, backend="python")
     columns = signature.columns_from_records(example_records(manifest["input_example"]))
     flavor = flavor_named(manifest["flavor"])
-    return flavor.to_onnx(native.predictor.model, signature, columns)  # type: ignore[attr-defined]
+    # what the flavor converts: the predictor itself where the bare model lacks what the
+    # manifest adds (a LightGBM booster's classes), else the model it calls
+    model = getattr(native.predictor, "convertible", None) or native.predictor.model  # type: ignore[attr-defined]
+    return flavor.to_onnx(model, signature, columns)
 
 
 def read_manifest(artifacts: LocalArtifactStore, digest: str) -> dict[str, Any]:
@@ -261,6 +268,12 @@ def _is_sklearn(model: Any) -> bool:
     from shipyard.flavors.sklearn import is_sklearn
 
     return is_sklearn(model)
+
+
+def _parity(data: bytes) -> str | None:
+    from shipyard.flavors.tree_onnx import parity_of
+
+    return parity_of(data)
 
 
 def _package_version(dist: str) -> str | None:

@@ -9,7 +9,12 @@ from importlib.metadata import version as _version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import InvalidArgumentError, MissingDependencyError, UntrustedModelError
+from shipyard.errors import (
+    ConversionError,
+    InvalidArgumentError,
+    MissingDependencyError,
+    UntrustedModelError,
+)
 from shipyard.flavors.base import Saved
 
 if TYPE_CHECKING:
@@ -67,9 +72,17 @@ def load_skops(path: Path, *, trusted: bool) -> Any:
         raise UntrustedModelError(f"the model file is not a readable skops file: {exc}") from exc
     reviewed, unknown = skops_trust.split_types(found)
     if unknown and not trusted:
+        nested = any(t.split(".")[0] in ("xgboost", "lightgbm") for t in unknown)
         raise UntrustedModelError(
             f"the model file contains types shipyard has not reviewed: {', '.join(unknown)}; "
             "load it with trusted=True (CLI: --trusted) only if you trust its source"
+            + (
+                " (an XGBoost/LightGBM model inside another estimator stays in the skops "
+                "file; logged on its own or as a Pipeline step it is saved in its own format "
+                "and loads untrusted)"
+                if nested
+                else ""
+            )
         )
     model = sio.load(path, trusted=(found if trusted else reviewed) or None)
     skops_checks.check_loaded(model)
@@ -152,16 +165,22 @@ class SklearnFlavor:
         return takes_missing(model)
 
     def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
+        from shipyard.flavors.pipeline_steps import split_boosters
+
+        # XGBoost/LightGBM steps go in their own format (skops would need them trusted)
+        shell, step_files, steps_doc = split_boosters(model, folder, signature)
         path = folder / "model.skops"
-        save_skops(model, path)
+        save_skops(shell, path)
+        requirements = {
+            "scikit-learn": package_version("scikit-learn"),
+            **steps_doc.pop("requirements", {}),
+        }
         return Saved(
-            {path.name: path},
+            {path.name: path, **step_files},
             {
                 "serialization": "skops",
-                "requirements": {
-                    "scikit-learn": package_version("scikit-learn"),
-                    "skops": package_version("skops"),
-                },
+                "requirements": {**requirements, "skops": package_version("skops")},
+                **steps_doc,
                 **_described(model),
             },
         )
@@ -174,13 +193,24 @@ class SklearnFlavor:
         *,
         trusted: bool,
     ) -> NativePredictor:
-        return NativePredictor(_load_native(files, trusted=trusted), signature)
+        model = _load_native(files, trusted=trusted)
+        if manifest.get("native_steps"):
+            from shipyard.flavors.pipeline_steps import restore_boosters
+
+            model = restore_boosters(model, files, manifest, signature)
+        return NativePredictor(model, signature)
 
     def to_onnx(
         self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
     ) -> bytes:
         from shipyard.flavors.onnx import convert_sklearn
+        from shipyard.flavors.pipeline_steps import booster_steps
 
+        if booster_steps(model):
+            raise ConversionError(
+                f"a pipeline with {' and '.join(booster_steps(model))} steps is served by "
+                "its own runtime (skl2onnx does not convert them)"
+            )
         return convert_sklearn(model, signature, example_columns)
 
 

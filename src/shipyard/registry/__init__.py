@@ -71,9 +71,11 @@ class Registry:
         version a monitoring reference: profiles of its features, of the model's predictions
         on them and of the target (prediction and label drift).
 
-        `onnx`: "auto" converts scikit-learn models to ONNX in the background and keeps the
-        conversion only if its outputs match (`wait_for_conversions()` to block); True converts
-        now and raises ConversionError on a mismatch; False never converts."""
+        `onnx`: "auto" converts models that have a converter (scikit-learn, XGBoost, LightGBM)
+        to ONNX in the background and keeps the conversion only if its outputs match
+        (`wait_for_conversions()` to block; the version's `onnx_detail` says why one was
+        refused); True converts now and raises ConversionError on a mismatch; False never
+        converts."""
         from shipyard.flavors import save_model
         from shipyard.stores.owners import current_owner
 

@@ -190,7 +190,9 @@ def convert_version(
         except Exception as exc:  # skl2onnx fails in many ways on models it does not know
             status, detail = "refused", f"{type(exc).__name__}: {exc}"
         else:
-            status = "ok"
+            from shipyard.flavors.tree_onnx import parity_of
+
+            status, detail = "ok", parity_of(data)
             digest = stores.artifacts.put_bytes(data)[0]
         stores.metadata.models.record_conversion(
             name, version, status=status, digest=digest, detail=detail, actor=stores.actor

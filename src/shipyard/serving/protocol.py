@@ -238,7 +238,15 @@ def v2_metadata_inputs(signature: Signature) -> list[dict[str, Any]]:
 
 
 def dumps(doc: Any) -> bytes:
-    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY, default=_as_list)
+
+
+def _as_list(value: Any) -> Any:
+    """What orjson's numpy support leaves out: arrays of strings or objects (a classifier's
+    string labels), numpy scalars of those kinds."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    raise TypeError(f"cannot answer a {type(value).__name__} in JSON")
 
 
 class FeedbackItem(NamedTuple):
