@@ -226,3 +226,16 @@ def test_a_rule_on_a_metric_that_cannot_be_computed_is_unknown_not_ok(stores: An
     known = evaluation(0.0)
     known.accuracy = {"overall": {"n": 40, "mae": 70.0, "rmse": 80.0}}
     assert [c for _, c in evaluator.evaluate(known)] == ["fired"]
+
+
+def test_a_firing_rule_whose_evaluation_fails_is_unknown_not_still_firing(stores: Any) -> None:
+    """New user: an endpoint whose log could not be read kept `mae > 30` "firing" for ever."""
+    stores.metadata.endpoints.create("churn", "models:/churn@champion", actor="t")
+    rule = add_alert_rule(stores, KEY, "churn", "mae", when="mae > 30")
+    evaluator = AlertEvaluator(stores, KEY)
+    high = evaluation(0.0)
+    high.accuracy = {"overall": {"n": 40, "mae": 70.0, "rmse": 80.0}}
+    assert [c for _, c in evaluator.evaluate(high)] == ["fired"]
+    failed = Evaluation("churn", 0, 3600.0, error="ArrowTypeError: Unable to merge")
+    assert evaluator.evaluate(failed) == []
+    assert stores.metadata.alerts.get(rule.id).state == "unknown"

@@ -149,3 +149,13 @@ def test_a_signature_stored_before_missing_was_recorded_refuses_nulls() -> None:
     with pytest.raises(SignatureError) as err:
         text.columns_from_records([{"t": "x"}, {"t": None}])
     assert err.value.details["field"] == "t"
+
+
+def test_allow_missing_on_a_model_that_cannot_handle_them_is_refused(
+    settings: Settings, diabetes: Any
+) -> None:
+    """New user: `allow_missing=["bmi"]` on a plain Ridge was accepted, then served null."""
+    X, y = diabetes
+    with sy.start_run(experiment="nulls") as run, pytest.raises(Exception) as err:
+        run.log_model(Ridge().fit(X, y), name="ridge", input_example=X[:5], allow_missing=["bmi"])
+    assert "allow_missing" in str(err.value) and "'bmi'" in str(err.value)

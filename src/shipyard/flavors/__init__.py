@@ -121,6 +121,7 @@ def save_model(
     flavor = pick_flavor(model, serialization)
     signature = _signature(flavor, model, input_example, allow_missing)
     example_columns = signature.check_frame(input_example)
+    _check_missing_handled(flavor, model, signature, example_columns)
     manifest: dict[str, Any] = {
         "format": 1,
         "signature": signature.to_dict(),
@@ -169,6 +170,40 @@ def _signature(
         return infer_signature(example).allowing_missing(True)
     named = [allow_missing] if isinstance(allow_missing, str) else list(allow_missing or ())
     return infer_signature(example).allowing_missing({*named, *missing_columns(example)})
+
+
+def _check_missing_handled(
+    flavor: Flavor, model: Any, signature: Signature, example: Mapping[str, Any]
+) -> None:
+    """A model told to take missing values it does not declare it handles is tried on the
+    example with those columns missing: one that fails or answers NaN is refused now, not
+    served answering null."""
+    import numpy as np
+
+    taken = [c for c in signature.inputs if c.missing]
+    if not taken or flavor.takes_missing(model) or flavor.name == "python_model":
+        return
+    if not callable(getattr(model, "predict", None)):
+        return
+    rows = len(next(iter(example.values())))
+    holed = dict(example)
+    for c in taken:
+        holed[c.name] = np.full(rows, np.nan) if c.dtype in ("double", "float") else [None] * rows
+    names = ", ".join(repr(c.name) for c in taken)
+    try:
+        out = np.asarray(model.predict(signature.to_model_input(holed)))
+    except Exception as exc:  # the model's own error says why
+        raise InvalidArgumentError(
+            f"allow_missing: the model fails on a missing value in {names} "
+            f"({type(exc).__name__}: {exc}); put an imputer in front of it or drop allow_missing",
+            field="allow_missing",
+        ) from exc
+    if out.dtype.kind == "f" and not np.isfinite(out).all():
+        raise InvalidArgumentError(
+            f"allow_missing: the model answers NaN when {names} is missing; put an imputer in "
+            "front of it or drop allow_missing",
+            field="allow_missing",
+        )
 
 
 def convertible(manifest: Mapping[str, Any]) -> bool:

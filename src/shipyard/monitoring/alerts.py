@@ -14,7 +14,8 @@ Metrics: drift_share, drifted_columns, quality_violations, rows, error_rate, p50
 p99_latency_ms, accuracy, f1, auc, mae, rmse, and drift:<feature> (that feature's effect size).
 
 A rule whose metric the last evaluation could not compute (no labels yet, only missing
-predictions, a feature no longer monitored) is "unknown", never "ok": silence is not health.
+predictions, a feature no longer monitored, or the evaluation failed: no traffic in the
+window, an unreadable log) is "unknown", never "ok" nor still "firing": silence is not health.
 An unknown rule that fires afterwards runs its actions again.
 """
 
@@ -218,9 +219,8 @@ class AlertEvaluator:
     def evaluate(self, ev: Evaluation) -> list[tuple[AlertRule, str]]:
         """Update every rule of `ev.endpoint`; returns the (rule, "fired"|"resolved") changes."""
         changes: list[tuple[AlertRule, str]] = []
-        if ev.error is not None:
-            return changes
-        values = metric_values(ev)
+        # an evaluation that failed (no traffic, a store down) computed nothing: all unknown
+        values = metric_values(ev) if ev.error is None else {}
         store = self.stores.metadata.alerts
         for rule in store.rules(ev.endpoint):
             value = values.get(rule.metric)

@@ -64,7 +64,7 @@ def evaluate_rolling(
     monitoring.rolling): only new prediction-log files are read. Accuracy and label drift
     still join the window's predictions with the labels that came back, when there are any."""
     from shipyard.monitoring.drift import detect_drift
-    from shipyard.monitoring.performance import join_labels, score
+    from shipyard.monitoring.performance import join_labels, live_accuracy
     from shipyard.monitoring.quality import check_quality
     from shipyard.monitoring.rolling import RollingWindow
     from shipyard.monitoring.sources import endpoint_labels, endpoint_reference, endpoint_window
@@ -90,7 +90,8 @@ def evaluate_rolling(
     if not labels.empty:
         raw = endpoint_window(settings, endpoint, window_seconds, now_ms=now)
         joined = join_labels(raw, labels)
-        accuracy = score(joined)
+        # with the reason for each metric that cannot be computed (AUC without probabilities)
+        accuracy = live_accuracy(raw, labels, endpoint=endpoint)
         if "_label" in columns and not joined.empty:
             label_drift = detect_drift(
                 reference, joined[["_label"]], columns=["_label"], alpha=settings.monitor_alpha
@@ -246,14 +247,13 @@ class LiveMonitor:
                 )
             if self.gauges is not None and ev.error is None:
                 self.gauges.update(ev)
-            if ev.error is None:
-                try:
-                    ev.alerts = [
-                        {"alert": rule.name, "change": change}
-                        for rule, change in self.alerts.evaluate(ev)
-                    ]
-                except Exception:  # a broken rule must not stop the monitoring of the rest
-                    log.exception("alert rules of %s failed", name)
+            try:  # every evaluation, a failed one too: its rules are then "unknown"
+                ev.alerts = [
+                    {"alert": rule.name, "change": change}
+                    for rule, change in self.alerts.evaluate(ev)
+                ]
+            except Exception:  # a broken rule must not stop the monitoring of the rest
+                log.exception("alert rules of %s failed", name)
             self.latest[name] = ev
             done.append(ev)
         return done

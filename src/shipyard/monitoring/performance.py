@@ -76,10 +76,11 @@ def _metrics(df: pd.DataFrame, kind: str) -> dict[str, Any]:
     n = len(df)
     why = f"{skipped} of {n} labelled rows have no prediction or no label"
     if skipped == n:
-        return {"n": n, **dict.fromkeys(METRICS[kind]), "unscored": n, "reason": why}
+        return {"n": n, **dict.fromkeys(METRICS[kind]), "scored": 0, "unscored": n, "reason": why}
     return {
         **_scored(df[~unusable], kind),
         "n": n,
+        "scored": n - skipped,
         "unscored": skipped,
         "reason": f"{why}: not scored",
     }

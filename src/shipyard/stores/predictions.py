@@ -76,16 +76,22 @@ class PredictionLogStore:
             return pa.table({})
         import pyarrow.parquet as pq
 
-        # files differ in columns (error records carry no features; versions may differ)
-        schema = pa.unify_schemas([pq.read_schema(f) for f in files])
-        dataset = ds.dataset(files, format="parquet", schema=schema)
+        # files differ in columns (error records carry no features; versions may differ) and
+        # in types: one model answers float32, the next float64 (widened), or text (a canary
+        # of a regressor and a classifier: the column is read as text)
         expr = None
         if start_ms is not None:
             expr = ds.field("_ts") >= start_ms
         if end_ms is not None:
             cond = ds.field("_ts") < end_ms
             expr = cond if expr is None else expr & cond
-        return dataset.to_table(filter=expr, columns=columns)
+        schemas = [pq.read_schema(f) for f in files]
+        try:
+            schema = pa.unify_schemas(schemas, promote_options="permissive")
+            dataset = ds.dataset(files, format="parquet", schema=schema)
+            return dataset.to_table(filter=expr, columns=columns)
+        except (pa.ArrowTypeError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return _read_as_text_where_types_differ(files, schemas, expr, columns)
 
     def files(
         self, endpoint: str, *, start_ms: int | None = None, end_ms: int | None = None
@@ -151,3 +157,28 @@ def _label_text(v: Any) -> str:
     if isinstance(v, float) and v.is_integer():
         return str(int(v))
     return str(v)
+
+
+def _read_as_text_where_types_differ(
+    files: list[str], schemas: list[pa.Schema], expr: Any, columns: list[str] | None
+) -> pa.Table:
+    """The files as one table, each column whose type differs between files cast to text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    types: dict[str, set[Any]] = {}
+    for schema in schemas:
+        for f in schema:
+            types.setdefault(f.name, set()).add(f.type)
+    mixed = {name for name, seen in types.items() if len(seen) > 1}
+    tables = []
+    for path in files:
+        table = pq.read_table(path)
+        for name in mixed & set(table.column_names):
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table.column(name).cast(pa.string()))
+        tables.append(table)
+    table = pa.concat_tables(tables, promote_options="permissive")
+    if expr is not None:
+        table = table.filter(expr)
+    return table.select(columns) if columns is not None else table
