@@ -418,7 +418,8 @@ def alert_list(
     endpoint: Annotated[str | None, typer.Option(help="Only this endpoint.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """List alert rules and their state (ok, pending, firing; unknown when the metric could not be computed).
+    """List alert rules and their state: ok, pending, firing, or unknown when the metric could
+    not be computed.
 
     \b
     Example:
