@@ -171,3 +171,60 @@ def test_an_integer_column_without_missing_values_refuses_null(settings: Setting
     assert "feature store" in str(err.value) and err.value.details["row"] == 1
     assert sig.coerce_column("rooms", "integer", [1, 2]).dtype == np.int32
     assert np.isnan(sig.coerce_column("age", "long", [1, None], origin=" (x)")[1])
+
+
+def test_a_null_from_the_feature_store_in_an_integer_feature(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A `long` feature trained as `Int64` with pd.NA: a model that handles missing values
+    gets the store's null (an unknown driver) as NaN, as in training; one trained on complete
+    rows refuses it, naming the feature and the row."""
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard.config import reset_settings
+    from shipyard.server.app import create_server_app
+    from shipyard.stores import open_stores
+    from tests.helpers import wait_for
+    from tests.integration.test_features_serving import NOW, setup_features
+
+    monkeypatch.setenv("SHIPYARD_HOME", str(tmp_path / "home"))
+    reset_settings()
+    settings = Settings(home=tmp_path / "home", user="tester")
+    store = setup_features(settings, tmp_path, default={"rating": 2.5})  # trips: null
+    rng = np.random.default_rng(1)
+    events = pd.DataFrame(
+        {
+            "driver_id": rng.integers(0, 40, 300),
+            "event_timestamp": NOW - pd.to_timedelta(rng.integers(0, 24 * 3600, 300), unit="s"),
+            "amount": rng.random(300) * 100,
+        }
+    )
+    X = store.get_training_frame(events, "churn")[["trips", "rating", "per_trip"]]
+    X = X.astype({"trips": "Int64"})
+    X.loc[::10, "trips"] = pd.NA
+    y = (X["per_trip"].fillna(0) > X["per_trip"].median()).astype(int)
+    hgb = HistGradientBoostingRegressor(max_iter=20).fit(X, y)
+    complete = X.dropna()
+    logistic = LogisticRegression(max_iter=500).fit(complete, y[complete.index])
+    with sy.start_run(experiment="features") as run:
+        for name, model, example in (("hgb", hgb, X[:20]), ("lr", logistic, complete[:20])):
+            tags = {"feature_service": "churn"}
+            run.log_model(model, name=name, input_example=example, tags=tags)
+            sy.set_alias(name, "live", 1)
+            open_stores(settings).metadata.endpoints.create(
+                name, f"models:/{name}@live", actor="tester"
+            )
+    store.materialize()
+    rows = [{"driver_id": d, "amount": 30.0 + d} for d in (1, 2, 999)]  # 999: unknown
+    offline = store.get_training_frame(pd.DataFrame(rows).assign(event_timestamp=NOW), "churn")
+    with BackgroundServer(create_server_app(settings, refresh_seconds=0.2)) as srv:
+        srv.wait_ready()
+        url = f"{srv.url}/endpoints/hgb/predict"
+        body = {"instances": rows}
+        r = wait_for(lambda: (r := httpx.post(url, json=body)).status_code == 200 and r, 30)
+        want = hgb.predict(offline[["trips", "rating", "per_trip"]])
+        np.testing.assert_allclose(r.json()["predictions"], want, rtol=1e-6)
+        r = httpx.post(f"{srv.url}/endpoints/lr/predict", json=body)
+        assert r.status_code == 422, r.text
+        assert r.json()["field"] == "trips" and r.json()["row"] == 2
+        assert "feature store" in r.json()["error"]
