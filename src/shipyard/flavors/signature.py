@@ -561,7 +561,7 @@ def example_rows(example: Any, n: int = 5) -> dict[str, Any]:
     if hasattr(example, "iloc"):
         head = example.iloc[:n]
         if hasattr(head, "columns"):  # extension columns: pd.NA as None, numbers as Python's
-            values = [_column_values(head[c]).tolist() for c in head.columns]
+            values = [_column_values(head.iloc[:, i]).tolist() for i in range(head.shape[1])]
             data = [list(row) for row in zip(*values, strict=True)]
             return {"columns": [str(c) for c in head.columns], "data": data}
         rows = head.to_dict(orient="split", index=False)
