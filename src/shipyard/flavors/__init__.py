@@ -188,7 +188,8 @@ def _check_missing_handled(
     rows = len(next(iter(example.values())))
     holed = dict(example)
     for c in taken:
-        holed[c.name] = np.full(rows, np.nan) if c.dtype in ("double", "float") else [None] * rows
+        # what a request's null becomes: NaN in a number or true/false column (float64)
+        holed[c.name] = np.full(rows, np.nan) if c.dtype != "string" else [None] * rows
     names = ", ".join(repr(c.name) for c in taken)
     try:
         out = np.asarray(model.predict(signature.to_model_input(holed)))

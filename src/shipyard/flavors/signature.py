@@ -296,9 +296,7 @@ class Signature:
         if dtype in _NUMERIC:
             return self._numbers(name, dtype, values, arr, origin)
         if dtype == "boolean":
-            if kind != "b":
-                raise SignatureError(f"feature '{name}' expects true/false values", field=name)
-            return arr
+            return self._booleans(name, arr, origin)
         if kind not in "USO" or (
             kind == "U" and isinstance(values, list) and not _all_text(values)
         ):
@@ -312,6 +310,22 @@ class Signature:
             if name not in self.takes_missing:
                 _refuse_missing(name, missing, origin)
         return arr.astype(object)
+
+    def _booleans(self, name: str, arr: np.ndarray, origin: str) -> np.ndarray:
+        """A true/false column; with missing values (None, pd.NA) where it takes them, passed
+        as float64 1.0/0.0/NaN — what scikit-learn made of a nullable boolean column."""
+        import numpy as np
+
+        if arr.dtype.kind == "b":
+            return arr
+        values = arr.tolist() if arr.dtype.kind == "O" else None
+        if values is None or not all(isinstance(v, bool) or _missing(v) for v in values):
+            raise SignatureError(f"feature '{name}' expects true/false values", field=name)
+        missing = np.array([_missing(v) for v in values], dtype=bool)
+        if name not in self.takes_missing:
+            _refuse_missing(name, missing, origin)
+        out: np.ndarray = np.array([np.nan if _missing(v) else float(v) for v in values])
+        return out if name in self.takes_missing else out.astype(bool)
 
     def _numbers(
         self, name: str, dtype: str, values: Any, arr: np.ndarray, origin: str
@@ -341,6 +355,10 @@ class Signature:
             raise SignatureError(
                 f"feature '{name}' has a value beyond the {dtype} range (±{limit:.4g})", field=name
             )
+        if dtype in ("long", "integer") and name in self.takes_missing:
+            # int64 holds no NaN: a whole-number column that takes missing values is passed as
+            # float64 with NaN, always (what scikit-learn made of an Int64 column with pd.NA)
+            return arr.astype(np.float64, copy=False)
         return arr.astype(_NUMPY_OF[dtype], copy=False)
 
     def to_model_input(self, columns: Mapping[str, np.ndarray]) -> pd.DataFrame | np.ndarray:
@@ -390,7 +408,7 @@ class Signature:
             if len(data) == 0:
                 raise SignatureError("input has no rows")
             return {
-                c.name: self.coerce_column(c.name, c.dtype, data[c.name].to_numpy())
+                c.name: self.coerce_column(c.name, c.dtype, _column_values(data[c.name]))
                 for c in self.inputs
             }
         if isinstance(data, Mapping):
@@ -449,12 +467,48 @@ def _refuse_missing(name: str, missing: np.ndarray, origin: str) -> None:
     )
 
 
-def _dtype_name(dtype: Any) -> str:
+def _column_values(series: Any) -> np.ndarray:
+    """A DataFrame column as numpy: a pandas extension column (`Int64`, `boolean`, `string`,
+    `category`, …) as objects with None where a value is missing, so the checks see pd.NA as
+    they see a null; a complete nullable number or boolean column as its numpy type."""
+    dtype = series.dtype
+    if not hasattr(dtype, "na_value"):  # a numpy dtype
+        return series.to_numpy()  # type: ignore[no-any-return]
+    numpy_dtype = getattr(dtype, "numpy_dtype", None)
+    if numpy_dtype is not None and numpy_dtype.kind in "iufb" and not series.hasnans:
+        return series.to_numpy(dtype=numpy_dtype)  # type: ignore[no-any-return]
+    return series.to_numpy(dtype=object, na_value=None)  # type: ignore[no-any-return]
+
+
+# column kinds a signature holds no type for, and what to do about them
+_UNSUPPORTED: dict[str, str] = {
+    "M": "convert it to numbers (e.g. `df[c].astype('int64')`, epoch time) or to "
+    "features such as `df[c].dt.dayofweek` before training and logging",
+    "m": "convert it to numbers (e.g. `df[c].dt.total_seconds()`) before training and logging",
+    "c": "split it into real and imaginary columns",
+}
+
+
+def _dtype_name(dtype: Any, column: str = "f*") -> str:
+    """The signature type of a numpy or pandas (extension) dtype: `Int64` → long with
+    `Float32` → float, `boolean` → boolean, `string` → string; a `category` → the type of its
+    categories (text categories: string). Dates and durations are refused, naming the column."""
+    categories = getattr(dtype, "categories", None)
+    if categories is not None:  # category: its values are its categories'
+        return _dtype_name(categories.dtype, column)
     kind = getattr(dtype, "kind", "O")
+    if kind in _UNSUPPORTED or str(dtype).startswith(("period", "interval")):
+        raise InvalidArgumentError(
+            f"input_example column '{column}' has type {dtype}, which a signature does not "
+            f"hold (numbers, true/false, text); "
+            + _UNSUPPORTED.get(kind, "convert it to numbers or text"),
+            field="input_example",
+            column=column,
+        )
     if kind == "f":
-        return "float" if dtype.itemsize == 4 else "double"
-    if kind in "iu":
-        return "integer" if dtype.itemsize <= 4 else "long"
+        return "float" if dtype.itemsize <= 4 else "double"
+    if kind in "iu":  # an unsigned 32-bit value may exceed int32
+        return "integer" if dtype.itemsize < 4 or (kind == "i" and dtype.itemsize == 4) else "long"
     if kind == "b":
         return "boolean"
     return "string"
@@ -485,7 +539,7 @@ def infer_signature(example: Any) -> Signature:
         if len(example.columns) == 0:
             raise InvalidArgumentError("input_example has no columns")
         return Signature(
-            tuple(ColumnSpec(str(c), _dtype_name(dt)) for c, dt in example.dtypes.items()),
+            tuple(ColumnSpec(str(c), _dtype_name(dt, str(c))) for c, dt in example.dtypes.items()),
             "columns",
         )
     arr = np.asarray(example)
@@ -506,6 +560,10 @@ def example_rows(example: Any, n: int = 5) -> dict[str, Any]:
 
     if hasattr(example, "iloc"):
         head = example.iloc[:n]
+        if hasattr(head, "columns"):  # extension columns: pd.NA as None, numbers as Python's
+            values = [_column_values(head.iloc[:, i]).tolist() for i in range(head.shape[1])]
+            data = [list(row) for row in zip(*values, strict=True)]
+            return {"columns": [str(c) for c in head.columns], "data": data}
         rows = head.to_dict(orient="split", index=False)
         return {"columns": [str(c) for c in rows["columns"]], "data": rows["data"]}
     arr = np.asarray(example)
