@@ -351,7 +351,7 @@ class Signature:
             if dtype in ("long", "integer") and not np.all(arr[~np.isnan(arr)] % 1 == 0):
                 raise SignatureError(f"feature '{name}' expects whole numbers", field=name)
         limit = _LIMITS[dtype]
-        if len(arr) and (np.nanmax(np.abs(arr), initial=0) > limit):
+        if len(arr) and float(np.nanmax(np.abs(arr), initial=0)) > limit:  # float32 too
             raise SignatureError(
                 f"feature '{name}' has a value beyond the {dtype} range (±{limit:.4g})", field=name
             )

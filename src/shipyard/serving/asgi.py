@@ -186,7 +186,8 @@ class DataPlaneRoutes:
         return answer_response(await self.plane.predict(name, raw))
 
     async def infer(self, name: str, request: Request) -> Response:
-        """V2 inference: one [n] tensor per feature, or one [n, n_features] tensor."""
+        """V2 inference: one [n] tensor per feature, or one [n, n_features] tensor; as JSON,
+        or with the binary tensor data extension (`Inference-Header-Content-Length`)."""
         raw = AsgiRequest(request.scope, request.receive)
         return answer_response(await self.plane.infer(name, raw))
 
@@ -211,7 +212,9 @@ class DataPlaneRoutes:
     async def server_metadata(self) -> Response:
         from shipyard import __version__
 
-        return json_response({"name": "shipyard", "version": __version__, "extensions": []})
+        return json_response(
+            {"name": "shipyard", "version": __version__, "extensions": ["binary_tensor_data"]}
+        )
 
     async def model_metadata(self, name: str) -> Response:
         return answer_response(self.plane.model_metadata(name))

@@ -25,7 +25,7 @@ from shipyard.errors import (
     ShipyardError,
     SignatureError,
 )
-from shipyard.serving import protocol
+from shipyard.serving import binary, protocol
 from shipyard.serving.answers import (
     Answer,
     BodyRequest,
@@ -183,7 +183,9 @@ class DataPlane:
                     "X-Request-ID must be 1 to 128 printable ASCII characters", field="x-request-id"
                 )
             self._ready_model(name)
-            doc = protocol.parse_json(await request.read(self.limit))
+            doc = protocol.parse_body(
+                await request.read(self.limit), request.headers.get(binary.HEADER)
+            )
             key = request.headers.get("x-shipyard-key") or protocol.request_key(doc)
             served, shadow = table.route(name, key)
             if not served.ready or served.model is None:  # a candidate still loading
@@ -206,9 +208,9 @@ class DataPlane:
                 out["variant"] = served.variant
             if shadow is not None:
                 self._spawn(self._shadow(name, shadow, doc, parse, request_id))
-            return json_answer(
+            return _answer(
                 out,
-                200,
+                parsed.binary,
                 [
                     (b"x-request-id", echo.encode("latin-1")),
                     (b"x-model-version", served.version.encode("latin-1")),
@@ -321,6 +323,14 @@ class DataPlane:
             probabilities if ok else None,
             model.manifest.get("classes") if model is not None else None,
         )
+
+
+def _answer(doc: dict[str, Any], raw: frozenset[str], headers: list[tuple[bytes, bytes]]) -> Answer:
+    """A prediction's answer: JSON, or with the outputs in `raw` as bytes after it (the
+    binary tensor data extension)."""
+    if raw:
+        return binary.answer(doc, raw, 200, headers)
+    return json_answer(doc, 200, headers)
 
 
 def make_feedback_log(settings: Settings) -> FeedbackLogger | None:

@@ -28,6 +28,7 @@ class Parsed(NamedTuple):
     columns: Mapping[str, np.ndarray]
     proba: bool
     render: Callable[[ServedModel, str, np.ndarray, np.ndarray | None], dict[str, Any]]
+    binary: frozenset[str] = frozenset()  # outputs answered as raw bytes (`binary.answer`)
 
 
 Parser = Callable[["ServedModel", Any], Parsed]
@@ -68,7 +69,7 @@ def parse_plain(served: ServedModel, body: Any) -> Parsed:
 
 def parse_v2(served: ServedModel, body: Any) -> Parsed:
     assert served.model is not None
-    columns, wanted, given_id = protocol.parse_v2(body, served.model.signature)
+    columns, wanted, given_id, binary = protocol.parse_v2(body, served.model.signature)
     known = {"predict", "predict_proba"}
     unknown = [w for w in wanted if w not in known]
     if unknown:
@@ -87,9 +88,10 @@ def parse_v2(served: ServedModel, body: Any) -> Parsed:
         assert served.model is not None
         outputs = []
         if not wanted or "predict" in wanted:
-            outputs.append(protocol.v2_tensor("predict", labels))
+            outputs.append(protocol.v2_tensor("predict", labels, "predict" in binary))
         if probabilities is not None:
-            outputs.append(protocol.v2_tensor("predict_proba", probabilities))
+            raw = "predict_proba" in binary
+            outputs.append(protocol.v2_tensor("predict_proba", probabilities, raw))
         doc: dict[str, Any] = {
             "model_name": served.endpoint,
             "model_version": str(served.model.version),
@@ -100,7 +102,7 @@ def parse_v2(served: ServedModel, body: Any) -> Parsed:
             doc["parameters"] = {"request_id": request_id}
         return doc
 
-    return Parsed(columns, want_proba, render)
+    return Parsed(columns, want_proba, render, binary)
 
 
 def decode(parse: Parser, served: ServedModel, doc: Any) -> Parsed:

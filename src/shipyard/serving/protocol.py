@@ -11,6 +11,7 @@ import orjson
 
 from shipyard.errors import InvalidArgumentError, SignatureError
 from shipyard.flavors.signature import V2_DATATYPE
+from shipyard.serving import binary
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -47,6 +48,41 @@ def parse_json(body: bytes | bytearray) -> Any:
         raise InvalidArgumentError(
             f"the request body is not valid JSON: {exc}", field="body"
         ) from exc
+
+
+def parse_body(body: bytes | bytearray, header_length: str | None) -> Any:
+    """A request's document: its JSON body, or, with the binary tensor data extension's
+    `Inference-Header-Content-Length` header, the JSON header with each binary input's bytes
+    as its `data` (`binary.attach`)."""
+    if header_length is None:
+        try:
+            return parse_json(body)
+        except InvalidArgumentError:
+            _binary_without_header(body)
+            raise
+    n = binary.header_length(header_length, len(body))
+    return binary.attach(parse_json(body[:n]), memoryview(body)[n:])
+
+
+def _binary_without_header(body: bytes | bytearray) -> None:
+    """A body that is JSON and then bytes, sent without its header: the input at fault named."""
+    try:
+        orjson.loads(body)
+        return
+    except orjson.JSONDecodeError as exc:
+        end = exc.pos
+    try:
+        doc = orjson.loads(body[:end])
+    except orjson.JSONDecodeError:
+        return
+    inputs = doc.get("inputs") if isinstance(doc, dict) else None
+    for i, tensor in enumerate(inputs if isinstance(inputs, list) else ()):
+        if binary.binary_size(tensor, f"inputs[{i}]") is not None:
+            raise InvalidArgumentError(
+                f"inputs[{i}] has parameters.binary_data_size but the request has no "
+                f"Inference-Header-Content-Length header saying where its JSON ends",
+                field=f"inputs[{i}].parameters.binary_data_size",
+            )
 
 
 def request_key(doc: Any) -> str | None:
@@ -90,13 +126,19 @@ def parse_predict(body: bytes | Any, signature: Signature) -> tuple[Mapping[str,
     return signature.columns_from_records(doc["instances"]), proba
 
 
-def parse_v2(
-    body: bytes | Any, signature: Signature
-) -> tuple[Mapping[str, np.ndarray], list[str], str | None]:
-    """A V2 infer request → (columns, requested outputs, request id).
+class V2Request(NamedTuple):
+    columns: Mapping[str, np.ndarray]
+    outputs: list[str]  # the requested outputs' names ([]: the default ones)
+    request_id: str | None
+    binary: frozenset[str]  # the outputs to answer as raw bytes (`binary.answer`)
+
+
+def parse_v2(body: bytes | Any, signature: Signature) -> V2Request:
+    """A V2 infer request → its columns, requested outputs, id and binary outputs.
 
     Either one tensor per feature column (named as the column, shape [n]) or one 2-D tensor of
-    shape [n, n_features] in signature order."""
+    shape [n, n_features] in signature order. An output is answered as raw bytes when its
+    `parameters.binary_data` says so, or else the request's `parameters.binary_data_output`."""
     doc = parse_json(body) if isinstance(body, (bytes, bytearray)) else body
     if not isinstance(doc, dict):
         raise InvalidArgumentError("the body must be a JSON object with 'inputs'", field="body")
@@ -110,12 +152,42 @@ def parse_v2(
     ):
         raise InvalidArgumentError("'outputs' must be a list of {\"name\": …}", field="outputs")
     request_id = doc.get("id")
+    binary_outputs = _binary_outputs(doc, outputs)
     if len(tensors) == 1 and next(iter(tensors.values())).ndim == 2:
         matrix = next(iter(tensors.values()))
         columns = signature.columns_from_matrix(matrix, field="inputs[0]")
     else:
         columns = _v2_feature_columns(tensors, signature)
-    return columns, [str(o["name"]) for o in outputs], str(request_id) if request_id else None
+    return V2Request(
+        columns,
+        [str(o["name"]) for o in outputs],
+        str(request_id) if request_id else None,
+        binary_outputs,
+    )
+
+
+def _binary_outputs(doc: dict[str, Any], outputs: list[dict[str, Any]]) -> frozenset[str]:
+    params = doc.get("parameters")
+    default = params.get("binary_data_output", False) if isinstance(params, dict) else False
+    if not isinstance(default, bool):
+        raise InvalidArgumentError(
+            "parameters.binary_data_output must be true or false",
+            field="parameters.binary_data_output",
+        )
+    if not outputs:
+        return frozenset({"predict", "predict_proba"} if default else ())
+    chosen = set()
+    for i, output in enumerate(outputs):
+        own = output.get("parameters")
+        wanted = own.get("binary_data", default) if isinstance(own, dict) else default
+        if not isinstance(wanted, bool):
+            raise InvalidArgumentError(
+                f"outputs[{i}].parameters.binary_data must be true or false",
+                field=f"outputs[{i}].parameters.binary_data",
+            )
+        if wanted:
+            chosen.add(str(output["name"]))
+    return frozenset(chosen)
 
 
 def _v2_tensors(inputs: list[Any]) -> dict[str, np.ndarray]:
@@ -154,10 +226,13 @@ def _v2_tensors(inputs: list[Any]) -> dict[str, np.ndarray]:
             raise InvalidArgumentError(
                 f"{field}.datatype {datatype!r} is not a V2 datatype", field=f"{field}.datatype"
             )
-        if not isinstance(data, list):
-            raise InvalidArgumentError(f"{field}.data must be a list", field=f"{field}.data")
         if name in tensors:
             raise InvalidArgumentError(f"tensor '{name}' appears twice", field=f"{field}.name")
+        if isinstance(data, binary.RawTensor):
+            tensors[name] = binary.decode(data, datatype, shape, field)
+            continue
+        if not isinstance(data, list):
+            raise InvalidArgumentError(f"{field}.data must be a list", field=f"{field}.data")
         try:
             arr = np.asarray(data, dtype=object if datatype == "BYTES" else None)
         except ValueError as exc:
@@ -221,12 +296,13 @@ def _v2_type(arr: np.ndarray) -> str:
     return "BYTES"
 
 
-def v2_tensor(name: str, arr: np.ndarray) -> dict[str, Any]:
+def v2_tensor(name: str, arr: np.ndarray, raw: bool = False) -> dict[str, Any]:
+    """An output tensor; `raw`: its data left an array, for `binary.answer` to send as bytes."""
     return {
         "name": name,
         "shape": list(arr.shape),
         "datatype": _v2_type(arr),
-        "data": arr.ravel().tolist(),
+        "data": arr if raw else arr.ravel().tolist(),
     }
 
 

@@ -10,7 +10,14 @@ from pathlib import Path
 import shipyard.serving
 
 SERVING = Path(shipyard.serving.__file__).parent
-NO_HTTP = ("dataplane.py", "decoding.py", "answers.py", "lifecycle.py", "routes.py")
+NO_HTTP = (
+    "dataplane.py",
+    "decoding.py",
+    "answers.py",
+    "binary.py",
+    "lifecycle.py",
+    "routes.py",
+)
 HTTP_LIBRARIES = ("fastapi", "starlette", "uvicorn", "h11", "httptools")
 # the transport and the ASGI app: above the data plane, never imported by it
 UPPER = tuple(

@@ -48,13 +48,13 @@ def test_v2_per_column_and_matrix_forms_agree() -> None:
         ]
     }
     matrix = {"inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP64", "data": [1, 2, 3, 4]}]}
-    a, _, _ = parse_v2(body(per_col), SIG)
-    b, _, _ = parse_v2(body(matrix), SIG)
+    a = parse_v2(body(per_col), SIG).columns
+    b = parse_v2(body(matrix), SIG).columns
     assert {k: v.tolist() for k, v in a.items()} == {k: v.tolist() for k, v in b.items()}
     nested = {
         "inputs": [{"name": "x", "shape": [2, 2], "datatype": "FP32", "data": [[1, 2], [3, 4]]}]
     }
-    c, _, _ = parse_v2(body(nested), SIG)
+    c = parse_v2(body(nested), SIG).columns
     assert c["f1"].tolist() == [2.0, 4.0]
 
 

@@ -102,7 +102,7 @@ quick = settings(max_examples=300, deadline=None, suppress_health_check=[HealthC
 @given(doc=v2_bodies())
 def test_v2_decoder_gives_columns_or_a_typed_error(signature: Signature, doc: Any) -> None:
     try:
-        columns, outputs, _ = parse_v2(doc, signature)
+        columns, outputs, _, _ = parse_v2(doc, signature)
     except InvalidArgumentError as exc:
         assert exc.details.get("field")
         return
