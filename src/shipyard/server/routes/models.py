@@ -17,6 +17,13 @@ routes = Routes()
 
 # a version number in a path: one rule on SQLite and PostgreSQL (a 422 naming `version`)
 VersionPath = Annotated[int, Path(ge=1, le=MAX_VERSION, description="a model version number")]
+# text the registry stores: no control character but tab and newline (PostgreSQL refuses NUL);
+# the same rule as `registry._check_text`, stated in the schema for clients and fuzzers
+TEXT = r"^[^\x00-\x08\x0b-\x1f\x7f]*$"
+KeyPath = Annotated[
+    str,
+    Path(min_length=1, max_length=256, pattern=r"^[^\x00-\x1f\x7f]+$", description="a tag key"),
+]
 
 
 class AliasBody(BaseModel):
@@ -34,11 +41,13 @@ class ApprovalBody(BaseModel):
 
 
 class DescriptionBody(BaseModel):
-    description: str = Field(max_length=65536, description="the new description ('' clears it)")
+    description: str = Field(
+        max_length=65536, pattern=TEXT, description="the new description ('' clears it)"
+    )
 
 
 class TagBody(BaseModel):
-    value: str = Field(max_length=65536, description="the tag's value")
+    value: str = Field(max_length=65536, pattern=TEXT, description="the tag's value")
 
 
 class GatesBody(BaseModel):
@@ -141,27 +150,27 @@ def describe_version(
 
 
 @routes.put("/api/models/{name}/tags/{key}", tags=["models"])
-def set_model_tag(name: str, key: str, body: TagBody, plane: Plane) -> Response:
+def set_model_tag(name: str, key: KeyPath, body: TagBody, plane: Plane) -> Response:
     plane.registry.set_model_tag(name, key, body.value)
     return json_response({"name": name, "key": key, "value": body.value})
 
 
 @routes.delete("/api/models/{name}/tags/{key}", tags=["models"])
-def delete_model_tag(name: str, key: str, plane: Plane) -> Response:
+def delete_model_tag(name: str, key: KeyPath, plane: Plane) -> Response:
     plane.registry.delete_tag(name, key)
     return json_response({"name": name, "key": key, "deleted": True})
 
 
 @routes.put("/api/models/{name}/versions/{version}/tags/{key}", tags=["models"])
 def set_version_tag(
-    name: str, version: VersionPath, key: str, body: TagBody, plane: Plane
+    name: str, version: VersionPath, key: KeyPath, body: TagBody, plane: Plane
 ) -> Response:
     plane.registry.set_version_tag(name, version, key, body.value)
     return json_response({"name": name, "version": version, "key": key, "value": body.value})
 
 
 @routes.delete("/api/models/{name}/versions/{version}/tags/{key}", tags=["models"])
-def delete_version_tag(name: str, version: VersionPath, key: str, plane: Plane) -> Response:
+def delete_version_tag(name: str, version: VersionPath, key: KeyPath, plane: Plane) -> Response:
     plane.registry.delete_tag(name, key, version)
     return json_response({"name": name, "version": version, "key": key, "deleted": True})
 

@@ -19,7 +19,13 @@ def list_experiments(plane: Plane) -> Response:
 
 
 class RenameBody(BaseModel):
-    name: str = Field(min_length=1, max_length=256, description="the experiment's new name")
+    name: str = Field(
+        min_length=1,
+        max_length=256,
+        # not blank, no '/' nor control character (the store's rule, stated for clients)
+        pattern=r"^[^/\x00-\x1f\x7f]*[^\s/\x00-\x1f\x7f][^/\x00-\x1f\x7f]*$",
+        description="the experiment's new name",
+    )
 
 
 @routes.get("/api/experiments/{name}")
