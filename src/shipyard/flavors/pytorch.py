@@ -192,9 +192,13 @@ class TorchPredictor:
             return [columns[name] for name in self.signature.names]
         return [self.signature.matrix(columns, "float32")]
 
-    def predict_both(self, columns: Mapping[str, np.ndarray]) -> tuple[Any, Any]:
+    def predict_both(
+        self, columns: Mapping[str, np.ndarray], proba: bool = True
+    ) -> tuple[Any, Any]:
+        """Predictions (and probabilities, when asked and the model has them) from one run."""
         out = run_program(self.model.program, self._inputs(columns))
-        return answer(out, self.model.classes, self.model.output)
+        labels, probabilities = answer(out, self.model.classes, self.model.output)
+        return labels, probabilities if proba else None
 
     def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
         return self.predict_both(columns)[0]  # type: ignore[no-any-return]
