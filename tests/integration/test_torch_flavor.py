@@ -270,7 +270,7 @@ def test_other_torch_major_refuses_unless_ignored(settings: Settings, data: dict
     )
     manifest = read_manifest(open_stores(settings).artifacts, mv.artifact_digest)
     manifest["environment"]["packages"]["torch"] = "1.13.1"
-    with pytest.raises(ModelLoadError, match="torch wanted 1.13.1"):
+    with pytest.raises(ModelLoadError, match=r"torch wanted 1\.13\.1"):
         check_environment(manifest, onnx=False, ignore_env=False, warn=False)
     # served through ONNX, torch's version does not matter
     assert check_environment(manifest, onnx=True, ignore_env=False, warn=False)

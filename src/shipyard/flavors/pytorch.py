@@ -115,7 +115,8 @@ class TorchModel:
         import numpy as np
 
         out = run_program(self.program, [np.asarray(x, dtype=np.float32)])
-        return answer(out, self.classes, self.output)[0]
+        predictions: np.ndarray = answer(out, self.classes, self.output)[0]
+        return predictions
 
 
 def import_torch() -> Any:
