@@ -23,7 +23,11 @@ torch = pytest.importorskip(
 
 import shipyard as sy  # noqa: E402
 from shipyard.config import Settings  # noqa: E402
-from shipyard.errors import InvalidArgumentError, ModelLoadError  # noqa: E402
+from shipyard.errors import (  # noqa: E402
+    InvalidArgumentError,
+    ModelLoadError,
+    UntrustedModelError,
+)
 from shipyard.flavors import check_environment, read_manifest  # noqa: E402
 from shipyard.registry import Registry  # noqa: E402
 from shipyard.serving.app import create_serving_app  # noqa: E402
@@ -240,10 +244,17 @@ def test_served_classifier_answers_labels_and_probabilities(
 ) -> None:
     Xc, clf = data["Xc"], data["clf"]
     reg = Registry(open_stores(settings))
-    reg.register("churn", sy.TorchClassifier(clf, classes=["no", "yes"]), input_example=Xc[:20])
+    reg.register(
+        "churn",
+        sy.TorchClassifier(clf, classes=["no", "yes"]),
+        input_example=Xc[:20],
+        reference_data=Xc,  # profiled with the saved model's predictions (a module has no predict)
+        reference_target=np.array(["no", "yes"])[data["yc"]],
+    )
     Registry.wait_for_conversions(timeout=120)
     mv = reg.resolve("models:/churn/1")
     assert mv.onnx_status == "refused" and "class indices" in (mv.onnx_detail or "")
+    assert "_prediction" in json.dumps(reg.reference_profile(mv))
     rows = Xc.iloc[:30]
     with _serve(settings, "models:/churn/1") as srv:
         srv.wait_ready()
@@ -295,3 +306,25 @@ def test_bad_input_is_refused_clearly(settings: Settings, data: dict[str, Any]) 
 
     with pytest.raises(InvalidArgumentError, match="one tensor"):
         reg.register("pair", Pair(), input_example=data["Xr"][:5])
+
+
+class Writes(torch.nn.Module):  # type: ignore[misc]
+    """TorchScript runs no Python, but its torch.save writes files on the serving host."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        torch.save(x, "/tmp/shipyard-test-written.pt")
+        return x.sum(dim=1)
+
+
+def test_a_program_that_touches_files_is_refused(
+    settings: Settings, data: dict[str, Any], tmp_path: Path
+) -> None:
+    from shipyard.flavors.pytorch import check_program
+
+    reg = Registry(open_stores(settings))
+    with pytest.raises(UntrustedModelError, match=r"torch\.save"):
+        reg.register("writes", torch.jit.script(Writes()), input_example=data["Xr"][:5])
+    archive = tmp_path / "writes.pt"
+    torch.jit.save(torch.jit.script(Writes()), str(archive))
+    with pytest.raises(UntrustedModelError, match="trusted=True"):
+        check_program(archive)  # what `load` runs first, unless trusted

@@ -35,13 +35,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import (
     ConversionError,
     InvalidArgumentError,
     MissingDependencyError,
     ModelLoadError,
+    UntrustedModelError,
 )
 from shipyard.flavors.base import Saved
 
@@ -62,6 +63,8 @@ TORCH_RTOL = 1e-5
 # as float32 rounding allows
 SAME_RTOL, SAME_ATOL = 1e-5, 1e-6
 OPSET = 17
+# TorchScript operators that touch files: a program calling one loads only when trusted
+FILE_OPERATORS = frozenset({"save", "load", "from_file"})
 Output = Literal["logits", "probabilities"]
 
 
@@ -231,6 +234,7 @@ class PyTorchFlavor:
             model, classes, output = model.module, list(model.classes), model.output
         inputs = TorchPredictor(TorchModel(None), signature)._inputs(example_columns)
         program, made_by, notes = _compile(model, inputs)
+        _check_compiled(program)  # before it runs: what would not load untrusted is refused now
         saved = TorchModel(program, classes, output, made_by, notes)
         _check_same(model, saved, inputs)
         return saved
@@ -267,6 +271,8 @@ class PyTorchFlavor:
         trusted: bool,
     ) -> TorchPredictor:
         torch = import_torch()
+        if not trusted:
+            check_program(files[PROGRAM])
         try:
             with _quiet():
                 program = torch.jit.load(str(files[PROGRAM]), map_location="cpu")
@@ -319,6 +325,52 @@ def _quiet() -> Iterator[None]:
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", FutureWarning)
         yield
+
+
+def check_program(path: Path | IO[bytes]) -> None:
+    """Refuse a TorchScript archive whose code calls an operator that reads or writes files
+    (`torch.save`, `torch.load`, `torch.from_file`): TorchScript runs no Python, but those
+    operators would let a model read the serving host's files or write to it. The archive's
+    code is TorchScript source (`code/…/*.py` in the zip), read here token by token."""
+    import io
+    import tokenize
+    import zipfile
+
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile) as exc:
+        raise ModelLoadError(f"not a readable TorchScript archive: {exc}") from exc
+    with archive:
+        for name in archive.namelist():
+            if "/code/" not in name or not name.endswith(".py"):
+                continue
+            source = archive.read(name).decode("utf-8", errors="replace")
+            try:
+                tokens = [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)]
+            except (tokenize.TokenError, SyntaxError) as exc:
+                raise ModelLoadError(f"unreadable TorchScript code in {name}: {exc}") from exc
+            for i in range(len(tokens) - 2):
+                if (
+                    tokens[i] in ("torch", "aten")
+                    and tokens[i + 1] == "."
+                    and (tokens[i + 2] in FILE_OPERATORS)
+                ):
+                    raise UntrustedModelError(
+                        f"the TorchScript program calls {tokens[i]}.{tokens[i + 2]} ({name}), "
+                        "which reads or writes files; shipyard loads it only with trusted=True "
+                        "(CLI: --trusted)"
+                    )
+
+
+def _check_compiled(program: Any) -> None:
+    import io
+
+    torch = import_torch()
+    buffer = io.BytesIO()
+    with _quiet():
+        torch.jit.save(program, buffer)
+    buffer.seek(0)
+    check_program(buffer)
 
 
 def _compile(module: Any, inputs: list[np.ndarray]) -> tuple[Any, str, list[str]]:

@@ -94,6 +94,10 @@ class Registry:
         status = _onnx_status(manifest, onnx, all_numeric=signature.all_numeric)
         version_tags = dict(tags or {})
         if reference_data is not None:
+            if not callable(getattr(model, "predict", None)):  # a torch module: as saved
+                from shipyard.flavors import load_model
+
+                model = load_model(self.stores.artifacts, digest, backend="python")
             version_tags["reference_profile"] = self._reference_profile(
                 model, reference_data, reference_target
             )
