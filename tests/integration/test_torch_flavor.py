@@ -144,6 +144,7 @@ def test_logged_modules_load_in_another_process_without_their_class(
     assert manifest["serialization"] == "torchscript" and manifest["torchscript"] == "script"
     assert set(manifest["files"]) == {"model.torchscript.pt", "state_dict.pt", "requirements.txt"}
     assert manifest["environment"]["framework"] == ["torch"]
+    assert manifest["python_class"].endswith("test_torch_flavor.MLP")
     Xc.to_parquet(tmp_path / "Xc.parquet")
     np.save(tmp_path / "Xr.npy", Xr)
     script = f"""

@@ -112,6 +112,7 @@ class TorchModel:
     output: Output | None = None
     made_by: str = "given"  # "given", "script" or "trace"
     notes: list[str] = field(default_factory=list)
+    source: str | None = None  # the class of the module logged, "module.QualName"
 
     def predict(self, x: Any) -> np.ndarray:
         """The answer on a 2-D table or matrix (what `save_model`'s missing-value check calls)."""
@@ -235,7 +236,8 @@ class PyTorchFlavor:
         inputs = TorchPredictor(TorchModel(None), signature)._inputs(example_columns)
         program, made_by, notes = _compile(model, inputs)
         _check_compiled(program)  # before it runs: what would not load untrusted is refused now
-        saved = TorchModel(program, classes, output, made_by, notes)
+        source = f"{type(model).__module__}.{type(model).__qualname__}"
+        saved = TorchModel(program, classes, output, made_by, notes, source)
         _check_same(model, saved, inputs)
         return saved
 
@@ -260,6 +262,8 @@ class PyTorchFlavor:
             doc["torch_output"] = model.output
         if model.notes:
             doc["torchscript_notes"] = model.notes
+        if model.source:
+            doc["python_class"] = model.source  # the user's class, not the wrapper
         return Saved({PROGRAM: program, WEIGHTS: weights}, doc)
 
     def load(
