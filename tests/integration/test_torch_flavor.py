@@ -125,7 +125,7 @@ def test_logged_modules_load_in_another_process_without_their_class(
     settings: Settings, data: dict[str, Any], tmp_path: Path
 ) -> None:
     Xc, Xr, clf, reg = data["Xc"], data["Xr"], data["clf"], data["reg"]
-    scripted = torch.jit.script(MLP(8, 1).eval())
+    scripted = torch.jit.script(MLP(8, 1))  # in training mode: its dropout is on
     with sy.start_run(experiment="torch") as run:
         mv = run.log_model(
             sy.TorchClassifier(clf, classes=["no", "yes"]),
@@ -136,7 +136,7 @@ def test_logged_modules_load_in_another_process_without_their_class(
         assert mv.flavor == "pytorch"
         run.log_model(reg, name="reg", input_example=Xr[:20], onnx=False)
         run.log_model(scripted, name="scripted", input_example=Xr[:20], onnx=False)
-    assert clf.training, "logging left the user's module in training mode"
+    assert clf.training and scripted.training, "logging changed the user's module's mode"
     stores = open_stores(settings)
     manifest = read_manifest(
         stores.artifacts, Registry(stores).resolve("models:/reg/1").artifact_digest

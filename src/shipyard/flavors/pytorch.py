@@ -381,8 +381,14 @@ def _compile(module: Any, inputs: list[np.ndarray]) -> tuple[Any, str, list[str]
     """(program, how it was made, notes): a ScriptModule as it is, else scripted, else traced
     on the example — in eval mode, the user's module left in the mode it was in."""
     torch = import_torch()
-    if isinstance(module, torch.jit.ScriptModule):
-        return module.eval(), "given", []
+    if isinstance(module, torch.jit.ScriptModule):  # a copy, set to eval mode: not the user's
+        import io
+
+        buffer = io.BytesIO()
+        with _quiet():
+            torch.jit.save(module, buffer)
+            buffer.seek(0)
+            return torch.jit.load(buffer, map_location="cpu").eval(), "given", []
     was_training = module.training
     module.eval()
     try:
