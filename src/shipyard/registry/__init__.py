@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.errors import NotFoundError
+from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.registry.uris import ModelRef, parse_model_uri
 from shipyard.stores.records import MAX_VERSION
 
@@ -93,6 +93,12 @@ class Registry:
         )
         status = _onnx_status(manifest, onnx, all_numeric=signature.all_numeric)
         version_tags = dict(tags or {})
+        if reference_data is not None and signature.kind == "tensors":
+            raise InvalidArgumentError(
+                "reference_data: a monitoring reference (feature profiles, drift) is not "
+                "computable for tensor inputs; register the model without it",
+                field="reference_data",
+            )
         if reference_data is not None:
             version_tags["reference_profile"] = self._reference_profile(
                 model, reference_data, reference_target
@@ -124,7 +130,6 @@ class Registry:
         import numpy as np
         import pandas as pd
 
-        from shipyard.errors import InvalidArgumentError
         from shipyard.sketches import Profile
 
         frame = (
