@@ -173,7 +173,10 @@ def test_json_forms(server: BackgroundServer) -> None:
     plain = f"{server.url}/endpoints/pix/predict"
     for data in (batch.ravel().tolist(), batch.tolist()):  # flat and nested V2 data
         r = httpx.post(
-            v2, json={"inputs": [{"name": "x", "shape": [3, 3, 8, 8], "datatype": "FP32", "data": data}]}
+            v2,
+            json={
+                "inputs": [{"name": "x", "shape": [3, 3, 8, 8], "datatype": "FP32", "data": data}]
+            },
         )
         assert r.status_code == 200, r.text
         out = r.json()["outputs"][0]
@@ -240,9 +243,7 @@ def test_batching_log_and_monitoring_of_a_tensor_model(settings: Settings) -> No
                     r.json()["predictions"], expected(batch), rtol=1e-5, atol=1e-5
                 )
             time.sleep(0.5)
-            doc = client.get(
-                f"{srv.url}/api/monitoring/any", params={"evaluate": "true"}
-            ).json()
+            doc = client.get(f"{srv.url}/api/monitoring/any", params={"evaluate": "true"}).json()
     assert "not computable for tensor inputs" in doc["error"]
     log = PredictionLogStore(settings.predictions_dir).read("any").to_pandas()
     ok = log[log["_status"] == 200]

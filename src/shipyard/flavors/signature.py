@@ -562,7 +562,8 @@ def infer_signature(example: Any, names: list[str] | None = None) -> Signature:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
         raise InvalidArgumentError(
-            f"input_example must be a DataFrame or a 2-D array, got shape {list(arr.shape)}"
+            f"input_example must be a DataFrame, a 2-D array, an array of 3+ dimensions or a "
+            f"dict of arrays, got shape {list(arr.shape)}"
         )
     name = _dtype_name(arr.dtype)
     return Signature(tuple(ColumnSpec(f"f{i}", name) for i in range(arr.shape[1])), "tensor")

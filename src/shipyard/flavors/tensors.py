@@ -452,7 +452,9 @@ def infer_tensor_signature(example: Any, names: list[str] | None = None) -> Tens
                 f"shape {list(arr.shape)}",
                 field="input_example",
             )
-        specs.append(TensorSpec(str(name), _dtype_name(arr, str(name)), False, (-1, *arr.shape[1:])))
+        specs.append(
+            TensorSpec(str(name), _dtype_name(arr, str(name)), False, (-1, *arr.shape[1:]))
+        )
     return TensorSignature(tuple(specs))
 
 

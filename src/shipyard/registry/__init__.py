@@ -93,15 +93,9 @@ class Registry:
         )
         status = _onnx_status(manifest, onnx, all_numeric=signature.all_numeric)
         version_tags = dict(tags or {})
-        if reference_data is not None and signature.kind == "tensors":
-            raise InvalidArgumentError(
-                "reference_data: a monitoring reference (feature profiles, drift) is not "
-                "computable for tensor inputs; register the model without it",
-                field="reference_data",
-            )
         if reference_data is not None:
             version_tags["reference_profile"] = self._reference_profile(
-                model, reference_data, reference_target
+                model, reference_data, reference_target, signature.kind
             )
         mv = self._models.create_version(
             name,
@@ -122,9 +116,15 @@ class Registry:
             conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest, claimed=True)
         return mv
 
-    def _reference_profile(self, model: Any, data: Any, target: Any) -> str:
+    def _reference_profile(self, model: Any, data: Any, target: Any, kind: str) -> str:
         """Profile features, predictions and target of (a sample of) the reference data; store
         it as an artifact and return its digest."""
+        if kind == "tensors":
+            raise InvalidArgumentError(
+                "reference_data: a monitoring reference (feature profiles, drift) is not "
+                "computable for tensor inputs; register the model without it",
+                field="reference_data",
+            )
         import json
 
         import numpy as np
