@@ -102,6 +102,18 @@ def test_an_example_the_graph_does_not_take_is_refused_at_log_time(settings: Set
             run.log_model(pooled_model(), name="pix", input_example={"img": images(2)})
 
 
+def test_onnx_bytes_are_logged_like_the_model(settings: Settings) -> None:
+    with sy.start_run(experiment="tensors") as run:
+        mv = run.log_model(pooled_model().SerializeToString(), name="raw", input_example=images(2))
+        assert mv.flavor == "onnx" and mv.signature["inputs"][0]["name"] == "x"
+        with pytest.raises(InvalidArgumentError, match="not a readable ONNX model"):
+            run.log_model(b"not onnx", name="raw", input_example=images(2))
+    batch = images(3, seed=4)
+    np.testing.assert_allclose(
+        sy.load_model("models:/raw/1").predict(batch), expected(batch), rtol=1e-5, atol=1e-6
+    )
+
+
 def test_symbolic_dimensions_of_the_graph_stay_variable(settings: Settings) -> None:
     with sy.start_run(experiment="tensors") as run:
         mv = run.log_model(pooled_model("H", "W"), name="any", input_example=images(2))

@@ -10,6 +10,7 @@ import numpy as np  # imported only to convert or to serve a model, which both n
 
 from shipyard.errors import (
     ConversionError,
+    InvalidArgumentError,
     MissingDependencyError,
     ModelLoadError,
     UntrustedModelError,
@@ -237,6 +238,23 @@ def _tensor_type(elem_type: int) -> str | None:
     return found[0] if found else None
 
 
+def _proto(model: Any) -> Any:
+    """An ONNX model given as bytes, parsed (refused when it is not one)."""
+    if not isinstance(model, (bytes, bytearray)):
+        return model
+    try:
+        refuse_external_data(bytes(model))
+    except ModelLoadError as exc:  # bytes that are no ONNX model
+        raise InvalidArgumentError(
+            f"the model is bytes but {exc.message}; pass an onnx.ModelProto, the bytes of one, "
+            "or a model object of a supported flavor",
+            field="model",
+        ) from exc
+    import onnx
+
+    return onnx.load_model_from_string(bytes(model))
+
+
 class OnnxFlavor:
     """An ONNX model (`onnx.ModelProto`), served by onnxruntime as it is."""
 
@@ -244,6 +262,9 @@ class OnnxFlavor:
     converts = False
 
     def owns(self, model: Any) -> bool:
+        """An `onnx.ModelProto`, or the bytes of one (a file's content, `SerializeToString`)."""
+        if isinstance(model, (bytes, bytearray)):
+            return True
         return type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx")
 
     def takes_missing(self, model: Any) -> bool:
@@ -252,7 +273,7 @@ class OnnxFlavor:
     def tensor_inputs(self, model: Any) -> dict[str, tuple[str | None, list[int] | None]]:
         """The graph's own inputs (not its initializers): name → (type, shape), -1 where a
         dimension is symbolic; what a tensor signature inferred from the example must match."""
-        graph = model.graph
+        graph = _proto(model).graph
         weights = {t.name for t in graph.initializer}
         out = {}
         for value in graph.input:
@@ -267,7 +288,7 @@ class OnnxFlavor:
     def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
         from shipyard.flavors.sklearn import package_version
 
-        data = model.SerializeToString()
+        data = bytes(model) if isinstance(model, (bytes, bytearray)) else model.SerializeToString()
         predictor = OnnxPredictor.from_bytes(data, signature)  # refuses what it cannot serve
         path = folder / "model.onnx"
         path.write_bytes(data)

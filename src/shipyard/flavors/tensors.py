@@ -364,7 +364,7 @@ def cast(spec: TensorSpec, arr: np.ndarray) -> np.ndarray:
     numpy_dtype, _ = TENSOR_TYPES[spec.dtype]
     target = np.dtype(numpy_dtype)
     kind = arr.dtype.kind
-    if kind == target.kind and (kind != "O") and arr.dtype == target:
+    if arr.dtype == target and kind != "O":
         out = arr
     elif target.kind == "f" and kind in "iuf":
         with np.errstate(over="ignore", invalid="ignore"):
