@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.errors import NotFoundError
+from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.registry.uris import ModelRef, parse_model_uri
 from shipyard.stores.records import MAX_VERSION
 
@@ -95,7 +95,7 @@ class Registry:
         version_tags = dict(tags or {})
         if reference_data is not None:
             version_tags["reference_profile"] = self._reference_profile(
-                model, reference_data, reference_target, digest
+                model, reference_data, reference_target, digest, signature.kind
             )
         mv = self._models.create_version(
             name,
@@ -116,16 +116,21 @@ class Registry:
             conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest, claimed=True)
         return mv
 
-    def _reference_profile(self, model: Any, data: Any, target: Any, digest: str) -> str:
+    def _reference_profile(self, model: Any, data: Any, target: Any, digest: str, kind: str) -> str:
         """Profile features, predictions and target of (a sample of) the reference data; store
         it as an artifact and return its digest. A model without `predict` (a torch module)
         predicts as saved (manifest `digest`)."""
+        if kind == "tensors":
+            raise InvalidArgumentError(
+                "reference_data: a monitoring reference (feature profiles, drift) is not "
+                "computable for tensor inputs; register the model without it",
+                field="reference_data",
+            )
         import json
 
         import numpy as np
         import pandas as pd
 
-        from shipyard.errors import InvalidArgumentError
         from shipyard.sketches import Profile
 
         if not callable(getattr(model, "predict", None)):
