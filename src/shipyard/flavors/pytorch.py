@@ -456,7 +456,7 @@ def _convert(model: TorchModel, dtype: str, n_features: int, *, signature: Signa
     if dtype != "float":
         raise ConversionError("PyTorch models are converted with float32 inputs only")
     if getattr(signature, "kind", "columns") == "tensors":
-        specs = list(signature.inputs)
+        specs: list[Any] = list(signature.inputs)  # TensorSpec: a name, a dtype, a shape
         if any(spec.dtype != "float" for spec in specs):
             raise ConversionError("PyTorch models are converted with float32 inputs only")
         names = [spec.name for spec in specs]
