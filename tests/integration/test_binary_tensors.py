@@ -325,36 +325,18 @@ def test_a_binary_body_without_its_header_names_the_header(server: BackgroundSer
     assert "looks binary" in r.json()["error"] and HEADER in r.json()["error"]
 
 
-def _raw_post(server: BackgroundServer, body: bytes, headers: list[tuple[str, str]]) -> Any:
-    """A POST written byte for byte (httpx refuses a header value that is not ASCII)."""
-    import socket
-
-    head = "".join(f"{k}:{v}\r\n" for k, v in headers)
-    request = (
-        f"POST /v2/models/churn/infer HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
-        f"Content-Length: {len(body)}\r\n{head}\r\n"
-    ).encode() + body
-    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
-        sock.sendall(request)
-        answer = b""
-        while chunk := sock.recv(65536):
-            answer += chunk
-    status_line, _, rest = answer.partition(b"\r\n")
-    return int(status_line.split()[1]), orjson.loads(rest.partition(b"\r\n\r\n")[2])
-
-
-@pytest.mark.parametrize(
-    "declared", [["1_0{n}"], ["+{n}"], ["{n}.0"], ["\uff11{n}"], ["{n}", "{m}"]]
-)
+@pytest.mark.parametrize("declared", [["{n[0]}_{n[1]}{n[2]}"], ["+{n}"], ["{n}", "{m}"]])
 def test_the_header_length_is_plain_digits_sent_once(
     server: BackgroundServer, declared: list[str]
 ) -> None:
     body, length = _binary_body(_matrix(2), bytes(2 * 30 * 8))
-    headers = [(HEADER, d.format(n=length, m=length + 1)) for d in declared]
-    status, doc = _raw_post(server, body, [(k, v.encode().decode("latin-1")) for k, v in headers])
-    assert status == 400 and doc["field"] == HEADER.lower(), doc
-    status, doc = _raw_post(server, body, [(HEADER, str(length)), (HEADER, str(length))])
-    assert status == 200, doc
+    assert 100 <= length < 1000  # Python's int() takes each spelling above as the length
+    headers = [(HEADER, d.format(n=str(length), m=length + 1)) for d in declared]
+    r = _post(server, body, headers)
+    assert r.status_code == 400 and r.json()["field"] == HEADER.lower(), r.json()
+    assert "sent 2 times" in r.text if len(declared) == 2 else "whole number" in r.text
+    same = _post(server, body, [(HEADER, str(length)), (HEADER, str(length))])
+    assert same.status_code == 200, same.text
 
 
 def test_an_output_asked_for_twice_is_refused(server: BackgroundServer) -> None:
