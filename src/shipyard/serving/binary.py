@@ -177,8 +177,8 @@ def _decode_bytes(data: memoryview, count: int, field: str) -> np.ndarray:
     size = len(data)
     if size < 4 * count or (count == 0 and size):
         raise SignatureError(
-            f"{field}: binary_data_size is {size} but shape's {count} BYTES elements need "
-            + (f"at least {4 * count} bytes (a 4-byte length each)" if count else "none"),
+            f"{field}: binary_data_size is {size} but its shape's {count} BYTES elements need "
+            + (f"at least {4 * count} bytes (a 4-byte length each)" if count else "0 bytes"),
             field=where,
         )
     buf = bytes(data)
@@ -213,29 +213,33 @@ def _uniform_bytes(buf: bytes, count: int, field: str) -> list[str] | None:
 
 
 def _scan_bytes(buf: bytes, count: int, field: str) -> list[str]:
-    """The elements read one after another, stopping after `count`: the rest refused."""
+    """The elements read one after another, stopping after `count`: the rest refused. Each is
+    cut from the body decoded once as latin-1 (a character a byte), then, unless all are
+    ASCII, decoded again as UTF-8."""
     where = f"{field}.parameters.binary_data_size"
-    unpack, size = struct.Struct("<I").unpack_from, len(buf)
-    parts: list[bytes] = []
-    add, offset = parts.append, 0
+    unpack, size, text = struct.Struct("<I").unpack_from, len(buf), buf.decode("latin-1")
+    values: list[str] = []
+    add, offset = values.append, 0
     for _ in range(count):
         if offset + 4 > size:
             raise SignatureError(f"{field}: a BYTES element's length is cut short", field=where)
         (n,) = unpack(buf, offset)
-        offset += 4
-        if offset + n > size:
+        end = offset + 4 + n
+        if end > size:
             raise SignatureError(
                 f"{field}: a BYTES element of {n} bytes runs past binary_data_size", field=where
             )
-        add(buf[offset : offset + n])
-        offset += n
+        add(text[offset + 4 : end])
+        offset = end
     if offset != size:
         raise SignatureError(
             f"{field} holds more BYTES elements than the {count} its shape needs "
             f"({size - offset} bytes left after them)",
             field=where,
         )
-    return _utf8(parts, field)
+    if "".join(values).isascii():
+        return values
+    return _utf8([value.encode("latin-1") for value in values], field)
 
 
 def _utf8(parts: list[bytes], field: str) -> list[str]:
