@@ -208,12 +208,19 @@ class Optimizer:
         example = signature.to_model_input(
             signature.columns_from_records(_records(manifest["input_example"]))
         )
-        saved = save_model(
-            candidate.model,
-            artifacts,
-            input_example=example,
-            allow_missing=signature.takes_missing,
-        )
+        try:
+            saved = save_model(
+                candidate.model,
+                artifacts,
+                input_example=example,
+                allow_missing=signature.takes_missing,
+            )
+        except InvalidArgumentError as exc:
+            if exc.details.get("field") != "allow_missing":
+                raise
+            # the new model fails on missing values the old one took: it refuses them instead
+            saved = save_model(candidate.model, artifacts, input_example=example)
+            candidate.details["missing_values"] = "refused: the optimized model fails on them"
         new = load_model(artifacts, saved[1], what="the optimized model")
         old_metrics = measure.metrics(candidate.old, held.X, held.y)
         new_metrics = measure.metrics(new, held.X, held.y)

@@ -8,7 +8,7 @@ soft targets (and the student is a plain scikit-learn classifier, saved with sko
 regressor's student fits the teacher's predictions.
 
 Students (`student=`): "hgb", a shallow HistGradientBoosting (depth 3, 50 iterations);
-"mlp", a small MLP (one hidden layer of 32, inputs standardized).
+"mlp", a small MLP (one hidden layer of 32; inputs imputed by the median and standardized).
 """
 
 from __future__ import annotations
@@ -81,9 +81,14 @@ def _student(student: str, classifier: bool) -> Any:
     if student == "hgb":
         cls = HistGradientBoostingClassifier if classifier else HistGradientBoostingRegressor
         return cls(max_depth=3, max_iter=50, early_stopping=False, random_state=0)
+    from sklearn.impute import SimpleImputer
+
     net = MLPClassifier if classifier else MLPRegressor
+    # the imputer: a teacher that took missing values (boosted trees) keeps taking them
     return make_pipeline(
-        StandardScaler(), net(hidden_layer_sizes=(32,), max_iter=300, random_state=0)
+        SimpleImputer(strategy="median"),
+        StandardScaler(),
+        net(hidden_layer_sizes=(32,), max_iter=300, random_state=0),
     )
 
 
