@@ -292,14 +292,15 @@ class OnnxFlavor:
         predictor = OnnxPredictor.from_bytes(data, signature)  # refuses what it cannot serve
         path = folder / "model.onnx"
         path.write_bytes(data)
-        return Saved(
-            {path.name: path},
-            {
-                "requirements": {"onnxruntime": package_version("onnxruntime")},
-                "onnx": {"status": "native"},
-                "has_proba": predictor.proba_output is not None,
-            },
-        )
+        doc: dict[str, Any] = {
+            "requirements": {"onnxruntime": package_version("onnxruntime")},
+            "onnx": {"status": "native"},
+            "has_proba": predictor.proba_output is not None,
+        }
+        classes = _stamped_classes(model)
+        if classes is not None and doc["has_proba"]:
+            doc["classes"] = classes
+        return Saved({path.name: path}, doc)
 
     def load(
         self,
@@ -315,6 +316,24 @@ class OnnxFlavor:
         self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
     ) -> bytes:
         raise ConversionError("an ONNX model is served as it is")
+
+
+CLASSES_KEY = "shipyard.classes"  # metadata: a classifier's labels, in probability-column order
+
+
+def _stamped_classes(model: Any) -> list[Any] | None:
+    """The class labels stamped in the model's metadata (JSON under CLASSES_KEY), e.g. by
+    `shipyard models optimize` on a quantized classifier; None when there are none."""
+    import json
+
+    for prop in model.metadata_props:
+        if prop.key == CLASSES_KEY:
+            try:
+                classes = json.loads(prop.value)
+            except ValueError:
+                return None
+            return classes if isinstance(classes, list) else None
+    return None
 
 
 ONNX = OnnxFlavor()
