@@ -54,6 +54,18 @@ class Residual(torch.nn.Module):  # type: ignore[misc]
         return self.out(self.b(torch.relu(self.a(x))) + x)
 
 
+class Reordered(torch.nn.Module):  # type: ignore[misc]
+    """A chain, but its layers are defined in another order than they run."""
+
+    def __init__(self, features: int) -> None:
+        super().__init__()
+        self.out = torch.nn.Linear(16, 2)
+        self.hidden = torch.nn.Linear(features, 16)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.out(torch.relu(self.hidden(x)))
+
+
 class ConvNet(torch.nn.Module):  # type: ignore[misc]
     def __init__(self, features: int) -> None:
         super().__init__()
@@ -75,7 +87,7 @@ def data() -> dict[str, Any]:
 
 def _fit(module: Any, data: dict[str, Any], epochs: int = 150) -> Any:
     torch.manual_seed(0)
-    xt = torch.from_numpy(data["X"][:1000].to_numpy())
+    xt = torch.from_numpy(data["X"][:1000].to_numpy().copy())
     yt = torch.from_numpy(data["y"][:1000])
     opt = torch.optim.Adam(module.parameters(), lr=1e-2)
     module.train()
@@ -191,6 +203,7 @@ def test_a_fixed_amount_through_the_cli_and_refusals(
     [
         (ConvNet(10), r"it has conv \(Conv1d\)"),
         (Residual(10), r"its forward runs aten::add"),
+        (Reordered(10), r"do not run in the order they are defined"),
     ],
 )
 def test_what_is_not_a_linear_chain_is_refused(
