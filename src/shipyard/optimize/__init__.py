@@ -43,7 +43,6 @@ REFUSED = {
     "python": "a pickled model",
     "python_model": "a Python model (its own code)",
 }
-NOT_YET = ("torch", "pytorch")  # for every technique but "prune"
 
 Progress = Callable[[str], None]
 
@@ -337,10 +336,10 @@ def _check_flavor(
             "code (scikit-learn saved with skops, XGBoost, LightGBM, ONNX)",
             field="uri",
         )
-    if mv.flavor in NOT_YET and technique != "prune":
+    if (manifest.get("signature") or {}).get("kind") == "tensors" and technique != "quantize":
         raise InvalidArgumentError(
-            f"{what} is a PyTorch model: --prune optimizes it; {technique} of PyTorch models "
-            "is not there yet",
+            f"{what} takes tensor inputs: --quantize optimizes it; {technique} works on models "
+            "of table columns",
             field="technique",
         )
 
