@@ -469,6 +469,14 @@ def run_wrk(server: Server, body: Path, concurrency: int, seconds: int) -> dict[
 
 def bench_model(model: str, work: Path, prep: dict[str, Any], cfg: Config) -> dict[str, Any]:
     servers = servers_for(model, work, prep, cfg)
+    return bench_servers(model, MODEL_TITLES[model], servers, work, prep, cfg)
+
+
+def bench_servers(
+    model: str, title: str, servers: list[Server], work: Path, prep: dict[str, Any], cfg: Config
+) -> dict[str, Any]:
+    """Start `servers`, check each answers `prep["expected"][model]`, then measure every cell
+    (also used by ../frameworks.py)."""
     log(f"\n[{model}] starting {len(servers)} servers; load average {loadavg()}")
     try:
         for s in servers:
@@ -510,7 +518,7 @@ def bench_model(model: str, work: Path, prep: dict[str, Any], cfg: Config) -> di
                 s.failed = f"exited during the run (code {code}):\n{tail(s.log_path)}"
                 log(f"[{model}] {s.label} {s.failed}")
         return {
-            "title": MODEL_TITLES[model],
+            "title": title,
             "servers": {
                 s.key: {"label": s.label, "failed": s.failed, "early_errors": s.early_errors}
                 for s in servers
