@@ -43,6 +43,7 @@ FLAVORS: dict[str, str] = {
     "onnx": "shipyard.flavors.onnx:ONNX",
     "xgboost": "shipyard.flavors.xgboost:XGBOOST",
     "lightgbm": "shipyard.flavors.lightgbm:LIGHTGBM",
+    "pytorch": "shipyard.flavors.pytorch:PYTORCH",
     "sklearn": "shipyard.flavors.sklearn:SKLEARN",
     "python_model": "shipyard.flavors.python_model:PYTHON_MODEL",
 }
@@ -121,6 +122,9 @@ def save_model(
     flavor = pick_flavor(model, serialization)
     signature = _signature(flavor, model, input_example, allow_missing)
     example_columns = signature.check_frame(input_example)
+    prepare = getattr(flavor, "prepare", None)  # a flavor that compiles the model first
+    if prepare is not None:
+        model = prepare(model, signature, example_columns)
     _check_missing_handled(flavor, model, signature, example_columns)
     manifest: dict[str, Any] = {
         "format": 1,

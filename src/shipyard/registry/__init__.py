@@ -95,7 +95,7 @@ class Registry:
         version_tags = dict(tags or {})
         if reference_data is not None:
             version_tags["reference_profile"] = self._reference_profile(
-                model, reference_data, reference_target
+                model, reference_data, reference_target, digest
             )
         mv = self._models.create_version(
             name,
@@ -116,9 +116,10 @@ class Registry:
             conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest, claimed=True)
         return mv
 
-    def _reference_profile(self, model: Any, data: Any, target: Any) -> str:
+    def _reference_profile(self, model: Any, data: Any, target: Any, digest: str) -> str:
         """Profile features, predictions and target of (a sample of) the reference data; store
-        it as an artifact and return its digest."""
+        it as an artifact and return its digest. A model without `predict` (a torch module)
+        predicts as saved (manifest `digest`)."""
         import json
 
         import numpy as np
@@ -127,6 +128,10 @@ class Registry:
         from shipyard.errors import InvalidArgumentError
         from shipyard.sketches import Profile
 
+        if not callable(getattr(model, "predict", None)):
+            from shipyard.flavors import load_model
+
+            model = load_model(self.stores.artifacts, digest, backend="python")
         frame = (
             data
             if isinstance(data, pd.DataFrame)

@@ -3,6 +3,7 @@ promotion, rollback and history."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 from fastapi import Query, Request
@@ -102,74 +103,36 @@ def deployment_history(
 
 @routes.post("/api/deployments/{name}/canary")
 def start_canary(name: str, body: CanaryBody, request: Request, plane: Plane) -> Response:
-    if body.auto:
-        may_move_alias(request, plane.deployments, name)
-    record = plane.deployments.canary(
-        name,
-        body.model,
-        steps=body.steps,
-        min_requests=body.min_requests,
-        min_seconds=body.min_seconds,
-        auto=body.auto,
-        thresholds=body.thresholds,
-        reason=body.reason,
-        override_gates=body.override_gates,
-    )
-    return json_response(record.to_dict())
+    return _start(plane.deployments.canary, name, body, request, plane)
 
 
 @routes.post("/api/deployments/{name}/ab")
 def start_ab(name: str, body: AbBody, request: Request, plane: Plane) -> Response:
-    if body.auto:
-        may_move_alias(request, plane.deployments, name)
-    record = plane.deployments.ab(
-        name,
-        body.model,
-        split=body.split,
-        min_samples=body.min_samples,
-        alpha=body.alpha,
-        higher_is_better=body.higher_is_better,
-        outcome_source=body.outcome_source,
-        auto=body.auto,
-        reason=body.reason,
-        override_gates=body.override_gates,
-    )
-    return json_response(record.to_dict())
+    return _start(plane.deployments.ab, name, body, request, plane)
 
 
 @routes.post("/api/deployments/{name}/shadow")
 def start_shadow(name: str, body: ShadowBody, request: Request, plane: Plane) -> Response:
-    if body.auto:
-        may_move_alias(request, plane.deployments, name)
-    record = plane.deployments.shadow(
-        name,
-        body.model,
-        sample=body.sample,
-        min_requests=body.min_requests,
-        min_seconds=body.min_seconds,
-        min_agreement=body.min_agreement,
-        agreement_rtol=body.agreement_rtol,
-        agreement_atol=body.agreement_atol,
-        auto=body.auto,
-        thresholds=body.thresholds,
-        reason=body.reason,
-        override_gates=body.override_gates,
-    )
-    return json_response(record.to_dict())
+    return _start(plane.deployments.shadow, name, body, request, plane)
 
 
 @routes.post("/api/deployments/{name}/bluegreen")
 def start_bluegreen(name: str, body: BlueGreenBody, request: Request, plane: Plane) -> Response:
+    return _start(plane.deployments.bluegreen, name, body, request, plane)
+
+
+def _start(
+    policy: Callable[..., Any],
+    name: str,
+    body: RolloutBody,
+    request: Request,
+    plane: Plane,
+) -> Response:
+    """Start a rollout policy: the body's fields are the policy's keyword arguments (an
+    automatic rollout moves the alias, which an endpoint-limited caller may not do)."""
     if body.auto:
         may_move_alias(request, plane.deployments, name)
-    record = plane.deployments.bluegreen(
-        name,
-        body.model,
-        keep_seconds=body.keep_seconds,
-        auto=body.auto,
-        reason=body.reason,
-        override_gates=body.override_gates,
-    )
+    record = policy(name, body.model, **body.model_dump(exclude={"model"}))
     return json_response(record.to_dict())
 
 
