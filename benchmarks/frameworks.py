@@ -80,7 +80,7 @@ def has_package(python: Path, module: str) -> bool:
 
 def torch_flavor() -> str | None:
     """None when shipyard's torch flavor is installed, else why the torch rows are skipped."""
-    if importlib.util.find_spec("shipyard.flavors.torch") is None:
+    if importlib.util.find_spec("shipyard.flavors.pytorch") is None:
         return "the shipyard[torch] flavor is not installed"
     if importlib.util.find_spec("torch") is None:
         return f"torch is not installed in shipyard's venv (pip install {TORCH_WHEEL})"
@@ -141,9 +141,17 @@ def test_rows(cache: Path, spec: fwmodels.DataSpec, task: str = "classification"
 
 
 def example_of(flavor: str, X: Any) -> Any:
-    import numpy as np
+    """Five rows by column name, so every flavor is served from the same request bodies."""
+    return X.iloc[:5]
 
-    return X.iloc[:5].to_numpy(np.float32) if flavor == "torch" else X.iloc[:5]
+
+def to_log(flavor: str, model: Any) -> Any:
+    """What shipyard logs: the MLP as a classifier of its two logits."""
+    if flavor == "torch":
+        import shipyard
+
+        return shipyard.TorchClassifier(model, classes=[0, 1])
+    return model
 
 
 # -- log_model + register: shipyard vs MLflow ----------------------------------------------------
@@ -173,7 +181,7 @@ def time_shipyard_logging(cache: Path, spec: Any, flavors: list[str], reps: int)
                 try:
                     with shipyard.start_run(experiment="fwbench") as run:
                         mv = run.log_model(
-                            model, name=name, input_example=example_of(flavor, X),
+                            to_log(flavor, model), name=name, input_example=example_of(flavor, X),
                             onnx=True if mode == "onnx" else "auto",
                         )  # fmt: skip
                 except ConversionError as exc:  # onnx=True: the conversion failed its check

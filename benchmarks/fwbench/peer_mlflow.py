@@ -51,6 +51,8 @@ def main() -> None:
         model = load(flavor, cache / FILES[flavor], spec.features)
         if labels(flavor, model, X.iloc[:1000]) != expected[flavor][:1000]:
             raise SystemExit(f"{flavor}: MLflow's venv predicts differently from the reference")
+        # mlflow.pytorch's default format (pt2) traces the module: it needs an array example,
+        # and the model then takes a tensor ({"inputs": [[...], ...]} over HTTP)
         example = X.iloc[:5] if flavor != "torch" else X.iloc[:5].to_numpy(np.float32)
         if flavor == "lightgbm":  # mlflow.lightgbm takes the Booster itself
             model = model.booster

@@ -433,10 +433,20 @@ def check_predictions(server: Server, prep: dict[str, Any], model: str) -> None:
             raise RuntimeError(f"{n}-row request: HTTP {status}: {raw[:300]!r}")
         doc = json.loads(raw)
         labels = doc["predictions"] if isinstance(doc, dict) else doc
-        got = [round(float(v)) for v in labels]
+        got = [label_of(v) for v in labels]
         want = prep["expected"][model][:n]
         if got != want:
             raise RuntimeError(f"{n}-row request: predictions {got} differ from {want}")
+
+
+def label_of(value: Any) -> int:
+    """A label, a probability (rounded), or a row of per-class scores (its argmax: MLflow's
+    PyTorch pyfunc answers the module's logits, as a list or a column → value mapping)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return max(range(len(value)), key=lambda i: float(value[i]))
+    return round(float(value))
 
 
 # -- load -------------------------------------------------------------------------------------
