@@ -329,3 +329,68 @@ def test_a_program_that_touches_files_is_refused(
     torch.jit.save(torch.jit.script(Writes()), str(archive))
     with pytest.raises(UntrustedModelError, match="trusted=True"):
         check_program(archive)  # what `load` runs first, unless trusted
+
+
+class TinyConv(torch.nn.Module):  # type: ignore[misc]
+    """An image model: [n, 1, 8, 8] → [n, 3] logits (a tensor signature, not columns)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(1, 4, kernel_size=3, padding=1)
+        self.head = torch.nn.Linear(4 * 8 * 8, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.relu(self.conv(x)).flatten(1))
+
+
+def test_image_model_takes_a_4d_tensor_by_name_and_shape(settings: Settings) -> None:
+    torch.manual_seed(0)
+    model = TinyConv().eval()
+    images = torch.randn(6, 1, 8, 8)
+    reg = Registry(open_stores(settings))
+    mv = reg.register("digits", model, input_example=images[:2], onnx=False)
+    assert mv.signature["kind"] == "tensors", mv.signature
+    (spec,) = mv.signature["inputs"]
+    assert spec["shape"] == [-1, 1, 8, 8], spec
+    with torch.no_grad():
+        own = model(images).numpy()
+    loaded = sy.load_model("models:/digits/1")
+    assert loaded.backend == "torch"
+    np.testing.assert_allclose(loaded.predict(images.numpy()), own, rtol=1e-5, atol=1e-6)
+    name = spec["name"]
+    with _serve(settings, "models:/digits/1") as srv:
+        srv.wait_ready()
+        tensor = {"name": name, "datatype": "FP32", "shape": [6, 1, 8, 8]}
+        ok = httpx.post(
+            f"{srv.url}/v2/models/digits/infer",
+            json={"inputs": [{**tensor, "data": images.numpy().ravel().tolist()}]},
+        )
+        wrong = httpx.post(
+            f"{srv.url}/v2/models/digits/infer",
+            json={"inputs": [{**tensor, "shape": [6, 1, 8, 7], "data": [0.0] * (6 * 56)}]},
+        )
+    assert ok.status_code == 200, ok.text
+    (out,) = ok.json()["outputs"]
+    assert out["shape"] == [6, 3], out
+    np.testing.assert_allclose(np.reshape(out["data"], (6, 3)), own, rtol=1e-5, atol=1e-6)
+    assert wrong.status_code == 422, wrong.text
+    err = wrong.json()
+    assert err["field"] == name and err["expected"] == [-1, 1, 8, 8], err
+    assert err["received"] == [6, 1, 8, 7], err
+
+
+def test_image_model_converts_to_onnx_with_its_named_input(settings: Settings) -> None:
+    torch.manual_seed(1)
+    model = TinyConv().eval()
+    images = torch.randn(5, 1, 8, 8)
+    reg = Registry(open_stores(settings))
+    now = reg.register("digits", model, input_example=images[:3], onnx=True)
+    later = reg.register("digits", model, input_example=images[:3])  # converted in background
+    Registry.wait_for_conversions(timeout=120)
+    assert reg.resolve(f"models:/digits/{later.version}").onnx_status == "ok"
+    with torch.no_grad():
+        own = model(images).numpy()
+    for version in (now.version, later.version):
+        loaded = sy.load_model(f"models:/digits/{version}")
+        assert loaded.backend == "onnxruntime"
+        np.testing.assert_allclose(loaded.predict(images.numpy()), own, rtol=1e-4, atol=1e-5)

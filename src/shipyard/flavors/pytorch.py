@@ -30,6 +30,7 @@ PROBA_ATOL, a regressor within TORCH_RTOL relative); otherwise served by torch i
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -297,8 +298,6 @@ class PyTorchFlavor:
     ) -> bytes:
         from shipyard.flavors.tree_onnx import convert_checked
 
-        if getattr(signature, "kind", "columns") == "tensors":
-            raise ConversionError("PyTorch models with tensor inputs are served by torch")
         if not isinstance(model, TorchModel):
             model = self.prepare(model, signature, example_columns)
         classes = model.classes
@@ -310,7 +309,7 @@ class PyTorchFlavor:
         expected, proba = TorchPredictor(model, signature).predict_both(example_columns)
         return convert_checked(
             model,
-            _convert,
+            functools.partial(_convert, signature=signature),
             expected,
             proba,
             signature,
@@ -446,8 +445,9 @@ def _check_same(module: Any, saved: TorchModel, inputs: list[np.ndarray]) -> Non
         module.train(was_training)
 
 
-def _convert(model: TorchModel, dtype: str, n_features: int) -> Any:
-    """The ONNX model of the program (a classifier's with label and probability outputs)."""
+def _convert(model: TorchModel, dtype: str, n_features: int, *, signature: Signature) -> Any:
+    """The ONNX model of the program (a classifier's with label and probability outputs): one
+    [batch, features] input for columns, the signature's named inputs for tensors."""
     import io
 
     import onnx
@@ -455,17 +455,26 @@ def _convert(model: TorchModel, dtype: str, n_features: int) -> Any:
     torch = import_torch()
     if dtype != "float":
         raise ConversionError("PyTorch models are converted with float32 inputs only")
+    if getattr(signature, "kind", "columns") == "tensors":
+        specs: list[Any] = list(signature.inputs)  # TensorSpec: a name, a dtype, a shape
+        if any(spec.dtype != "float" for spec in specs):
+            raise ConversionError("PyTorch models are converted with float32 inputs only")
+        names = [spec.name for spec in specs]
+        dummies = tuple(torch.zeros([2 if d == -1 else d for d in spec.shape]) for spec in specs)
+    else:
+        names, dummies = ["input"], (torch.zeros(2, n_features),)
+    axes = {name: {0: "batch"} for name in [*names, "output"]}
     buffer = io.BytesIO()
     with _quiet():
         # a loaded ScriptModule's methods carry no Python signature: the exporter says so
         warnings.filterwarnings("ignore", "no signature found", UserWarning)
         torch.onnx.export(
             model.program,
-            (torch.zeros(2, n_features),),
+            dummies,
             buffer,
-            input_names=["input"],
+            input_names=names,
             output_names=["output"],
-            dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+            dynamic_axes=axes,
             opset_version=OPSET,
             dynamo=False,
         )

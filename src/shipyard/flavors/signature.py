@@ -97,7 +97,7 @@ class Signature:
     and "tensor" when it was fitted on an array (columns are named f0, f1, …)."""
 
     inputs: tuple[ColumnSpec, ...]
-    kind: Literal["columns", "tensor"] = "columns"
+    kind: Literal["columns", "tensor", "tensors"] = "columns"  # "tensors": TensorSignature
 
     @property
     def names(self) -> list[str]:
@@ -148,6 +148,10 @@ class Signature:
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
         """A stored signature. One saved before signatures said so (no "missing") takes no
         missing values: a model trained without them predicts nonsense on them."""
+        if data.get("kind") == "tensors":  # N-d inputs (flavors/tensors.py)
+            from shipyard.flavors.tensors import TensorSignature
+
+            return TensorSignature.from_dict(data)
         return cls(
             tuple(
                 ColumnSpec(c["name"], c["type"], bool(c.get("missing", False)))
@@ -155,6 +159,12 @@ class Signature:
             ),
             data.get("kind", "columns"),
         )
+
+    def example_doc(self, example: Any, n: int = 100) -> dict[str, Any]:
+        return example_rows(example, n)  # the input example as stored with the model
+
+    def example_columns(self, doc: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
+        return self.columns_from_records(example_records(dict(doc)))  # the stored example
 
     # -- turning input into what the model takes -------------------------------------------------
 
@@ -531,10 +541,15 @@ def missing_columns(data: Any) -> set[str]:
     return {f"f{i}" for i in np.flatnonzero(pd.isna(arr).any(axis=0))}
 
 
-def infer_signature(example: Any) -> Signature:
-    """The signature of a DataFrame (named, typed columns) or a 2-D array (f0, f1, …)."""
+def infer_signature(example: Any, names: list[str] | None = None) -> Signature:
+    """The signature of a DataFrame (named, typed columns) or a 2-D array (f0, f1, …); of an
+    array of 3+ dimensions or a dict of arrays, a tensor signature (flavors/tensors.py)."""
     import numpy as np
 
+    from shipyard.flavors import tensors
+
+    if tensors.is_tensor_example(example):
+        return tensors.infer_tensor_signature(example, names)
     if hasattr(example, "columns") and hasattr(example, "dtypes"):
         if len(example.columns) == 0:
             raise InvalidArgumentError("input_example has no columns")
@@ -547,7 +562,8 @@ def infer_signature(example: Any) -> Signature:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
         raise InvalidArgumentError(
-            f"input_example must be a DataFrame or a 2-D array, got shape {list(arr.shape)}"
+            f"input_example must be a DataFrame, a 2-D array, an array of 3+ dimensions or a "
+            f"dict of arrays, got shape {list(arr.shape)}"
         )
     name = _dtype_name(arr.dtype)
     return Signature(tuple(ColumnSpec(f"f{i}", name) for i in range(arr.shape[1])), "tensor")
