@@ -131,5 +131,29 @@ def render(report: dict[str, Any]) -> str:
         )
     lines += parity_lines(report["parity"])
     lines += logging_lines(report["logging"])
-    lines += ["", "== optimizer (shipyard models optimize) ==", f"  {report['optimizer']['note']}"]
+    lines += optimizer_lines(report["optimizer"])
     return "\n".join(lines)
+
+
+def optimizer_lines(opt: dict[str, Any]) -> list[str]:
+    lines = ["", "== optimizer (shipyard models optimize; held-out = the 10,000 test rows) =="]
+    if not opt.get("available"):
+        return [*lines, f"  {opt['note']}"]
+    heads = (
+        f"{'flavor':<10}{'technique':<20}{'p50 ms/row old -> new':<24}{'size KB old -> new':<20}"
+    )
+    lines.append(f"  {heads}metric delta (new - old)")
+    for row in opt["rows"]:
+        head = f"  {row['flavor']:<10}{row['technique']:<20}"
+        if "error" in row:
+            lines.append(f"{head}refused: {row['error']}")
+            continue
+        r = row["report"]
+        delta = ", ".join(
+            f"{k} {v:+.4f}" for k, v in r["metrics"]["delta"].items() if v is not None
+        )
+        lat, size = r["latency_p50_ms_per_row"], r["size_bytes"]
+        lat_text = f"{lat['old']:.3f} -> {lat['new']:.3f}"
+        size_text = f"{size['old'] / 1024:,.0f} -> {size['new'] / 1024:,.0f}"
+        lines.append(f"{head}{lat_text:<24}{size_text:<20}{delta}")
+    return lines
