@@ -193,9 +193,6 @@ def test_a_fixed_amount_through_the_cli_and_refusals(
     assert "amount is in (0, 1)" in refused(
         capsys, "models", "optimize", "models:/mlp/1", "--prune", "--amount", "1"
     )
-    assert "--prune optimizes it" in refused(
-        capsys, "models", "optimize", "models:/mlp/1", "--distill"
-    )
 
 
 @pytest.mark.parametrize(
@@ -249,3 +246,30 @@ def test_a_regressor_is_pruned_by_its_r2(settings: Settings) -> None:
     assert hidden_units(reg, "price", 2) == details["hidden_units_after"]
     assert details["hidden_units_after"][0] < 64
     assert report["size_bytes"]["new"] < report["size_bytes"]["old"]
+
+
+@pytest.mark.parametrize(
+    ("technique", "options"),
+    [
+        ("quantize-dynamic", Options()),
+        ("quantize-static", Options()),
+        ("distill", Options()),
+    ],
+)
+def test_an_mlp_is_quantized_and_distilled_too(
+    settings: Settings, data: dict[str, Any], mlp: Any, technique: str, options: Options
+) -> None:
+    reg = sy.Registry(open_stores(settings))
+    log("mlp", mlp, data)
+    result = Optimizer(reg.stores).optimize("models:/mlp/1", technique, options)
+    report = check_report(result.version, 1, technique)
+    # INT8 keeps the network's answers; a shallow tree student learns them less closely
+    floor = -0.02 if technique.startswith("quantize") else -0.1
+    assert report["metrics"]["delta"]["accuracy"] >= floor, report["metrics"]
+    X = data["X"][1000:]
+    new = reg.load(f"models:/mlp/{result.version.version}")
+    old = reg.load("models:/mlp/1", backend="python")
+    assert np.mean(old.predict(X) == new.predict(X)) >= 0.9 + floor
+    if technique.startswith("quantize"):
+        assert result.version.flavor == "onnx" and new.backend == "onnxruntime"
+        assert report["size_bytes"]["new"] < report["size_bytes"]["old"]

@@ -31,6 +31,7 @@ PROBA_ATOL, a regressor within TORCH_RTOL relative); otherwise served by torch i
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -445,6 +446,9 @@ def _check_same(module: Any, saved: TorchModel, inputs: list[np.ndarray]) -> Non
         module.train(was_training)
 
 
+_EXPORTING = threading.Lock()
+
+
 def _convert(model: TorchModel, dtype: str, n_features: int, *, signature: Signature) -> Any:
     """The ONNX model of the program (a classifier's with label and probability outputs): one
     [batch, features] input for columns, the signature's named inputs for tensors."""
@@ -465,7 +469,9 @@ def _convert(model: TorchModel, dtype: str, n_features: int, *, signature: Signa
         names, dummies = ["input"], (torch.zeros(2, n_features),)
     axes = {name: {0: "batch"} for name in [*names, "output"]}
     buffer = io.BytesIO()
-    with _quiet():
+    # torch.onnx keeps its export state in module globals: one export at a time per process
+    # (the registry's background conversion and an optimizer's may otherwise meet)
+    with _EXPORTING, _quiet():
         # a loaded ScriptModule's methods carry no Python signature: the exporter says so
         warnings.filterwarnings("ignore", "no signature found", UserWarning)
         torch.onnx.export(
