@@ -85,7 +85,7 @@ def test_a_malformed_environment_is_a_model_load_error(tmp_home: Path) -> None:
     with pytest.raises(ModelLoadError, match="'environment' is str"):
         shipyard.load_model("models:/iris/1")
     _replace_environment(registry, lambda env: {"python": "3.11", "packages": ["numpy"]})
-    with pytest.raises(ModelLoadError, match="'environment.packages' is list"):
+    with pytest.raises(ModelLoadError, match=r"'environment\.packages' is list"):
         shipyard.load_model("models:/iris/1")
 
 
