@@ -27,9 +27,12 @@ CHECKED_FLAVORS = ("xgboost", "lightgbm")
 
 def load_xgboost(model: Any, path: Path) -> None:
     """Load `model` (an empty Booster or wrapper) from a saved file, checked first."""
-    from shipyard.flavors.booster_checks import checked_xgboost_json
+    from shipyard.flavors.booster_checks import BadBooster, checked_xgboost_json
 
-    data = checked_xgboost_json(path.read_bytes())
+    try:
+        data = checked_xgboost_json(path.read_bytes())
+    except BadBooster as exc:
+        raise BadBooster(f"not a readable XGBoost model: {exc.message}") from exc
     try:
         model.load_model(bytearray(data))
     except Exception as exc:  # XGBoostError, with a C++ backtrace after its first line
@@ -42,10 +45,11 @@ def load_lightgbm(lightgbm: Any, path: Path) -> Any:
     from shipyard.flavors.lightgbm_checks import checked_lightgbm_text
 
     try:
-        text = path.read_text(encoding="utf-8")
+        checked = checked_lightgbm_text(path.read_text(encoding="utf-8"))
     except UnicodeDecodeError as exc:
-        raise BadBooster(f"not a LightGBM text model: {exc}") from exc
-    checked = checked_lightgbm_text(text)
+        raise BadBooster(f"not a readable LightGBM model: {exc}") from exc
+    except BadBooster as exc:
+        raise BadBooster(f"not a readable LightGBM model: {exc.message}") from exc
     try:
         return lightgbm.Booster(model_str=checked)
     except Exception as exc:  # LightGBMError on what the checks let through

@@ -3,10 +3,10 @@
 LightGBM's parser trusts its text: a split feature past max_feature_idx, a child or leaf index
 out of range, a stale `tree_sizes`, a NaN threshold or num_class=1e9 crash the process
 (SIGSEGV, SIGABRT) or allocate gigabytes. So the text is parsed here, checked, and what
-LightGBM loads is *rebuilt* from the checked values: the header keys it needs, each tree's
-arrays written back from the numbers read, no `tree_sizes` (LightGBM then reads the trees in
-order), no `parameters:` section (nothing a prediction needs; its num_threads would apply),
-and the `pandas_categorical:` line when it is a list of category lists.
+LightGBM loads is *rebuilt* from what was checked: the header keys it needs, each tree's
+checked lines (every number written as LightGBM reads it), no `tree_sizes` (LightGBM then
+reads the trees in order), no `parameters:` section (nothing a prediction needs; its
+num_threads would apply), and the `pandas_categorical:` line when it is a list of category lists.
 
 The checks: 1 ≤ num_class, num_tree_per_iteration ≤ MAX_OUTPUTS (the trees a multiple of
 the latter), max_feature_idx < MAX_FEATURES with as many feature names, a known objective
@@ -22,7 +22,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 from shipyard.flavors.booster_checks import MAX_FEATURES, MAX_OUTPUTS, MAX_TREES, BadBooster
 
@@ -58,6 +61,7 @@ _OBJECTIVES = {
     "cross_entropy_lambda",
     "lambdarank",
     "rank_xendcg",
+    "custom",
 }
 # per tree: key → (int or float, how many: "nodes", "leaves", "cats", "bounds", "words", 1)
 _TREE_ARRAYS: dict[str, tuple[type, str]] = {
@@ -135,7 +139,7 @@ def _header(lines: list[str]) -> tuple[dict[str, Any], int]:
     unknown = set(raw) - set(_HEADER_KEYS) - {"tree_sizes"}
     if unknown:
         raise BadBooster(f"the model's header has unknown keys: {sorted(unknown)[:5]}")
-    for key in ("num_class", "num_tree_per_iteration", "max_feature_idx", "objective"):
+    for key in ("num_class", "num_tree_per_iteration", "max_feature_idx"):
         if key not in raw:
             raise BadBooster(f"the model's header has no {key}")
     n_class = _int(raw["num_class"], "num_class", 1, MAX_OUTPUTS)
@@ -150,7 +154,8 @@ def _header(lines: list[str]) -> tuple[dict[str, Any], int]:
     for key in ("feature_infos", "monotone_constraints"):
         if key in raw and len(raw[key].split(" ")) != max_feature + 1:
             raise BadBooster(f"the model's {key} are not one per feature")
-    _check_objective(raw["objective"], n_class)
+    if "objective" in raw:  # none when trained with a Python objective function
+        _check_objective(raw["objective"], n_class)
     while i < len(lines) and not lines[i].strip():
         i += 1
     kept = [f"{k}={v}" if k != "average_output" else k for k, v in raw.items() if k != "tree_sizes"]
@@ -182,22 +187,33 @@ def _finite(value: str) -> bool:
         return False
 
 
-def _numbers(text: str, kind: type, what: str) -> list[Any]:
-    tokens = text.split(" ") if text else []
+_INTS = re.compile(r"-?[0-9]{1,12}(?: -?[0-9]{1,12})*")
+_FLOAT = r"-?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]{1,3})?"
+_FLOATS = re.compile(rf"{_FLOAT}(?: {_FLOAT})*")
+
+
+def _numbers(text: str, kind: type, what: str) -> np.ndarray:
+    """The numbers of one line, each written as LightGBM reads it (no '+', no 'nan', no
+    'inf'); the line itself is what LightGBM then gets."""
+    import numpy as np
+
+    if not text:
+        return np.zeros(0, dtype=np.int64 if kind is int else np.float64)
     if kind is int:
-        if not all(re.fullmatch(r"-?[0-9]{1,12}", t) for t in tokens):
+        if not _INTS.fullmatch(text):
             raise BadBooster(f"{what} holds something other than integers")
-        return [int(t) for t in tokens]
-    values = []
-    for t in tokens:
-        if not _finite(t) or not re.fullmatch(r"[-+0-9.eE]{1,40}", t):
-            raise BadBooster(f"{what} holds {t[:30]!r}, not a finite number")
-        values.append(float(t))
+        return np.array(text.split(" "), dtype=np.int64)
+    values = np.array(text.split(" ") if _FLOATS.fullmatch(text) else ["nan"], dtype=np.float64)
+    if not np.isfinite(values).all():
+        bad = next(
+            (t for t in text.split(" ") if not re.fullmatch(_FLOAT, t) or not _finite(t)), text
+        )
+        raise BadBooster(f"{what} holds {bad[:30]!r}, not a finite number")
     return values
 
 
 def _tree(raw: dict[str, str], index: int, n_features: int) -> list[str]:
-    """Check one tree's section; returns its lines rebuilt from the values read."""
+    """Check one tree's section; returns its lines, only the keys checked."""
     where = f"the model's tree {index}"
     leaves = _int(raw.get("num_leaves", ""), f"tree {index}'s num_leaves", 1, MAX_LEAVES)
     cats = _int(raw.get("num_cat", "0"), f"tree {index}'s num_cat", 0, MAX_LEAVES)
@@ -206,22 +222,21 @@ def _tree(raw: dict[str, str], index: int, n_features: int) -> list[str]:
     unknown = set(raw) - set(_TREE_ARRAYS) - {"num_leaves", "num_cat", "is_linear"}
     if unknown:
         raise BadBooster(f"{where} has unknown keys: {sorted(unknown)[:5]}")
-    values: dict[str, list[Any]] = {}
+    values: dict[str, np.ndarray] = {}
+    lines = [f"num_leaves={leaves}", f"num_cat={cats}"]
     for key, (kind, count) in _TREE_ARRAYS.items():
         if key not in raw:
             if (key in _REQUIRED and leaves > 1) or key == "leaf_value":
                 raise BadBooster(f"{where} has no {key}")
             continue
         got = _numbers(raw[key], kind, f"{where}'s {key}")
-        stump_blank = leaves == 1 and not got and key != "leaf_value"  # as LightGBM writes it
+        stump_blank = leaves == 1 and not len(got) and key != "leaf_value"  # as LightGBM has it
         if count != "words" and not stump_blank and len(got) != _expected(count, leaves, cats):
             raise BadBooster(f"{where}'s {key} has {len(got)} values, not one per {count}")
         values[key] = got
+        lines.append(f"{key}={raw[key]}")
     if leaves > 1:
         _check_nodes(values, where, leaves, n_features, cats)
-    lines = [f"num_leaves={leaves}", f"num_cat={cats}"]
-    for key, got in values.items():
-        lines.append(f"{key}=" + " ".join(repr(v) if isinstance(v, float) else str(v) for v in got))
     lines.append("is_linear=0")
     return lines
 
@@ -231,44 +246,50 @@ def _expected(count: str, leaves: int, cats: int) -> int:
 
 
 def _check_nodes(
-    values: dict[str, list[Any]], where: str, leaves: int, n_features: int, cats: int
+    values: dict[str, np.ndarray], where: str, leaves: int, n_features: int, cats: int
 ) -> None:
+    """Split features in range; children form a tree: every node but the root, and every
+    leaf, the child of exactly one node, a node's child nodes after it."""
+    import numpy as np
+
     nodes = leaves - 1
-    if any(not 0 <= f < n_features for f in values["split_feature"]):
+    features = values["split_feature"]
+    if ((features < 0) | (features >= n_features)).any():
         raise BadBooster(f"{where}: a split feature is not ≤ max_feature_idx ({n_features - 1})")
-    seen_nodes, seen_leaves = [False] * nodes, [False] * leaves
-    seen_nodes[0] = True
-    for i, pair in enumerate(zip(values["left_child"], values["right_child"], strict=True)):
-        for child in pair:
-            ok = i < child < nodes and not seen_nodes[child] if child >= 0 else None
-            if child < 0:
-                ok = ~child < leaves and not seen_leaves[~child]
-            if not ok:
-                raise BadBooster(
-                    f"{where}, node {i}: child {child} is not a later node (< {nodes}) or a "
-                    f"leaf ~k (k < {leaves}) reached once"
-                )
-            if child >= 0:
-                seen_nodes[child] = True
-            else:
-                seen_leaves[~child] = True
+    children = np.stack([values["left_child"], values["right_child"]], axis=1)
+    parent = np.arange(nodes)[:, None]
+    ok = np.where(children >= 0, (children > parent) & (children < nodes), ~children < leaves)
+    if ok.all():  # each reached once: bincount of node ids and leaf ids
+        inner, outer = children[children >= 0], ~children[children < 0]
+        once = np.bincount(inner, minlength=nodes)[1:]
+        ok &= bool((once == 1).all()) and bool((np.bincount(outer, minlength=leaves) == 1).all())
+    if not ok.all():
+        i, side = (int(v[0]) for v in np.nonzero(~ok))
+        raise BadBooster(
+            f"{where}, node {i}: child {int(children[i, side])} is not a later node "
+            f"(< {nodes}) or a leaf ~k (k < {leaves}), each reached once"
+        )
     _check_splits(values, where, cats)
 
 
-def _check_splits(values: dict[str, list[Any]], where: str, cats: int) -> None:
-    bounds = values.get("cat_boundaries", [0])
-    words = values.get("cat_threshold", [])
-    if len(words) > MAX_CATEGORY_WORDS or any(not 0 <= w < 1 << 32 for w in words):
+def _check_splits(values: dict[str, np.ndarray], where: str, cats: int) -> None:
+    import numpy as np
+
+    bounds = values.get("cat_boundaries", np.zeros(1, dtype=np.int64))
+    words = values.get("cat_threshold", np.zeros(0, dtype=np.int64))
+    if len(words) > MAX_CATEGORY_WORDS or ((words < 0) | (words >= 1 << 32)).any():
         raise BadBooster(f"{where}: cat_threshold is not a bitset of ≤ {MAX_CATEGORY_WORDS} words")
-    if cats and (bounds[0] != 0 or bounds[-1] != len(words) or bounds != sorted(bounds)):
+    if cats and (bounds[0] != 0 or bounds[-1] != len(words) or (np.diff(bounds) < 0).any()):
         raise BadBooster(f"{where}: cat_boundaries do not cut cat_threshold")
-    for i, (kind, threshold) in enumerate(
-        zip(values["decision_type"], values["threshold"], strict=True)
-    ):
-        if not 0 <= kind < 16 or (kind >> 2) & 3 == 3:
-            raise BadBooster(f"{where}, node {i}: decision_type {kind} is not one LightGBM has")
-        if kind & 1 and not (threshold == int(threshold) and 0 <= threshold < cats):
-            raise BadBooster(f"{where}, node {i}: categorical split {threshold} is not < num_cat")
+    kinds, thresholds = values["decision_type"], values["threshold"]
+    bad = (kinds < 0) | (kinds >= 16) | (((kinds >> 2) & 3) == 3)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadBooster(f"{where}, node {i}: decision_type {kinds[i]} is not one LightGBM has")
+    categorical = (kinds & 1) == 1
+    index = thresholds[categorical]
+    if ((index != np.floor(index)) | (index < 0) | (index >= cats)).any():
+        raise BadBooster(f"{where}: a categorical split's threshold is not < num_cat ({cats})")
 
 
 def _pandas_categorical(lines: list[str]) -> str | None:
