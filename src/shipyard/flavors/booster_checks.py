@@ -25,9 +25,12 @@ import json
 import math
 import re
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import ModelLoadError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 MAX_DEPTH = 32
 MAX_FEATURES = 1_000_000
@@ -327,8 +330,10 @@ _NODE_ARRAYS = (
 _FLOAT_ARRAYS = ("split_conditions", "loss_changes", "sum_hessian")
 
 
-def _node_arrays(tree: dict[str, Any], where: str, n: int) -> dict[str, list[Any]]:
+def _node_arrays(tree: dict[str, Any], where: str, n: int) -> dict[str, np.ndarray]:
     """The tree's per-node arrays, each of `n` numbers (integers but for _FLOAT_ARRAYS)."""
+    import numpy as np
+
     arrays = {}
     for key in (*_NODE_ARRAYS, "split_type"):
         values = tree.get(key)
@@ -336,15 +341,21 @@ def _node_arrays(tree: dict[str, Any], where: str, n: int) -> dict[str, list[Any
             continue
         if not isinstance(values, list) or len(values) != n:
             raise BadBooster(f"{where}'s {key} is not one entry per node ({n})")
-        kind = (int, float) if key in _FLOAT_ARRAYS else (int,)
-        if not all(type(v) in kind for v in values):
+        kinds = "if" if key in _FLOAT_ARRAYS else "i"
+        try:
+            array = np.asarray(values)
+        except (ValueError, OverflowError):
+            array = np.asarray([None])
+        if array.ndim != 1 or array.dtype.kind not in kinds:
             raise BadBooster(f"{where}'s {key} holds something other than numbers")
-        arrays[key] = values
+        arrays[key] = array
     return arrays
 
 
 def _check_tree(tree: Any, index: int, n_features: int, outputs: int) -> int:
     """Check one tree; returns its node count."""
+    import numpy as np
+
     where = f"tree {index}"
     if not isinstance(tree, dict):
         raise BadBooster(f"{where} of the model file is not an object")
@@ -357,30 +368,36 @@ def _check_tree(tree: Any, index: int, n_features: int, outputs: int) -> int:
     if not isinstance(weights, list) or len(weights) != n * max(leaf_size, 1):
         raise BadBooster(f"{where}'s base_weights is not one entry per node")
     left, right, parents = arrays["left_children"], arrays["right_children"], arrays["parents"]
-    multi = leaf_size > 1  # a multi-target tree: a leaf's right child is its leaf's index
-    if multi:
-        right = _check_leaf_vectors(tree, where, left, right, leaf_size)
-    for i in range(n):
-        a, b = left[i], right[i]
-        if (a == -1) != (b == -1) or (a != -1 and not (i < a < n and i < b < n and a != b)):
-            raise BadBooster(
-                f"{where}, node {i}: children ({a}, {b}) are not both leaves or both nodes "
-                f"after it (< {n})"
-            )
-        p = parents[i]
-        if (i == 0 and p not in ROOT_PARENT) or (i > 0 and not 0 <= p < i and p != ROOT_PARENT[0]):
-            raise BadBooster(f"{where}, node {i}: parent {p} does not come before it")
-    bad = next((s for s in arrays["split_indices"] if not 0 <= s < n_features), None)
-    if bad is not None:
-        raise BadBooster(f"{where}: split index {bad} is not < num_feature ({n_features})")
-    for c in arrays["split_conditions"]:
-        if not math.isfinite(c):
-            raise BadBooster(f"{where}: split condition {c!r} is not a finite number")
-    if any(v not in (0, 1) for v in arrays["default_left"]):
-        raise BadBooster(f"{where}: default_left holds something other than 0/1")
-    if any(v not in (0, 1) for v in arrays.get("split_type", ())):
-        raise BadBooster(f"{where}: split_type holds something other than 0/1")
-    _check_categories(tree, where, n, arrays.get("split_type") or [0] * n)
+    if leaf_size > 1:  # a multi-target tree: a leaf's right child is its leaf's index
+        right = np.asarray(
+            _check_leaf_vectors(tree, where, left.tolist(), right.tolist(), leaf_size)
+        )
+    ids = np.arange(n)
+    leaf = left == -1
+    forward = (left > ids) & (left < n) & (right > ids) & (right < n) & (left != right)
+    bad = (leaf != (right == -1)) | (~leaf & ~forward)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadBooster(
+            f"{where}, node {i}: children ({left[i]}, {right[i]}) are not both leaves or both "
+            f"nodes after it (< {n})"
+        )
+    backward = ((parents >= 0) & (parents < ids)) | (parents == ROOT_PARENT[0])
+    if parents[0] not in ROOT_PARENT or not backward[1:].all():
+        raise BadBooster(f"{where}: a node's parent does not come before it")
+    splits = arrays["split_indices"]
+    if ((splits < 0) | (splits >= n_features)).any():
+        bad_index = splits[(splits < 0) | (splits >= n_features)][0]
+        raise BadBooster(f"{where}: split index {bad_index} is not < num_feature ({n_features})")
+    conditions = arrays["split_conditions"]
+    if not np.isfinite(conditions).all():
+        c = conditions[~np.isfinite(conditions)][0]
+        raise BadBooster(f"{where}: split condition {c!r} is not a finite number")
+    for key in ("default_left", "split_type"):
+        if key in arrays and ((arrays[key] != 0) & (arrays[key] != 1)).any():
+            raise BadBooster(f"{where}: {key} holds something other than 0/1")
+    split_type = arrays["split_type"].tolist() if "split_type" in arrays else [0] * n
+    _check_categories(tree, where, n, split_type)
     return n
 
 
