@@ -357,11 +357,21 @@ def env(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the lock and how this environment differs.")
     ] = False,
+    allow_source_builds: Annotated[
+        bool,
+        typer.Option(
+            "--allow-source-builds",
+            help="With --venv: let pip build packages from source (runs their setup code); "
+            "by default it installs wheels only (--only-binary=:all:).",
+        ),
+    ] = False,
 ) -> None:
     """Print the exact package versions a model version was saved with, as a pip
     requirements file, or create a virtualenv that can serve it. `load_model` and `serve`
     compare the same lock with the running environment: another major version of the
     model's framework refuses to load (--ignore-env), other differences are warnings.
+    Every line is checked to be a package requirement (no URL, no pip option), and --venv
+    installs the model's packages from wheels only, which run no code when installed.
 
     \b
     Examples:
@@ -371,6 +381,7 @@ def env(
       ./churn-env/bin/shipyard serve models:/churn/3
     """
     from shipyard.errors import InvalidArgumentError
+    from shipyard.flavors.requirement_checks import checked_requirements_txt
     from shipyard.registry import Registry
     from shipyard.stores import open_stores
 
@@ -380,10 +391,10 @@ def env(
     if venv is not None:
         from shipyard.flavors.environment import create_venv
 
-        plan = create_venv(lock, venv, dry_run=dry_run)
+        plan = create_venv(lock, venv, dry_run=dry_run, allow_source=allow_source_builds)
         if dry_run:
             typer.echo(f"# write {plan.requirements}:")
-            typer.echo(lock.requirements_txt(), nl=False)
+            typer.echo(checked_requirements_txt(lock), nl=False)
             for command in plan.commands:
                 typer.echo(" ".join(command))
             return
@@ -394,7 +405,7 @@ def env(
     if as_json:
         print_json({**lock.to_dict(), "differences": [vars(d) for d in lock.differences()]})
         return
-    typer.echo(lock.requirements_txt(), nl=False)
+    typer.echo(checked_requirements_txt(lock), nl=False)
 
 
 @app.command("optimize")

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import ConversionError, InvalidArgumentError, ModelLoadError
 from shipyard.flavors.base import Flavor, LoadedModel
+from shipyard.flavors.booster_guard import verify_saved
 from shipyard.flavors.signature import Signature, infer_signature, missing_columns
 
 if TYPE_CHECKING:
@@ -131,6 +132,7 @@ def save_model(
     }
     with tempfile.TemporaryDirectory(prefix="shipyard-save-") as tmp:
         saved = flavor.save(model, Path(tmp), signature)
+        verify_saved(flavor, model, saved, signature, example_columns)
         manifest.update(saved.manifest)
         for name, path in saved.files.items():
             manifest["files"][name] = artifacts.put_file(path)[0]

@@ -26,6 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from shipyard.errors import InvalidArgumentError, ModelLoadError
+from shipyard.flavors.requirement_checks import (
+    check_environment_doc,
+    checked_requirements_txt,
+    declared_requirement,
+)
 
 # installed beside every lock, never pinned by one
 _NOT_LOCKED = {"shipyard", "pip", "setuptools", "wheel"}
@@ -84,6 +89,7 @@ class Environment:
         if doc is None:
             old = {k: str(v) for k, v in (manifest.get("requirements") or {}).items() if v}
             return cls(str(manifest.get("python", "")), old, tuple(old))
+        doc = check_environment_doc(doc)
         return cls(
             str(doc.get("python", "")),
             {str(k): str(v) for k, v in doc.get("packages", {}).items()},
@@ -156,8 +162,6 @@ def lock(
 ) -> Environment:
     """The lock for a model whose flavor needs `framework`, whose code imports `modules`
     (top-level names) and whose user declared `declared` (pip requirement strings)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-
     roots = {name for name, version in framework.items() if version}
     for module in modules:
         if module not in sys.stdlib_module_names and module != "__future__":
@@ -165,13 +169,7 @@ def lock(
     declared = list(declared)
     unpinned = []
     for text in declared:
-        try:
-            req = Requirement(text)
-        except InvalidRequirement as exc:
-            raise InvalidArgumentError(
-                f"pip_requirements: {text!r} is not a requirement ({exc})",
-                field="pip_requirements",
-            ) from exc
+        req = declared_requirement(text)  # no URL, no pip option
         have = installed_version(req.name)
         if have is None:
             unpinned.append(text)
@@ -298,42 +296,52 @@ class VenvPlan:
         return self.folder / ("Scripts" if sys.platform == "win32" else "bin") / "python"
 
 
-def plan_venv(env: Environment, folder: Path) -> VenvPlan:
+def plan_venv(env: Environment, folder: Path, *, allow_source: bool = False) -> VenvPlan:
+    """The model's packages are installed from wheels only (`--only-binary=:all:`: a wheel
+    runs no code when installed, a source build runs its setup), unless `allow_source`;
+    shipyard itself is installed after them, as this one was."""
     folder = folder.resolve()
     plan = VenvPlan(folder, folder / "model-requirements.txt")
+    pip = [str(plan.python), "-m", "pip", "install"]
+    binary = [] if allow_source else ["--only-binary=:all:"]
     plan.commands = [
         [sys.executable, "-m", "venv", str(folder)],
-        [
-            str(plan.python),
-            "-m",
-            "pip",
-            "install",
-            "-r",
-            str(plan.requirements),
-            shipyard_spec(),
-        ],
+        [*pip, *binary, "-r", str(plan.requirements)],
+        [*pip, shipyard_spec()],
     ]
     return plan
 
 
-def create_venv(env: Environment, folder: Path, *, dry_run: bool = False) -> VenvPlan:
+def create_venv(
+    env: Environment, folder: Path, *, dry_run: bool = False, allow_source: bool = False
+) -> VenvPlan:
     """Make `folder` a virtualenv that can serve the model (`dry_run`: only say how)."""
     import subprocess
 
-    plan = plan_venv(env, folder)
+    requirements = checked_requirements_txt(env)  # every line a requirement, or refused
+    plan = plan_venv(env, folder, allow_source=allow_source)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidArgumentError(f"--venv: {folder} exists and is not a folder", field="venv")
     if dry_run:
         return plan
     if folder.exists() and any(folder.iterdir()):
         raise InvalidArgumentError(f"{folder} exists and is not empty", field="venv")
-    subprocess.run(plan.commands[0], check=True)
-    plan.requirements.write_text(env.requirements_txt())
-    try:
-        subprocess.run(plan.commands[1], check=True)
-    except subprocess.CalledProcessError as exc:
+    made = subprocess.run(plan.commands[0], capture_output=True, text=True, check=False)
+    if made.returncode != 0:
+        why = (made.stderr.strip().splitlines() or [f"exit {made.returncode}"])[-1]
         raise InvalidArgumentError(
-            f"pip could not install the model's environment into {folder} (exit "
-            f"{exc.returncode}); its output is above"
-        ) from exc
+            f"--venv: could not create a virtualenv in {folder}: {why}", field="venv"
+        )
+    plan.requirements.write_text(requirements)
+    for command in plan.commands[1:]:
+        try:
+            subprocess.run(command, check=True)
+        except subprocess.CalledProcessError as exc:
+            hint = "" if allow_source else " (wheels only: --allow-source-builds to build sdists)"
+            raise InvalidArgumentError(
+                f"pip could not install the model's environment into {folder} (exit "
+                f"{exc.returncode}){hint}; its output is above"
+            ) from exc
     return plan
 
 

@@ -140,13 +140,10 @@ class LightGBMFlavor:
         *,
         trusted: bool,
     ) -> BoosterPredictor:
-        lightgbm = import_lightgbm()
-        try:
-            booster = lightgbm.Booster(model_str=files[FILE].read_text(encoding="utf-8"))
-        except Exception as exc:  # LightGBMError on a malformed model text
-            from shipyard.errors import ModelLoadError
+        from shipyard.flavors.booster_guard import load_lightgbm
 
-            raise ModelLoadError(f"not a readable LightGBM model: {exc}") from exc
+        # checked (and rebuilt) by shipyard before LightGBM parses it
+        booster = load_lightgbm(import_lightgbm(), files[FILE])
         classes = manifest.get("classes") if manifest.get("has_proba") else None
         return BoosterPredictor(booster, signature, None if classes is None else list(classes))
 

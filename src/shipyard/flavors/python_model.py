@@ -229,7 +229,7 @@ def code_files(roots: Mapping[str, Path]) -> dict[str, Path]:
         for path in sorted(root.rglob("*")):
             rel = path.relative_to(root)
             if path.is_file() and not _SKIPPED_DIRS & set(rel.parts) and path.suffix != ".pyc":
-                out[f"code/{name}/{rel.as_posix()}"] = path
+                out[f"code/{name}/{rel.as_posix()}"] = _inside(path, root, "code")
     return out
 
 
@@ -325,10 +325,24 @@ def _artifact_files(name: str, path: Path) -> dict[str, Path]:
     if path.is_file():
         return {f"artifacts/{name}/{path.name}": path}
     return {
-        f"artifacts/{name}/{path.name}/{p.relative_to(path).as_posix()}": p
+        f"artifacts/{name}/{path.name}/{p.relative_to(path).as_posix()}": _inside(
+            p, path, "artifacts"
+        )
         for p in sorted(path.rglob("*"))
         if p.is_file()
     }
+
+
+def _inside(path: Path, root: Path, field: str) -> Path:
+    """`path`, refused if it is a symlink to a file outside `root` (a link to a credentials
+    file in a checkout would be uploaded with the code)."""
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        raise InvalidArgumentError(
+            f"{field}: {path} is a symlink to {path.resolve()}, outside {root}; shipyard does "
+            "not upload files from outside the folder (copy the file in, or remove the link)",
+            field=field,
+        )
+    return path
 
 
 def unpack(files: Mapping[str, Path]) -> Path:

@@ -118,6 +118,7 @@ class XGBoostFlavor:
         *,
         trusted: bool,
     ) -> Any:
+        from shipyard.flavors.booster_guard import load_xgboost
         from shipyard.flavors.sklearn import NativePredictor
 
         xgboost = import_xgboost()
@@ -125,7 +126,7 @@ class XGBoostFlavor:
         if kind != BOOSTER and kind not in WRAPPERS:
             raise InvalidArgumentError(f"unknown XGBoost model class {kind!r} in the manifest")
         model = getattr(xgboost, str(kind))()
-        model.load_model(bytearray(files[FILE].read_bytes()))  # its format told by its bytes
+        load_xgboost(model, files[FILE])  # checked by shipyard before XGBoost parses it
         if kind == BOOSTER:
             return BoosterPredictor(model, signature)
         return NativePredictor(model, signature)

@@ -4,6 +4,9 @@ Registering stays fast (the converter library alone takes seconds to import); a 
 thread converts each new sklearn version from its saved artifact, checks the ONNX outputs
 against the original on the stored example, and records `ok` (with the ONNX file's digest) or
 `refused` (with the reason) on the version. Serving picks the ONNX file up when it appears.
+Each conversion runs in a child process (`conversion_child`): a model that crashes its
+framework or the converter marks its own version `failed` ("the converter crashed (signal
+11, SIGSEGV)") and never takes down the process — a server — that resumed it.
 
 That thread belongs to a `ConversionWorker`, one per metadata store, which the store owns
 (`MetadataStore.background`) and shuts down when it closes: queued conversions are finished
@@ -174,7 +177,7 @@ def convert_version(
     """Convert one version now; returns the recorded status ("ok" or "refused"). `claimed`:
     this process holds the version's claim (renewed meanwhile by `worker`, by default the one
     of `stores`, and given back if it fails)."""
-    from shipyard.flavors import convert_saved
+    from shipyard.registry.conversion_child import ConverterCrashed, convert_isolated
 
     worker = worker or worker_of(stores)
     if claimed:
@@ -183,8 +186,10 @@ def convert_version(
     try:
         digest: str | None = None
         detail: str | None = None
-        try:
-            data = convert_saved(stores.artifacts, artifact_digest)
+        try:  # in a child process: a model that crashes the converter crashes only it
+            data = convert_isolated(stores.artifacts, artifact_digest)
+        except ConverterCrashed as exc:
+            status, detail = "failed", exc.message
         except ConversionError as exc:
             status, detail = "refused", exc.message
         except Exception as exc:  # skl2onnx fails in many ways on models it does not know

@@ -357,8 +357,10 @@ class ModelStore:
     ) -> None:
         """Record the outcome of an ONNX conversion. A version that has a verified ONNX file
         keeps it: only off, pending or refused versions change."""
-        if status not in ("ok", "refused"):
-            raise InvalidArgumentError(f"conversion status must be ok or refused, not {status!r}")
+        if status not in ("ok", "refused", "failed"):
+            raise InvalidArgumentError(
+                f"conversion status must be ok, refused or failed, not {status!r}"
+            )
         mv = t.model_versions.c
         with self._db.write() as conn:
             result = conn.execute(
