@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from numbers import Real
 from typing import TYPE_CHECKING, Any, Literal
@@ -89,6 +89,8 @@ class ColumnSpec:
     name: str
     dtype: str
     missing: bool = False
+    # a pandas `category` column: its categories, in order (the model knows them by position)
+    categories: tuple[Any, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +129,7 @@ class Signature:
                 field="allow_missing",
             )
         return Signature(
-            tuple(ColumnSpec(c.name, c.dtype, c.missing or c.name in names) for c in self.inputs),
+            tuple(replace(c, missing=c.missing or c.name in names) for c in self.inputs),
             self.kind,
         )
 
@@ -136,13 +138,27 @@ class Signature:
         """The columns in which missing values are passed on (see `ColumnSpec.missing`)."""
         return frozenset(c.name for c in self.inputs if c.missing)
 
-    def to_dict(self) -> dict[str, Any]:
+    @cached_property
+    def categorical(self) -> dict[str, Any]:
+        """The pandas CategoricalDtype of each category column (none: {})."""
+        if all(c.categories is None for c in self.inputs):
+            return {}
+        import pandas as pd
+
         return {
-            "kind": self.kind,
-            "inputs": [
-                {"name": c.name, "type": c.dtype, "missing": c.missing} for c in self.inputs
-            ],
+            c.name: pd.CategoricalDtype(list(c.categories))
+            for c in self.inputs
+            if c.categories is not None
         }
+
+    def to_dict(self) -> dict[str, Any]:
+        inputs: list[dict[str, Any]] = []
+        for c in self.inputs:
+            doc: dict[str, Any] = {"name": c.name, "type": c.dtype, "missing": c.missing}
+            if c.categories is not None:
+                doc["categories"] = list(c.categories)
+            inputs.append(doc)
+        return {"kind": self.kind, "inputs": inputs}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
@@ -150,7 +166,12 @@ class Signature:
         missing values: a model trained without them predicts nonsense on them."""
         return cls(
             tuple(
-                ColumnSpec(c["name"], c["type"], bool(c.get("missing", False)))
+                ColumnSpec(
+                    c["name"],
+                    c["type"],
+                    bool(c.get("missing", False)),
+                    None if c.get("categories") is None else tuple(c["categories"]),
+                )
                 for c in data["inputs"]
             ),
             data.get("kind", "columns"),
@@ -278,7 +299,18 @@ class Signature:
 
     def coerce_column(self, name: str, dtype: str, values: Any, *, origin: str = "") -> np.ndarray:
         """One column of untrusted values as the signature's type; `origin` says where values
-        the caller did not send came from (the feature store), for the error."""
+        the caller did not send came from (the feature store), for the error. In a category
+        column, a value that is not one of its categories is a missing value where the column
+        takes them (the model routes it as missing), else refused naming a few categories."""
+        arr = self._coerce(name, dtype, values, origin)
+        kind = self.categorical.get(name)
+        if kind is not None:
+            from shipyard.flavors.categories import check_categories
+
+            arr = check_categories(name, arr, kind, name in self.takes_missing)
+        return arr
+
+    def _coerce(self, name: str, dtype: str, values: Any, origin: str) -> np.ndarray:
         import numpy as np
 
         try:
@@ -370,6 +402,15 @@ class Signature:
             return np.column_stack([columns[n] for n in self.names])
         import pandas as pd
 
+        kinds = self.categorical
+        if kinds:  # the same categories in the same order as at training: codes match
+            return pd.DataFrame(
+                {
+                    n: pd.Categorical(columns[n], dtype=kinds[n]) if n in kinds else columns[n]
+                    for n in self.names
+                },
+                copy=False,
+            )
         return pd.DataFrame({n: columns[n] for n in self.names}, copy=False)
 
     def matrix(self, columns: Mapping[str, np.ndarray], dtype: str = "float32") -> np.ndarray:
@@ -538,8 +579,13 @@ def infer_signature(example: Any) -> Signature:
     if hasattr(example, "columns") and hasattr(example, "dtypes"):
         if len(example.columns) == 0:
             raise InvalidArgumentError("input_example has no columns")
+        from shipyard.flavors.categories import categories_of
+
         return Signature(
-            tuple(ColumnSpec(str(c), _dtype_name(dt, str(c))) for c, dt in example.dtypes.items()),
+            tuple(
+                ColumnSpec(str(c), _dtype_name(dt, str(c)), categories=categories_of(dt))
+                for c, dt in example.dtypes.items()
+            ),
             "columns",
         )
     arr = np.asarray(example)

@@ -58,6 +58,10 @@ def convert_checked(
     """The first conversion (by input precision, in `dtypes` order) whose outputs on the
     example match `expected` (and `expected_proba`); ConversionError naming the largest
     difference when none does."""
+    if signature.categorical:
+        from shipyard.flavors.categories import not_converted
+
+        raise ConversionError(not_converted(signature))
     if not signature.all_numeric:
         raise ConversionError("only models with all-numeric inputs are converted to ONNX")
     problems: list[str] = []

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.flavors import LoadedModel, OnnxMode, Serialization
     from shipyard.flavors.environment import Difference, Environment
+    from shipyard.flavors.signature import Signature
     from shipyard.stores import Stores
     from shipyard.stores.gates import GateReportRecord
     from shipyard.stores.records import (
@@ -91,7 +92,9 @@ class Registry:
             artifacts_of_model=artifacts,
             pip_requirements=pip_requirements,
         )
-        status = _onnx_status(manifest, onnx, all_numeric=signature.all_numeric)
+        status = _onnx_status(
+            manifest, onnx, all_numeric=signature.all_numeric and not signature.categorical
+        )
         version_tags = dict(tags or {})
         if reference_data is not None:
             version_tags["reference_profile"] = self._reference_profile(
@@ -107,7 +110,7 @@ class Registry:
             description=description,
             tags=version_tags,
             onnx_status=status,
-            onnx_detail="only all-numeric inputs are converted" if status == "refused" else None,
+            onnx_detail=_not_converted(signature) if status == "refused" else None,
             onnx_claimed_by=current_owner() if status == "pending" else None,
         )
         if status == "pending":
@@ -219,6 +222,9 @@ class Registry:
         ref = parse_model_uri(uri) if isinstance(uri, str) else uri
         if ref.run_id is not None:
             versions = self._models.versions_of_run(ref.run_id)
+            if not versions:  # the short id the CLI shows: the one run it starts
+                run_id = self.stores.metadata.runs.run_id_of_prefix(ref.run_id)
+                versions = self._models.versions_of_run(run_id)
             if not versions:
                 raise NotFoundError(
                     f"run '{ref.run_id}' logged no model", kind="run", name=ref.run_id
@@ -466,6 +472,12 @@ def load_model(
     return Registry(open_stores(settings)).load(
         uri, trusted=trusted, backend=backend, ignore_env=ignore_env
     )
+
+
+def _not_converted(signature: Signature) -> str:
+    from shipyard.flavors.categories import not_converted
+
+    return not_converted(signature)
 
 
 def _onnx_status(manifest: Mapping[str, Any], onnx: OnnxMode, *, all_numeric: bool) -> str:
