@@ -164,3 +164,26 @@ def test_the_venv_it_creates_loads_the_model(tmp_home: Path, tmp_path: Path) -> 
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)) == 3
     assert sys.prefix != str(folder)
+
+
+def test_runs_uris_take_the_short_run_id_the_cli_shows(tmp_home: Path) -> None:
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.tracking import RunQueries
+
+    registry, X = _log_iris()
+    run_id = registry.get_version("iris", 1).run_id
+    assert run_id is not None
+    short = run_id[:8]
+    loaded = shipyard.load_model(f"runs:/{short}/model")
+    assert loaded.version == 1 and len(loaded.predict(X[:3])) == 3
+    printed = run_cli(tmp_home, "models", "env", f"runs:/{short}/model").stdout
+    assert printed == registry.environment("models:/iris/1").requirements_txt()
+    # 17 runs: two of them share a first character, a prefix that names no one run
+    for _ in range(16):
+        with shipyard.start_run(experiment="env"):
+            pass
+    runs = RunQueries(registry.stores)
+    ids = [r.id for r in runs.search(experiments=["env"])]
+    first = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    with pytest.raises(InvalidArgumentError, match=rf"run id prefix '{first}' matches several"):
+        runs.get(first)

@@ -91,7 +91,7 @@ def serve_command(
     model_uri: Annotated[
         str | None,
         typer.Argument(
-            metavar="[MODEL_URI]", help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …"
+            metavar="MODEL_URI", help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …"
         ),
     ] = None,
     endpoint: Annotated[

@@ -278,7 +278,10 @@ def _smoke_test(cls: type, context: ModelContext, input_example: Any) -> None:
             "arguments, then load(context) reads what it needs from its artifacts",
             field="model",
         ) from exc
-    fresh.load(context)
+    try:
+        fresh.load(context)
+    except MissingArtifactError as exc:  # load(context) reads what log_model was not given
+        raise InvalidArgumentError(exc.message, field="artifacts") from exc
     out = np.asarray(fresh.predict(signature.to_model_input(signature.check_frame(input_example))))
     rows = len(next(iter(signature.check_frame(input_example).values())))
     if out.ndim == 0 or out.shape[0] != rows or out.dtype == object:

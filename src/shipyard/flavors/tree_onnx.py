@@ -53,6 +53,7 @@ def convert_checked(
     example_columns: Mapping[str, np.ndarray],
     *,
     what: str,
+    extra: str,
     dtypes: tuple[str, ...] = ("double", "float"),
 ) -> bytes:
     """The first conversion (by input precision, in `dtypes` order) whose outputs on the
@@ -70,6 +71,11 @@ def convert_checked(
             onx = convert(model, dtype, len(signature.inputs))
         except ConversionError:
             raise
+        except ImportError as exc:  # the converter is not installed: no verdict on the model
+            raise MissingDependencyError(
+                f"converting this {what} to ONNX needs {exc.name or 'onnxmltools'}, which is "
+                f"not installed: pip install 'shipyard[{extra}]'"
+            ) from exc
         except Exception as exc:  # onnxmltools raises many types for what it cannot convert
             problems.append(f"{dtype} inputs: the converter failed ({type(exc).__name__}: {exc})")
             continue

@@ -156,6 +156,7 @@ class XGBoostFlavor:
             signature,
             example_columns,
             what=f"XGBoost {kind_of(model)}",
+            extra="xgboost",
             dtypes=("float",),
         )
 

@@ -344,9 +344,11 @@ class ModelStore:
         actor: str,
     ) -> None:
         """Record the outcome of an ONNX conversion. A version that has a verified ONNX file
-        keeps it: only off, pending or refused versions change."""
-        if status not in ("ok", "refused"):
-            raise InvalidArgumentError(f"conversion status must be ok or refused, not {status!r}")
+        keeps it: only off, pending, refused or unavailable versions change."""
+        if status not in ("ok", "refused", "unavailable"):
+            raise InvalidArgumentError(
+                f"conversion status must be ok, refused or unavailable, not {status!r}"
+            )
         mv = t.model_versions.c
         with self._db.write() as conn:
             result = conn.execute(

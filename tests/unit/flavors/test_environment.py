@@ -91,7 +91,9 @@ def test_imports_are_read_from_the_code_even_inside_functions(tmp_path: Path) ->
     assert imported_modules([code]) == {"os", "yaml", "httpx", "numpy"}
 
 
-@pytest.mark.parametrize(("locked", "here"), [("xgboost-cpu", "xgboost"), ("xgboost", "xgboost-cpu")])
+@pytest.mark.parametrize(
+    ("locked", "here"), [("xgboost-cpu", "xgboost"), ("xgboost", "xgboost-cpu")]
+)
 def test_xgboost_and_xgboost_cpu_are_one_framework(locked: str, here: str) -> None:
     lock_ = Environment("3.11.9", {locked: "3.2.0", "numpy": "1.26.4"}, framework=(locked,))
     same = installed({here: "3.2.0", "numpy": "1.26.4"})
