@@ -187,3 +187,29 @@ def test_runs_uris_take_the_short_run_id_the_cli_shows(tmp_home: Path) -> None:
     first = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
     with pytest.raises(InvalidArgumentError, match=rf"run id prefix '{first}' matches several"):
         runs.get(first)
+
+
+def test_other_answers_in_another_environment_refuse_or_warn_loudly(tmp_home: Path) -> None:
+    """What XGBoost 2 reading an XGBoost 3 model looks like: the lock differs and the model
+    answers otherwise on its example rows than it did when logged."""
+    import sqlalchemy as sa
+
+    from shipyard.flavors import read_manifest
+
+    registry, X = _log_iris()
+    mv = registry.get_version("iris", 1)
+    manifest = read_manifest(registry.stores.artifacts, mv.artifact_digest)
+    stored = manifest["example_outputs"]
+    assert stored["rows"] == 5 and len(stored["proba"]) == 5  # recorded at log time
+    manifest["environment"]["packages"]["scikit-learn"] = _bump(version("scikit-learn"), 1)
+    manifest["example_outputs"]["proba"][2][0] += 0.25  # what the other version answered
+    digest = registry.stores.artifacts.put_bytes(json.dumps(manifest).encode())[0]
+    with registry.stores.metadata.db.write() as conn:
+        conn.execute(
+            sa.text("UPDATE model_versions SET artifact_digest = :d WHERE name = 'iris'"),
+            {"d": digest},
+        )
+    with pytest.raises(ModelLoadError, match=r"probabilities differ by up to 0\.25"):
+        shipyard.load_model("models:/iris/1")
+    with pytest.warns(EnvironmentWarning, match="PREDICTIONS ARE WRONG.*differ by up to 0.25"):
+        shipyard.load_model("models:/iris/1", ignore_env=True)
