@@ -196,7 +196,7 @@ def test_other_answers_in_another_environment_refuse_or_warn_loudly(tmp_home: Pa
 
     from shipyard.flavors import read_manifest
 
-    registry, X = _log_iris()
+    registry, _ = _log_iris()
     mv = registry.get_version("iris", 1)
     manifest = read_manifest(registry.stores.artifacts, mv.artifact_digest)
     stored = manifest["example_outputs"]

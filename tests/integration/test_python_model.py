@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Sentiment(shipyard.PythonModel):
 
 LOG = """
 import sys
+import time
 
 import pandas as pd
 
@@ -65,6 +67,7 @@ print(mv.version)
 LOAD = """
 import json
 import sys
+import time
 
 import pandas as pd
 
@@ -277,6 +280,7 @@ class Priority(shipyard.PythonModel):
 
 LOG_TICKETS = """
 import sys
+import time
 import pandas as pd
 import shipyard
 from tickets.model import Priority
@@ -342,3 +346,24 @@ def test_serving_a_model_that_cannot_load_exits_2(tmp_path: Path) -> None:
     assert out.stderr.count("\n") == 1, out.stderr  # one line, no traceback, never listened
     assert "models:/sentiment/1 cannot be served" in out.stderr
     assert "trusted=True (CLI: --trusted)" in out.stderr
+
+
+def test_readiness_says_why_an_endpoint_cannot_load(tmp_home: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from shipyard.config import get_settings
+    from shipyard.serving.app import create_serving_app
+    from shipyard.serving.http import BackgroundServer
+
+    log_from(tmp_home, write_project(tmp_path / "project", bonus=0))
+    app = create_serving_app(get_settings(), "models:/sentiment/1")  # not trusted
+    with BackgroundServer(app) as srv:
+        for _ in range(100):
+            doc = httpx.get(f"{srv.url}/health/ready").json()
+            if doc["endpoints"].get("sentiment") == "failed":
+                break
+            time.sleep(0.1)
+        model = httpx.get(f"{srv.url}/v2/models/sentiment/ready")
+    assert doc["endpoints"] == {"sentiment": "failed"}, doc
+    assert "trusted=True (CLI: --trusted)" in doc["errors"]["sentiment"]
+    assert model.status_code == 503 and "--trusted" in model.json()["error"]
