@@ -11,6 +11,7 @@ category), and is refused otherwise, naming the column and a few of its categori
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import SignatureError
@@ -18,7 +19,7 @@ from shipyard.errors import SignatureError
 if TYPE_CHECKING:
     import numpy as np
 
-    from shipyard.flavors.signature import Signature
+    from shipyard.flavors.signature import ColumnSpec, Signature
 
 # categories named in the error for a value that is none of them
 SHOWN = 8
@@ -31,6 +32,52 @@ def categories_of(dtype: Any) -> tuple[Any, ...] | None:
     if categories is None:
         return None
     return tuple(categories.tolist())
+
+
+def dtypes_of(inputs: Iterable[ColumnSpec]) -> dict[str, Any]:
+    """The pandas CategoricalDtype of each category column of a signature (none: {})."""
+    if all(c.categories is None for c in inputs):
+        return {}
+    import pandas as pd
+
+    return {
+        c.name: pd.CategoricalDtype(list(c.categories)) for c in inputs if c.categories is not None
+    }
+
+
+def column_of(doc: Mapping[str, Any]) -> ColumnSpec:
+    """One input of a stored signature (one stored before "missing" takes no missing values)."""
+    from shipyard.flavors.signature import ColumnSpec
+
+    categories = doc.get("categories")
+    return ColumnSpec(
+        doc["name"],
+        doc["type"],
+        bool(doc.get("missing", False)),
+        None if categories is None else tuple(categories),
+    )
+
+
+def input_doc(c: ColumnSpec) -> dict[str, Any]:
+    """One input of a stored signature; `categories` only for a category column (a signature
+    stored before them reads as having none)."""
+    doc: dict[str, Any] = {"name": c.name, "type": c.dtype, "missing": c.missing}
+    if c.categories is not None:
+        doc["categories"] = list(c.categories)
+    return doc
+
+
+def frame(columns: Mapping[str, Any], names: list[str], kinds: Mapping[str, Any]) -> Any:
+    """The model's DataFrame: each category column rebuilt on its logged categories."""
+    import pandas as pd
+
+    return pd.DataFrame(
+        {
+            n: pd.Categorical(columns[n], dtype=kinds[n]) if n in kinds else columns[n]
+            for n in names
+        },
+        copy=False,
+    )
 
 
 def check_categories(name: str, arr: np.ndarray, kind: Any, takes_missing: bool) -> np.ndarray:

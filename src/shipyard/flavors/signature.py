@@ -141,41 +141,22 @@ class Signature:
     @cached_property
     def categorical(self) -> dict[str, Any]:
         """The pandas CategoricalDtype of each category column (none: {})."""
-        if all(c.categories is None for c in self.inputs):
-            return {}
-        import pandas as pd
+        from shipyard.flavors.categories import dtypes_of
 
-        return {
-            c.name: pd.CategoricalDtype(list(c.categories))
-            for c in self.inputs
-            if c.categories is not None
-        }
+        return dtypes_of(self.inputs)
 
     def to_dict(self) -> dict[str, Any]:
-        inputs: list[dict[str, Any]] = []
-        for c in self.inputs:
-            doc: dict[str, Any] = {"name": c.name, "type": c.dtype, "missing": c.missing}
-            if c.categories is not None:
-                doc["categories"] = list(c.categories)
-            inputs.append(doc)
-        return {"kind": self.kind, "inputs": inputs}
+        from shipyard.flavors.categories import input_doc
+
+        return {"kind": self.kind, "inputs": [input_doc(c) for c in self.inputs]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
         """A stored signature. One saved before signatures said so (no "missing") takes no
         missing values: a model trained without them predicts nonsense on them."""
-        return cls(
-            tuple(
-                ColumnSpec(
-                    c["name"],
-                    c["type"],
-                    bool(c.get("missing", False)),
-                    None if c.get("categories") is None else tuple(c["categories"]),
-                )
-                for c in data["inputs"]
-            ),
-            data.get("kind", "columns"),
-        )
+        from shipyard.flavors.categories import column_of
+
+        return cls(tuple(map(column_of, data["inputs"])), data.get("kind", "columns"))
 
     # -- turning input into what the model takes -------------------------------------------------
 
@@ -299,9 +280,8 @@ class Signature:
 
     def coerce_column(self, name: str, dtype: str, values: Any, *, origin: str = "") -> np.ndarray:
         """One column of untrusted values as the signature's type; `origin` says where values
-        the caller did not send came from (the feature store), for the error. In a category
-        column, a value that is not one of its categories is a missing value where the column
-        takes them (the model routes it as missing), else refused naming a few categories."""
+        the caller did not send came from (the feature store), for the error. A category
+        column's values are checked against its categories (`categories.check_categories`)."""
         arr = self._coerce(name, dtype, values, origin)
         kind = self.categorical.get(name)
         if kind is not None:
@@ -402,15 +382,10 @@ class Signature:
             return np.column_stack([columns[n] for n in self.names])
         import pandas as pd
 
-        kinds = self.categorical
-        if kinds:  # the same categories in the same order as at training: codes match
-            return pd.DataFrame(
-                {
-                    n: pd.Categorical(columns[n], dtype=kinds[n]) if n in kinds else columns[n]
-                    for n in self.names
-                },
-                copy=False,
-            )
+        if self.categorical:  # the categories in the order of training: the codes match
+            from shipyard.flavors.categories import frame
+
+            return frame(columns, self.names, self.categorical)  # type: ignore[no-any-return]
         return pd.DataFrame({n: columns[n] for n in self.names}, copy=False)
 
     def matrix(self, columns: Mapping[str, np.ndarray], dtype: str = "float32") -> np.ndarray:
