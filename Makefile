@@ -13,7 +13,12 @@ $(VENV)/.installed: $(BIN)/python pyproject.toml
 	$(BIN)/python -m pip install --quiet -e .
 	@touch $@
 
+# torch first, pinned: with none installed, the dev extra's plain `torch>=2.4` takes PyPI's
+# CUDA build (several GB); pip takes this version's CPU build from the machine's wheel folder
+TORCH ?= torch==2.13.0
+
 $(VENV)/.installed-dev: $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet '$(TORCH)'
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	@touch $@ $(VENV)/.installed
 

@@ -29,6 +29,7 @@ _LAZY: dict[str, str] = {
     "Registry": "shipyard.registry",
     "PythonModel": "shipyard.flavors.python_model",
     "ModelContext": "shipyard.flavors.python_model",
+    "TorchClassifier": "shipyard.flavors.pytorch",
     "FeatureStore": "shipyard.features",
     "step": "shipyard.pipelines",
     "Pipeline": "shipyard.pipelines",
@@ -51,6 +52,7 @@ __all__ = [
     "Run",
     "Settings",
     "ShipyardError",
+    "TorchClassifier",
     "__version__",
     "current_step",
     "get_metric_history",
@@ -68,6 +70,7 @@ if TYPE_CHECKING:
     from shipyard.errors import InvalidArgumentError, NotFoundError, ShipyardError
     from shipyard.features import FeatureStore
     from shipyard.flavors.python_model import ModelContext, PythonModel
+    from shipyard.flavors.pytorch import TorchClassifier
     from shipyard.registry import Registry, load_model, set_alias
     from shipyard.tracking import Run, get_metric_history, get_run, search_runs, start_run
 

@@ -230,3 +230,117 @@ def test_binary_requests_are_batched_logged_and_authenticated(
     assert 'shipyard_batch_rows_count{endpoint="churn",model="churn",version="1"}' in metrics
     table = PredictionLogStore(settings.predictions_dir).read("churn").to_pandas()
     assert len(table[table["_status"] == 200]) == 48
+
+
+def _bytes_input(shape: list[int], size: int) -> dict[str, Any]:
+    return {
+        "inputs": [
+            {
+                "name": "input",
+                "shape": shape,
+                "datatype": "BYTES",
+                "parameters": {"binary_data_size": size},
+            }
+        ]
+    }
+
+
+def _post(server: BackgroundServer, body: bytes, headers: list[tuple[str, str]]) -> Any:
+    return httpx.post(f"{server.url}/v2/models/churn/infer", content=body, headers=headers)
+
+
+@pytest.mark.parametrize(
+    ("shape", "field"),
+    [
+        ([2, 30], "inputs[0].parameters.binary_data_size"),  # 60 elements, a million sent
+        ([1_000_000], "inputs[0].shape"),  # over the row limit: refused before any is decoded
+    ],
+)
+def test_a_hostile_bytes_body_is_refused_without_holding_the_loop(
+    settings: Settings, registered: Any, shape: list[int], field: str
+) -> None:
+    """A million empty BYTES elements then one of a different length (no uniform fast path;
+    read one by one they hold the event loop for seconds): the element count is checked
+    against the shape and the row limit before the elements are read, so a readiness probe
+    sent meanwhile answers at once."""
+    import threading
+    import time
+
+    n = 1_000_000
+    blob = bytes(4 * (n - 1)) + (1).to_bytes(4, "little") + b"x"
+    body, length = _binary_body(_bytes_input(shape, len(blob)), blob)
+    update = {"max_body_bytes": len(body) + 1, "max_rows": 1_000, "fast_path": True}
+    app = create_serving_app(settings.model_copy(update=update), "models:/churn@champion")
+    with BackgroundServer(app) as srv:
+        srv.wait_ready()
+        answers: list[Any] = []
+        flood = threading.Thread(
+            target=lambda: answers.extend(
+                _post(srv, body, [(HEADER, str(length))]) for _ in range(3)
+            )
+        )
+        flood.start()
+        waits = []
+        while flood.is_alive():
+            start = time.perf_counter()
+            assert httpx.get(f"{srv.url}/v2/health/ready").status_code == 200
+            waits.append(time.perf_counter() - start)
+        flood.join()
+    assert [r.status_code for r in answers] == [422] * 3
+    assert {r.json()["field"] for r in answers} == {field}
+    assert max(waits) < 1.0, waits
+
+
+def test_bytes_bodies_decode_with_and_without_uniform_lengths(
+    server: BackgroundServer,
+) -> None:
+    """Uniform and mixed element lengths (and non-ASCII text) reach the same checks: a BYTES
+    matrix is read, then refused by the model's float signature, naming its first feature."""
+    for values in (["ab"] * 60, ["é", "a", "bc"] * 20, [""] * 60):
+        blob = b"".join(len(v.encode()).to_bytes(4, "little") + v.encode() for v in values)
+        body, length = _binary_body(_bytes_input([2, 30], len(blob)), blob)
+        r = _post(server, body, [(HEADER, str(length))])
+        assert r.status_code == 422 and r.json()["field"] == "mean radius", r.json()
+    bad = (1).to_bytes(4, "little") + b"\xff" + (1).to_bytes(4, "little") + b"a"
+    body, length = _binary_body(_bytes_input([2], len(bad)), bad)
+    r = _post(server, body, [(HEADER, str(length))])
+    assert r.status_code == 422 and r.json()["field"] == "inputs[0].data", r.json()
+
+
+@pytest.mark.parametrize("shape", [[2**63, 0], [0, 2**62], [2**40, 0]])
+def test_a_huge_dimension_names_the_shape(server: BackgroundServer, shape: list[int]) -> None:
+    body, length = _binary_body({"inputs": [{**_matrix(0)["inputs"][0], "shape": shape}]})
+    r = _post(server, body, [(HEADER, str(length))])
+    assert 400 <= r.status_code < 500 and r.json()["field"] == "inputs[0].shape", r.json()
+    assert "dimension" in r.json()["error"] or "rows" in r.json()["error"]
+
+
+def test_a_binary_body_without_its_header_names_the_header(server: BackgroundServer) -> None:
+    body, _ = _binary_body(_matrix(2), np.full(60, -1.5).tobytes())  # not UTF-8
+    r = _post(server, body, [])
+    assert r.status_code == 400, r.text
+    assert r.json()["field"] == "inputs[0].parameters.binary_data_size", r.json()
+    r = _post(server, b"\x00\xff\xfe" + bytes(100), [])  # no JSON header at all
+    assert r.status_code == 400 and r.json()["field"] == "body", r.json()
+    assert "looks binary" in r.json()["error"] and HEADER in r.json()["error"]
+
+
+@pytest.mark.parametrize("declared", [["{n[0]}_{n[1]}{n[2]}"], ["+{n}"], ["{n}", "{m}"]])
+def test_the_header_length_is_plain_digits_sent_once(
+    server: BackgroundServer, declared: list[str]
+) -> None:
+    body, length = _binary_body(_matrix(2), bytes(2 * 30 * 8))
+    assert 100 <= length < 1000  # Python's int() takes each spelling above as the length
+    headers = [(HEADER, d.format(n=str(length), m=length + 1)) for d in declared]
+    r = _post(server, body, headers)
+    assert r.status_code == 400 and r.json()["field"] == HEADER.lower(), r.json()
+    assert "sent 2 times" in r.text if len(declared) == 2 else "whole number" in r.text
+    same = _post(server, body, [(HEADER, str(length)), (HEADER, str(length))])
+    assert same.status_code == 200, same.text
+
+
+def test_an_output_asked_for_twice_is_refused(server: BackgroundServer) -> None:
+    outputs = [{"name": "predict"}, {"name": "predict", "parameters": {"binary_data": True}}]
+    body, length = _binary_body({**_matrix(2), "outputs": outputs}, bytes(2 * 30 * 8))
+    r = _post(server, body, [(HEADER, str(length))])
+    assert r.status_code == 400 and r.json()["field"] == "outputs[1].name", r.json()

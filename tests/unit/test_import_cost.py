@@ -22,6 +22,7 @@ HEAVY = [
     "alembic",
     "skops",
     "onnx",
+    "grpc",
 ]
 
 
@@ -43,6 +44,18 @@ def test_cli_help_loads_no_heavy_library() -> None:
         "try:\n    main()\nexcept SystemExit:\n    pass"
     )
     assert _loaded_after(code) == []
+
+
+def test_serving_without_a_grpc_port_loads_no_grpc() -> None:
+    """The modules `shipyard serve` and `shipyard server` start from import grpc only when
+    --grpc-port asks for it (serving/grpc_v2)."""
+    code = (
+        "import shipyard.cli.serve, shipyard.serving.app, shipyard.serving.runner, "
+        "shipyard.server.app, shipyard.serving.grpc_v2\nimport sys\n"
+        "print('grpc' in sys.modules or 'google.protobuf' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_all_matches_the_lazy_table() -> None:

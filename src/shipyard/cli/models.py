@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -21,6 +21,7 @@ Examples:
   shipyard models describe churn "Monthly churn, gradient boosting"
   shipyard models delete churn --version 1 --yes
   shipyard models env models:/churn/3 > requirements.txt
+  shipyard models optimize models:/churn/3 --quantize dynamic
 """)
 
 
@@ -99,10 +100,28 @@ def show(
             for v in versions
         ],
     )
+    _optimized(versions)
 
 
 def _tags(tags: dict[str, str]) -> str:
-    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(tags.items()))
+    shown = {k: v for k, v in tags.items() if k != "optimize_report"}  # said below the table
+    return ", ".join(f"{k}={_short(v)}" for k, v in sorted(shown.items()))
+
+
+def _optimized(versions: list[Any]) -> None:
+    """One line per optimized version: parent, technique, deltas, latency and size."""
+    import json
+
+    from shipyard.optimize import summary
+
+    for v in versions:
+        report = v.tags.get("optimize_report")
+        if report:
+            doc = json.loads(report)
+            typer.echo(
+                f"version {v.version}: {doc['technique']} of version "
+                f"{v.tags.get('optimize_parent')} — {summary(doc)}"
+            )
 
 
 @app.command("alias")
@@ -376,3 +395,90 @@ def env(
         print_json({**lock.to_dict(), "differences": [vars(d) for d in lock.differences()]})
         return
     typer.echo(lock.requirements_txt(), nl=False)
+
+
+@app.command("optimize")
+def optimize(
+    uri: Annotated[str, typer.Argument(help="The version to optimize: models:/NAME/VERSION.")],
+    quantize: Annotated[
+        str | None,
+        typer.Option(help="INT8 quantization of its ONNX model: dynamic or static."),
+    ] = None,
+    prune: Annotated[
+        bool, typer.Option("--prune", help="Fewer trees (XGBoost, LightGBM).")
+    ] = False,
+    distill: Annotated[
+        bool, typer.Option("--distill", help="A small scikit-learn student.")
+    ] = False,
+    data: Annotated[
+        str | None,
+        typer.Option(help="Held-out rows with the label (Parquet/CSV); default: the run's."),
+    ] = None,
+    target: Annotated[str | None, typer.Option(help="The label column of the data.")] = None,
+    train_data: Annotated[
+        str | None, typer.Option(help="--distill: training rows; default: the run's.")
+    ] = None,
+    calibration: Annotated[
+        str | None, typer.Option(help="--quantize static: rows; default: the run's train rows.")
+    ] = None,
+    tolerance: Annotated[
+        float, typer.Option(help="--prune: metric loss allowed vs all trees (absolute).")
+    ] = 0.005,
+    student: Annotated[str, typer.Option(help="--distill: hgb or mlp.")] = "hgb",
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Optimize a version into a NEW version (the old one is never changed), measured on
+    held-out data: metric delta, p50 latency per row and size, old vs new; recorded with the
+    new version and audited. A model with quality gates has them checked on it: exit 1 when
+    they fail (the version exists but cannot get an alias).
+
+    Held-out, training and calibration rows default to the datasets the version's run logged
+    with keep_rows=True (roles test/validation and train). --prune keeps the smallest number
+    of trees whose held-out ROC AUC (accuracy for several classes, R² for a regressor) is
+    within --tolerance of all trees'.
+
+    \b
+    Examples:
+      shipyard models optimize models:/churn/3 --quantize dynamic
+      shipyard models optimize models:/churn/3 --quantize static --calibration train.parquet
+      shipyard models optimize models:/churn/3 --prune --tolerance 0.002 --json
+      shipyard models optimize models:/churn/3 --distill --student mlp \\
+          --data holdout.parquet --target churned --train-data train.parquet
+    """
+    from shipyard.optimize import Optimizer, Options, summary
+    from shipyard.stores import open_stores
+
+    technique = _technique(quantize, prune, distill)
+    options = Options(data, target, train_data, calibration, tolerance, student)
+    optimizer = Optimizer(open_stores())
+    if as_json:
+        result = optimizer.optimize(uri, technique, options)
+        print_json(result.to_dict())
+    else:
+        from rich.console import Console
+
+        with Console(stderr=True).status("optimizing") as status:
+            result = optimizer.optimize(
+                uri, technique, options, progress=lambda step: status.update(step)
+            )
+        mv = result.version
+        typer.echo(f"{mv.name} version {mv.version}: {technique} of {uri}")
+        typer.echo(f"  {summary(result.report)}")
+        typer.echo(f"  held-out: {result.report['held_out']['source']}")
+        if result.gates is not None:
+            typer.echo(f"  quality gates: {'passed' if result.passed_gates else 'FAILED'}")
+    if result.passed_gates is False:
+        raise typer.Exit(1)
+
+
+def _technique(quantize: str | None, prune: bool, distill: bool) -> str:
+    from shipyard.errors import InvalidArgumentError
+
+    chosen = [t for t, on in (("quantize", quantize), ("prune", prune), ("distill", distill)) if on]
+    if len(chosen) != 1:
+        raise InvalidArgumentError(
+            "choose one technique: --quantize dynamic|static, --prune or --distill"
+        )
+    if quantize is not None and quantize not in ("dynamic", "static"):
+        raise InvalidArgumentError(f"--quantize takes dynamic or static, not {quantize!r}")
+    return f"quantize-{quantize}" if quantize else chosen[0]

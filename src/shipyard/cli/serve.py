@@ -13,6 +13,17 @@ from shipyard.serving import batching as batching_defaults
 if TYPE_CHECKING:
     from shipyard.config import Settings
 
+# `--grpc-port` of both commands
+GrpcPort = Annotated[
+    int | None,
+    typer.Option(
+        min=0,
+        max=65535,
+        help="Also serve the V2 gRPC protocol on this port (0 picks a free one); "
+        "needs shipyard[grpc].",
+    ),
+]
+
 server = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 serve = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
@@ -58,12 +69,14 @@ def server_command(
     drain: Annotated[
         float, typer.Option(min=0, help="Seconds to stay up, not ready, after SIGTERM.")
     ] = 0.0,
+    grpc_port: GrpcPort = None,
 ) -> None:
     """Run the control plane API (/api, OpenAPI at /docs) and serve every endpoint.
 
     \b
     Example:
       shipyard server --port 8080 --workers 2
+      shipyard server --port 8080 --grpc-port 8081   # and V2 gRPC for every endpoint
       curl -s localhost:8080/api/models
     """
     from shipyard.config import get_settings
@@ -71,17 +84,20 @@ def server_command(
     from shipyard.serving.http import serve_forever
 
     settings = secure_settings(get_settings(), host, insecure)
+    grpc = _grpc_listener(host, grpc_port, workers, port)
     serve_forever(
-        lambda: create_server_app(
-            settings, refresh_seconds=refresh, trusted=trusted, ignore_env=ignore_env
+        lambda: grpc(
+            create_server_app(
+                settings, refresh_seconds=refresh, trusted=trusted, ignore_env=ignore_env
+            )
         ),
         host,
         port,
         log_level=log_level,
         workers=workers,
         drain_seconds=drain,
-        on_listening=lambda: typer.echo(
-            f"shipyard server on http://{host}:{port}  (API docs: /docs)", err=True
+        on_listening=lambda bound: typer.echo(
+            f"shipyard server on http://{host}:{bound}  (API docs: /docs)", err=True
         ),
     )
 
@@ -138,6 +154,7 @@ def serve_command(
     refresh: Annotated[
         float, typer.Option(min=0.1, help="With --endpoint: seconds between policy refreshes.")
     ] = 2.0,
+    grpc_port: GrpcPort = None,
 ) -> None:
     """Serve one model over HTTP (V2 inference protocol and /endpoints/NAME/predict), or one
     stored endpoint as a replica that follows its canary / A/B / shadow / blue-green policy.
@@ -147,6 +164,7 @@ def serve_command(
       shipyard serve models:/churn@champion --port 8080
       shipyard serve --endpoint churn --host 0.0.0.0 --workers 2   # a replica behind a Service
       shipyard serve models:/sentiment/2 --trusted   # a Python model: it runs its own code
+      shipyard serve models:/churn@champion --grpc-port 8081   # and V2 gRPC (KServe's proto)
       curl -s localhost:8080/endpoints/churn/predict -d '{"instances": [{...}]}'
     """
     from shipyard.config import get_settings
@@ -155,7 +173,7 @@ def serve_command(
     settings = secure_settings(get_settings(), host, insecure)
     if (model_uri is None) == (endpoint is None):
         raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
-    listen = _Listen(host, port, log_level, workers, drain, trusted, ignore_env)
+    listen = _Listen(host, port, log_level, workers, drain, trusted, ignore_env, grpc_port)
     if endpoint is not None:
         _serve_endpoint(settings, endpoint, listen, refresh=refresh)
         return
@@ -177,23 +195,62 @@ class _Listen:
     drain: float
     trusted: bool
     ignore_env: bool
+    grpc_port: int | None = None
 
     def serve(self, app_factory: Callable[[], Any], what: str) -> None:
         """Serve `what` (for the announcement, made once the port is bound)."""
         from shipyard.serving.http import serve_forever
 
+        grpc = _grpc_listener(self.host, self.grpc_port, self.workers, self.port)
         serve_forever(
-            app_factory,
+            lambda: grpc(app_factory()),
             self.host,
             self.port,
             log_level=self.log_level,
             workers=self.workers,
             drain_seconds=self.drain,
-            on_listening=lambda: typer.echo(
-                f"serving {what} on http://{self.host}:{self.port} ({self.workers} worker(s))",
+            on_listening=lambda bound: typer.echo(
+                f"serving {what} on http://{self.host}:{bound} ({self.workers} worker(s))",
                 err=True,
             ),
         )
+
+
+def _grpc_listener(
+    host: str, port: int | None, workers: int, http_port: int
+) -> Callable[[Any], Any]:
+    """What adds the V2 gRPC port (when one is asked for) to each worker's app."""
+    if port is None:
+        return lambda app: app
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.serving.grpc_v2 import attach_grpc, require_grpc
+
+    require_grpc()
+    if port == 0 and workers > 1:
+        raise InvalidArgumentError(
+            "--grpc-port 0 with several workers would give each worker another port; "
+            "give a port number (the workers share it)",
+            field="grpc_port",
+        )
+    if port and port == http_port:
+        raise InvalidArgumentError("--grpc-port must differ from --port", field="grpc_port")
+    if port:  # a clear error now rather than a failed start-up in each worker
+        from shipyard.serving.transport import bind
+
+        try:
+            bind(host, port).close()
+        except InvalidArgumentError as exc:
+            text = str(exc).replace("--port", "--grpc-port")
+            raise InvalidArgumentError(text, field="grpc_port") from exc
+
+    def announce(bound: int) -> None:
+        typer.echo(f"V2 gRPC on {host}:{bound}", err=True)
+
+    def add(app: Any) -> Any:
+        attach_grpc(app, host, port, shared=workers > 1, announce=announce)
+        return app
+
+    return add
 
 
 def _serve_endpoint(settings: Settings, endpoint: str, listen: _Listen, *, refresh: float) -> None:

@@ -23,12 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from shipyard.errors import ConversionError, InvalidArgumentError, ModelLoadError
 from shipyard.flavors.base import Flavor, LoadedModel
 from shipyard.flavors.reference import COMPARED, compare, record
-from shipyard.flavors.signature import (
-    Signature,
-    example_rows,
-    infer_signature,
-    missing_columns,
-)
+from shipyard.flavors.signature import Signature, infer_signature, missing_columns
 
 if TYPE_CHECKING:
     from shipyard.stores.artifacts import LocalArtifactStore
@@ -47,6 +42,7 @@ FLAVORS: dict[str, str] = {
     "onnx": "shipyard.flavors.onnx:ONNX",
     "xgboost": "shipyard.flavors.xgboost:XGBOOST",
     "lightgbm": "shipyard.flavors.lightgbm:LIGHTGBM",
+    "pytorch": "shipyard.flavors.pytorch:PYTORCH",
     "sklearn": "shipyard.flavors.sklearn:SKLEARN",
     "python_model": "shipyard.flavors.python_model:PYTHON_MODEL",
 }
@@ -125,11 +121,14 @@ def save_model(
     flavor = pick_flavor(model, serialization)
     signature = _signature(flavor, model, input_example, allow_missing)
     example_columns = signature.check_frame(input_example)
+    prepare = getattr(flavor, "prepare", None)  # a flavor that compiles the model first
+    if prepare is not None:
+        model = prepare(model, signature, example_columns)
     _check_missing_handled(flavor, model, signature, example_columns)
     manifest: dict[str, Any] = {
         "format": 1,
         "signature": signature.to_dict(),
-        "input_example": example_rows(input_example, n=100),
+        "input_example": signature.example_doc(input_example, n=100),
         "python": platform.python_version(),
         "python_class": f"{type(model).__module__}.{type(model).__qualname__}",
         "files": {},
@@ -186,11 +185,20 @@ def _lock_environment(
 def _signature(
     flavor: Flavor, model: Any, example: Any, allow_missing: bool | Iterable[str]
 ) -> Signature:
-    """The example's signature, taking missing values where `save_model` says."""
+    """The example's signature, taking missing values where `save_model` says. A flavor that
+    knows its model's input names and shapes (`tensor_inputs`) names a tensor signature's
+    inputs and checks the example against them."""
+    declared = getattr(flavor, "tensor_inputs", None)
+    inputs = declared(model) if declared is not None else None
+    signature = infer_signature(example, list(inputs) if inputs else None)
+    if inputs and signature.kind == "tensors":
+        from shipyard.flavors.tensors import agree_with_model
+
+        signature = agree_with_model(signature, inputs)  # type: ignore[arg-type]
     if allow_missing is True or flavor.takes_missing(model):
-        return infer_signature(example).allowing_missing(True)
+        return signature.allowing_missing(True)
     named = [allow_missing] if isinstance(allow_missing, str) else list(allow_missing or ())
-    return infer_signature(example).allowing_missing({*named, *missing_columns(example)})
+    return signature.allowing_missing({*named, *missing_columns(example)})
 
 
 def _check_missing_handled(
@@ -241,8 +249,6 @@ def convertible(manifest: Mapping[str, Any]) -> bool:
 def convert_saved(artifacts: LocalArtifactStore, digest: str) -> bytes:
     """Convert a saved model to ONNX, checked on its stored input example. Works from the
     saved (immutable) artifact, never from a live object that may have changed since."""
-    from shipyard.flavors.signature import example_records
-
     manifest = read_manifest(artifacts, digest)
     if not convertible(manifest):
         raise ConversionError(
@@ -251,7 +257,7 @@ def convert_saved(artifacts: LocalArtifactStore, digest: str) -> bytes:
         )
     signature = Signature.from_dict(manifest["signature"])
     native = load_model(artifacts, digest, backend="python")
-    columns = signature.columns_from_records(example_records(manifest["input_example"]))
+    columns = signature.example_columns(manifest["input_example"])
     flavor = flavor_named(manifest["flavor"])
     # what the flavor converts: the predictor itself where the bare model lacks what the
     # manifest adds (a LightGBM booster's classes), else the model it calls

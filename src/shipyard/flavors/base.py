@@ -40,7 +40,11 @@ class Flavor(Protocol):
     `owns` must not import the framework (it looks at the object's type); `save` writes the
     model into `folder` in the framework's own format; `load` rebuilds it from the files the
     manifest names — refusing, unless `trusted`, any format that can run code; `to_onnx` is the
-    verified conversion (ConversionError when there is none or it disagrees)."""
+    verified conversion (ConversionError when there is none or it disagrees).
+
+    A flavor may also define `prepare(model, signature, example_columns)`: `save_model` calls
+    it first and hands what it returns to `save` and `to_onnx` (PyTorch compiles the module to
+    TorchScript there, checked on the example)."""
 
     name: str
     converts: bool  # whether `to_onnx` can convert this flavor's models

@@ -54,7 +54,7 @@ def column_of(doc: Mapping[str, Any]) -> ColumnSpec:
         doc["name"],
         doc["type"],
         bool(doc.get("missing", False)),
-        None if categories is None else tuple(categories),
+        categories=None if categories is None else tuple(categories),
     )
 
 
@@ -78,6 +78,14 @@ def frame(columns: Mapping[str, Any], names: list[str], kinds: Mapping[str, Any]
         },
         copy=False,
     )
+
+
+def checked(signature: Signature, name: str, arr: np.ndarray) -> np.ndarray:
+    """A coerced column of `signature`, checked against its categories if it has them."""
+    kind = signature.categorical.get(name)
+    if kind is None:
+        return arr
+    return check_categories(name, arr, kind, name in signature.takes_missing)
 
 
 def check_categories(name: str, arr: np.ndarray, kind: Any, takes_missing: bool) -> np.ndarray:

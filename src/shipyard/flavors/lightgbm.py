@@ -95,7 +95,10 @@ class LightGBMFlavor:
     converts = True
 
     def owns(self, model: Any) -> bool:
-        return type(model).__module__.split(".")[0] == "lightgbm"
+        # a BoosterPredictor: a booster with its classes (a loaded or pruned model)
+        return type(model).__module__.split(".")[0] == "lightgbm" or isinstance(
+            model, BoosterPredictor
+        )
 
     def takes_missing(self, model: Any) -> bool:
         return True  # LightGBM routes NaN at every split (use_missing, on by default)
@@ -103,6 +106,8 @@ class LightGBMFlavor:
     def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
         from shipyard.flavors.sklearn import package_version
 
+        if isinstance(model, BoosterPredictor):
+            return _save_booster(model, folder)
         kind = kind_of(model)
         if kind is None:
             raise InvalidArgumentError(
@@ -169,6 +174,24 @@ class LightGBMFlavor:
             what="LightGBM classifier" if classes is not None else "LightGBM model",
             extra="lightgbm",
         )
+
+
+def _save_booster(model: BoosterPredictor, folder: Path) -> Saved:
+    """A booster with its classes, saved as its wrapper would be (what `load` rebuilds)."""
+    from shipyard.flavors.sklearn import package_version
+
+    path = folder / FILE
+    path.write_text(model.model.model_to_string(), encoding="utf-8")
+    classifier = model.classes is not None
+    doc: dict[str, Any] = {
+        "serialization": "lightgbm-text",
+        "lightgbm_class": CLASSIFIERS[0] if classifier else BOOSTER,
+        "requirements": {"lightgbm": package_version("lightgbm")},
+        "has_proba": classifier,
+    }
+    if classifier:
+        doc["classes"] = _plain(model.classes or [])
+    return Saved({FILE: path}, doc)
 
 
 def _predictor_of(model: Any, signature: Signature) -> BoosterPredictor:

@@ -10,6 +10,7 @@ import numpy as np  # imported only to convert or to serve a model, which both n
 
 from shipyard.errors import (
     ConversionError,
+    InvalidArgumentError,
     MissingDependencyError,
     ModelLoadError,
     UntrustedModelError,
@@ -153,6 +154,8 @@ class OnnxPredictor:
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         session = ort.InferenceSession(data, sess_options=opts, providers=["CPUExecutionProvider"])
+        if signature.kind == "tensors":  # N-d inputs by name
+            return OnnxTensorPredictor(session, signature)
         return cls(session, signature)
 
     @classmethod
@@ -187,6 +190,71 @@ class OnnxPredictor:
         return np.asarray(self._run(columns, [self.proba_output])[0])
 
 
+class OnnxTensorPredictor(OnnxPredictor):
+    """An ONNX model with a tensor signature: each input fed by name as the checked N-d array;
+    the first output is the prediction, in its own shape."""
+
+    def __init__(self, session: Any, signature: Signature) -> None:
+        import onnxruntime as ort
+
+        from shipyard.fences.onnxruntime import direct_run
+
+        self.session = session
+        self.signature = signature
+        self._options = ort.RunOptions()
+        self._run_now = direct_run(session)
+        graph = {i.name for i in session.get_inputs()}
+        if graph != set(signature.names):
+            raise ConversionError(
+                f"the ONNX model takes inputs {sorted(graph)}; its signature names "
+                f"{sorted(signature.names)}"
+            )
+        self.input_name = signature.names[0]
+        self.input_dtype = ""
+        self.label_output = session.get_outputs()[0].name
+        self.proba_output = None
+
+    def _run(self, columns: Mapping[str, np.ndarray], outputs: list[str]) -> list[Any]:
+        feed = {n: columns[n] for n in self.signature.names}
+        if self._run_now is not None:
+            return self._run_now(outputs, feed, self._options)  # type: ignore[no-any-return]
+        return self.session.run(outputs, feed, self._options)  # type: ignore[no-any-return]
+
+    def predict_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray:
+        return np.asarray(self._run(columns, [self.label_output])[0])
+
+
+def _tensor_type(elem_type: int) -> str | None:
+    """The tensor signature type of an ONNX element type (None: one it does not hold)."""
+    import onnx
+
+    from shipyard.flavors.tensors import TENSOR_TYPES
+
+    try:
+        numpy = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(elem_type)).name
+    except (KeyError, TypeError, ValueError):
+        return None
+    found = [name for name, (dtype, _) in TENSOR_TYPES.items() if dtype == numpy]
+    return found[0] if found else None
+
+
+def _proto(model: Any) -> Any:
+    """An ONNX model given as bytes, parsed (refused when it is not one)."""
+    if not isinstance(model, (bytes, bytearray)):
+        return model
+    try:
+        refuse_external_data(bytes(model))
+    except ModelLoadError as exc:  # bytes that are no ONNX model
+        raise InvalidArgumentError(
+            f"the model is bytes but {exc.message}; pass an onnx.ModelProto, the bytes of one, "
+            "or a model object of a supported flavor",
+            field="model",
+        ) from exc
+    import onnx
+
+    return onnx.load_model_from_string(bytes(model))
+
+
 class OnnxFlavor:
     """An ONNX model (`onnx.ModelProto`), served by onnxruntime as it is."""
 
@@ -194,26 +262,45 @@ class OnnxFlavor:
     converts = False
 
     def owns(self, model: Any) -> bool:
+        """An `onnx.ModelProto`, or the bytes of one (a file's content, `SerializeToString`)."""
+        if isinstance(model, (bytes, bytearray)):
+            return True
         return type(model).__name__ == "ModelProto" and type(model).__module__.startswith("onnx")
 
     def takes_missing(self, model: Any) -> bool:
         return False
 
+    def tensor_inputs(self, model: Any) -> dict[str, tuple[str | None, list[int] | None]]:
+        """The graph's own inputs (not its initializers): name → (type, shape), -1 where a
+        dimension is symbolic; what a tensor signature inferred from the example must match."""
+        graph = _proto(model).graph
+        weights = {t.name for t in graph.initializer}
+        out = {}
+        for value in graph.input:
+            if value.name in weights:
+                continue
+            tensor = value.type.tensor_type
+            dims = [d.dim_value if d.HasField("dim_value") else -1 for d in tensor.shape.dim]
+            known = tensor.HasField("shape")  # a graph may leave a shape unsaid
+            out[value.name] = (_tensor_type(tensor.elem_type), dims if known else None)
+        return out
+
     def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
         from shipyard.flavors.sklearn import package_version
 
-        data = model.SerializeToString()
+        data = bytes(model) if isinstance(model, (bytes, bytearray)) else model.SerializeToString()
         predictor = OnnxPredictor.from_bytes(data, signature)  # refuses what it cannot serve
         path = folder / "model.onnx"
         path.write_bytes(data)
-        return Saved(
-            {path.name: path},
-            {
-                "requirements": {"onnxruntime": package_version("onnxruntime")},
-                "onnx": {"status": "native"},
-                "has_proba": predictor.proba_output is not None,
-            },
-        )
+        doc: dict[str, Any] = {
+            "requirements": {"onnxruntime": package_version("onnxruntime")},
+            "onnx": {"status": "native"},
+            "has_proba": predictor.proba_output is not None,
+        }
+        classes = _stamped_classes(model)
+        if classes is not None and doc["has_proba"]:
+            doc["classes"] = classes
+        return Saved({path.name: path}, doc)
 
     def load(
         self,
@@ -229,6 +316,24 @@ class OnnxFlavor:
         self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
     ) -> bytes:
         raise ConversionError("an ONNX model is served as it is")
+
+
+CLASSES_KEY = "shipyard.classes"  # metadata: a classifier's labels, in probability-column order
+
+
+def _stamped_classes(model: Any) -> list[Any] | None:
+    """The class labels stamped in the model's metadata (JSON under CLASSES_KEY), e.g. by
+    `shipyard models optimize` on a quantized classifier; None when there are none."""
+    import json
+
+    for prop in model.metadata_props:
+        if prop.key == CLASSES_KEY:
+            try:
+                classes = json.loads(prop.value)
+            except ValueError:
+                return None
+            return classes if isinstance(classes, list) else None
+    return None
 
 
 ONNX = OnnxFlavor()

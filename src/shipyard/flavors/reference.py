@@ -32,16 +32,13 @@ def record(
     """The outputs to store: `predict` (and `proba`) on the example's first ROWS rows."""
     import numpy as np
 
-    from shipyard.flavors.signature import example_records
-
-    rows = {"columns": example["columns"], "data": example["data"][:ROWS]}
-    columns = signature.columns_from_records(example_records(rows))
-    out: dict[str, Any] = {"rows": len(rows["data"])}
-    out["predict"] = np.asarray(predictor.predict_columns(columns)).tolist()
+    columns = signature.example_columns(example)
+    predicted = np.asarray(predictor.predict_columns(columns))[:ROWS]
+    out: dict[str, Any] = {"rows": len(predicted), "predict": predicted.tolist()}
     if has_proba:
         proba = predictor.predict_proba_columns(columns)
         if proba is not None:
-            out["proba"] = np.asarray(proba).tolist()
+            out["proba"] = np.asarray(proba)[:ROWS].tolist()
     return out
 
 

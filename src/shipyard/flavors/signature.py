@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from numbers import Real
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import InvalidArgumentError, SignatureError
+from shipyard.flavors import categories  # category columns (their categories, in order)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -90,7 +91,7 @@ class ColumnSpec:
     dtype: str
     missing: bool = False
     # a pandas `category` column: its categories, in order (the model knows them by position)
-    categories: tuple[Any, ...] | None = None
+    categories: tuple[Any, ...] | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,7 @@ class Signature:
     and "tensor" when it was fitted on an array (columns are named f0, f1, …)."""
 
     inputs: tuple[ColumnSpec, ...]
-    kind: Literal["columns", "tensor"] = "columns"
+    kind: Literal["columns", "tensor", "tensors"] = "columns"  # "tensors": TensorSignature
 
     @property
     def names(self) -> list[str]:
@@ -141,22 +142,26 @@ class Signature:
     @cached_property
     def categorical(self) -> dict[str, Any]:
         """The pandas CategoricalDtype of each category column (none: {})."""
-        from shipyard.flavors.categories import dtypes_of
-
-        return dtypes_of(self.inputs)
+        return categories.dtypes_of(self.inputs)
 
     def to_dict(self) -> dict[str, Any]:
-        from shipyard.flavors.categories import input_doc
-
-        return {"kind": self.kind, "inputs": [input_doc(c) for c in self.inputs]}
+        return {"kind": self.kind, "inputs": [categories.input_doc(c) for c in self.inputs]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
         """A stored signature. One saved before signatures said so (no "missing") takes no
         missing values: a model trained without them predicts nonsense on them."""
-        from shipyard.flavors.categories import column_of
+        if data.get("kind") == "tensors":  # N-d inputs (flavors/tensors.py)
+            from shipyard.flavors.tensors import TensorSignature
 
-        return cls(tuple(map(column_of, data["inputs"])), data.get("kind", "columns"))
+            return TensorSignature.from_dict(data)
+        return cls(tuple(map(categories.column_of, data["inputs"])), data.get("kind", "columns"))
+
+    def example_doc(self, example: Any, n: int = 100) -> dict[str, Any]:
+        return example_rows(example, n)  # the input example as stored with the model
+
+    def example_columns(self, doc: Mapping[str, Any]) -> Mapping[str, np.ndarray]:
+        return self.columns_from_records(example_records(dict(doc)))  # the stored example
 
     # -- turning input into what the model takes -------------------------------------------------
 
@@ -282,13 +287,7 @@ class Signature:
         """One column of untrusted values as the signature's type; `origin` says where values
         the caller did not send came from (the feature store), for the error. A category
         column's values are checked against its categories (`categories.check_categories`)."""
-        arr = self._coerce(name, dtype, values, origin)
-        kind = self.categorical.get(name)
-        if kind is not None:
-            from shipyard.flavors.categories import check_categories
-
-            arr = check_categories(name, arr, kind, name in self.takes_missing)
-        return arr
+        return categories.checked(self, name, self._coerce(name, dtype, values, origin))
 
     def _coerce(self, name: str, dtype: str, values: Any, origin: str) -> np.ndarray:
         import numpy as np
@@ -383,9 +382,7 @@ class Signature:
         import pandas as pd
 
         if self.categorical:  # the categories in the order of training: the codes match
-            from shipyard.flavors.categories import frame
-
-            return frame(columns, self.names, self.categorical)  # type: ignore[no-any-return]
+            return categories.frame(columns, self.names, self.categorical)  # type: ignore[no-any-return]
         return pd.DataFrame({n: columns[n] for n in self.names}, copy=False)
 
     def matrix(self, columns: Mapping[str, np.ndarray], dtype: str = "float32") -> np.ndarray:
@@ -547,18 +544,21 @@ def missing_columns(data: Any) -> set[str]:
     return {f"f{i}" for i in np.flatnonzero(pd.isna(arr).any(axis=0))}
 
 
-def infer_signature(example: Any) -> Signature:
-    """The signature of a DataFrame (named, typed columns) or a 2-D array (f0, f1, …)."""
+def infer_signature(example: Any, names: list[str] | None = None) -> Signature:
+    """The signature of a DataFrame (named, typed columns) or a 2-D array (f0, f1, …); of an
+    array of 3+ dimensions or a dict of arrays, a tensor signature (flavors/tensors.py)."""
     import numpy as np
 
+    from shipyard.flavors import tensors
+
+    if tensors.is_tensor_example(example):
+        return tensors.infer_tensor_signature(example, names)
     if hasattr(example, "columns") and hasattr(example, "dtypes"):
         if len(example.columns) == 0:
             raise InvalidArgumentError("input_example has no columns")
-        from shipyard.flavors.categories import categories_of
-
         return Signature(
             tuple(
-                ColumnSpec(str(c), _dtype_name(dt, str(c)), categories=categories_of(dt))
+                ColumnSpec(str(c), _dtype_name(dt, str(c)), categories=categories.categories_of(dt))
                 for c, dt in example.dtypes.items()
             ),
             "columns",
@@ -568,7 +568,8 @@ def infer_signature(example: Any) -> Signature:
         arr = arr.reshape(1, -1)
     if arr.ndim != 2:
         raise InvalidArgumentError(
-            f"input_example must be a DataFrame or a 2-D array, got shape {list(arr.shape)}"
+            f"input_example must be a DataFrame, a 2-D array, an array of 3+ dimensions or a "
+            f"dict of arrays, got shape {list(arr.shape)}"
         )
     name = _dtype_name(arr.dtype)
     return Signature(tuple(ColumnSpec(f"f{i}", name) for i in range(arr.shape[1])), "tensor")

@@ -55,10 +55,11 @@ def convert_checked(
     what: str,
     extra: str,
     dtypes: tuple[str, ...] = ("double", "float"),
+    rtol: float = REGRESSION_RTOL,
 ) -> bytes:
     """The first conversion (by input precision, in `dtypes` order) whose outputs on the
-    example match `expected` (and `expected_proba`); ConversionError naming the largest
-    difference when none does."""
+    example match `expected` (and `expected_proba`; a regressor's within `rtol` of the
+    largest output); ConversionError naming the largest difference when none does."""
     if signature.categorical:
         from shipyard.flavors.categories import not_converted
 
@@ -87,7 +88,7 @@ def convert_checked(
         except Exception as exc:  # onnxruntime refuses an operator or a type
             problems.append(f"{dtype} inputs: onnxruntime cannot run it ({exc})")
             continue
-        problem, parity = _compare(got, proba, expected, expected_proba)
+        problem, parity = _compare(got, proba, expected, expected_proba, rtol)
         if problem is None:
             rows = len(expected)
             return _stamped(onx, f"{parity} on {rows} example rows ({dtype} inputs)")
@@ -103,6 +104,7 @@ def _compare(
     proba: np.ndarray | None,
     expected: np.ndarray,
     expected_proba: np.ndarray | None,
+    rtol: float = REGRESSION_RTOL,
 ) -> tuple[str | None, str]:
     """(what differs or None, the parity measured)."""
     if expected_proba is None and proba is not None:
@@ -125,10 +127,10 @@ def _compare(
     exp = expected.astype(np.float64)
     scale = max(float(np.max(np.abs(exp))), np.finfo(np.float64).tiny)
     relative = float(np.max(np.abs(got.astype(np.float64) - exp))) / scale
-    if not relative < REGRESSION_RTOL:
+    if not relative < rtol:
         return (
             f"predictions differ by up to {relative:.3g} relative to the largest "
-            f"(more than {REGRESSION_RTOL:g})",
+            f"(more than {rtol:g})",
             "",
         )
     return None, f"max relative difference {relative:.3g}"

@@ -56,6 +56,14 @@ def endpoint_reference(stores: Stores, endpoint: str) -> tuple[Profile, list[str
     record = stores.metadata.endpoints.get(endpoint)
     registry = Registry(stores)
     mv = registry.resolve(record.model_uri)
+    if (mv.signature or {}).get("kind") == "tensors":
+        raise InvalidArgumentError(
+            f"drift is not computable for tensor inputs: endpoint '{endpoint}' serves model "
+            f"'{mv.name}' version {mv.version}, whose inputs are tensors, and no training "
+            "profile of tensors exists. Its prediction log keeps a summary of each input per "
+            "row (<input>.mean, .std, .min, .max, .shape): compare those with --reference FILE",
+            field="endpoint",
+        )
     inputs = [c["name"] for c in (mv.signature or {}).get("inputs", [])]
     recorded = registry.reference_profile(mv)
     if recorded is not None:  # features, the model's predictions and the target

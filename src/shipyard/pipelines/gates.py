@@ -210,7 +210,24 @@ def check(
     from shipyard.stores import open_stores
 
     registry = Registry(open_stores(settings))
-    mv = registry.stores.metadata.models.get_version(name, int(version))
+    return check_version(
+        registry, name, version, data, target=target, gates=gates, record=record, trusted=trusted
+    )
+
+
+def check_version(
+    registry: Registry,
+    name: str,
+    version: int,
+    data: pd.DataFrame,
+    *,
+    target: str,
+    gates: Sequence[Gate | Mapping[str, Any]] | None = None,
+    record: bool = True,
+    trusted: bool = False,
+) -> GateReport:
+    """`check` over a given registry (the stores a caller already has open)."""
+    mv = registry.get_version(name, int(version))
     chosen = [
         g if not isinstance(g, Mapping) else from_dict(g)
         for g in (gates if gates is not None else registry.gates(name))
@@ -219,7 +236,7 @@ def check(
     model = registry.load(f"models:/{name}/{mv.version}", trusted=trusted)
     y = data[target].to_numpy()
     X = _features(model, data, target, chosen)
-    candidate = _evaluate(model, X, y)
+    candidate = evaluate(model, X, y)
     champion_version, champion_metrics = _champion(registry, name, chosen, X, y, trusted)
     results, latency = _apply_gates(chosen, model, data, X, y, candidate, champion_metrics)
     report = GateReport(
@@ -313,7 +330,9 @@ def _features(model: LoadedModel, data: pd.DataFrame, target: str, gates: list[G
     return data[[c for c in data.columns if c not in drop]].to_numpy()
 
 
-def _evaluate(model: LoadedModel, X: Any, y: np.ndarray) -> dict[str, float]:
+def evaluate(model: LoadedModel, X: Any, y: np.ndarray) -> dict[str, float]:
+    """The metrics gates compare (classifiers: accuracy, f1, precision, recall, roc_auc,
+    log_loss; regressors: rmse, mae, r2) of `model` on features `X` and labels `y`."""
     from sklearn import metrics as m
 
     pred = model.predict(X)
@@ -356,7 +375,7 @@ def _champion(
             continue
         version = mv.version if alias == "champion" or version is None else version
         champion = registry.load(f"models:/{name}/{mv.version}", trusted=trusted)
-        out[alias] = _evaluate(champion, X, y)
+        out[alias] = evaluate(champion, X, y)
     return version, out
 
 

@@ -12,15 +12,14 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.errors import NotFoundError
+from shipyard.errors import InvalidArgumentError, NotFoundError
 from shipyard.registry.uris import ModelRef, parse_model_uri
 from shipyard.stores.records import MAX_VERSION
 
 if TYPE_CHECKING:
     from shipyard.config import Settings
-    from shipyard.flavors import LoadedModel, OnnxMode, Serialization
+    from shipyard.flavors import LoadedModel, OnnxMode, Serialization, Signature
     from shipyard.flavors.environment import Difference, Environment
-    from shipyard.flavors.signature import Signature
     from shipyard.stores import Stores
     from shipyard.stores.gates import GateReportRecord
     from shipyard.stores.records import (
@@ -78,7 +77,6 @@ class Registry:
         refused); True converts now and raises ConversionError on a mismatch; False never
         converts."""
         from shipyard.flavors import save_model
-        from shipyard.stores.owners import current_owner
 
         _check_name(name)
         flavor, digest, signature, manifest = save_model(
@@ -92,14 +90,40 @@ class Registry:
             artifacts_of_model=artifacts,
             pip_requirements=pip_requirements,
         )
-        status = _onnx_status(
-            manifest, onnx, all_numeric=signature.all_numeric and not signature.categorical
-        )
         version_tags = dict(tags or {})
         if reference_data is not None:
             version_tags["reference_profile"] = self._reference_profile(
-                model, reference_data, reference_target
+                model, reference_data, reference_target, digest, signature.kind
             )
+        return self.record_saved(
+            name,
+            (flavor, digest, signature, manifest),
+            run_id=run_id,
+            onnx=onnx,
+            description=description,
+            tags=version_tags,
+        )
+
+    def record_saved(
+        self,
+        name: str,
+        saved: tuple[str, str, Signature, dict[str, Any]],
+        *,
+        run_id: str | None = None,
+        onnx: OnnxMode = "auto",
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        event: tuple[str, Mapping[str, Any]] | None = None,
+    ) -> ModelVersionRecord:
+        """Record a new version of a model `flavors.save_model` saved already (what `register`
+        does after saving); `event` adds an audit event in the same transaction."""
+        from shipyard.stores.owners import current_owner
+
+        _check_name(name)
+        flavor, digest, signature, manifest = saved
+        status = _onnx_status(
+            manifest, onnx, all_numeric=signature.all_numeric and not signature.categorical
+        )
         mv = self._models.create_version(
             name,
             actor=self.stores.actor,
@@ -108,10 +132,11 @@ class Registry:
             signature=signature.to_dict(),
             run_id=run_id,
             description=description,
-            tags=version_tags,
+            tags=dict(tags or {}),
             onnx_status=status,
             onnx_detail=_not_converted(signature) if status == "refused" else None,
             onnx_claimed_by=current_owner() if status == "pending" else None,
+            event=event,
         )
         if status == "pending":
             from shipyard.registry import conversion
@@ -119,17 +144,27 @@ class Registry:
             conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest, claimed=True)
         return mv
 
-    def _reference_profile(self, model: Any, data: Any, target: Any) -> str:
+    def _reference_profile(self, model: Any, data: Any, target: Any, digest: str, kind: str) -> str:
         """Profile features, predictions and target of (a sample of) the reference data; store
-        it as an artifact and return its digest."""
+        it as an artifact and return its digest. A model without `predict` (a torch module)
+        predicts as saved (manifest `digest`)."""
+        if kind == "tensors":
+            raise InvalidArgumentError(
+                "reference_data: a monitoring reference (feature profiles, drift) is not "
+                "computable for tensor inputs; register the model without it",
+                field="reference_data",
+            )
         import json
 
         import numpy as np
         import pandas as pd
 
-        from shipyard.errors import InvalidArgumentError
         from shipyard.sketches import Profile
 
+        if not callable(getattr(model, "predict", None)):
+            from shipyard.flavors import load_model
+
+            model = load_model(self.stores.artifacts, digest, backend="python")
         frame = (
             data
             if isinstance(data, pd.DataFrame)
@@ -495,7 +530,8 @@ def _onnx_status(manifest: Mapping[str, Any], onnx: OnnxMode, *, all_numeric: bo
 # version tags shipyard writes and reads back itself: approval state (every `approval_*`),
 # monitoring reference; in any case
 RESERVED_VERSION_TAGS = frozenset({"reference_profile"})
-RESERVED_VERSION_TAG_PREFIX = "approval_"
+# approval state; what `shipyard models optimize` records (parent, technique, report)
+RESERVED_VERSION_TAG_PREFIX = ("approval_", "optimize_")
 
 
 def _check_text(text: str, field: str) -> None:
@@ -518,8 +554,8 @@ def _check_tag_key(key: str, *, version_tag: bool) -> None:
         folded in RESERVED_VERSION_TAGS or folded.startswith(RESERVED_VERSION_TAG_PREFIX)
     ):
         raise InvalidArgumentError(
-            f"tag '{key}' is kept by shipyard itself (approval, monitoring); it cannot be "
-            "edited by hand",
+            f"tag '{key}' is kept by shipyard itself (approval, monitoring, optimize); it "
+            "cannot be edited by hand",
             field="key",
         )
 

@@ -38,14 +38,22 @@ class Headers:
     """The few header lookups the data plane makes, from raw (name, value) pairs (one dict
     built in C; these headers are single-valued, so a repeated one keeps its last value)."""
 
-    __slots__ = ("_map",)
+    __slots__ = ("_map", "_raw")
 
     def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
         self._map = dict(raw)
+        self._raw = raw
 
     def get(self, name: str, default: str | None = None) -> str | None:
         value = self._map.get(name.encode("latin-1"))
         return default if value is None else value.decode("latin-1")
+
+    def getlist(self, name: str) -> list[str]:
+        """Every value of a header, in order (the pairs are scanned only when one repeats)."""
+        key = name.encode("latin-1")
+        if len(self._map) == len(self._raw):
+            return [] if key not in self._map else [self._map[key].decode("latin-1")]
+        return [v.decode("latin-1") for k, v in self._raw if k == key]
 
 
 class BytesRequest:

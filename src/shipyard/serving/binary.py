@@ -13,6 +13,7 @@ a 4-byte little-endian length and its bytes (Triton's and KServe's clients send 
 from __future__ import annotations
 
 import math
+import struct
 from typing import TYPE_CHECKING, Any
 
 from shipyard.errors import InvalidArgumentError, SignatureError
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from shipyard.serving.answers import Answer
 
 HEADER = "inference-header-content-length"
+MAX_DIMENSION = 2**31 - 1  # a tensor's dimension; larger ones fail in numpy, even when empty
 
 # V2 datatype → numpy dtype of its little-endian bytes (BYTES is length-prefixed)
 _DTYPES = {
@@ -51,12 +53,24 @@ class RawTensor:
         self.data = data
 
 
+def header_value(headers: Any) -> str | None:
+    """The `Inference-Header-Content-Length` header's one value (None: not sent); sent more
+    than once with different values, refused."""
+    values = headers.getlist(HEADER) if hasattr(headers, "getlist") else None
+    if values and len(set(values)) > 1:
+        raise InvalidArgumentError(
+            f"the Inference-Header-Content-Length header was sent {len(values)} times with "
+            f"different values ({', '.join(map(repr, values))}); send it once",
+            field=HEADER,
+        )
+    value: str | None = values[0] if values else headers.get(HEADER)
+    return value
+
+
 def header_length(value: str, body_size: int) -> int:
-    """The JSON header's length from the `Inference-Header-Content-Length` header's value."""
-    try:
-        n = int(value)
-    except ValueError:
-        n = -1
+    """The JSON header's length from the `Inference-Header-Content-Length` header's value:
+    ASCII digits only (no sign, spaces or underscores)."""
+    n = int(value) if value.isascii() and value.isdigit() and len(value) <= 20 else -1
     if not 0 < n <= body_size:
         raise InvalidArgumentError(
             f"the Inference-Header-Content-Length header ({value!r}) must be a whole number "
@@ -66,15 +80,18 @@ def header_length(value: str, body_size: int) -> int:
     return n
 
 
-def attach(doc: Any, rest: memoryview) -> Any:
+def attach(doc: Any, rest: memoryview, max_rows: int | None = None) -> Any:
     """`doc` (the parsed JSON header) with each binary input's bytes, cut from `rest`, as its
-    `data`; the sizes must add up to exactly `rest`."""
+    `data`; the sizes must add up to exactly `rest`. A binary input whose shape declares more
+    than `max_rows` rows is refused here, before its bytes are decoded."""
     inputs = doc.get("inputs") if isinstance(doc, dict) else None
     offset = 0
     for i, tensor in enumerate(inputs if isinstance(inputs, list) else ()):
         size = binary_size(tensor, f"inputs[{i}]")
         if size is None:
             continue
+        if max_rows is not None:
+            _check_rows(tensor.get("shape"), max_rows, f"inputs[{i}]")
         if "data" in tensor:
             raise InvalidArgumentError(
                 f"inputs[{i}] has both 'data' and parameters.binary_data_size; send one",
@@ -97,6 +114,16 @@ def attach(doc: Any, rest: memoryview) -> Any:
     return doc
 
 
+def _check_rows(shape: Any, max_rows: int, field: str) -> None:
+    rows = shape[0] if isinstance(shape, list) and shape else None
+    if type(rows) is int and rows > max_rows:
+        raise SignatureError(
+            f"{field}.shape declares {rows} rows; the limit is {max_rows} per request",
+            field=f"{field}.shape",
+            limit=max_rows,
+        )
+
+
 def binary_size(tensor: Any, field: str) -> int | None:
     """An input's `parameters.binary_data_size` (None: it has none)."""
     params = tensor.get("parameters") if isinstance(tensor, dict) else None
@@ -115,6 +142,12 @@ def decode(raw: RawTensor, datatype: str, shape: list[int], field: str) -> np.nd
     """An input's bytes as an array of `shape` (already checked: whole numbers ≥ 0)."""
     import numpy as np
 
+    big = next((d for d in shape if d > MAX_DIMENSION), None)
+    if big is not None:
+        raise InvalidArgumentError(
+            f"{field}.shape {shape} has a dimension of {big}; each must be at most {MAX_DIMENSION}",
+            field=f"{field}.shape",
+        )
     count = math.prod(shape)
     data = raw.data
     if datatype == "BYTES":
@@ -135,36 +168,96 @@ def decode(raw: RawTensor, datatype: str, shape: list[int], field: str) -> np.nd
 
 
 def _decode_bytes(data: memoryview, count: int, field: str) -> np.ndarray:
-    """BYTES elements, each a 4-byte little-endian length and its (UTF-8) bytes."""
+    """BYTES elements, each a 4-byte little-endian length and its (UTF-8) bytes. The shape's
+    `count` bounds the work: at most `count` elements are read, and a body too short to hold
+    them (4 bytes each at least) is refused before any is."""
     import numpy as np
 
-    values: list[str] = []
-    offset, size = 0, len(data)
     where = f"{field}.parameters.binary_data_size"
-    while offset < size:
-        if offset + 4 > size:
-            raise SignatureError(f"{field}: a BYTES element's length is cut short", field=where)
-        n = int.from_bytes(data[offset : offset + 4], "little")
-        offset += 4
-        if offset + n > size:
-            raise SignatureError(
-                f"{field}: a BYTES element of {n} bytes runs past binary_data_size", field=where
-            )
-        try:
-            values.append(str(data[offset : offset + n], "utf-8"))
-        except UnicodeDecodeError as exc:
-            raise SignatureError(
-                f"{field}: BYTES element {len(values)} is not UTF-8 text", field=f"{field}.data"
-            ) from exc
-        offset += n
-    if len(values) != count:
+    size = len(data)
+    if size < 4 * count or (count == 0 and size):
         raise SignatureError(
-            f"{field} holds {len(values)} BYTES elements but its shape needs {count}",
+            f"{field}: binary_data_size is {size} but its shape's {count} BYTES elements need "
+            + (f"at least {4 * count} bytes (a 4-byte length each)" if count else "0 bytes"),
             field=where,
         )
+    buf = bytes(data)
+    values = _uniform_bytes(buf, count, field)
+    if values is None:
+        values = _scan_bytes(buf, count, field)
     out = np.empty(count, dtype=object)
     out[:] = values
     return out
+
+
+def _uniform_bytes(buf: bytes, count: int, field: str) -> list[str] | None:
+    """The elements when all have one length (checked with numpy, no per-element loop);
+    None when they do not."""
+    import numpy as np
+
+    if not count:
+        return []
+    width = int.from_bytes(buf[:4], "little")
+    if len(buf) != count * (4 + width):
+        return None
+    rows = np.frombuffer(buf, dtype=np.uint8).reshape(count, 4 + width)
+    if not (rows[:, :4] == rows[0, :4]).all():
+        return None
+    if not width:
+        return [""] * count
+    text = rows[:, 4:].tobytes()
+    if text.isascii():  # one decode; ASCII characters are bytes, so slices line up
+        whole = text.decode("ascii")
+        return [whole[i : i + width] for i in range(0, len(whole), width)]
+    return _utf8([text[i : i + width] for i in range(0, len(text), width)], field)
+
+
+def _scan_bytes(buf: bytes, count: int, field: str) -> list[str]:
+    """The elements read one after another, stopping after `count`: the rest refused. Each is
+    cut from the body decoded once as latin-1 (a character a byte), then, unless all are
+    ASCII, decoded again as UTF-8."""
+    where = f"{field}.parameters.binary_data_size"
+    unpack, size, text = struct.Struct("<I").unpack_from, len(buf), buf.decode("latin-1")
+    values: list[str] = []
+    add, offset = values.append, 0
+    for _ in range(count):
+        if offset + 4 > size:
+            raise SignatureError(f"{field}: a BYTES element's length is cut short", field=where)
+        (n,) = unpack(buf, offset)
+        end = offset + 4 + n
+        if end > size:
+            raise SignatureError(
+                f"{field}: a BYTES element of {n} bytes runs past binary_data_size", field=where
+            )
+        add(text[offset + 4 : end])
+        offset = end
+    if offset != size:
+        raise SignatureError(
+            f"{field} holds more BYTES elements than the {count} its shape needs "
+            f"({size - offset} bytes left after them)",
+            field=where,
+        )
+    if "".join(values).isascii():
+        return values
+    return _utf8([value.encode("latin-1") for value in values], field)
+
+
+def _utf8(parts: list[bytes], field: str) -> list[str]:
+    try:
+        return [str(part, "utf-8") for part in parts]
+    except UnicodeDecodeError:
+        bad = next(i for i, part in enumerate(parts) if not _is_utf8(part))
+        raise SignatureError(
+            f"{field}: BYTES element {bad} is not UTF-8 text", field=f"{field}.data"
+        ) from None
+
+
+def _is_utf8(part: bytes) -> bool:
+    try:
+        part.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def encode(arr: np.ndarray, datatype: str) -> bytes:

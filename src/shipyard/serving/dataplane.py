@@ -189,7 +189,7 @@ class DataPlane:
                 )
             self._ready_model(name)
             doc = protocol.parse_body(
-                await request.read(self.limit), request.headers.get(binary.HEADER)
+                await request.read(self.limit), binary.header_value(request.headers), self.max_rows
             )
             key = request.headers.get("x-shipyard-key") or protocol.request_key(doc)
             served, shadow = table.route(name, key)

@@ -43,7 +43,7 @@ def nrows(columns: Mapping[str, np.ndarray]) -> int:
 
 def parse_plain(served: ServedModel, body: Any) -> Parsed:
     assert served.model is not None
-    columns, proba = protocol.parse_predict(body, served.model.signature)
+    columns, proba = served.wire.parse_predict(body, served.model.signature)
     if proba and not served.model.has_proba:
         raise InvalidArgumentError("this model has no probabilities", field="probabilities")
 
@@ -69,7 +69,7 @@ def parse_plain(served: ServedModel, body: Any) -> Parsed:
 
 def parse_v2(served: ServedModel, body: Any) -> Parsed:
     assert served.model is not None
-    columns, wanted, given_id, binary = protocol.parse_v2(body, served.model.signature)
+    columns, wanted, given_id, binary = served.wire.parse_v2(body, served.model.signature)
     known = {"predict", "predict_proba"}
     unknown = [w for w in wanted if w not in known]
     if unknown:
@@ -138,7 +138,8 @@ def model_metadata(name: str, served: ServedModel) -> dict[str, Any]:
     labels_type = _v2_datatype(seen.get("predict")) or (
         "BYTES" if m.classes and any(isinstance(c, str) for c in m.classes) else "FP64"
     )
-    outputs: list[dict[str, Any]] = [{"name": "predict", "datatype": labels_type, "shape": [-1]}]
+    shape = m.manifest.get("output_shape") or [-1]  # a tensor model's, from the warm-up
+    outputs: list[dict[str, Any]] = [{"name": "predict", "datatype": labels_type, "shape": shape}]
     if m.has_proba:
         proba_type = _v2_datatype(seen.get("predict_proba")) or "FP32"
         outputs.append(
@@ -150,7 +151,7 @@ def model_metadata(name: str, served: ServedModel) -> dict[str, Any]:
             "platform": m.backend,
             "flavor": m.flavor,
             "registered_model": m.name,
-            "inputs": protocol.v2_metadata_inputs(m.signature),
+            "inputs": served.wire.v2_metadata_inputs(m.signature),
             "outputs": outputs,
         }
     )

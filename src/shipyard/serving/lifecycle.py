@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import threading
@@ -27,6 +27,14 @@ if TYPE_CHECKING:
 log = logging.getLogger("shipyard.serving")
 
 Loop = Callable[[], Coroutine[Any, Any, None]]
+
+
+class Service(Protocol):
+    """Another listener of the data plane, run from the lifecycle's start to its stop."""
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
 
 
 def freeze_heap() -> None:
@@ -42,7 +50,10 @@ def freeze_heap() -> None:
 class Lifecycle:
     """Start/stop of a serving process (see the module's docstring). `preload` loads the
     models (blocking; the runner calls it before accepting when several workers share a
-    socket); `loops` run from start to stop; `limiter` is closed at stop."""
+    socket); `loops` run from start to stop; `limiter` is closed at stop; `services` (other
+    listeners of the same data plane, e.g. the V2 gRPC port: `start()`/`stop()` coroutines)
+    start once the logs take predictions and stop, finishing their calls in flight, before
+    the logs close."""
 
     def __init__(
         self,
@@ -59,6 +70,7 @@ class Lifecycle:
         self._preload = preload
         self.loops = list(loops)
         self.limiter: RateLimiter | None = None
+        self.services: list[Service] = []
         self._tasks: list[asyncio.Task[None]] = []
         self._resuming: Any = None
 
@@ -83,6 +95,8 @@ class Lifecycle:
         for log_ in (plane.predlog, plane.feedback_log):
             if log_ is not None:
                 log_.start()
+        for service in self.services:
+            await service.start()
         self._resuming = resume_conversions(
             self.stores, self.settings, after=plane.table.initial_load_done
         )
@@ -100,6 +114,8 @@ class Lifecycle:
     async def stop(self) -> None:
         if self._resuming is not None:
             self._resuming.set()
+        for service in self.services:
+            await service.stop()
         plane = self.plane
         plane.metrics.publish()  # several workers: this one's last counts into the shared files
         for task in self._tasks:

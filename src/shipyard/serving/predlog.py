@@ -295,13 +295,43 @@ class _Part:
         else:
             for name in self.names:
                 data[name] = np.concatenate([c[name] for c in self.columns])
-        data["_prediction"] = np.concatenate(self.predictions)
+        data["_prediction"] = _per_row(np.concatenate(self.predictions))
         if self.all_proba:
             proba: np.ndarray = np.concatenate(self.probabilities)  # type: ignore[arg-type]
             labels = self.classes or tuple(range(proba.shape[1]))
             for i, label in enumerate(labels):
                 data[f"_proba_{label}"] = np.ascontiguousarray(proba[:, i])
         return data
+
+
+MAX_OUTPUT_VALUES = 1024  # an N-d prediction row larger than this is logged by its shape
+
+
+def _per_row(predictions: np.ndarray) -> np.ndarray:
+    """Predictions of more than one value per row (a tensor model's, a multi-output model's)
+    as one list of values per row, or None where a row has more than MAX_OUTPUT_VALUES."""
+    import numpy as np
+
+    if predictions.ndim <= 1:
+        return predictions
+    flat = predictions.reshape(len(predictions), -1)
+    out = np.empty(len(flat), dtype=object)
+    if flat.shape[1] <= MAX_OUTPUT_VALUES:
+        out[:] = flat.tolist()
+    return out
+
+
+def _tensor_record(columns: Any, predictions: np.ndarray) -> tuple[dict[str, Any], np.ndarray]:
+    """What the log keeps of a tensor model's request: a summary of each input per row
+    (`TensorColumns.log_columns`), and the outputs' shape beside the outputs (`_per_row`)."""
+    import numpy as np
+
+    logged = columns.log_columns()
+    if predictions.ndim > 1:
+        shape = "x".join(map(str, predictions.shape[1:]))
+        logged["_prediction.shape"] = np.full(len(predictions), shape, dtype=object)
+        predictions = _per_row(predictions)
+    return logged, predictions
 
 
 def _warm_up() -> None:
@@ -400,6 +430,9 @@ class PredictionLogger:
             rows = len(predictions)
             names = getattr(columns, "names", None) or tuple(columns)
             layout = _layout(columns, predictions, probabilities)
+            if layout is None and hasattr(columns, "log_columns"):  # tensors: a summary
+                columns, predictions = _tensor_record(columns, predictions)
+                names = tuple(columns)
         key = (endpoint, model_version, variant, names, layout, ts_ms // 3_600_000)
         with self._lock:
             if self._rows + rows > self.capacity_rows:

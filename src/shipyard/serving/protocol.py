@@ -4,6 +4,7 @@ Bodies are parsed with orjson; validation errors name the field at fault."""
 
 from __future__ import annotations
 
+import json
 import math
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -50,10 +51,12 @@ def parse_json(body: bytes | bytearray) -> Any:
         ) from exc
 
 
-def parse_body(body: bytes | bytearray, header_length: str | None) -> Any:
+def parse_body(
+    body: bytes | bytearray, header_length: str | None, max_rows: int | None = None
+) -> Any:
     """A request's document: its JSON body, or, with the binary tensor data extension's
     `Inference-Header-Content-Length` header, the JSON header with each binary input's bytes
-    as its `data` (`binary.attach`)."""
+    as its `data` (`binary.attach`; a binary input over `max_rows` rows refused undecoded)."""
     if header_length is None:
         try:
             return parse_json(body)
@@ -61,20 +64,28 @@ def parse_body(body: bytes | bytearray, header_length: str | None) -> Any:
             _binary_without_header(body)
             raise
     n = binary.header_length(header_length, len(body))
-    return binary.attach(parse_json(body[:n]), memoryview(body)[n:])
+    return binary.attach(parse_json(body[:n]), memoryview(body)[n:], max_rows)
 
 
 def _binary_without_header(body: bytes | bytearray) -> None:
-    """A body that is JSON and then bytes, sent without its header: the input at fault named."""
+    """A body that is JSON and then bytes, sent without its header: the input at fault named,
+    or, when the body is not even UTF-8, the header to send."""
     try:
         orjson.loads(body)
         return
     except orjson.JSONDecodeError as exc:
-        end = exc.pos
-    try:
-        doc = orjson.loads(body[:end])
-    except orjson.JSONDecodeError:
-        return
+        end, utf8 = exc.pos, "UTF-8" not in str(exc)
+    if utf8:
+        try:
+            doc = orjson.loads(body[:end])
+        except orjson.JSONDecodeError:
+            return
+    else:  # orjson gives no position: Python's scanner finds a JSON header's end (latin-1
+        # keeps every byte one character); a header is short, so only its first 64 kB
+        try:
+            doc = json.JSONDecoder().raw_decode(bytes(body[:65536]).decode("latin-1"))[0]
+        except ValueError:
+            doc = None
     inputs = doc.get("inputs") if isinstance(doc, dict) else None
     for i, tensor in enumerate(inputs if isinstance(inputs, list) else ()):
         if binary.binary_size(tensor, f"inputs[{i}]") is not None:
@@ -83,6 +94,13 @@ def _binary_without_header(body: bytes | bytearray) -> None:
                 f"Inference-Header-Content-Length header saying where its JSON ends",
                 field=f"inputs[{i}].parameters.binary_data_size",
             )
+    if not utf8:
+        raise InvalidArgumentError(
+            "the body is not UTF-8 JSON: it looks binary; a binary tensor body (a JSON header "
+            "then raw bytes) needs the Inference-Header-Content-Length header giving the JSON "
+            "header's length in bytes",
+            field="body",
+        )
 
 
 def request_key(doc: Any) -> str | None:
@@ -176,8 +194,14 @@ def _binary_outputs(doc: dict[str, Any], outputs: list[dict[str, Any]]) -> froze
         )
     if not outputs:
         return frozenset({"predict", "predict_proba"} if default else ())
-    chosen = set()
+    chosen, seen = set(), set()
     for i, output in enumerate(outputs):
+        name = str(output["name"])
+        if name in seen:
+            raise InvalidArgumentError(
+                f"output {name!r} is asked for twice", field=f"outputs[{i}].name"
+            )
+        seen.add(name)
         own = output.get("parameters")
         wanted = own.get("binary_data", default) if isinstance(own, dict) else default
         if not isinstance(wanted, bool):
@@ -186,7 +210,7 @@ def _binary_outputs(doc: dict[str, Any], outputs: list[dict[str, Any]]) -> froze
                 field=f"outputs[{i}].parameters.binary_data",
             )
         if wanted:
-            chosen.add(str(output["name"]))
+            chosen.add(name)
     return frozenset(chosen)
 
 

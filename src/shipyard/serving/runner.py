@@ -96,15 +96,16 @@ def serve_forever(
     log_level: str = "info",
     workers: int = 1,
     drain_seconds: float = 0.0,
-    on_listening: Callable[[], None] | None = None,
+    on_listening: Callable[[int], None] | None = None,
 ) -> None:
     """Serve in the foreground. With workers > 1 the parent binds one socket, forks that many
     processes that each build their own app (no connections or threads cross a fork), forwards
-    SIGTERM/SIGINT to them and exits when they have drained. `on_listening` runs once the
-    socket is bound (announce the address then: a busy port fails before it)."""
+    SIGTERM/SIGINT to them and exits when they have drained. `on_listening(port)` runs once
+    the socket is bound, with its port (announce the address then: a busy port fails before
+    it; port 0 has become a free one)."""
     sock = bind(host, port)
     if on_listening is not None:
-        on_listening()
+        on_listening(sock.getsockname()[1])
     # uvicorn drains in-flight requests on SIGTERM, then re-raises the signal with the handler
     # that was installed before it started: make that one a clean exit (code 0).
     signal.signal(signal.SIGTERM, _exit_cleanly)

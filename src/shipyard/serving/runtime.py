@@ -48,6 +48,13 @@ class ServedModel:
     variant: str = "stable"
     metrics: ServingMetrics | None = None
     _batcher: Batcher | None = field(default=None, repr=False)
+    # the module that reads this model's request bodies (`parse_predict`, `parse_v2`):
+    # protocol (columns) or tensor_requests (a tensor signature), chosen once, here
+    wire: Any = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.wire is None:
+            self.wire = _wire(self.model)
 
     @property
     def ready(self) -> bool:
@@ -99,7 +106,10 @@ class ServedModel:
                 stacked, {n: i for i, n in enumerate(names)}
             )
         else:
-            merged = {n: np.concatenate([cols[n] for cols, _ in payloads]) for n in names}
+            try:
+                merged = {n: np.concatenate([cols[n] for cols, _ in payloads]) for n in names}
+            except ValueError:  # tensors whose variable dimensions differ: a call each
+                return [predict_both(model, *payload) for payload in payloads]
         want_proba = any(p for _, p in payloads)
         labels, proba = predict_both(model, merged, want_proba)
         out: list[Any] = []
@@ -176,6 +186,16 @@ class ServedModel:
         }
 
 
+def _wire(model: LoadedModel | None) -> Any:
+    if model is not None and model.signature.kind == "tensors":
+        from shipyard.serving import tensor_requests
+
+        return tensor_requests
+    from shipyard.serving import protocol
+
+    return protocol
+
+
 def predict_both(
     model: LoadedModel, columns: Mapping[str, np.ndarray], proba: bool
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -207,9 +227,7 @@ def load_and_warm(
     model = registry.load(uri, trusted=trusted, ignore_env=ignore_env)
     example = model.manifest.get("input_example")
     if example:
-        from shipyard.flavors.signature import example_records
-
-        columns = model.signature.columns_from_records(example_records(example))
+        columns = model.signature.example_columns(example)
         for _ in range(3):
             labels = model.predictor.predict_columns(columns)
             proba = model.predictor.predict_proba_columns(columns) if model.has_proba else None
@@ -218,6 +236,8 @@ def load_and_warm(
             "predict": str(getattr(labels, "dtype", "")),
             "predict_proba": str(getattr(proba, "dtype", "")),
         }
+        if model.signature.kind == "tensors":  # the shape infer answers, batch first
+            model.manifest["output_shape"] = [-1, *getattr(labels, "shape", (0,))[1:]]
     return model
 
 

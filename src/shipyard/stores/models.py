@@ -126,10 +126,13 @@ class ModelStore:
         onnx_digest: str | None = None,
         onnx_detail: str | None = None,
         onnx_claimed_by: str | None = None,
+        event: tuple[str, Mapping[str, Any]] | None = None,
     ) -> ModelVersionRecord:
         """Register a new immutable version; creates the registered model on first use.
         `onnx_claimed_by`: the process that will convert a pending version (stores/owners.py),
-        claimed in the same transaction so no other process starts on it meanwhile."""
+        claimed in the same transaction so no other process starts on it meanwhile.
+        `event`: (action, details) of one more audit event about the new version, recorded in
+        the same transaction (e.g. "version.optimize" with its parent)."""
         with self._db.write() as conn:
             ts = now_ms()
             version = self._next_version(conn, name, actor, ts)
@@ -174,6 +177,15 @@ class ModelStore:
                 subject=f"{name}/{version}",
                 after={"flavor": flavor, "artifact_digest": artifact_digest, "run_id": run_id},
             )
+            if event is not None:
+                audit.append(
+                    conn,
+                    actor=actor,
+                    action=event[0],
+                    subject_type="model_version",
+                    subject=f"{name}/{version}",
+                    after=dict(event[1]),
+                )
             return self._version_record(conn, name, version)
 
     def _next_version(self, conn: Connection, name: str, actor: str, ts: int) -> int:

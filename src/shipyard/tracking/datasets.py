@@ -65,3 +65,19 @@ def fingerprint(data: Any, *, name: str, role: str = "train") -> DatasetRecord:
         profile=profile(df),
         role=role,
     )
+
+
+ROWS_FOLDER = "datasets"  # run artifacts `datasets/<role>/<name>.parquet`: rows kept on request
+
+
+def rows_path(role: str, name: str) -> str:
+    """Where `log_dataset(..., keep_rows=True)` keeps a dataset's rows among the run's artifacts."""
+    return f"{ROWS_FOLDER}/{role}/{name}.parquet"
+
+
+def parse_rows_path(path: str) -> tuple[str, str] | None:
+    """(role, name) of a kept dataset's artifact path, or None for any other artifact."""
+    parts = path.split("/")
+    if len(parts) != 3 or parts[0] != ROWS_FOLDER or not parts[2].endswith(".parquet"):
+        return None
+    return parts[1], parts[2][: -len(".parquet")]

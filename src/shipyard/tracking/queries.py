@@ -11,6 +11,8 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from shipyard.stores import Stores
     from shipyard.stores.records import MetricPoint, RunRecord
 
@@ -19,6 +21,7 @@ class RunQueries:
     """Read-only questions about runs, over one set of stores (the edges' door to runs)."""
 
     def __init__(self, stores: Stores) -> None:
+        self.stores = stores
         self._runs = stores.metadata.runs
 
     def experiments(self) -> list[str]:
@@ -47,6 +50,26 @@ class RunQueries:
     def get(self, run_id: str) -> RunRecord:
         """One run by id or unique id prefix."""
         return self._runs.get_run(run_id)
+
+    def kept_datasets(self, run_id: str) -> list[tuple[str, str, str]]:
+        """(role, name, artifact digest) of the datasets the run kept the rows of
+        (`log_dataset(..., keep_rows=True)`), in the order they were logged."""
+        from shipyard.tracking.datasets import parse_rows_path
+
+        out = []
+        for artifact in self._runs.get_run(run_id).artifacts:
+            found = parse_rows_path(artifact.path)
+            if found is not None:
+                out.append((*found, artifact.digest))
+        return out
+
+    def dataset_rows(self, digest: str) -> pd.DataFrame:
+        """The rows of a kept dataset (its artifact digest, from `kept_datasets`)."""
+        import io
+
+        import pandas as pd
+
+        return pd.read_parquet(io.BytesIO(self.stores.artifacts.get_bytes(digest)))
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every logged value of a metric, by step then time."""

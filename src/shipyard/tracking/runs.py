@@ -154,12 +154,26 @@ class Run:
 
     # -- datasets, artifacts, models -------------------------------------------------------------
 
-    def log_dataset(self, data: Any, *, name: str, role: str = "train") -> DatasetRecord:
-        """Record a dataset's content hash, schema, row count and column profile."""
-        from shipyard.tracking.datasets import fingerprint
+    def log_dataset(
+        self, data: Any, *, name: str, role: str = "train", keep_rows: bool = False
+    ) -> DatasetRecord:
+        """Record a dataset's content hash, schema, row count and column profile.
+        `keep_rows` also stores the rows (Parquet, a run artifact `datasets/<role>/<name>.parquet`)
+        so `shipyard models optimize` can use them: "train" rows to distill and calibrate,
+        "test"/"validation" rows (with the label column) to measure and prune."""
+        from shipyard.tracking.datasets import as_frame, fingerprint, rows_path
 
         record = fingerprint(data, name=name, role=role)
         self.stores.metadata.runs.log_dataset(self.id, record)
+        if keep_rows:
+            import io
+
+            buffer = io.BytesIO()
+            as_frame(data).to_parquet(buffer, index=False)
+            digest, size = self.stores.artifacts.put_bytes(buffer.getvalue())
+            self.stores.metadata.runs.log_artifact(
+                self.id, ArtifactRecord(rows_path(role, name), digest, size)
+            )
         return record
 
     def log_artifact(self, path: str | Path, name: str | None = None) -> ArtifactRecord:

@@ -38,9 +38,10 @@ def test_infer_from_an_array() -> None:
     assert {c.dtype for c in sig.inputs} == {"float"}
 
 
-def test_infer_rejects_3d() -> None:
+def test_infer_3d_is_a_tensor_signature_and_a_scalar_is_refused() -> None:
+    assert infer_signature(np.zeros((2, 2, 2))).kind == "tensors"  # flavors/tensors.py
     with pytest.raises(InvalidArgumentError, match="2-D"):
-        infer_signature(np.zeros((2, 2, 2)))
+        infer_signature(np.float64(1.0))
 
 
 def test_records_become_typed_columns(sig: Signature) -> None:

@@ -36,11 +36,11 @@ def test_every_datatype_round_trips(datatype: str, values: np.ndarray) -> None:
 @pytest.mark.parametrize(
     ("raw", "count", "message"),
     [
-        (b"\x01\x00", 1, "cut short"),
+        (b"\x01\x00", 1, "1 BYTES elements need at least 4 bytes"),
         (b"\x09\x00\x00\x00abc", 1, "runs past"),
         (b"\x02\x00\x00\x00\xff\xfe", 1, "not UTF-8"),
-        (b"\x01\x00\x00\x00a", 2, "holds 1 BYTES elements but its shape needs 2"),
-        (b"", 1, "holds 0 BYTES elements"),
+        (b"\x01\x00\x00\x00a", 2, "2 BYTES elements need at least 8 bytes"),
+        (b"", 1, "1 BYTES elements need at least 4 bytes"),
     ],
 )
 def test_malformed_bytes_elements_name_the_input(raw: bytes, count: int, message: str) -> None:

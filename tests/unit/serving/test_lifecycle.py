@@ -100,3 +100,30 @@ def test_a_periodic_loop_survives_a_failing_pass(monkeypatch: pytest.MonkeyPatch
 
     asyncio.run(scenario())
     assert len(passes) >= 3
+
+
+def test_services_start_after_the_logs_and_stop_before_they_close(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another listener of the data plane (the V2 gRPC port) serves from start to stop and
+    finishes its calls while the prediction log still takes them."""
+    lifecycle = make(monkeypatch)
+    plane: Any = lifecycle.plane
+    seen: list[tuple[str, bool]] = []
+
+    class Service:
+        async def start(self) -> None:
+            seen.append(("start", plane.predlog.started))
+
+        async def stop(self) -> None:
+            seen.append(("stop", plane.predlog.closed))
+
+    lifecycle.services.append(Service())
+
+    async def scenario() -> None:
+        await lifecycle.start()
+        await lifecycle.stop()
+
+    asyncio.run(scenario())
+    assert seen == [("start", True), ("stop", False)]
+    assert plane.predlog.closed

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from pydantic import BaseModel, Field
@@ -56,6 +56,27 @@ class GatesBody(BaseModel):
     )
 
 
+class OptimizeBody(BaseModel):
+    """What `shipyard models optimize` takes over HTTP. Held-out, training and calibration
+    rows are the datasets the version's run logged with `keep_rows=True` (the server reads no
+    file a caller names)."""
+
+    technique: Literal["quantize-dynamic", "quantize-static", "prune", "distill"] = Field(
+        description="INT8 quantization of the ONNX model, fewer trees, or a small student"
+    )
+    target: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=256,
+        pattern=r"^[^\x00-\x1f\x7f]+$",
+        description="the label column of the held-out rows (default: the one non-input column)",
+    )
+    tolerance: float = Field(
+        default=0.005, ge=0, lt=1, description="prune: metric loss allowed vs all trees"
+    )
+    student: Literal["hgb", "mlp"] = Field(default="hgb", description="distill: the student")
+
+
 @routes.get("/api/models", tags=["models"])
 def list_models(plane: Plane) -> Response:
     return json_response({"models": [m.to_dict() for m in plane.registry.list_models()]})
@@ -81,6 +102,17 @@ def set_approval(name: str, version: VersionPath, body: ApprovalBody, plane: Pla
     else:
         mv = registry.reject(name, version, reviewer=body.reviewer, comment=body.comment)
     return json_response(mv.to_dict())
+
+
+@routes.post("/api/models/{name}/versions/{version}/optimize", tags=["models"], status_code=201)
+def optimize_version(name: str, version: VersionPath, body: OptimizeBody, plane: Plane) -> Response:
+    """Make a NEW version from this one (quantized, pruned or distilled), measured on held-out
+    data and audited; the model's quality gates are checked on it (`gates` in the answer)."""
+    from shipyard.optimize import Optimizer, Options
+
+    options = Options(target=body.target, tolerance=body.tolerance, student=body.student)
+    result = Optimizer(plane.stores).optimize(f"models:/{name}/{version}", body.technique, options)
+    return json_response(result.to_dict(), 201)
 
 
 @routes.get("/api/models/{name}/gates", tags=["gates"])
