@@ -433,10 +433,20 @@ def check_predictions(server: Server, prep: dict[str, Any], model: str) -> None:
             raise RuntimeError(f"{n}-row request: HTTP {status}: {raw[:300]!r}")
         doc = json.loads(raw)
         labels = doc["predictions"] if isinstance(doc, dict) else doc
-        got = [round(float(v)) for v in labels]
+        got = [label_of(v) for v in labels]
         want = prep["expected"][model][:n]
         if got != want:
             raise RuntimeError(f"{n}-row request: predictions {got} differ from {want}")
+
+
+def label_of(value: Any) -> int:
+    """A label, a probability (rounded), or a row of per-class scores (its argmax: MLflow's
+    PyTorch pyfunc answers the module's logits, as a list or a column → value mapping)."""
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list):
+        return max(range(len(value)), key=lambda i: float(value[i]))
+    return round(float(value))
 
 
 # -- load -------------------------------------------------------------------------------------
@@ -469,6 +479,14 @@ def run_wrk(server: Server, body: Path, concurrency: int, seconds: int) -> dict[
 
 def bench_model(model: str, work: Path, prep: dict[str, Any], cfg: Config) -> dict[str, Any]:
     servers = servers_for(model, work, prep, cfg)
+    return bench_servers(model, MODEL_TITLES[model], servers, work, prep, cfg)
+
+
+def bench_servers(
+    model: str, title: str, servers: list[Server], work: Path, prep: dict[str, Any], cfg: Config
+) -> dict[str, Any]:
+    """Start `servers`, check each answers `prep["expected"][model]`, then measure every cell
+    (also used by ../frameworks.py)."""
     log(f"\n[{model}] starting {len(servers)} servers; load average {loadavg()}")
     try:
         for s in servers:
@@ -510,7 +528,7 @@ def bench_model(model: str, work: Path, prep: dict[str, Any], cfg: Config) -> di
                 s.failed = f"exited during the run (code {code}):\n{tail(s.log_path)}"
                 log(f"[{model}] {s.label} {s.failed}")
         return {
-            "title": MODEL_TITLES[model],
+            "title": title,
             "servers": {
                 s.key: {"label": s.label, "failed": s.failed, "early_errors": s.early_errors}
                 for s in servers

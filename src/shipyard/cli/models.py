@@ -405,7 +405,8 @@ def optimize(
         typer.Option(help="INT8 quantization of its ONNX model: dynamic or static."),
     ] = None,
     prune: Annotated[
-        bool, typer.Option("--prune", help="Fewer trees (XGBoost, LightGBM).")
+        bool,
+        typer.Option("--prune", help="Fewer trees (XGBoost, LightGBM) or neurons (PyTorch MLP)."),
     ] = False,
     distill: Annotated[
         bool, typer.Option("--distill", help="A small scikit-learn student.")
@@ -416,14 +417,25 @@ def optimize(
     ] = None,
     target: Annotated[str | None, typer.Option(help="The label column of the data.")] = None,
     train_data: Annotated[
-        str | None, typer.Option(help="--distill: training rows; default: the run's.")
+        str | None,
+        typer.Option(help="--distill, --prune of PyTorch: training rows; default: the run's."),
     ] = None,
     calibration: Annotated[
         str | None, typer.Option(help="--quantize static: rows; default: the run's train rows.")
     ] = None,
     tolerance: Annotated[
-        float, typer.Option(help="--prune: metric loss allowed vs all trees (absolute).")
+        float, typer.Option(help="--prune: metric loss allowed vs the original (absolute).")
     ] = 0.005,
+    amount: Annotated[
+        float | None,
+        typer.Option(
+            help="--prune of PyTorch: share of hidden neurons removed (0-1); default: the "
+            "largest of 0.875/0.75/0.5/0.25 within --tolerance."
+        ),
+    ] = None,
+    finetune: Annotated[
+        bool, typer.Option(help="--prune of PyTorch: fine-tune on the original's outputs.")
+    ] = True,
     student: Annotated[str, typer.Option(help="--distill: hgb or mlp.")] = "hgb",
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
@@ -435,13 +447,15 @@ def optimize(
     Held-out, training and calibration rows default to the datasets the version's run logged
     with keep_rows=True (roles test/validation and train). --prune keeps the smallest number
     of trees whose held-out ROC AUC (accuracy for several classes, R² for a regressor) is
-    within --tolerance of all trees'.
+    within --tolerance of all trees'; on a PyTorch MLP it removes the hidden neurons with the
+    smallest weights (--amount, else the largest share within --tolerance), then fine-tunes.
 
     \b
     Examples:
       shipyard models optimize models:/churn/3 --quantize dynamic
       shipyard models optimize models:/churn/3 --quantize static --calibration train.parquet
       shipyard models optimize models:/churn/3 --prune --tolerance 0.002 --json
+      shipyard models optimize models:/torch-churn/2 --prune --amount 0.5 --no-finetune
       shipyard models optimize models:/churn/3 --distill --student mlp \\
           --data holdout.parquet --target churned --train-data train.parquet
     """
@@ -449,7 +463,7 @@ def optimize(
     from shipyard.stores import open_stores
 
     technique = _technique(quantize, prune, distill)
-    options = Options(data, target, train_data, calibration, tolerance, student)
+    options = Options(data, target, train_data, calibration, tolerance, student, amount, finetune)
     optimizer = Optimizer(open_stores())
     if as_json:
         result = optimizer.optimize(uri, technique, options)

@@ -297,7 +297,7 @@ class OnnxFlavor:
             "onnx": {"status": "native"},
             "has_proba": predictor.proba_output is not None,
         }
-        classes = _stamped_classes(model)
+        classes = _stamped_classes(_proto(model))
         if classes is not None and doc["has_proba"]:
             doc["classes"] = classes
         return Saved({path.name: path}, doc)

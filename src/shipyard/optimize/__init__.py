@@ -6,7 +6,9 @@
 
 Techniques (TECHNIQUES): INT8 quantization of the ONNX model, dynamic or static
 (`optimize/quantize.py`); fewer trees for XGBoost/LightGBM chosen by the validation curve
-(`optimize/prune.py`); distillation into a small scikit-learn student (`optimize/distill.py`).
+(`optimize/prune.py`); fewer hidden neurons for a PyTorch MLP, fine-tuned on the original's
+outputs (`optimize/prune_torch.py`); distillation into a small scikit-learn student
+(`optimize/distill.py`).
 
 Every result is measured before it is registered (`optimize/measure.py`): the gates' metrics
 on held-out data, p50 latency of one-row predictions on this machine and the served file's
@@ -41,7 +43,6 @@ REFUSED = {
     "python": "a pickled model",
     "python_model": "a Python model (its own code)",
 }
-NOT_YET = ("torch", "pytorch")
 
 Progress = Callable[[str], None]
 
@@ -70,6 +71,8 @@ class Options:
     calibration: str | None = None  # static quantization rows; else the run's train rows
     tolerance: float = DEFAULT_TOLERANCE  # pruning: allowed metric loss (absolute)
     student: str = "hgb"  # distillation: one of STUDENTS
+    amount: float | None = None  # PyTorch pruning: share of hidden neurons cut; else the curve
+    finetune: bool = True  # PyTorch pruning: fine-tune on the original's outputs afterwards
 
 
 @dataclass
@@ -108,7 +111,7 @@ class Optimizer:
         parent = self.registry.resolve(uri)
         what = f"models:/{parent.name}/{parent.version}"
         manifest = read_manifest(self.stores.artifacts, parent.artifact_digest)
-        _check_flavor(parent, manifest, what)
+        _check_flavor(parent, manifest, what, technique)
         signature = Signature.from_dict(manifest["signature"])
         say("reading held-out data")
         held = data.held_out(
@@ -170,6 +173,9 @@ class Optimizer:
             return _Candidate(model, details, old, len(onnx_bytes))
         old = self.registry.load(what, backend="python")
         old_size = measure.served_size(self.stores.artifacts, manifest, onnx_digest=None)
+        if technique == "prune" and old.flavor == "pytorch":
+            model, details = self._prune_torch(parent, signature, old, held, opts)
+            return _Candidate(model, details, old, old_size)
         if technique == "prune":
             from shipyard.optimize.prune import prune
 
@@ -190,6 +196,42 @@ class Optimizer:
         )
         details["train_data"] = table.source
         return _Candidate(student, details, old, old_size)
+
+    def _prune_torch(
+        self,
+        parent: ModelVersionRecord,
+        signature: Signature,
+        old: LoadedModel,
+        held: HeldOut,
+        opts: Options,
+    ) -> tuple[Any, dict[str, Any]]:
+        from shipyard.optimize import data
+        from shipyard.optimize.prune_torch import prune_torch
+
+        train, source = None, None
+        if opts.finetune:
+            table = data.rows(
+                self.runs,
+                parent,
+                signature,
+                data.read(opts.train_data, "--train-data"),
+                purpose="fine-tuning",
+                option="--train-data",
+            )
+            train, source = data.sample(table.frame, TRAIN_ROWS), table.source
+        model, details = prune_torch(
+            old,
+            held.X,
+            held.y,
+            train,
+            amount=opts.amount,
+            tolerance=opts.tolerance,
+            finetune=opts.finetune,
+            what=f"models:/{parent.name}/{parent.version}",
+        )
+        if source is not None:
+            details["train_data"] = source
+        return model, details
 
     def _measure(
         self,
@@ -277,9 +319,13 @@ def _check_options(technique: str, opts: Options) -> None:
         )
     if not 0 <= opts.tolerance < 1:
         raise InvalidArgumentError("tolerance is in [0, 1)", field="tolerance")
+    if opts.amount is not None and not 0 < opts.amount < 1:
+        raise InvalidArgumentError("amount is in (0, 1)", field="amount")
 
 
-def _check_flavor(mv: ModelVersionRecord, manifest: dict[str, Any], what: str) -> None:
+def _check_flavor(
+    mv: ModelVersionRecord, manifest: dict[str, Any], what: str, technique: str
+) -> None:
     """Refuse what shipyard will not load to optimize: models whose loading runs code."""
     kind = REFUSED.get(mv.flavor) or (
         "a pickled model" if manifest.get("serialization") == "pickle" else None
@@ -290,10 +336,11 @@ def _check_flavor(mv: ModelVersionRecord, manifest: dict[str, Any], what: str) -
             "code (scikit-learn saved with skops, XGBoost, LightGBM, ONNX)",
             field="uri",
         )
-    if mv.flavor in NOT_YET:
+    if (manifest.get("signature") or {}).get("kind") == "tensors" and technique != "quantize":
         raise InvalidArgumentError(
-            f"{what} is a PyTorch model: optimizing PyTorch models is not there yet",
-            field="uri",
+            f"{what} takes tensor inputs: --quantize optimizes it; {technique} works on models "
+            "of table columns",
+            field="technique",
         )
 
 

@@ -34,9 +34,8 @@ def prune(
     """The pruned model (of `native`'s flavor, loaded with its own runtime) and the curve."""
     if native.flavor not in PRUNABLE:
         raise InvalidArgumentError(
-            f"--prune works on boosted trees ({', '.join(PRUNABLE)}); {what} is a "
-            f"{native.flavor} model (PyTorch pruning is not there yet: its flavor is not "
-            "merged); try --distill",
+            f"--prune works on boosted trees ({', '.join(PRUNABLE)}) and PyTorch MLPs; "
+            f"{what} is a {native.flavor} model; try --distill",
             field="technique",
         )
     if not 0 <= tolerance < 1:

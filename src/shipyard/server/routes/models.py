@@ -72,7 +72,17 @@ class OptimizeBody(BaseModel):
         description="the label column of the held-out rows (default: the one non-input column)",
     )
     tolerance: float = Field(
-        default=0.005, ge=0, lt=1, description="prune: metric loss allowed vs all trees"
+        default=0.005, ge=0, lt=1, description="prune: metric loss allowed vs the original"
+    )
+    amount: float | None = Field(
+        default=None,
+        gt=0,
+        lt=1,
+        description="prune of a PyTorch MLP: share of hidden neurons removed (default: the "
+        "largest within tolerance)",
+    )
+    finetune: bool = Field(
+        default=True, description="prune of a PyTorch MLP: fine-tune on the original's outputs"
     )
     student: Literal["hgb", "mlp"] = Field(default="hgb", description="distill: the student")
 
@@ -110,7 +120,13 @@ def optimize_version(name: str, version: VersionPath, body: OptimizeBody, plane:
     data and audited; the model's quality gates are checked on it (`gates` in the answer)."""
     from shipyard.optimize import Optimizer, Options
 
-    options = Options(target=body.target, tolerance=body.tolerance, student=body.student)
+    options = Options(
+        target=body.target,
+        tolerance=body.tolerance,
+        student=body.student,
+        amount=body.amount,
+        finetune=body.finetune,
+    )
     result = Optimizer(plane.stores).optimize(f"models:/{name}/{version}", body.technique, options)
     return json_response(result.to_dict(), 201)
 
