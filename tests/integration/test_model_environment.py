@@ -166,3 +166,52 @@ def test_the_venv_it_creates_loads_the_model(tmp_home: Path, tmp_path: Path) -> 
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)) == 3
     assert sys.prefix != str(folder)
+
+
+def test_runs_uris_take_the_short_run_id_the_cli_shows(tmp_home: Path) -> None:
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.tracking import RunQueries
+
+    registry, X = _log_iris()
+    run_id = registry.get_version("iris", 1).run_id
+    assert run_id is not None
+    short = run_id[:8]
+    loaded = shipyard.load_model(f"runs:/{short}/model")
+    assert loaded.version == 1 and len(loaded.predict(X[:3])) == 3
+    printed = run_cli(tmp_home, "models", "env", f"runs:/{short}/model").stdout
+    assert printed == registry.environment("models:/iris/1").requirements_txt()
+    # 17 runs: two of them share a first character, a prefix that names no one run
+    for _ in range(16):
+        with shipyard.start_run(experiment="env"):
+            pass
+    runs = RunQueries(registry.stores)
+    ids = [r.id for r in runs.search(experiments=["env"])]
+    first = next(c for c in "0123456789abcdef" if sum(i.startswith(c) for i in ids) > 1)
+    with pytest.raises(InvalidArgumentError, match=rf"run id prefix '{first}' matches several"):
+        runs.get(first)
+
+
+def test_other_answers_in_another_environment_refuse_or_warn_loudly(tmp_home: Path) -> None:
+    """What XGBoost 2 reading an XGBoost 3 model looks like: the lock differs and the model
+    answers otherwise on its example rows than it did when logged."""
+    import sqlalchemy as sa
+
+    from shipyard.flavors import read_manifest
+
+    registry, _ = _log_iris()
+    mv = registry.get_version("iris", 1)
+    manifest = read_manifest(registry.stores.artifacts, mv.artifact_digest)
+    stored = manifest["example_outputs"]
+    assert stored["rows"] == 5 and len(stored["proba"]) == 5  # recorded at log time
+    manifest["environment"]["packages"]["scikit-learn"] = _bump(version("scikit-learn"), 1)
+    manifest["example_outputs"]["proba"][2][0] += 0.25  # what the other version answered
+    digest = registry.stores.artifacts.put_bytes(json.dumps(manifest).encode())[0]
+    with registry.stores.metadata.db.write() as conn:
+        conn.execute(
+            sa.text("UPDATE model_versions SET artifact_digest = :d WHERE name = 'iris'"),
+            {"d": digest},
+        )
+    with pytest.raises(ModelLoadError, match=r"probabilities differ by up to 0\.25"):
+        shipyard.load_model("models:/iris/1")
+    with pytest.warns(EnvironmentWarning, match="PREDICTIONS ARE WRONG.*differ by up to 0.25"):
+        shipyard.load_model("models:/iris/1", ignore_env=True)

@@ -10,6 +10,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -43,6 +44,7 @@ class Sentiment(shipyard.PythonModel):
 
 LOG = """
 import sys
+import time
 
 import pandas as pd
 
@@ -65,6 +67,7 @@ print(mv.version)
 LOAD = """
 import json
 import sys
+import time
 
 import pandas as pd
 
@@ -256,3 +259,111 @@ def test_an_unsupported_object_is_told_about_the_escape_hatch(tmp_home: Path) ->
         pytest.raises(InvalidArgumentError, match=r"shipyard\.PythonModel logged with its code"),
     ):
         run.log_model(object(), name="u", input_example=pd.DataFrame({"x": [1.0]}))
+
+
+# -- what a new user forgets: a local module, an artifact; serving one that cannot load ---------
+
+TICKETS = """
+import numpy as np
+import shipyard
+import preprocessing  # the project's own module, next to the script
+
+
+class Priority(shipyard.PythonModel):
+    def load(self, context):
+        self.words = context.artifacts["vocab"].read_text().split()
+
+    def predict(self, inputs):
+        return np.array(["urgent" if preprocessing.clean(t) in self.words else "normal"
+                         for t in inputs["text"]])
+"""
+
+LOG_TICKETS = """
+import sys
+import time
+import pandas as pd
+import shipyard
+from tickets.model import Priority
+
+artifacts = {"vocab": "vocab.txt"} if "with-vocab" in sys.argv else None
+code = ["tickets/", "preprocessing.py"] if "with-module" in sys.argv else ["tickets/"]
+try:
+    with shipyard.start_run(experiment="t") as run:
+        mv = run.log_model(Priority(), name="tickets", input_example=pd.DataFrame(
+            {"text": ["Outage "]}), code=code, artifacts=artifacts)
+    print("logged", mv.version)
+except shipyard.InvalidArgumentError as exc:
+    print("refused:", exc.message)
+"""
+
+
+def _tickets(folder: Path) -> Path:
+    (folder / "tickets").mkdir(parents=True)
+    (folder / "tickets" / "__init__.py").write_text("")
+    (folder / "tickets" / "model.py").write_text(TICKETS)
+    (folder / "preprocessing.py").write_text("def clean(t):\n    return t.strip().lower()\n")
+    (folder / "vocab.txt").write_text("outage\n")
+    (folder / "log.py").write_text(LOG_TICKETS)
+    return folder
+
+
+def test_a_local_module_the_code_imports_must_be_logged(tmp_path: Path) -> None:
+    project = _tickets(tmp_path / "project")
+    out = python(tmp_path / "home", project, "log.py", "with-vocab").stdout
+    assert "refused: the logged code imports 'preprocessing'" in out, out
+    assert "add it to code=[...] (code=['preprocessing.py'])" in out
+    out = python(tmp_path / "home", project, "log.py", "with-vocab", "with-module").stdout
+    assert "logged 1" in out, out
+
+
+def test_a_forgotten_artifact_names_itself_and_how_to_log_it(tmp_path: Path) -> None:
+    from shipyard.flavors.python_model import ModelContext
+
+    project = _tickets(tmp_path / "project")
+    out = python(tmp_path / "home", project, "log.py", "with-module").stdout
+    assert (
+        "refused: artifact 'vocab' was not logged with this model (logged artifacts: none); "
+        "log it with log_model(..., artifacts={'vocab': 'path/to/file-or-folder'})"
+    ) in out, out
+    context = ModelContext({"weights": tmp_path})
+    with pytest.raises(KeyError, match=r"logged artifacts: 'weights'"):  # still a KeyError
+        context.artifacts["vocab"]
+
+
+def test_serving_a_model_that_cannot_load_exits_2(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    log_from(home, write_project(tmp_path / "project", bonus=0))
+    env = {**os.environ, "SHIPYARD_HOME": str(home)}
+    out = subprocess.run(
+        [*SHIPYARD, "serve", "models:/sentiment/1", "--port", str(free_port())],  # no --trusted
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.count("\n") == 1, out.stderr  # one line, no traceback, never listened
+    assert "models:/sentiment/1 cannot be served" in out.stderr
+    assert "trusted=True (CLI: --trusted)" in out.stderr
+
+
+def test_readiness_says_why_an_endpoint_cannot_load(tmp_home: Path, tmp_path: Path) -> None:
+    import httpx
+
+    from shipyard.config import get_settings
+    from shipyard.serving.app import create_serving_app
+    from shipyard.serving.http import BackgroundServer
+
+    log_from(tmp_home, write_project(tmp_path / "project", bonus=0))
+    app = create_serving_app(get_settings(), "models:/sentiment/1")  # not trusted
+    with BackgroundServer(app) as srv:
+        for _ in range(100):
+            doc = httpx.get(f"{srv.url}/health/ready").json()
+            if doc["endpoints"].get("sentiment") == "failed":
+                break
+            time.sleep(0.1)
+        model = httpx.get(f"{srv.url}/v2/models/sentiment/ready")
+    assert doc["endpoints"] == {"sentiment": "failed"}, doc
+    assert "trusted=True (CLI: --trusted)" in doc["errors"]["sentiment"]
+    assert model.status_code == 503 and "--trusted" in model.json()["error"]

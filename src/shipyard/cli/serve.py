@@ -107,7 +107,7 @@ def serve_command(
     model_uri: Annotated[
         str | None,
         typer.Argument(
-            metavar="[MODEL_URI]", help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …"
+            metavar="MODEL_URI", help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …"
         ),
     ] = None,
     endpoint: Annotated[
@@ -291,6 +291,7 @@ def _serve_model(
     if differences:  # one readable line rather than a Python warning with a source location
         text = "; ".join(str(d) for d in differences)
         typer.echo(f"warning: {ref} was saved in another environment: {text}", err=True)
+    _check_loads(registry, str(ref), listen)
     listen.serve(
         lambda: create_serving_app(
             settings,
@@ -302,3 +303,23 @@ def _serve_model(
         ),
         str(ref),
     )
+
+
+def _check_loads(registry: Any, uri: str, listen: _Listen) -> None:
+    """Load and warm the model once before listening: one that can never load (not trusted,
+    unreadable, its code failing, its example refused) is an error now — exit 2 — rather
+    than a server answering 503. A store that is down is not: the server retries."""
+    from shipyard.errors import ModelLoadError, ShipyardError, StoreError
+    from shipyard.serving.runtime import load_and_warm
+
+    try:
+        load_and_warm(registry, uri, trusted=listen.trusted, ignore_env=listen.ignore_env)
+    except StoreError:
+        return
+    except ShipyardError as exc:  # its message says what to do (--trusted, --ignore-env…)
+        raise ModelLoadError(f"{uri} cannot be served: {exc.message}") from exc
+    except Exception as exc:  # the model's library or its own code failing in its own way
+        raise ModelLoadError(
+            f"{uri} cannot be served: loading it failed ({type(exc).__name__}: {exc}); "
+            f"`shipyard models env {uri}` prints the environment it was saved in"
+        ) from exc

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import platform
 import tempfile
 from collections.abc import Iterable, Mapping
@@ -22,10 +23,13 @@ from typing import TYPE_CHECKING, Any, Literal
 from shipyard.errors import ConversionError, InvalidArgumentError, ModelLoadError
 from shipyard.flavors.base import Flavor, LoadedModel
 from shipyard.flavors.booster_guard import verify_saved
+from shipyard.flavors.reference import COMPARED, compare, record
 from shipyard.flavors.signature import Signature, infer_signature, missing_columns
 
 if TYPE_CHECKING:
     from shipyard.stores.artifacts import LocalArtifactStore
+
+log = logging.getLogger("shipyard.flavors")
 
 Serialization = Literal["skops", "pickle"]
 OnnxMode = bool | Literal["auto"]
@@ -136,6 +140,7 @@ def save_model(
         manifest.update(saved.manifest)
         for name, path in saved.files.items():
             manifest["files"][name] = artifacts.put_file(path)[0]
+        _record_outputs(flavor, saved.files, manifest, signature)
     if onnx is True and flavor.converts:
         data = flavor.to_onnx(model, signature, example_columns)
         manifest["files"]["model.onnx"] = artifacts.put_bytes(data)[0]
@@ -148,6 +153,22 @@ def save_model(
     _lock_environment(manifest, artifacts, pip_requirements)
     digest = artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())[0]
     return manifest["flavor"], digest, signature, manifest
+
+
+def _record_outputs(
+    flavor: Flavor, files: Mapping[str, Path], manifest: dict[str, Any], signature: Signature
+) -> None:
+    """The saved model's own outputs on the example's first rows (`flavors.reference`),
+    from the files just written: what `load_model` compares with in another environment."""
+    if flavor.name not in COMPARED:
+        return
+    try:  # the object this process saved a moment ago: trusted
+        predictor = flavor.load(files, manifest, signature, trusted=True)
+        manifest["example_outputs"] = record(
+            predictor, signature, manifest["input_example"], bool(manifest.get("has_proba"))
+        )
+    except Exception:  # an optional check: logging the model does not depend on it
+        log.warning("recording the example's outputs failed; not compared at load", exc_info=True)
 
 
 def _lock_environment(
@@ -269,7 +290,7 @@ def load_model(
     files: dict[str, str] = manifest["files"]
     flavor = manifest["flavor"]
     onnx_file = files.get("model.onnx") or onnx_digest
-    check_environment(
+    differences = check_environment(
         manifest, onnx=bool(onnx_file) and backend != "python", ignore_env=ignore_env, what=what
     )
     if onnx_file and backend in ("auto", "onnx"):
@@ -281,6 +302,8 @@ def load_model(
         raise InvalidArgumentError("this model has no ONNX file; load it with backend='auto'")
     local = {name: artifacts.local_path(d) for name, d in files.items()}
     predictor = flavor_named(flavor).load(local, manifest, signature, trusted=trusted)
+    if differences and flavor in COMPARED:  # another version may answer otherwise: compare
+        compare(predictor, signature, manifest, differences, ignore_env=ignore_env, what=what)
     return LoadedModel(predictor, signature, flavor, manifest=manifest)
 
 

@@ -34,6 +34,20 @@ from shipyard.flavors.requirement_checks import (
 
 # installed beside every lock, never pinned by one
 _NOT_LOCKED = {"shipyard", "pip", "setuptools", "wheel"}
+# distributions that install the same module: a model locked to one loads where the other is
+# installed at the same version (xgboost-cpu is xgboost without its CUDA build)
+SAME_MODULE: dict[str, tuple[str, ...]] = {
+    "xgboost": ("xgboost", "xgboost-cpu"),
+    "xgboost-cpu": ("xgboost-cpu", "xgboost"),
+}
+# how requirements.txt asks for a distribution that has no wheels on some platforms: the
+# platform-marker form of pyproject's extras (xgboost-cpu has no macOS wheels)
+_PORTABLE: dict[str, tuple[str, ...]] = {
+    "xgboost-cpu": (
+        "xgboost-cpu=={v}; platform_system == 'Linux' or platform_system == 'Windows'",
+        "xgboost=={v}; platform_system != 'Linux' and platform_system != 'Windows'",
+    ),
+}
 
 
 class EnvironmentWarning(UserWarning):
@@ -103,7 +117,11 @@ class Environment:
         lines = [
             f"# the environment of a shipyard model (saved with Python {self.python}"
             + (f", shipyard {self.shipyard})" if self.shipyard else ")"),
-            *(f"{name}=={version}" for name, version in sorted(self.packages.items())),
+            *(
+                line
+                for name, version in sorted(self.packages.items())
+                for line in _requirement_lines(name, version)
+            ),
             *self.unpinned,
         ]
         return "\n".join(lines) + "\n"
@@ -119,11 +137,27 @@ class Environment:
         framework = {_canon(n) for n in (self.framework if strict is None else strict)}
         out = []
         for name, wanted in sorted(self.packages.items()):
-            have = installed(name)
+            have = _installed_as(name, installed)
             level = _level(wanted, have)
             if level is not None:
                 out.append(Difference(name, wanted, have, level, _canon(name) in framework))
         return out
+
+
+def _installed_as(name: str, installed: Callable[[str], str | None]) -> str | None:
+    """The installed version of `name`, or of a distribution that installs the same module."""
+    for dist in SAME_MODULE.get(_canon(name), (name,)):
+        have = installed(dist)
+        if have is not None:
+            return have
+    return None
+
+
+def _requirement_lines(name: str, version: str) -> tuple[str, ...]:
+    portable = _PORTABLE.get(_canon(name))
+    if portable is None:
+        return (f"{name}=={version}",)
+    return tuple(line.format(v=version) for line in portable)
 
 
 def check(

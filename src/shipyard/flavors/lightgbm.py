@@ -169,6 +169,7 @@ class LightGBMFlavor:
             signature,
             example_columns,
             what="LightGBM classifier" if classes is not None else "LightGBM model",
+            extra="lightgbm",
         )
 
 

@@ -50,13 +50,37 @@ _SKIPPED_DIRS = {"__pycache__", ".git", ".hg", ".svn", ".mypy_cache", ".pytest_c
 _IMPORT_LOCK = threading.Lock()
 
 
+class MissingArtifactError(ModelLoadError, KeyError):
+    """`context.artifacts[name]` for a name not logged with the model (a KeyError too, so a
+    model's own `except KeyError` still works)."""
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class Artifacts(dict[str, Path]):
+    """`context.artifacts`: name → local path; a name not logged says which ones were, and how
+    to log it."""
+
+    def __missing__(self, name: str) -> Path:
+        logged = ", ".join(map(repr, sorted(self))) or "none"
+        raise MissingArtifactError(
+            f"artifact {name!r} was not logged with this model (logged artifacts: {logged}); "
+            f"log it with log_model(..., artifacts={{{name!r}: 'path/to/file-or-folder'}})"
+        )
+
+
 @dataclass(frozen=True)
 class ModelContext:
     """What `PythonModel.load` gets: `artifacts` maps each name given to `log_model(artifacts=…)`
     to its local path (a file or a folder); `code` is the folder the logged code is in."""
 
-    artifacts: dict[str, Path] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=Artifacts)
     code: Path | None = None
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.artifacts, Artifacts):
+            object.__setattr__(self, "artifacts", Artifacts(self.artifacts))
 
 
 class PythonModel(abc.ABC):
@@ -109,6 +133,7 @@ def package(
     files = _artifact_paths(artifacts or {})
     cls = type(model)
     _check_importable(cls, roots)
+    _check_local_imports(roots)
     packaged = PythonModelPackage(model, roots, files, f"{cls.__module__}:{cls.__qualname__}")
     _smoke_test(cls, ModelContext(dict(files)), input_example)
     return packaged
@@ -124,6 +149,8 @@ def _code_roots(code: Iterable[str | Path]) -> dict[str, Path]:
             name = path.name
         elif path.is_file() and path.suffix == ".py":
             name = path.stem
+        elif not path.exists():
+            raise InvalidArgumentError(f"code path {str(entry)!r} does not exist", field="code")
         else:
             raise InvalidArgumentError(
                 f"code path {str(entry)!r} is not a folder or a .py file", field="code"
@@ -194,6 +221,49 @@ def _check_importable(cls: type, roots: Mapping[str, Path]) -> None:
         )
 
 
+def _check_local_imports(roots: Mapping[str, Path]) -> None:
+    """Refuse logged code that imports a module of the project's own (a file found here, from
+    the working folder or sys.path) that is not logged: a loading process would not have it."""
+    import importlib.util
+
+    from shipyard.flavors.environment import distributions_of
+
+    for module in sorted(imported_modules(code_files(roots).values())):
+        if module in roots or module in sys.stdlib_module_names or module == "shipyard":
+            continue
+        if module == "__future__" or distributions_of(module):
+            continue
+        try:
+            spec = importlib.util.find_spec(module)
+        except (ImportError, ValueError):
+            continue
+        where = _local_file(spec)
+        if where is not None:
+            raise InvalidArgumentError(
+                f"the logged code imports {module!r}, which is neither logged with it nor an "
+                f"installed package (found at {where}): a loading process could not import it; "
+                f"add it to code=[...] (code=['{where.name}{'/' if where.is_dir() else ''}'])",
+                field="code",
+                module=module,
+            )
+
+
+def _local_file(spec: Any) -> Path | None:
+    """The file or folder of a found module that is the project's own, not installed."""
+    if spec is None:
+        return None
+    if spec.origin and spec.origin not in ("built-in", "frozen"):
+        path = Path(spec.origin)
+        if path.name == "__init__.py":
+            path = path.parent
+    elif spec.submodule_search_locations:
+        path = Path(next(iter(spec.submodule_search_locations)))
+    else:
+        return None
+    installed = {"site-packages", "dist-packages"} & set(path.parts)
+    return None if installed or path.suffix not in ("", ".py") else path
+
+
 def _smoke_test(cls: type, context: ModelContext, input_example: Any) -> None:
     import numpy as np
 
@@ -208,7 +278,10 @@ def _smoke_test(cls: type, context: ModelContext, input_example: Any) -> None:
             "arguments, then load(context) reads what it needs from its artifacts",
             field="model",
         ) from exc
-    fresh.load(context)
+    try:
+        fresh.load(context)
+    except MissingArtifactError as exc:  # load(context) reads what log_model was not given
+        raise InvalidArgumentError(exc.message, field="artifacts") from exc
     out = np.asarray(fresh.predict(signature.to_model_input(signature.check_frame(input_example))))
     rows = len(next(iter(signature.check_frame(input_example).values())))
     if out.ndim == 0 or out.shape[0] != rows or out.dtype == object:

@@ -316,6 +316,7 @@ class PyTorchFlavor:
             signature,
             example_columns,
             what="PyTorch classifier" if classes is not None else "PyTorch model",
+            extra="torch",
             dtypes=("float",),
             rtol=TORCH_RTOL,
         )

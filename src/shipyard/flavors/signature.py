@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from numbers import Real
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import InvalidArgumentError, SignatureError
+from shipyard.flavors import categories  # category columns (their categories, in order)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -89,6 +90,8 @@ class ColumnSpec:
     name: str
     dtype: str
     missing: bool = False
+    # a pandas `category` column: its categories, in order (the model knows them by position)
+    categories: tuple[Any, ...] | None = field(default=None, kw_only=True)
 
 
 @dataclass(frozen=True)
@@ -127,7 +130,7 @@ class Signature:
                 field="allow_missing",
             )
         return Signature(
-            tuple(ColumnSpec(c.name, c.dtype, c.missing or c.name in names) for c in self.inputs),
+            tuple(replace(c, missing=c.missing or c.name in names) for c in self.inputs),
             self.kind,
         )
 
@@ -136,13 +139,13 @@ class Signature:
         """The columns in which missing values are passed on (see `ColumnSpec.missing`)."""
         return frozenset(c.name for c in self.inputs if c.missing)
 
+    @cached_property
+    def categorical(self) -> dict[str, Any]:
+        """The pandas CategoricalDtype of each category column (none: {})."""
+        return categories.dtypes_of(self.inputs)
+
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "inputs": [
-                {"name": c.name, "type": c.dtype, "missing": c.missing} for c in self.inputs
-            ],
-        }
+        return {"kind": self.kind, "inputs": [categories.input_doc(c) for c in self.inputs]}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Signature:
@@ -152,13 +155,7 @@ class Signature:
             from shipyard.flavors.tensors import TensorSignature
 
             return TensorSignature.from_dict(data)
-        return cls(
-            tuple(
-                ColumnSpec(c["name"], c["type"], bool(c.get("missing", False)))
-                for c in data["inputs"]
-            ),
-            data.get("kind", "columns"),
-        )
+        return cls(tuple(map(categories.column_of, data["inputs"])), data.get("kind", "columns"))
 
     def example_doc(self, example: Any, n: int = 100) -> dict[str, Any]:
         return example_rows(example, n)  # the input example as stored with the model
@@ -288,7 +285,11 @@ class Signature:
 
     def coerce_column(self, name: str, dtype: str, values: Any, *, origin: str = "") -> np.ndarray:
         """One column of untrusted values as the signature's type; `origin` says where values
-        the caller did not send came from (the feature store), for the error."""
+        the caller did not send came from (the feature store), for the error. A category
+        column's values are checked against its categories (`categories.check_categories`)."""
+        return categories.checked(self, name, self._coerce(name, dtype, values, origin))
+
+    def _coerce(self, name: str, dtype: str, values: Any, origin: str) -> np.ndarray:
         import numpy as np
 
         try:
@@ -380,6 +381,8 @@ class Signature:
             return np.column_stack([columns[n] for n in self.names])
         import pandas as pd
 
+        if self.categorical:  # the categories in the order of training: the codes match
+            return categories.frame(columns, self.names, self.categorical)  # type: ignore[no-any-return]
         return pd.DataFrame({n: columns[n] for n in self.names}, copy=False)
 
     def matrix(self, columns: Mapping[str, np.ndarray], dtype: str = "float32") -> np.ndarray:
@@ -554,7 +557,10 @@ def infer_signature(example: Any, names: list[str] | None = None) -> Signature:
         if len(example.columns) == 0:
             raise InvalidArgumentError("input_example has no columns")
         return Signature(
-            tuple(ColumnSpec(str(c), _dtype_name(dt, str(c))) for c, dt in example.dtypes.items()),
+            tuple(
+                ColumnSpec(str(c), _dtype_name(dt, str(c)), categories=categories.categories_of(dt))
+                for c, dt in example.dtypes.items()
+            ),
             "columns",
         )
     arr = np.asarray(example)

@@ -53,12 +53,17 @@ def convert_checked(
     example_columns: Mapping[str, np.ndarray],
     *,
     what: str,
+    extra: str,
     dtypes: tuple[str, ...] = ("double", "float"),
     rtol: float = REGRESSION_RTOL,
 ) -> bytes:
     """The first conversion (by input precision, in `dtypes` order) whose outputs on the
     example match `expected` (and `expected_proba`; a regressor's within `rtol` of the
     largest output); ConversionError naming the largest difference when none does."""
+    if signature.categorical:
+        from shipyard.flavors.categories import not_converted
+
+        raise ConversionError(not_converted(signature))
     if not signature.all_numeric:
         raise ConversionError("only models with all-numeric inputs are converted to ONNX")
     problems: list[str] = []
@@ -67,6 +72,11 @@ def convert_checked(
             onx = convert(model, dtype, len(signature.inputs))
         except ConversionError:
             raise
+        except ImportError as exc:  # the converter is not installed: no verdict on the model
+            raise MissingDependencyError(
+                f"converting this {what} to ONNX needs {exc.name or 'onnxmltools'}, which is "
+                f"not installed: pip install 'shipyard[{extra}]'"
+            ) from exc
         except Exception as exc:  # onnxmltools raises many types for what it cannot convert
             problems.append(f"{dtype} inputs: the converter failed ({type(exc).__name__}: {exc})")
             continue

@@ -69,7 +69,10 @@ class BoosterPredictor:
         import numpy as np
         import xgboost
 
-        data = xgboost.DMatrix(self.signature.to_model_input(columns))
+        categorical = bool(self.signature.categorical)  # category columns: as the model saw
+        data = xgboost.DMatrix(
+            self.signature.to_model_input(columns), enable_categorical=categorical
+        )
         return np.asarray(self.model.predict(data))
 
     def predict_proba_columns(self, columns: Mapping[str, np.ndarray]) -> np.ndarray | None:
@@ -154,6 +157,7 @@ class XGBoostFlavor:
             signature,
             example_columns,
             what=f"XGBoost {kind_of(model)}",
+            extra="xgboost",
             dtypes=("float",),
         )
 

@@ -121,7 +121,9 @@ class Registry:
 
         _check_name(name)
         flavor, digest, signature, manifest = saved
-        status = _onnx_status(manifest, onnx, all_numeric=signature.all_numeric)
+        status = _onnx_status(
+            manifest, onnx, all_numeric=signature.all_numeric and not signature.categorical
+        )
         mv = self._models.create_version(
             name,
             actor=self.stores.actor,
@@ -132,7 +134,7 @@ class Registry:
             description=description,
             tags=dict(tags or {}),
             onnx_status=status,
-            onnx_detail="only all-numeric inputs are converted" if status == "refused" else None,
+            onnx_detail=_not_converted(signature) if status == "refused" else None,
             onnx_claimed_by=current_owner() if status == "pending" else None,
             event=event,
         )
@@ -255,6 +257,9 @@ class Registry:
         ref = parse_model_uri(uri) if isinstance(uri, str) else uri
         if ref.run_id is not None:
             versions = self._models.versions_of_run(ref.run_id)
+            if not versions:  # the short id the CLI shows: the one run it starts
+                run_id = self.stores.metadata.runs.run_id_of_prefix(ref.run_id)
+                versions = self._models.versions_of_run(run_id)
             if not versions:
                 raise NotFoundError(
                     f"run '{ref.run_id}' logged no model", kind="run", name=ref.run_id
@@ -502,6 +507,12 @@ def load_model(
     return Registry(open_stores(settings)).load(
         uri, trusted=trusted, backend=backend, ignore_env=ignore_env
     )
+
+
+def _not_converted(signature: Signature) -> str:
+    from shipyard.flavors.categories import not_converted
+
+    return not_converted(signature)
 
 
 def _onnx_status(manifest: Mapping[str, Any], onnx: OnnxMode, *, all_numeric: bool) -> str:

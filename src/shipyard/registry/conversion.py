@@ -2,10 +2,11 @@
 
 Registering stays fast (the converter library alone takes seconds to import); a single worker
 thread converts each new sklearn version from its saved artifact, checks the ONNX outputs
-against the original on the stored example, and records `ok` (with the ONNX file's digest) or
-`refused` (with the reason) on the version. Serving picks the ONNX file up when it appears.
-Each conversion runs in a child process (`conversion_child`): a model that crashes its
-framework or the converter marks its own version `failed` ("the converter crashed (signal
+against the original on the stored example, and records `ok` (with the ONNX file's digest),
+`refused` (with the reason) or `unavailable` (a converter is not installed: no verdict on the
+model; `Registry.convert()` tries again) on the version. Serving picks the ONNX file up when
+it appears. Each conversion runs in a child process (`conversion_child`): a model that crashes
+its framework or the converter marks its own version `failed` ("the converter crashed (signal
 11, SIGSEGV)") and never takes down the process — a server — that resumed it.
 
 That thread belongs to a `ConversionWorker`, one per metadata store, which the store owns
@@ -174,7 +175,8 @@ def convert_version(
     claimed: bool = False,
     worker: ConversionWorker | None = None,
 ) -> str:
-    """Convert one version now; returns the recorded status ("ok" or "refused"). `claimed`:
+    """Convert one version now; returns the recorded status ("ok", "refused" or
+    "unavailable"). `claimed`:
     this process holds the version's claim (renewed meanwhile by `worker`, by default the one
     of `stores`, and given back if it fails)."""
     from shipyard.registry.conversion_child import ConverterCrashed, convert_isolated
@@ -192,6 +194,9 @@ def convert_version(
             status, detail = "failed", exc.message
         except ConversionError as exc:
             status, detail = "refused", exc.message
+        except ImportError as exc:  # a converter not installed: Registry.convert() retries
+            message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+            status, detail = "unavailable", f"unavailable: {message}"
         except Exception as exc:  # skl2onnx fails in many ways on models it does not know
             status, detail = "refused", f"{type(exc).__name__}: {exc}"
         else:

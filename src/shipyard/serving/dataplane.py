@@ -134,6 +134,9 @@ class DataPlane:
             "draining": table.draining.is_set(),
             "endpoints": {s.endpoint: s.state for s in table.all()},
         }
+        errors = {s.endpoint: s.error for s in table.all() if s.error and not s.ready}
+        if errors:  # why an endpoint does not serve (a model that cannot load, and how to fix)
+            doc["errors"] = errors
         return json_answer(doc, 200 if is_ready else 503, [])
 
     def model_metadata(self, name: str) -> Answer:
@@ -148,7 +151,9 @@ class DataPlane:
             served = self.table.get(name)
         except ShipyardError as exc:
             return error_answer(exc)
-        doc = {"name": name, "ready": served.ready}
+        doc: dict[str, object] = {"name": name, "ready": served.ready}
+        if not served.ready and served.error:
+            doc["error"] = served.error
         return json_answer(doc, 200 if served.ready else 503, [])
 
     # -- one request, observed ----------------------------------------------------------------

@@ -356,10 +356,10 @@ class ModelStore:
         actor: str,
     ) -> None:
         """Record the outcome of an ONNX conversion. A version that has a verified ONNX file
-        keeps it: only off, pending or refused versions change."""
-        if status not in ("ok", "refused", "failed"):
+        keeps it: only off, pending, refused or unavailable versions change."""
+        if status not in ("ok", "refused", "failed", "unavailable"):
             raise InvalidArgumentError(
-                f"conversion status must be ok, refused or failed, not {status!r}"
+                f"conversion status must be ok, refused, failed or unavailable, not {status!r}"
             )
         mv = t.model_versions.c
         with self._db.write() as conn:

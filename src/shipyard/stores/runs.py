@@ -302,15 +302,38 @@ class RunStore:
             with_details=True,
         )
         if not runs:
+            full = self.run_id_of_prefix(run_id)
             runs = self._load_runs(
-                sa.select(*_run_columns())
-                .select_from(_run_join())
-                .where(t.runs.c.id.like(f"{run_id}%")),
+                sa.select(*_run_columns()).select_from(_run_join()).where(t.runs.c.id == full),
                 with_details=True,
             )
-            if len(runs) != 1:
+            if not runs:
                 raise NotFoundError(f"run '{run_id}' not found", kind="run", name=run_id)
         return runs[0]
+
+    def run_id_of_prefix(self, prefix: str) -> str:
+        """The id of the one run whose id starts with `prefix`: NotFoundError when none does,
+        InvalidArgumentError listing a few when several do."""
+        escaped = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        with self._db.read() as conn:
+            ids = list(
+                conn.execute(
+                    sa.select(t.runs.c.id)
+                    .where(t.runs.c.id.like(f"{escaped}%", escape="\\"))
+                    .order_by(t.runs.c.id)
+                    .limit(6)
+                ).scalars()
+            )
+        if not ids:
+            raise NotFoundError(f"run '{prefix}' not found", kind="run", name=prefix)
+        if len(ids) > 1:
+            shown = ", ".join(ids[:5]) + (", …" if len(ids) > 5 else "")
+            raise InvalidArgumentError(
+                f"run id prefix '{prefix}' matches several runs ({shown}); give more of the id",
+                field="run_id",
+                candidates=ids[:5],
+            )
+        return str(ids[0])
 
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         m = t.metrics.c

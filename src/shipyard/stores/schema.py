@@ -151,8 +151,8 @@ model_versions = sa.Table(
     sa.Column("approval", sa.String(16), nullable=False, default="pending"),
     sa.Column("created_at", sa.BigInteger, nullable=False),
     sa.Column("created_by", sa.String(256), nullable=False),
-    # ONNX fast path: off | pending | ok | refused | failed; the ONNX file is a verified
-    # derived artifact
+    # ONNX fast path: off | pending | ok | refused | unavailable | failed; the ONNX file is a
+    # verified derived artifact
     sa.Column("onnx_status", sa.String(16), nullable=False, server_default="off"),
     sa.Column("onnx_digest", sa.String(64), nullable=True),
     sa.Column("onnx_detail", sa.Text, nullable=True),

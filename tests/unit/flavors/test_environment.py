@@ -89,3 +89,36 @@ def test_imports_are_read_from_the_code_even_inside_functions(tmp_path: Path) ->
         "def f():\n    import httpx\n    from numpy.linalg import norm\n"
     )
     assert imported_modules([code]) == {"os", "yaml", "httpx", "numpy"}
+
+
+@pytest.mark.parametrize(
+    ("locked", "here"), [("xgboost-cpu", "xgboost"), ("xgboost", "xgboost-cpu")]
+)
+def test_xgboost_and_xgboost_cpu_are_one_framework(locked: str, here: str) -> None:
+    lock_ = Environment("3.11.9", {locked: "3.2.0", "numpy": "1.26.4"}, framework=(locked,))
+    same = installed({here: "3.2.0", "numpy": "1.26.4"})
+    assert check(lock_, installed=same) == []
+    with pytest.raises(ModelLoadError, match=rf"{locked} wanted 3\.2\.0, installed 2\.1\.0"):
+        check(lock_, installed=installed({here: "2.1.0", "numpy": "1.26.4"}))
+    with pytest.raises(ModelLoadError, match="installed none"):
+        check(lock_, installed=installed({"numpy": "1.26.4"}))
+
+
+def test_requirements_of_xgboost_cpu_install_on_every_platform() -> None:
+    from packaging.requirements import Requirement
+
+    lock_ = Environment("3.11.9", {"xgboost-cpu": "3.2.0"}, framework=("xgboost-cpu",))
+    lines = [line for line in lock_.requirements_txt().splitlines() if line[:1] != "#"]
+    wanted = {
+        "Linux": "xgboost-cpu",
+        "Windows": "xgboost-cpu",
+        "Darwin": "xgboost",
+    }
+    for system, dist in wanted.items():
+        chosen = [
+            r.name
+            for r in map(Requirement, lines)
+            if r.marker is None or r.marker.evaluate({"platform_system": system})
+        ]
+        assert chosen == [dist], (system, lines)
+    assert all("==3.2.0" in line for line in lines)
