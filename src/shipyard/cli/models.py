@@ -475,17 +475,8 @@ def optimize(
 
     technique = _technique(quantize, prune, distill)
     options = Options(data, target, train_data, calibration, tolerance, student, amount, finetune)
-    optimizer = Optimizer(open_stores())
-    if as_json:
-        result = optimizer.optimize(uri, technique, options)
-        print_json(result.to_dict())
-    else:
-        from rich.console import Console
-
-        with Console(stderr=True).status("optimizing") as status:
-            result = optimizer.optimize(
-                uri, technique, options, progress=lambda step: status.update(step)
-            )
+    result = _run_optimize(Optimizer(open_stores()), uri, technique, options, as_json)
+    if not as_json:
         mv = result.version
         typer.echo(f"{mv.name} version {mv.version}: {technique} of {uri}")
         typer.echo(f"  {summary(result.report)}")
@@ -494,6 +485,18 @@ def optimize(
             typer.echo(f"  quality gates: {'passed' if result.passed_gates else 'FAILED'}")
     if result.passed_gates is False:
         raise typer.Exit(1)
+
+
+def _run_optimize(optimizer: Any, uri: str, technique: str, options: Any, as_json: bool) -> Any:
+    """Run the optimization: JSON printed as it is, or the steps shown on stderr."""
+    if as_json:
+        result = optimizer.optimize(uri, technique, options)
+        print_json(result.to_dict())
+        return result
+    from rich.console import Console
+
+    with Console(stderr=True).status("optimizing") as status:
+        return optimizer.optimize(uri, technique, options, progress=lambda s: status.update(s))
 
 
 def _technique(quantize: str | None, prune: bool, distill: bool) -> str:
