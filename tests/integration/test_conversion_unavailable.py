@@ -4,7 +4,9 @@ later conversion with the converter installed converts it."""
 
 from __future__ import annotations
 
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,15 +20,20 @@ pytestmark = pytest.mark.slow  # converts an XGBoost model
 
 
 def test_a_missing_converter_is_unavailable_then_converted(
-    settings: Settings, breast_cancer: Any, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, breast_cancer: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     X, y = breast_cancer
     model = xgb.XGBClassifier(n_estimators=10, max_depth=3).fit(X, y)
     reg = Registry(open_stores(settings))
-    # what an environment without onnxmltools looks like to `import onnxmltools`
+    # what an environment without onnxmltools looks like to `import onnxmltools`, here and in
+    # the child process a booster converts in (a sitecustomize on its PYTHONPATH)
     for name in [m for m in sys.modules if m.split(".")[0] == "onnxmltools"]:
         monkeypatch.delitem(sys.modules, name)
     monkeypatch.setitem(sys.modules, "onnxmltools", None)
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text("import sys\nsys.modules['onnxmltools'] = None\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(hook), os.environ.get("PYTHONPATH", "")]))
     reg.register("xgb", model, input_example=X[:20])
     Registry.wait_for_conversions(timeout=120)
     mv = reg.resolve("models:/xgb/1")

@@ -323,7 +323,7 @@ def test_a_program_that_touches_files_is_refused(
     from shipyard.flavors.pytorch import check_program
 
     reg = Registry(open_stores(settings))
-    with pytest.raises(UntrustedModelError, match=r"torch\.save"):
+    with pytest.raises(UntrustedModelError, match=r"names save"):
         reg.register("writes", torch.jit.script(Writes()), input_example=data["Xr"][:5])
     archive = tmp_path / "writes.pt"
     torch.jit.save(torch.jit.script(Writes()), str(archive))
@@ -394,3 +394,81 @@ def test_image_model_converts_to_onnx_with_its_named_input(settings: Settings) -
         loaded = sy.load_model(f"models:/digits/{version}")
         assert loaded.backend == "onnxruntime"
         np.testing.assert_allclose(loaded.predict(images.numpy()), own, rtol=1e-4, atol=1e-5)
+
+
+def test_image_classifier_converts_with_its_probabilities(settings: Settings) -> None:
+    torch.manual_seed(2)
+    model = TinyConv().eval()
+    images = torch.randn(8, 1, 8, 8)
+    reg = Registry(open_stores(settings))
+    reg.register("digits", sy.TorchClassifier(model, classes=[0, 1, 2]), input_example=images[:4])
+    Registry.wait_for_conversions(timeout=120)
+    mv = reg.resolve("models:/digits/1")
+    assert mv.onnx_status == "ok", mv.onnx_detail
+    loaded = sy.load_model("models:/digits/1")
+    assert loaded.backend == "onnxruntime" and loaded.has_proba
+    with torch.no_grad():
+        proba = torch.softmax(model(images), 1).numpy()
+    np.testing.assert_allclose(loaded.predict_proba(images.numpy()), proba, atol=1e-5)
+    assert np.array_equal(loaded.predict(images.numpy()), proba.argmax(1))
+
+
+def _rewritten(archive: Path, out: Path, rename: Any = None, edit: Any = None) -> Path:
+    """A copy of a TorchScript archive with its code entries renamed and/or their text edited,
+    as a hostile uploader would make it (torch finds code files whatever their case)."""
+    import zipfile
+
+    with zipfile.ZipFile(archive) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data, name = src.read(info), info.filename
+            if name.endswith(".py") and "/code/" in name:
+                name = rename(name) if rename else name
+                data = edit(data.decode()).encode() if edit else data
+            dst.writestr(name, data)
+    return out
+
+
+class Restores(torch.nn.Module):  # type: ignore[misc]
+    """Runs its own code while the archive loads."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.n = 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.n
+
+    @torch.jit.export
+    def __getstate__(self) -> int:
+        return self.n
+
+    @torch.jit.export
+    def __setstate__(self, state: int) -> None:
+        self.n = state
+
+
+def test_hidden_file_operators_and_load_time_code_are_refused(tmp_path: Path) -> None:
+    from shipyard.flavors.pytorch import MAX_CODE_BYTES, check_program
+
+    plain = tmp_path / "writes.pt"
+    torch.jit.save(torch.jit.script(Writes()), str(plain))
+    hidden = [
+        _rewritten(plain, tmp_path / "a.pt", rename=lambda n: n.replace("/code/", "/CODE/")),
+        _rewritten(plain, tmp_path / "b.pt", rename=lambda n: n[:-3] + ".PY"),
+        _rewritten(  # a line break and a comment between `torch.` and the operator
+            plain, tmp_path / "c.pt", edit=lambda t: t.replace("torch.save", "(torch.  # x\n save)")
+        ),
+    ]
+    for archive in hidden:
+        with pytest.raises(UntrustedModelError, match="names save"):
+            check_program(archive)
+    restores = tmp_path / "restores.pt"
+    torch.jit.save(torch.jit.script(Restores()), str(restores))
+    with pytest.raises(UntrustedModelError, match="__setstate__"):
+        check_program(restores)
+    benign = tmp_path / "benign.pt"
+    torch.jit.save(torch.jit.script(TinyConv()), str(benign))
+    check_program(benign)  # a plain network passes
+    padded = _rewritten(benign, tmp_path / "big.pt", edit=lambda t: t + "#" * MAX_CODE_BYTES)
+    with pytest.raises(ModelLoadError, match="MiB of code"):
+        check_program(padded)

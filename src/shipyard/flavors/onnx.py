@@ -211,8 +211,11 @@ class OnnxTensorPredictor(OnnxPredictor):
             )
         self.input_name = signature.names[0]
         self.input_dtype = ""
-        self.label_output = session.get_outputs()[0].name
-        self.proba_output = None
+        outs = [o.name for o in session.get_outputs()]
+        self.label_output = outs[0]
+        # a classifier shipyard converted (a PyTorch image classifier) names its second output
+        # "probabilities"; another graph's second output is not taken for them
+        self.proba_output = outs[1] if outs[1:2] == ["probabilities"] else None
 
     def _run(self, columns: Mapping[str, np.ndarray], outputs: list[str]) -> list[Any]:
         feed = {n: columns[n] for n in self.signature.names}

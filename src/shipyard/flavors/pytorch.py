@@ -65,8 +65,9 @@ TORCH_RTOL = 1e-5
 # as float32 rounding allows
 SAME_RTOL, SAME_ATOL = 1e-5, 1e-6
 OPSET = 17
-# TorchScript operators that touch files: a program calling one loads only when trusted
-FILE_OPERATORS = frozenset({"save", "load", "from_file"})
+# names a TorchScript program may not hold unless trusted: operators that touch files, and a
+# method that runs while the archive loads
+FILE_OPERATORS = frozenset({"save", "load", "from_file", "__setstate__"})
 Output = Literal["logits", "probabilities"]
 
 
@@ -332,11 +333,18 @@ def _quiet() -> Iterator[None]:
         yield
 
 
+MAX_CODE_BYTES = 16 * 2**20  # the TorchScript source of one archive, all files together
+
+
 def check_program(path: Path | IO[bytes]) -> None:
-    """Refuse a TorchScript archive whose code calls an operator that reads or writes files
-    (`torch.save`, `torch.load`, `torch.from_file`): TorchScript runs no Python, but those
-    operators would let a model read the serving host's files or write to it. The archive's
-    code is TorchScript source (`code/…/*.py` in the zip), read here token by token."""
+    """Refuse a TorchScript archive whose code names an operator that reads or writes files
+    (`save`, `load`, `from_file`) or that runs code while it loads (`__setstate__`): TorchScript
+    runs no Python, but those would let a model read the serving host's files or write to it.
+
+    Every entry torch could compile is read — any name ending in `.py`, whatever its folder and
+    case (torch's reader ignores case) — within MAX_CODE_BYTES in all, and any NAME token of
+    those is refused wherever it stands: no spacing, line break or comment between `torch.` and
+    the name hides it."""
     import io
     import tokenize
     import zipfile
@@ -346,25 +354,30 @@ def check_program(path: Path | IO[bytes]) -> None:
     except (OSError, zipfile.BadZipFile) as exc:
         raise ModelLoadError(f"not a readable TorchScript archive: {exc}") from exc
     with archive:
-        for name in archive.namelist():
-            if "/code/" not in name or not name.endswith(".py"):
-                continue
-            source = archive.read(name).decode("utf-8", errors="replace")
+        sources = [i for i in archive.infolist() if i.filename.lower().endswith(".py")]
+        if sum(i.file_size for i in sources) > MAX_CODE_BYTES:
+            raise ModelLoadError(
+                f"the TorchScript archive holds more than {MAX_CODE_BYTES // 2**20} MiB of code"
+            )
+        for info in sources:
+            source = archive.read(info).decode("utf-8", errors="replace")
             try:
-                tokens = [t.string for t in tokenize.generate_tokens(io.StringIO(source).readline)]
+                names = {
+                    t.string
+                    for t in tokenize.generate_tokens(io.StringIO(source).readline)
+                    if t.type == tokenize.NAME
+                }
             except (tokenize.TokenError, SyntaxError) as exc:
-                raise ModelLoadError(f"unreadable TorchScript code in {name}: {exc}") from exc
-            for i in range(len(tokens) - 2):
-                if (
-                    tokens[i] in ("torch", "aten")
-                    and tokens[i + 1] == "."
-                    and (tokens[i + 2] in FILE_OPERATORS)
-                ):
-                    raise UntrustedModelError(
-                        f"the TorchScript program calls {tokens[i]}.{tokens[i + 2]} ({name}), "
-                        "which reads or writes files; shipyard loads it only with trusted=True "
-                        "(CLI: --trusted)"
-                    )
+                raise ModelLoadError(
+                    f"unreadable TorchScript code in {info.filename}: {exc}"
+                ) from exc
+            found = sorted(names & FILE_OPERATORS)
+            if found:
+                raise UntrustedModelError(
+                    f"the TorchScript program names {', '.join(found)} ({info.filename}), which "
+                    "reads or writes files or runs code at load; shipyard loads it only with "
+                    "trusted=True (CLI: --trusted)"
+                )
 
 
 def _check_compiled(program: Any) -> None:

@@ -336,10 +336,10 @@ def _check_flavor(
             "code (scikit-learn saved with skops, XGBoost, LightGBM, ONNX)",
             field="uri",
         )
-    if (manifest.get("signature") or {}).get("kind") == "tensors" and technique != "quantize":
+    if (manifest.get("signature") or {}).get("kind") == "tensors":
         raise InvalidArgumentError(
-            f"{what} takes tensor inputs: --quantize optimizes it; {technique} works on models "
-            "of table columns",
+            f"{what} takes tensor inputs: models optimize measures a version on held-out rows "
+            "of a table, so it optimizes models of table columns only (for now)",
             field="technique",
         )
 

@@ -201,7 +201,11 @@ def _check_same(torch: Any, program: Any, layers: list[Any], inputs: list[Any], 
         except RuntimeError as exc:  # layers whose shapes do not chain in definition order
             raise _refuse(what, "its layers do not run in the order they are defined") from exc
         if want.shape != got.shape or not torch.allclose(got, want, SAME_RTOL, SAME_ATOL):
-            raise _refuse(what, "its forward does more than run its layers in order")
+            raise _refuse(
+                what,
+                "its forward does more than run its layers in order (an activation called as "
+                "a function, e.g. torch.relu(x), is not a layer: use nn.ReLU() modules)",
+            )
 
 
 def _cut(torch: Any, layers: list[Any], amount: float) -> tuple[Any, list[int]]:

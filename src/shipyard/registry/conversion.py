@@ -5,9 +5,10 @@ thread converts each new sklearn version from its saved artifact, checks the ONN
 against the original on the stored example, and records `ok` (with the ONNX file's digest),
 `refused` (with the reason) or `unavailable` (a converter is not installed: no verdict on the
 model; `Registry.convert()` tries again) on the version. Serving picks the ONNX file up when
-it appears. Each conversion runs in a child process (`conversion_child`): a model that crashes
-its framework or the converter marks its own version `failed` ("the converter crashed (signal
-11, SIGSEGV)") and never takes down the process — a server — that resumed it.
+it appears. Each conversion of a model a native library loads runs in a child process
+(`conversion_child`; a scikit-learn model saved with skops converts in-process, Python only): a
+model that crashes its framework or the converter marks its own version `failed` ("the
+converter crashed (signal 11, SIGSEGV)") and never takes down the process that resumed it.
 
 That thread belongs to a `ConversionWorker`, one per metadata store, which the store owns
 (`MetadataStore.background`) and shuts down when it closes: queued conversions are finished
@@ -179,7 +180,7 @@ def convert_version(
     "unavailable"). `claimed`:
     this process holds the version's claim (renewed meanwhile by `worker`, by default the one
     of `stores`, and given back if it fails)."""
-    from shipyard.registry.conversion_child import ConverterCrashed, convert_isolated
+    from shipyard.registry.conversion_child import ConverterCrashed, convert
 
     worker = worker or worker_of(stores)
     if claimed:
@@ -188,8 +189,8 @@ def convert_version(
     try:
         digest: str | None = None
         detail: str | None = None
-        try:  # in a child process: a model that crashes the converter crashes only it
-            data = convert_isolated(stores.artifacts, artifact_digest)
+        try:  # a native model in a child process: one that crashes the converter crashes it
+            data = convert(stores.artifacts, artifact_digest)
         except ConverterCrashed as exc:
             status, detail = "failed", exc.message
         except ConversionError as exc:

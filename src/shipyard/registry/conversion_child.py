@@ -30,8 +30,35 @@ if TYPE_CHECKING:
 TIMEOUT_SECONDS = 900.0
 
 
+class ConverterUnavailable(ImportError):
+    """The child could not import a converter: no verdict on the model (retried later)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
 class ConverterCrashed(ConversionError):
     """The converting process died (a signal, an exit without an answer) or ran out of time."""
+
+
+# what a scikit-learn model saved with skops alone holds: loading it (skops, with its trust
+# checks) and converting it (skl2onnx) run Python only, so it converts in the process that asks
+# — a child's start and imports cost seconds per version. Everything else (native boosters,
+# TorchScript, pipelines with booster steps) converts in a child.
+IN_PROCESS_FILES = frozenset({"model.skops", "requirements.txt"})
+
+
+def convert(artifacts: LocalArtifactStore, digest: str) -> bytes:
+    """`convert_saved(artifacts, digest)`: here for a pure-Python scikit-learn model, in a
+    child process for anything a native library loads."""
+    from shipyard.flavors import convert_saved, read_manifest
+
+    manifest = read_manifest(artifacts, digest)
+    files = set(manifest.get("files") or ())
+    if manifest.get("flavor") == "sklearn" and files <= IN_PROCESS_FILES:
+        return convert_saved(artifacts, digest)
+    return convert_isolated(artifacts, digest)
 
 
 def convert_isolated(
@@ -51,6 +78,8 @@ def convert_isolated(
         if done.returncode != 0 or answer is None:
             last = (done.stderr.strip().splitlines() or ["no output"])[-1]
             raise ConverterCrashed(f"the converter exited with {done.returncode}: {last[:300]}")
+        if answer.get("unavailable") is not None:
+            raise ConverterUnavailable(str(answer["unavailable"]))
         if answer.get("refused") is not None:
             raise ConversionError(str(answer["refused"]))
         return out.read_bytes()
@@ -73,15 +102,20 @@ def _answer(stdout: str) -> dict[str, object] | None:
 
 
 def main(argv: list[str]) -> int:
-    """Convert one saved model; the last stdout line says {"ok": true} or {"refused": why}."""
+    """Convert one saved model; the last stdout line says {"ok": true}, {"refused": why} or
+    {"unavailable": what to install}."""
     from shipyard.flavors import convert_saved
     from shipyard.stores.artifacts import LocalArtifactStore
 
     root, digest, out = argv
     try:
         data = convert_saved(LocalArtifactStore(root), digest)
+    except ImportError as exc:  # a converter not installed: no verdict on the model
+        answer: dict[str, object] = {
+            "unavailable": getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        }
     except ConversionError as exc:
-        answer: dict[str, object] = {"refused": exc.message}
+        answer = {"refused": exc.message}
     except Exception as exc:  # skl2onnx fails in many ways on models it does not know
         answer = {"refused": f"{type(exc).__name__}: {exc}"}
     else:
