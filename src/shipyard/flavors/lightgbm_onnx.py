@@ -3,13 +3,14 @@
 onnxmltools converts a LightGBM classifier to a TreeEnsembleClassifier with float32 inputs
 and thresholds only; a feature value between a double threshold and its float32 rounding
 takes the other branch, and the probabilities drift (6e-3 on 300 trees). Here the trees'
-raw scores become a TreeEnsembleRegressor (ai.onnx.ml opset 3, whose `*_as_tensor`
-attributes hold double thresholds and leaf values; onnxruntime compares a double input with
-them and sums the leaves in double) with one target per class (one for a binary model);
-the raw scores are cast to double and turned into probabilities as LightGBM does (binary:
-sigmoid of sigmoid_param * score, giving [1 - p, p]; multiclass: softmax), and the label is
-the class of the highest probability. Outputs: label first, probabilities second (what
-OnnxPredictor reads).
+raw scores become a TreeEnsemble (ai.onnx.ml opset 5, tested on onnxruntime 1.32: thresholds, leaf
+values, their sum and its output all in the input's type, double) with one target per class
+(one for a binary model); they are turned into probabilities as LightGBM does (binary:
+sigmoid of sigmoid_param * score, giving [1 - p, p]; multiclass: softmax), in double, and the
+label is the class of the highest probability. Outputs: label first, probabilities second
+(what OnnxPredictor reads). Probabilities match LightGBM's to ~1e-15. (With opset 3's
+TreeEnsembleRegressor and `*_as_tensor` double attributes onnxruntime also compares and sums
+in double, but its output is float32: ~1e-8 on probabilities.)
 
 Only what this builder reproduces exactly is converted: numerical `<=` splits, NaN routed as
 LightGBM routes it, the binary and multiclass (softmax) objectives, constant leaves; anything
@@ -28,8 +29,8 @@ import numpy as np  # imported only to convert, which needs it
 if TYPE_CHECKING:
     from shipyard.flavors.tree_onnx import Converter
 
-ML_OPSET = 3  # TreeEnsembleRegressor with nodes_values_as_tensor (double thresholds)
-OPSET = 15
+ML_OPSET = 5  # TreeEnsemble: double thresholds, leaves, sums and output
+OPSET = 21
 
 
 class Unsupported(ValueError):
@@ -74,69 +75,76 @@ def _sigmoid_param(objective: str) -> float:
 
 
 def _ensemble(trees: list[dict[str, Any]], n_targets: int) -> dict[str, list[Any]]:
-    """TreeEnsembleRegressor attributes of the dumped trees (tree i scores class i % k)."""
-    attrs: dict[str, list[Any]] = {
-        k: []
-        for k in (
-            "nodes_treeids",
-            "nodes_nodeids",
-            "nodes_featureids",
-            "nodes_modes",
-            "nodes_values",
-            "nodes_truenodeids",
-            "nodes_falsenodeids",
-            "nodes_missing_value_tracks_true",
-            "target_treeids",
-            "target_nodeids",
-            "target_ids",
-            "target_weights",
-        )
-    }
+    """TreeEnsemble (ai.onnx.ml 5) attributes of the dumped trees (tree i scores class i % k):
+    split nodes and leaves in their own lists, each child either a node or a leaf."""
+    names = (
+        "tree_roots",
+        "nodes_featureids",
+        "nodes_splits",
+        "nodes_truenodeids",
+        "nodes_trueleafs",
+        "nodes_falsenodeids",
+        "nodes_falseleafs",
+        "nodes_missing_value_tracks_true",
+        "leaf_targetids",
+        "leaf_weights",
+    )
+    attrs: dict[str, list[Any]] = {k: [] for k in names}
     for tree_id, tree in enumerate(trees):
-        _add_tree(attrs, tree_id, tree_id % n_targets, tree["tree_structure"])
+        root = tree["tree_structure"]
+        attrs["tree_roots"].append(len(attrs["nodes_splits"]))
+        if _is_leaf(root):  # a tree without splits: one that leads to its leaf both ways
+            leaf = _leaf(attrs, tree_id % n_targets, root)
+            _split(attrs, 0, float("inf"), 1, ((leaf, 1), (leaf, 1)))
+        else:
+            _add_node(attrs, tree_id % n_targets, root)
     return attrs
 
 
-def _add_tree(attrs: dict[str, list[Any]], tree_id: int, target: int, root: dict[str, Any]) -> None:
-    """Number the tree's nodes depth-first and append them (leaves also as targets)."""
-    stack = [(root, 0)]
-    next_id = 1
-    while stack:
-        node, node_id = stack.pop()
-        attrs["nodes_treeids"].append(tree_id)
-        attrs["nodes_nodeids"].append(node_id)
-        if "leaf_value" in node or "split_feature" not in node:
-            if "leaf_coeff" in node:
-                raise Unsupported("a LightGBM model with linear trees")
-            _leaf(attrs, tree_id, node_id, target, float(node.get("leaf_value", 0.0)))
-            continue
-        if node.get("decision_type") != "<=":
-            raise Unsupported(f"a {node.get('decision_type')!r} (categorical) split")
-        threshold = float(node["threshold"])
-        left, right = next_id, next_id + 1
-        next_id += 2
-        attrs["nodes_featureids"].append(int(node["split_feature"]))
-        attrs["nodes_modes"].append("BRANCH_LEQ")
-        attrs["nodes_values"].append(threshold)
-        attrs["nodes_truenodeids"].append(left)
-        attrs["nodes_falsenodeids"].append(right)
-        attrs["nodes_missing_value_tracks_true"].append(_nan_goes_left(node, threshold))
-        stack += [(node["right_child"], right), (node["left_child"], left)]
+def _is_leaf(node: dict[str, Any]) -> bool:
+    return "leaf_value" in node or "split_feature" not in node
 
 
-def _leaf(
-    attrs: dict[str, list[Any]], tree_id: int, node_id: int, target: int, value: float
-) -> None:
-    attrs["nodes_featureids"].append(0)
-    attrs["nodes_modes"].append("LEAF")
-    attrs["nodes_values"].append(0.0)
-    attrs["nodes_truenodeids"].append(0)
-    attrs["nodes_falsenodeids"].append(0)
-    attrs["nodes_missing_value_tracks_true"].append(0)
-    attrs["target_treeids"].append(tree_id)
-    attrs["target_nodeids"].append(node_id)
-    attrs["target_ids"].append(target)
-    attrs["target_weights"].append(value)
+def _add_node(attrs: dict[str, list[Any]], target: int, node: dict[str, Any]) -> int:
+    """Append a split node and its subtrees; its index. Depth is LightGBM's (bounded by its
+    leaves), so the recursion is shallow."""
+    if node.get("decision_type") != "<=":
+        raise Unsupported(f"a {node.get('decision_type')!r} (categorical) split")
+    threshold = float(node["threshold"])
+    index = _split(attrs, int(node["split_feature"]), threshold, _nan_goes_left(node, threshold))
+    for side, child in (("true", node["left_child"]), ("false", node["right_child"])):
+        if _is_leaf(child):
+            attrs[f"nodes_{side}nodeids"][index] = _leaf(attrs, target, child)
+            attrs[f"nodes_{side}leafs"][index] = 1
+        else:
+            attrs[f"nodes_{side}nodeids"][index] = _add_node(attrs, target, child)
+    return index
+
+
+def _split(
+    attrs: dict[str, list[Any]],
+    feature: int,
+    threshold: float,
+    nan_left: int,
+    children: tuple[tuple[int, int], tuple[int, int]] = ((0, 0), (0, 0)),
+) -> int:
+    (true_id, true_leaf), (false_id, false_leaf) = children
+    attrs["nodes_featureids"].append(feature)
+    attrs["nodes_splits"].append(threshold)
+    attrs["nodes_missing_value_tracks_true"].append(nan_left)
+    attrs["nodes_truenodeids"].append(true_id)
+    attrs["nodes_trueleafs"].append(true_leaf)
+    attrs["nodes_falsenodeids"].append(false_id)
+    attrs["nodes_falseleafs"].append(false_leaf)
+    return len(attrs["nodes_splits"]) - 1
+
+
+def _leaf(attrs: dict[str, list[Any]], target: int, node: dict[str, Any]) -> int:
+    if "leaf_coeff" in node:
+        raise Unsupported("a LightGBM model with linear trees")
+    attrs["leaf_targetids"].append(target)
+    attrs["leaf_weights"].append(float(node.get("leaf_value", 0.0)))
+    return len(attrs["leaf_weights"]) - 1
 
 
 def _nan_goes_left(node: dict[str, Any], threshold: float) -> int:
@@ -161,22 +169,24 @@ def _graph(
 ) -> Any:
     from onnx import TensorProto, helper, numpy_helper
 
-    doubles = {"nodes_values", "target_weights"}
-    kwargs: dict[str, Any] = {k: v for k, v in attrs.items() if k not in doubles}
-    for name in doubles:
-        kwargs[f"{name}_as_tensor"] = numpy_helper.from_array(np.asarray(attrs[name], np.float64))
+    kwargs: dict[str, Any] = {
+        k: v for k, v in attrs.items() if k not in ("nodes_splits", "leaf_weights")
+    }
+    n_nodes = len(attrs["nodes_splits"])
+    kwargs["nodes_modes"] = numpy_helper.from_array(np.zeros(n_nodes, np.uint8))  # BRANCH_LEQ
+    for name in ("nodes_splits", "leaf_weights"):
+        kwargs[name] = numpy_helper.from_array(np.asarray(attrs[name], np.float64))
     nodes = [
         helper.make_node(
-            "TreeEnsembleRegressor",
+            "TreeEnsemble",
             ["input"],
-            ["raw32"],
+            ["raw"],
             domain="ai.onnx.ml",
             n_targets=n_targets,
-            post_transform="NONE",
-            aggregate_function="SUM",
+            post_transform=0,  # none
+            aggregate_function=1,  # sum
             **kwargs,
-        ),
-        helper.make_node("Cast", ["raw32"], ["raw"], to=TensorProto.DOUBLE),
+        )
     ]
     inits = [numpy_helper.from_array(np.asarray(classes, np.int64), "classes")]
     if scale is None:
