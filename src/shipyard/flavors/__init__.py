@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from shipyard.errors import ConversionError, InvalidArgumentError, ModelLoadError
+from shipyard.flavors import parity_rows
 from shipyard.flavors.base import Flavor, LoadedModel
 from shipyard.flavors.booster_guard import verify_saved
 from shipyard.flavors.reference import COMPARED, compare, record
@@ -97,6 +98,7 @@ def save_model(
     code: Iterable[str | Path] | None = None,
     artifacts_of_model: Mapping[str, str | Path] | None = None,
     pip_requirements: Iterable[str] = (),
+    check_data: Any = None,
 ) -> tuple[str, str, Signature, dict[str, Any]]:
     """Save `model` into the artifact store. Returns (flavor, manifest digest, signature,
     manifest). `onnx=True` converts now and requires the conversion to match (ConversionError
@@ -107,7 +109,8 @@ def save_model(
 
     A `shipyard.PythonModel` is saved with its `code` (paths) and `artifacts_of_model` (name →
     path); every model gets a lock of the package versions it needs (`flavors.environment`),
-    with `pip_requirements` added."""
+    with `pip_requirements` added. Up to 1000 rows of `check_data` (the reference data) are
+    stored to check its ONNX conversion with the example's (`parity_rows`)."""
     if input_example is None:
         raise InvalidArgumentError(
             "input_example is required: shipyard infers the signature from it and uses it to "
@@ -141,10 +144,14 @@ def save_model(
         for name, path in saved.files.items():
             manifest["files"][name] = artifacts.put_file(path)[0]
         _record_outputs(flavor, saved.files, manifest, signature)
+    checked = parity_rows.store(signature, check_data, artifacts) if flavor.converts else None
+    if checked is not None:
+        manifest[parity_rows.KEY] = checked[0]
     if onnx is True and flavor.converts:
-        data = flavor.to_onnx(model, signature, example_columns)
+        check_columns = parity_rows.joined(example_columns, None if checked is None else checked[1])
+        data = flavor.to_onnx(model, signature, check_columns)
         manifest["files"]["model.onnx"] = artifacts.put_bytes(data)[0]
-        rows = len(next(iter(example_columns.values())))
+        rows = len(next(iter(check_columns.values())))
         manifest["onnx"] = {"status": "ok", "checked_rows": rows, "parity": _parity(data)}
         manifest["requirements"]["onnxruntime"] = _package_version("onnxruntime")
     # a scikit-learn estimator pickled keeps its flavor: it is still scikit-learn's to convert
@@ -249,7 +256,8 @@ def convertible(manifest: Mapping[str, Any]) -> bool:
 
 
 def convert_saved(artifacts: LocalArtifactStore, digest: str) -> bytes:
-    """Convert a saved model to ONNX, checked on its stored input example. Works from the
+    """Convert a saved model to ONNX, checked on its stored input example (and its stored
+    `parity_rows`, from the reference data). Works from the
     saved (immutable) artifact, never from a live object that may have changed since."""
     manifest = read_manifest(artifacts, digest)
     if not convertible(manifest):
@@ -259,7 +267,10 @@ def convert_saved(artifacts: LocalArtifactStore, digest: str) -> bytes:
         )
     signature = Signature.from_dict(manifest["signature"])
     native = load_model(artifacts, digest, backend="python")
-    columns = signature.example_columns(manifest["input_example"])
+    columns = parity_rows.joined(
+        signature.example_columns(manifest["input_example"]),
+        parity_rows.load(signature, manifest, artifacts),
+    )
     flavor = flavor_named(manifest["flavor"])
     # what the flavor converts: the predictor itself where the bare model lacks what the
     # manifest adds (a LightGBM booster's classes), else the model it calls

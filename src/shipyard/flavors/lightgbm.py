@@ -150,6 +150,7 @@ class LightGBMFlavor:
     def to_onnx(
         self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
     ) -> bytes:
+        from shipyard.flavors.lightgbm_onnx import double_first
         from shipyard.flavors.tree_onnx import convert_checked
 
         predictor = _predictor_of(model, signature)
@@ -163,7 +164,7 @@ class LightGBMFlavor:
         proba = predictor.predict_proba_columns(example_columns)
         return convert_checked(
             predictor.model,
-            _convert,
+            _convert if classes is None else double_first(classes, _convert),
             expected,
             proba,
             signature,

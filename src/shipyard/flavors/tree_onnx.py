@@ -4,7 +4,8 @@ predictions before it is kept.
 ONNX tree operators compare features with float32 thresholds unless the converter writes
 double ones; a value that falls between a double threshold and its float32 rounding takes the
 other branch, and a regressor's output drifts as trees are added. So every conversion is run
-on the stored example rows and compared with the native model: class labels must be equal and
+on the stored example rows (and the reference data's, `parity_rows.py`) and compared with the
+native model: class labels must be equal and
 probabilities within PROBA_ATOL; a regressor's largest difference, relative to the largest
 output, must stay below REGRESSION_RTOL — otherwise the conversion is refused and the model is
 served by its own runtime (the version's `onnx_detail` says why). Double-precision inputs are

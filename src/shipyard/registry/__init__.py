@@ -69,7 +69,8 @@ class Registry:
 
         `reference_data` (and `reference_target`), typically the training data, give the
         version a monitoring reference: profiles of its features, of the model's predictions
-        on them and of the target (prediction and label drift).
+        on them and of the target (prediction and label drift); up to 1000 of its rows also
+        check the ONNX conversion, with the input example's (`flavors/parity_rows.py`).
 
         `onnx`: "auto" converts models that have a converter (scikit-learn, XGBoost, LightGBM)
         to ONNX in the background and keeps the conversion only if its outputs match
@@ -89,6 +90,7 @@ class Registry:
             code=code,
             artifacts_of_model=artifacts,
             pip_requirements=pip_requirements,
+            check_data=reference_data,
         )
         version_tags = dict(tags or {})
         if reference_data is not None:
