@@ -470,21 +470,35 @@ def optimize(
       shipyard models optimize models:/churn/3 --distill --student mlp \\
           --data holdout.parquet --target churned --train-data train.parquet
     """
-    from shipyard.optimize import Optimizer, Options, summary
+    from shipyard.optimize import Optimizer, Options
     from shipyard.stores import open_stores
 
     technique = _technique(quantize, prune, distill)
     options = Options(data, target, train_data, calibration, tolerance, student, amount, finetune)
     result = _run_optimize(Optimizer(open_stores()), uri, technique, options, as_json)
     if not as_json:
-        mv = result.version
-        typer.echo(f"{mv.name} version {mv.version}: {technique} of {uri}")
-        typer.echo(f"  {summary(result.report)}")
-        typer.echo(f"  held-out: {result.report['held_out']['source']}")
-        if result.gates is not None:
-            typer.echo(f"  quality gates: {'passed' if result.passed_gates else 'FAILED'}")
+        _show_optimized(result, technique, uri)
     if result.passed_gates is False:
         raise typer.Exit(1)
+
+
+def _show_optimized(result: Any, technique: str, uri: str) -> None:
+    """The new version in a few lines; a warning when it lost accuracy and no gate stopped it."""
+    from shipyard.optimize import summary, worse
+
+    mv = result.version
+    typer.echo(f"{mv.name} version {mv.version}: {technique} of {uri}")
+    typer.echo(f"  {summary(result.report)}")
+    typer.echo(f"  held-out: {result.report['held_out']['source']}")
+    lost = worse(result.report)
+    if lost and result.gates is None:
+        typer.echo(
+            f"warning: version {mv.version} is worse than its parent ({', '.join(lost)}) and "
+            "the model has no quality gate to stop it; check it before giving it an alias",
+            err=True,
+        )
+    if result.gates is not None:
+        typer.echo(f"  quality gates: {'passed' if result.passed_gates else 'FAILED'}")
 
 
 def _run_optimize(optimizer: Any, uri: str, technique: str, options: Any, as_json: bool) -> Any:

@@ -388,8 +388,25 @@ def summary(report: dict[str, Any]) -> str:
     )
 
 
+LOWER_IS_BETTER = frozenset({"rmse"})
+
+
+def worse(report: dict[str, Any], margin: float = 0.01) -> list[str]:
+    """The headline metrics the new version lost more than `margin` on (absolute; for RMSE,
+    relative to the old value): what a caller is warned of when no gate stopped it."""
+    old, delta = report["metrics"]["old"], report["metrics"]["delta"]
+    out = []
+    for key, change in delta.items():
+        if key in LOWER_IS_BETTER:
+            if change > margin * abs(old.get(key) or 0.0):
+                out.append(f"{key} {change:+.4f}")
+        elif change < -margin:
+            out.append(f"{key} {change:+.4f}")
+    return out
+
+
 def _kb(n: int) -> str:
     return f"{n / 1024:.1f} KB" if n < 1024 * 1024 else f"{n / 1024 / 1024:.1f} MB"
 
 
-__all__ = ["TECHNIQUES", "OptimizeResult", "Optimizer", "Options", "summary"]
+__all__ = ["TECHNIQUES", "OptimizeResult", "Optimizer", "Options", "summary", "worse"]
