@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("shipyard.server")
 
-# where `/` sends a browser (the web UI will take `/` over: change it here)
-HOME = "/docs"
+# where `/` sends a browser: the web UI (a replica without the control plane: the API docs)
+HOME = "/ui/"
+HOME_WITHOUT_UI = "/docs"
 
 
 def create_server_app(
@@ -73,9 +74,12 @@ def create_server_app(
     )
     mount_data_plane(app, plane, lifecycle)
     extra = {"endpoints": "/api/endpoints"} if control_plane else {}
-    install_home(app, HOME, index_links(**extra))
+    install_home(app, HOME if control_plane else HOME_WITHOUT_UI, index_links(**extra))
     if control_plane:
+        from shipyard.ui import install_ui
+
         mount_api(app, stores, registry, settings=settings, table=table, monitor=monitor)
+        install_ui(app)
         from shipyard.server.limits import BodyLimitMiddleware
 
         app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)

@@ -89,7 +89,7 @@ HOT_KINDS: Final = tuple(r.kind for r in HOT)
 # open: the home page `/`, the routes above without a scope (every path under /health/ and
 # /v2/health/), the API documents and their assets (/docs/assets/…) and the favicon
 _OPEN: Final = re.compile(
-    r"^/($|health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon)"
+    r"^/($|health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon|ui(/|$))"
 )
 # POST routes that need the `predict` or the `feedback` scope (with any other method, the
 # scope is "read" for GET/HEAD and "admin" otherwise)

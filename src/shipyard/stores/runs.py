@@ -11,6 +11,7 @@ import orjson
 import sqlalchemy as sa
 
 from shipyard.errors import InvalidArgumentError, NotFoundError
+from shipyard.stores import run_search
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
 from shipyard.stores.database import dialect_insert
@@ -40,18 +41,6 @@ _END_RUN = (
     )
 )
 _RUN_EXISTS = sa.select(t.runs.c.id).where(t.runs.c.id == sa.bindparam("rid"))
-_ATTRIBUTES: dict[str, sa.ColumnElement[Any]] = {
-    "id": t.runs.c.id,
-    "run_id": t.runs.c.id,
-    "name": t.runs.c.name,
-    "run_name": t.runs.c.name,
-    "status": t.runs.c.status,
-    "start_time": t.runs.c.start_time,
-    "end_time": t.runs.c.end_time,
-    "user": t.runs.c.user,
-    "git_commit": t.runs.c.git_commit,
-    "experiment": t.experiments.c.name,
-}
 
 
 class RunStore:
@@ -298,13 +287,17 @@ class RunStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         runs = self._load_runs(
-            sa.select(*_run_columns()).select_from(_run_join()).where(t.runs.c.id == run_id),
+            sa.select(*_run_columns())
+            .select_from(run_search.run_join())
+            .where(t.runs.c.id == run_id),
             with_details=True,
         )
         if not runs:
             full = self.run_id_of_prefix(run_id)
             runs = self._load_runs(
-                sa.select(*_run_columns()).select_from(_run_join()).where(t.runs.c.id == full),
+                sa.select(*_run_columns())
+                .select_from(run_search.run_join())
+                .where(t.runs.c.id == full),
                 with_details=True,
             )
             if not runs:
@@ -353,21 +346,38 @@ class RunStore:
         order_by: Sequence[OrderKey] = (),
         limit: int | None = 1000,
         offset: int = 0,
+        after: Sequence[Any] | None = None,
     ) -> list[RunRecord]:
-        stmt = sa.select(*_run_columns()).select_from(_run_join())
-        if experiments:
-            stmt = stmt.where(t.experiments.c.name.in_(list(experiments)))
-        for clause in clauses:
-            stmt = stmt.where(_clause_to_sql(clause))
-        for i, key in enumerate(order_by):
-            stmt, col = _order_column(stmt, key, i)
-            stmt = stmt.order_by((col.desc() if key.descending else col.asc()).nulls_last())
-        stmt = stmt.order_by(t.runs.c.start_time.desc(), t.runs.c.id)
+        """Runs matching, in `run_search.ordered`'s total order; `after` (the sort values of
+        the previous page's last run, `run_search.sort_values`) starts a keyset page."""
+        stmt = sa.select(*_run_columns()).select_from(run_search.run_join())
+        stmt = run_search.where(stmt, experiments, clauses)
+        stmt = run_search.ordered(stmt, order_by, after)
         if limit is not None:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
         return self._load_runs(stmt, with_details=False)
+
+    def column_summary(
+        self, *, experiments: Sequence[str] | None = None, clauses: Sequence[Clause] = ()
+    ) -> dict[str, Any]:
+        """`run_search.column_summary` over the runs matching."""
+        with self._db.read() as conn:
+            return run_search.column_summary(conn, experiments, clauses)
+
+    def group_summary(
+        self,
+        *,
+        by: OrderKey,
+        metric: str | None = None,
+        experiments: Sequence[str] | None = None,
+        clauses: Sequence[Clause] = (),
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """`run_search.group_summary` over the runs matching."""
+        with self._db.read() as conn:
+            return run_search.group_summary(conn, experiments, clauses, by, metric, limit)
 
     def _children(self) -> list[sa.Label[Any]]:
         """Params, tags and latest metrics of each run as one JSON object per run, computed by
@@ -523,66 +533,8 @@ def _run_columns() -> list[sa.ColumnElement[Any]]:
     ]
 
 
-def _run_join() -> sa.FromClause:
-    return t.runs.join(t.experiments, t.runs.c.experiment_id == t.experiments.c.id)
-
-
 def _group(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for run_id, key, value in rows:
         out.setdefault(run_id, {})[key] = value
     return out
-
-
-def _compare(col: Any, op: str, value: Any) -> sa.ColumnElement[bool]:
-    if op == "=":
-        return col == value  # type: ignore[no-any-return]
-    if op == "!=":
-        return col != value  # type: ignore[no-any-return]
-    if op == ">":
-        return col > value  # type: ignore[no-any-return]
-    if op == ">=":
-        return col >= value  # type: ignore[no-any-return]
-    if op == "<":
-        return col < value  # type: ignore[no-any-return]
-    if op == "<=":
-        return col <= value  # type: ignore[no-any-return]
-    if op == "LIKE":
-        return col.like(value)  # type: ignore[no-any-return]
-    if op == "ILIKE":
-        return sa.func.lower(col).like(str(value).lower())
-    if op == "IN":
-        return col.in_(list(value))  # type: ignore[no-any-return]
-    if op == "NOT IN":
-        return col.not_in(list(value))  # type: ignore[no-any-return]
-    raise InvalidArgumentError(f"unknown comparison operator {op!r}")
-
-
-def _clause_to_sql(clause: Clause) -> sa.ColumnElement[bool]:
-    if clause.kind == "attributes":
-        col = _ATTRIBUTES.get(clause.key)
-        if col is None:
-            raise InvalidArgumentError(
-                f"unknown run attribute '{clause.key}'; known: {', '.join(sorted(_ATTRIBUTES))}"
-            )
-        return _compare(col, clause.op, clause.value)
-    table = {"metrics": t.latest_metrics, "params": t.params, "tags": t.run_tags}[clause.kind]
-    return sa.exists().where(
-        table.c.run_id == t.runs.c.id,
-        table.c.key == clause.key,
-        _compare(table.c.value, clause.op, clause.value),
-    )
-
-
-def _order_column(
-    stmt: sa.Select[Any], key: OrderKey, i: int
-) -> tuple[sa.Select[Any], sa.ColumnElement[Any]]:
-    if key.kind == "attributes":
-        col = _ATTRIBUTES.get(key.key)
-        if col is None:
-            raise InvalidArgumentError(f"cannot order by unknown attribute '{key.key}'")
-        return stmt, col
-    table = {"metrics": t.latest_metrics, "params": t.params, "tags": t.run_tags}[key.kind]
-    alias = table.alias(f"order_{i}")
-    stmt = stmt.outerjoin(alias, sa.and_(alias.c.run_id == t.runs.c.id, alias.c.key == key.key))
-    return stmt, alias.c.value

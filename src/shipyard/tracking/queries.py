@@ -8,7 +8,7 @@ runs.metric_history("3f2a9c1b", "loss")
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -47,6 +47,90 @@ class RunQueries:
             experiments=experiments, clauses=clauses, order_by=order, limit=limit
         )
 
+    def page(
+        self,
+        filter: str | None = None,
+        *,
+        experiments: Sequence[str] | str | None = None,
+        order_by: Sequence[str] | str | None = None,
+        limit: int = 100,
+        page_token: str | None = None,
+    ) -> tuple[list[RunRecord], str | None]:
+        """One keyset page of `search` and the token of the next (None after the last page).
+        The token holds the order it was made for: another order_by refuses it."""
+        from shipyard.stores.run_search import sort_values
+        from shipyard.tracking.search import parse_filter, parse_order_by
+
+        clauses = parse_filter(filter)
+        order = parse_order_by(order_by)
+        if isinstance(experiments, str):
+            experiments = [experiments]
+        after = _read_token(page_token, order) if page_token else None
+        runs = self._runs.search_runs(
+            experiments=experiments, clauses=clauses, order_by=order, limit=limit + 1, after=after
+        )
+        if len(runs) <= limit:
+            return runs, None
+        runs = runs[:limit]
+        return runs, _make_token(order, sort_values(runs[-1], order))
+
+    def columns(
+        self, filter: str | None = None, *, experiments: Sequence[str] | str | None = None
+    ) -> dict[str, Any]:
+        """What the runs matching have: their count; per param and tag key the runs having it
+        and its distinct values (a key with more than one, or missing on some runs, varies);
+        per metric key the runs having it and its range."""
+        from shipyard.tracking.search import parse_filter
+
+        if isinstance(experiments, str):
+            experiments = [experiments]
+        summary = self._runs.column_summary(experiments=experiments, clauses=parse_filter(filter))
+        total = summary["runs"]
+        for kind in ("params", "tags"):
+            for item in summary[kind]:
+                item["varies"] = item["distinct"] > 1 or item["runs"] < total
+        for item in summary["metrics"]:
+            item["varies"] = item["min"] != item["max"] or item["runs"] < total
+        return summary
+
+    def groups(
+        self,
+        by: str,
+        filter: str | None = None,
+        *,
+        experiments: Sequence[str] | str | None = None,
+        metric: str | None = None,
+        limit: int = 1000,
+    ) -> list[dict[str, Any]]:
+        """The runs matching grouped by `by` (`params.model`, `tags.team`, `status`): each
+        value (None: not set) with its run count, largest first; with `metric`
+        (`metrics.auc`) also the min, mean and max of its latest values per group."""
+        from shipyard.errors import InvalidArgumentError
+        from shipyard.tracking.search import parse_filter, parse_order_by
+
+        keys = parse_order_by(by)
+        if len(keys) != 1 or keys[0].kind == "metrics" or keys[0].descending:
+            raise InvalidArgumentError(
+                "group by one param, tag or attribute, e.g. params.model", field="by"
+            )
+        metric_key = None
+        if metric:
+            found = parse_order_by(metric)
+            if len(found) != 1 or found[0].kind != "metrics":
+                raise InvalidArgumentError(
+                    "metric must be one metric, e.g. metrics.auc", field="metric"
+                )
+            metric_key = found[0].key
+        if isinstance(experiments, str):
+            experiments = [experiments]
+        return self._runs.group_summary(
+            by=keys[0],
+            metric=metric_key,
+            experiments=experiments,
+            clauses=parse_filter(filter),
+            limit=limit,
+        )
+
     def get(self, run_id: str) -> RunRecord:
         """One run by id or unique id prefix."""
         return self._runs.get_run(run_id)
@@ -74,3 +158,47 @@ class RunQueries:
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every logged value of a metric, by step then time."""
         return self._runs.metric_history(run_id, key)
+
+
+def _make_token(order: Sequence[Any], values: list[Any]) -> str:
+    import base64
+
+    import orjson
+
+    spec = [[k.kind, k.key, k.descending] for k in order]
+    return base64.urlsafe_b64encode(orjson.dumps({"o": spec, "a": values})).decode().rstrip("=")
+
+
+def _read_token(token: str, order: Sequence[Any]) -> list[Any]:
+    """The sort values a page token holds; InvalidArgumentError (field page_token) when it is
+    not one of ours or was made for another order."""
+    import base64
+    import binascii
+
+    import orjson
+
+    from shipyard.errors import InvalidArgumentError
+
+    spec = [[k.kind, k.key, k.descending] for k in order]
+    data: object = None
+    try:
+        if len(token) > 20_000:
+            raise ValueError("too long")
+        data = orjson.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        ok = isinstance(data, dict) and isinstance(data.get("a"), list)
+    except (binascii.Error, ValueError):
+        ok = False
+    if not ok or not isinstance(data, dict):
+        raise InvalidArgumentError(
+            "page_token is not a token this server gave; ask for the first page again",
+            field="page_token",
+        )
+    if data.get("o") != spec:
+        raise InvalidArgumentError(
+            "page_token was made for another order_by; ask for the first page again",
+            field="page_token",
+        )
+    values = data["a"]
+    if not all(v is None or isinstance(v, (str, int, float)) for v in values):
+        raise InvalidArgumentError("page_token holds a value of the wrong type", field="page_token")
+    return list(values)

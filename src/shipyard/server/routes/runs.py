@@ -57,9 +57,42 @@ def search(
     order_by: list[str] | None = Query(None, description="e.g. metrics.auc DESC"),
     experiment: list[str] | None = Query(None),
     limit: int = Query(100, ge=1, le=10000),
+    page_token: str | None = Query(
+        None, max_length=20000, description="next_page_token of the previous page"
+    ),
 ) -> Response:
-    found = plane.runs.search(filter, experiments=experiment, order_by=order_by, limit=limit)
-    return json_response({"runs": [r.to_dict() for r in found]})
+    """Runs matching, a keyset page at a time: `next_page_token` (null on the last page)
+    asks for the next one with the same filter and order_by."""
+    found, token = plane.runs.page(
+        filter, experiments=experiment, order_by=order_by, limit=limit, page_token=page_token
+    )
+    return json_response({"runs": [r.to_dict() for r in found], "next_page_token": token})
+
+
+@routes.get("/api/runs/columns")
+def columns(
+    plane: Plane,
+    filter: str | None = Query(None, description="e.g. params.model = 'rf'"),
+    experiment: list[str] | None = Query(None),
+) -> Response:
+    """Over every run matching: the count, and per param, tag and metric key how many runs
+    have it, its distinct values (range for metrics) and whether it varies."""
+    return json_response(plane.runs.columns(filter, experiments=experiment))
+
+
+@routes.get("/api/runs/groups")
+def groups(
+    plane: Plane,
+    by: str = Query(..., max_length=1000, description="e.g. params.model"),
+    metric: str | None = Query(None, max_length=1000, description="e.g. metrics.auc"),
+    filter: str | None = Query(None, description="e.g. status = 'FINISHED'"),
+    experiment: list[str] | None = Query(None),
+    limit: int = Query(1000, ge=1, le=10000),
+) -> Response:
+    """The runs matching grouped by a param, tag or attribute: per value its run count and,
+    with `metric`, that metric's min, mean and max; largest groups first."""
+    found = plane.runs.groups(by, filter, experiments=experiment, metric=metric, limit=limit)
+    return json_response({"by": by, "metric": metric, "groups": found})
 
 
 @routes.get("/api/runs/{run_id}")

@@ -1,0 +1,81 @@
+"""The web UI at /ui: one HTML shell, its scripts and styles from this package (no CDN), and
+Plotly's script from the `plotly` package. Every page reads the same /api the CLI's HTTP
+clients use, with the same credentials (an API key or JWT the browser keeps for the tab), so
+the UI can do nothing the caller's scopes do not allow.
+
+    install_ui(app)      # GET /ui, /ui/<page…> (the shell), /ui/assets/* (files)
+
+The view's whole state (filters, sort, columns, selection, time range) lives in the page's
+URL: `static/app.js` reads it on load and writes it on every change, so a link reproduces the
+view. The shell is served under a strict Content-Security-Policy: scripts only from this
+origin, no inline script, no plugins, no framing by other sites.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+log = logging.getLogger("shipyard.ui")
+
+PREFIX: Final = "/ui"
+STATIC: Final = Path(__file__).parent / "static"
+# Plotly injects its own <style> elements; scripts stay same-origin only
+CSP: Final = (
+    "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' blob: data:; frame-src 'self' blob:; connect-src 'self'; "
+    "font-src 'self' data:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'self'"
+)
+HEADERS: Final = {
+    "content-security-policy": CSP,
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+    "cache-control": "no-cache",
+}
+
+
+def plotly_script() -> Path | None:
+    """plotly.js as the `plotly` package ships it, or None (logged) when it is missing."""
+    from importlib.resources import files
+
+    try:
+        path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
+    except ModuleNotFoundError:
+        path = None
+    if path is None or not path.is_file():
+        log.warning("plotly.min.js not found in the plotly package: the UI draws no charts")
+        return None
+    return path
+
+
+def install_ui(app: FastAPI) -> None:
+    """Serve the UI on `app` at /ui (auth leaves the shell and its files open: they hold no
+    data; every /api call the pages make is checked as usual)."""
+    from starlette.responses import FileResponse, Response
+    from starlette.routing import Route
+    from starlette.staticfiles import StaticFiles
+
+    shell = (STATIC / "index.html").read_bytes()
+    plotly = plotly_script()
+
+    async def page(request: object) -> Response:
+        return Response(shell, media_type="text/html; charset=utf-8", headers=HEADERS)
+
+    async def plotly_js(request: object) -> Response:
+        if plotly is None:
+            return Response(b"plotly is not installed", status_code=404)
+        return FileResponse(
+            plotly, media_type="text/javascript", headers={"cache-control": "max-age=86400"}
+        )
+
+    app.router.routes.append(
+        Route(f"{PREFIX}/assets/vendor/plotly.min.js", plotly_js, include_in_schema=False)
+    )
+    app.mount(f"{PREFIX}/assets", StaticFiles(directory=STATIC), name="ui-assets")
+    app.router.routes.append(Route(PREFIX, page, include_in_schema=False))
+    app.router.routes.append(Route(PREFIX + "/{rest:path}", page, include_in_schema=False))

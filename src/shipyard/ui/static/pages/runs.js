@@ -1,0 +1,236 @@
+// /ui/runs: the runs table. The server filters (the search_runs language), sorts and pages
+// (keyset tokens); the grid keeps only what is in view in the DOM. Every choice — experiment,
+// filter, time range, sort, columns, diff-only, group, selection — is in the URL.
+//   ?experiment=E&filter=metrics.auc>0.9&since=7d&sort=metrics.auc DESC&diff=1
+//   &cols=metrics.auc,params.lr&allparams=1&group=params.model&sel=id1,id2
+import { api, errorBox, fmtNum, fmtTime, h, link, setQuery, uiUrl } from "../app.js";
+import { Grid } from "../grid.js";
+
+const PAGE = 100;
+const MAX_COMPARE = 100;
+const SINCE = { "": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days", "30d": "last 30 days" };
+const SECONDS = { h: 3600, d: 86400 };
+
+function fullFilter(q) {
+  const parts = [];
+  const filter = (q.get("filter") || "").trim();
+  if (filter) parts.push(filter);
+  const since = q.get("since") || "";
+  const m = since.match(/^(\d+)([hd])$/);
+  if (m) parts.push(`attributes.start_time >= ${Date.now() - m[1] * SECONDS[m[2]] * 1000}`);
+  return parts.join(" and ");
+}
+
+function baseParams(q) {
+  const p = new URLSearchParams();
+  const filter = fullFilter(q);
+  if (filter) p.set("filter", filter);
+  for (const e of q.getAll("experiment")) p.append("experiment", e);
+  return p;
+}
+
+function chooseColumns(q, summary) {
+  const diff = q.get("diff") === "1";
+  const explicit = (q.get("cols") || "").split(",").map((s) => s.trim()).filter(Boolean);
+  if (explicit.length) return explicit;
+  const out = [];
+  for (const m of summary.metrics) if (!diff || m.varies) out.push("metrics." + m.key);
+  const allParams = q.get("allparams") === "1" && !diff;
+  for (const p of summary.params) if (allParams || p.varies) out.push("params." + p.key);
+  return out;
+}
+
+function column(spec, sort) {
+  const dot = spec.indexOf(".");
+  const kind = spec.slice(0, dot);
+  const key = spec.slice(dot + 1);
+  const [sortKey, sortDir] = sort.split(/\s+(?=ASC$|DESC$)/i);
+  const active = sortKey === spec ? ((sortDir || "ASC").toUpperCase() === "DESC" ? "desc" : "asc") : null;
+  return {
+    key: spec,
+    title: kind === "metrics" ? key : kind === "params" ? `${key} (param)` : spec,
+    num: kind === "metrics",
+    sort: active,
+    cell: (run) => {
+      const bag = run[kind] || {};
+      return kind === "metrics" ? fmtNum(bag[key]) : bag[key];
+    },
+    onsort: (col) => {
+      const next = col.sort === "desc" ? `${spec} ASC` : col.sort === "asc" ? "" : `${spec} DESC`;
+      setQuery({ sort: next });
+    },
+  };
+}
+
+const ATTRS = [
+  ["attributes.start_time", "started", (r) => fmtTime(r.start_time)],
+  ["attributes.status", "status", (r) => h("span", { class: "status-" + r.status }, r.status)],
+  ["attributes.experiment", "experiment", (r) => r.experiment],
+  ["attributes.user", "user", (r) => r.user],
+];
+
+export async function render({ main, query: q, signal }) {
+  const base = baseParams(q);
+  const sort = q.get("sort") || "";
+  const first = new URLSearchParams(base);
+  first.set("limit", PAGE);
+  if (sort) first.set("order_by", sort);
+  const toolbar = renderToolbar(q);
+  main.replaceChildren(h("h1", {}, "Runs", q.getAll("experiment").length ? ` — ${q.getAll("experiment").join(", ")}` : ""), toolbar, h("p", { class: "muted" }, "Loading…"));
+  let page, summary;
+  try {
+    [page, summary] = await Promise.all([
+      api("/api/runs?" + first, { signal }),
+      api("/api/runs/columns?" + base, { signal }),
+    ]);
+  } catch (err) {
+    if (err.status >= 400 && err.status < 500) {
+      main.replaceChildren(main.firstChild, toolbar, errorBox(err));
+      return;
+    }
+    throw err;
+  }
+  const runs = page.runs;
+  let next = page.next_page_token;
+  let loading = false;
+  const selected = new Set((q.get("sel") || "").split(",").filter(Boolean));
+  const compare = h("button", { type: "button", onclick: () => openCompare(selected) });
+  const updateCompare = () => {
+    compare.textContent = `Compare ${selected.size} run${selected.size === 1 ? "" : "s"}`;
+    compare.disabled = selected.size < 2 || selected.size > MAX_COMPARE;
+  };
+  updateCompare();
+  const columns = [
+    ...ATTRS.map(([spec, title, cell]) => ({ ...column(spec, sort), title, cell, num: false })),
+    ...chooseColumns(q, summary).map((spec) => column(spec, sort)),
+  ];
+  const grid = new Grid({
+    label: "Runs",
+    rowCount: summary.runs,
+    columns,
+    fixed: {
+      title: "run",
+      width: 260,
+      cell: (run) => [
+        h("input", {
+          type: "checkbox",
+          "aria-label": `select ${run.name || run.id}`,
+          checked: selected.has(run.id),
+          onchange: (ev) => {
+            if (ev.target.checked) selected.add(run.id);
+            else selected.delete(run.id);
+            setQuery({ sel: [...selected].join(",") }, { rerender: false });
+            updateCompare();
+          },
+        }),
+        " ",
+        link(`/runs/${encodeURIComponent(run.id)}`, run.name || run.id.slice(0, 8)),
+      ],
+    },
+    row: (i) => runs[i],
+    onrange: async (_first, last) => {
+      if (loading || !next || last < runs.length - 20) return;
+      loading = true;
+      try {
+        const p = new URLSearchParams(base);
+        p.set("limit", PAGE);
+        if (sort) p.set("order_by", sort);
+        p.set("page_token", next);
+        const more = await api("/api/runs?" + p, { signal });
+        runs.push(...more.runs);
+        next = more.next_page_token;
+        if (!next && runs.length !== summary.runs) grid.setRowCount(runs.length);
+        grid.schedule();
+      } finally {
+        loading = false;
+      }
+    },
+  });
+  signal.addEventListener("abort", () => grid.destroy());
+  const hiddenParams = summary.params.length - columns.filter((c) => c.key.startsWith("params.")).length;
+  const grouped = q.get("group") ? await groups(q, base, signal) : "";
+  main.replaceChildren(
+    main.firstChild,
+    toolbar,
+    h(
+      "p",
+      { class: "toolbar" },
+      h("span", { "aria-live": "polite" }, `${summary.runs.toLocaleString()} runs · ${columns.length - ATTRS.length} columns`,
+        hiddenParams > 0 ? ` (${hiddenParams} params the same everywhere hidden)` : ""),
+      compare,
+    ),
+    grouped,
+    grid.el,
+  );
+  grid.draw();
+}
+
+function renderToolbar(q) {
+  const filter = h("input", {
+    type: "search",
+    id: "filter",
+    value: q.get("filter") || "",
+    placeholder: "metrics.auc > 0.9 and params.model = 'rf'",
+    "aria-label": "Filter runs",
+  });
+  const cols = h("input", {
+    type: "text",
+    id: "cols",
+    value: q.get("cols") || "",
+    placeholder: "columns: metrics.auc, params.lr (empty: the ones that vary)",
+    "aria-label": "Columns",
+  });
+  const group = h("input", { type: "text", id: "group", value: q.get("group") || "", placeholder: "group by: params.model", "aria-label": "Group by", size: 18 });
+  const since = h("select", { id: "since", "aria-label": "Time range", onchange: (ev) => setQuery({ since: ev.target.value }) },
+    Object.entries(SINCE).map(([value, text]) => h("option", { value, selected: (q.get("since") || "") === value }, text)));
+  const check = (key, text) =>
+    h("label", { class: "check" }, h("input", { type: "checkbox", id: key, checked: q.get(key) === "1", onchange: (ev) => setQuery({ [key]: ev.target.checked }) }), text);
+  return h(
+    "form",
+    {
+      class: "toolbar",
+      role: "search",
+      onsubmit: (ev) => {
+        ev.preventDefault();
+        setQuery({ filter: filter.value.trim(), cols: cols.value.replace(/\s+/g, ""), group: group.value.trim() }, { push: true });
+      },
+    },
+    filter, cols, group, since,
+    h("button", { type: "submit" }, "Apply"),
+    check("diff", "diff only"),
+    check("allparams", "all params"),
+  );
+}
+
+async function groups(q, base, signal) {
+  const p = new URLSearchParams(base);
+  p.set("by", q.get("group"));
+  const sortKey = (q.get("sort") || "").split(/\s+/)[0];
+  if (sortKey.startsWith("metrics.")) p.set("metric", sortKey);
+  let found;
+  try {
+    found = await api("/api/runs/groups?" + p, { signal });
+  } catch (err) {
+    if (err.status >= 400 && err.status < 500) return errorBox(err);
+    throw err;
+  }
+  const by = q.get("group");
+  const rows = found.groups.map((g) => {
+    const filter = [q.get("filter"), g.value === null ? null : `${by} = '${String(g.value).replace(/'/g, "\\'")}'`].filter(Boolean).join(" and ");
+    return h("tr", {},
+      h("td", {}, g.value === null ? h("span", { class: "muted" }, "(not set)") : h("a", { href: uiUrl("/runs", { ...Object.fromEntries(q), filter, group: "" }) }, g.value)),
+      h("td", { class: "num" }, g.runs),
+      found.metric ? [h("td", {}, fmtNum(g.min)), h("td", {}, fmtNum(g.mean)), h("td", {}, fmtNum(g.max))] : null);
+  });
+  return h("table", { class: "plain groups" },
+    h("caption", { class: "muted" }, `${found.groups.length} groups by ${by}`),
+    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, by), h("th", { scope: "col" }, "runs"),
+      found.metric ? ["min", "mean", "max"].map((s) => h("th", { scope: "col" }, `${s} ${found.metric}`)) : null)),
+    h("tbody", {}, rows));
+}
+
+function openCompare(selected) {
+  const url = uiUrl("/compare", { runs: [...selected].join(",") });
+  history.pushState(null, "", url);
+  dispatchEvent(new PopStateEvent("popstate"));
+}
