@@ -226,6 +226,14 @@ function showLogin(message) {
   input.focus();
 }
 
+/** Load a page's own stylesheet once: `useStyle("compare.css")` → /ui/assets/compare.css. */
+export function useStyle(name) {
+  const href = "/ui/assets/" + name;
+  if (!document.querySelector(`link[href="${href}"]`)) {
+    document.head.append(h("link", { rel: "stylesheet", href }));
+  }
+}
+
 // ---- charts ---------------------------------------------------------------------------------
 
 let plotly = null;
