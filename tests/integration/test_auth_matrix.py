@@ -73,7 +73,7 @@ ABOUT_ONE = (
     "/api/deployments/{name}",
     "/api/monitoring/{name}",
 )
-LISTINGS = {"/api/endpoints", "/api/deployments"}
+LISTINGS = {"/api/endpoints", "/api/deployments", "/api/monitoring"}
 # the callers: their scopes and endpoint limit; None for one that must not get in
 CALLERS: dict[str, tuple[set[str], set[str] | None] | None] = {
     "no credential": None,
