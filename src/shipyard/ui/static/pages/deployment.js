@@ -315,7 +315,11 @@ function liveExtras(live) {
   const rows = [];
   const q = live.quality;
   if (q && q.task) {
-    const fmt = (m) => (m ? Object.entries(m).filter(([k]) => k !== "n").map(([k, v]) => `${k} ${fmtNum(v)}`).join(", ") : "");
+    const fmt = (m) =>
+      Object.entries(m || {})
+        .filter(([k, v]) => k !== "n" && typeof v === "number")
+        .map(([k, v]) => `${k} ${fmtNum(round(v))}`)
+        .join(", ");
     for (const [k, m] of Object.entries(q)) if (k !== "task") rows.push([`Quality (${k})`, fmt(m)]);
   }
   const t = live.prediction_test;

@@ -102,13 +102,13 @@ function driftSection(view) {
       d.drifted_columns.length
         ? `${d.drifted_columns.length} of ${Object.keys(d.columns).length} features drifted `
         : "No feature drifted ",
-      h("span", { class: "muted" }, `(adjusted p < ${d.alpha}, ${d.correction} correction${d.min_effect != null ? `, effect ≥ ${d.min_effect}` : ""}).`),
+      h("span", { class: "muted" }, `(adjusted p < ${d.alpha}, ${d.correction} correction${d.min_effect != null ? `, effect ≥ ${d.min_effect}` : ""}). Select a feature to see its distribution.`),
     ),
   );
   const selected = selectedColumn(view);
   view.chart = h("div", { class: "chart chart-box", id: "overlay" });
   view.caption = h("figcaption", { class: "muted" });
-  const head = ["Feature", "Test", "Statistic", "p-value (adjusted)", "Effect size", "PSI", "Drifted", "Distribution"];
+  const head = ["Feature", "Test", "Statistic", "p (adjusted)", "Effect size", "PSI", "Drifted"];
   const rows = driftColumns(ev).map((c) => driftRow(view, c, c.column === selected));
   out.push(
     h(
@@ -131,25 +131,23 @@ function driftSection(view) {
   return out;
 }
 
+const EFFECT = { wasserstein_std: "W (sd)", jensen_shannon: "JS" };
+
 function driftRow(view, c, current) {
   const has = !!(view.ev.distributions || {})[c.column];
+  const label = has
+    ? h("button", { type: "button", class: "linklike", title: "Show its distribution", onclick: () => choose(view, c.column) }, c.column)
+    : c.column;
   return h(
     "tr",
     { dataset: { column: c.column }, "aria-current": current ? "true" : null },
-    h("th", { scope: "row" }, c.column),
+    h("th", { scope: "row" }, label),
     h("td", {}, c.test),
     h("td", { class: "num" }, fmtNum(sig(c.statistic))),
     h("td", { class: "num" }, fmtNum(sig(c.p_adjusted))),
-    h("td", { class: "num" }, `${fmtNum(sig(c.effect_size))} `, h("span", { class: "muted" }, c.effect_metric)),
+    h("td", { class: "num nowrap" }, `${fmtNum(sig(c.effect_size))} `, h("span", { class: "muted" }, EFFECT[c.effect_metric] || c.effect_metric)),
     h("td", { class: "num" }, fmtNum(sig(c.psi))),
     h("td", { class: c.drifted ? "bad" : "good" }, c.drifted ? "yes" : "no"),
-    h(
-      "td",
-      {},
-      has
-        ? h("button", { type: "button", class: "linklike", onclick: () => choose(view, c.column) }, "Show", h("span", { class: "sr-only" }, ` ${c.column}`))
-        : "",
-    ),
   );
 }
 
