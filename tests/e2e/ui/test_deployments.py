@@ -17,6 +17,7 @@ import pytest
 
 import shipyard as sy
 from shipyard.config import Settings
+from shipyard.monitoring.alerts import AlertRules
 from shipyard.server.app import create_server_app
 from shipyard.serving.http import BackgroundServer
 from shipyard.stores import open_stores
@@ -60,7 +61,8 @@ def live(settings: Settings, breast_cancer: Any, logreg: Any, forest: Any) -> It
             run.log_dataset(X, name="train")
             run.log_model(model, name="churn", input_example=X[:5])
     sy.set_alias("churn", "champion", 1, reason="first")
-    keys = open_stores(settings).metadata.keys
+    stores = open_stores(settings)
+    keys = stores.metadata.keys
     tokens = {
         "admin": keys.create("ops", scopes=["admin"], actor="t")[1],
         "read": keys.create("viewer", scopes=["read"], actor="t")[1],
@@ -78,6 +80,7 @@ def live(settings: Settings, breast_cancer: Any, logreg: Any, forest: Any) -> It
         srv.wait_ready()
         env = Live(srv.url, tokens, X, y)
         _start_canary(env)
+        AlertRules(settings, stores).add("churn", "drift", when="drift_share > 0.01")
         _traffic(env)
         yield env
 
@@ -192,9 +195,9 @@ def test_the_deployment_page_shows_live_traffic_by_version_and_promotes_with_an_
     status = httpx.get(f"{live.url}/api/deployments/churn", headers=live.headers()).json()
     assert status["policy"] == "single"
     assert status["config"]["last_rollout"]["outcome"] == "promoted"
-    events = httpx.get(
-        f"{live.url}/api/deployments/churn/history", headers=live.headers()
-    ).json()["events"]
+    events = httpx.get(f"{live.url}/api/deployments/churn/history", headers=live.headers()).json()[
+        "events"
+    ]
     promoted = next(e for e in events if e["action"] == "rollout.promote")
     assert promoted["reason"] == "the forest holds up" and promoted["actor"].endswith("/ops")
     _stops_polling_when_left(page)
@@ -230,6 +233,8 @@ def test_the_monitoring_pages_show_drift_with_an_overlay_and_live_accuracy(
 ) -> None:
     page = signed_in(open_page, live, "read", "/ui/monitoring")
     page.locator('#monitoring tr[data-endpoint="churn"]').wait_for()
+    shot(page, "monitoring")
+    assert axe_check(page) == []
     assert_clean(page)
     page.click('#monitoring tr[data-endpoint="churn"] a')
     page.locator("#drift tbody tr").first.wait_for(timeout=30_000)
@@ -249,4 +254,13 @@ def test_the_monitoring_pages_show_drift_with_an_overlay_and_live_accuracy(
     page.wait_for_function("() => location.search.includes('window=15m')")
     page.locator("#summary", has_text="15 m").wait_for()
     assert axe_check(page) == []
+    # the monitor's own evaluation (made when the page first opened) fired the drift rule
+    page.click("header nav a[data-section='monitoring']")
+    row = page.locator('#monitoring tr[data-endpoint="churn"]')
+    row.locator("text=mean radius").wait_for()
+    assert "firing" in row.inner_text() and "drift_share > 0.01" in row.inner_text()
+    page.goto(f"{live.url}/ui/monitoring/churn")
+    page.locator("#alert-rules .state-firing").wait_for()
+    assert "fired" in page.locator("#alert-events").inner_text()
+    shot(page, "monitor-full")
     assert_clean(page)

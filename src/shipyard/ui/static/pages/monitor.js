@@ -326,7 +326,7 @@ function alertsSection(doc) {
       h("span", { class: e.kind === "fired" ? "state-firing" : "state-ok" }, e.kind),
       fmtNum(e.value),
       causeText(e.cause),
-      e.action ? h("pre", { class: "json" }, JSON.stringify(e.action)) : "",
+      e.action && Object.keys(e.action).length ? h("pre", { class: "json" }, JSON.stringify(e.action)) : "none",
     ])),
   );
   return out;
