@@ -183,6 +183,11 @@ def test_the_deployment_page_shows_live_traffic_by_version_and_promotes_with_an_
     assert page.locator("#history tr[data-action='rollout.canary']").count() == 1
     shot(page, "deployment")
     assert axe_check(page) == []
+    page.click("#step")  # a manual canary's next step: all traffic to v2
+    page.fill("#reason", "looks fine at half")
+    page.click("#reason-ok")
+    page.locator("#action-status", has_text="Advanced churn").wait_for()
+    page.locator("#split", has_text="candidate v2 100 %").wait_for()
     promote = page.locator("#promote")
     assert promote.is_enabled()
     promote.click()
@@ -219,7 +224,7 @@ def test_promote_and_rollback_are_disabled_for_a_read_only_key(
 ) -> None:
     page = signed_in(open_page, live, "read", "/ui/deployments/churn")
     page.locator('#live tr[data-version="2"]').wait_for()
-    for button in ("#promote", "#rollback"):
+    for button in ("#promote", "#step", "#rollback"):
         assert page.locator(button).is_disabled()
     why = page.locator("#actions-why").inner_text()
     assert "admin scope" in why and "viewer" in why

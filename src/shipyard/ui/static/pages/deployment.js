@@ -1,7 +1,8 @@
 // /ui/deployments/<name>: one endpoint's traffic policy and split; its live traffic by model
 // version from the server's own counters (requests, rate, errors, p50/p95 latency), refreshed
 // every few seconds while the page is open; the rollout controller's verdicts with their
-// evidence; the endpoint's history; Promote and Rollback (admin scope; a reason, audited).
+// evidence; the endpoint's history; Promote, Rollback, and Advance (a canary's next step) or
+// Switch (blue-green) — admin scope, each with a reason, audited.
 import { allows, api, errorBox, fmtNum, fmtTime, h, useStyle, whoami } from "../app.js";
 import { KINDS, rolloutState, splitCell, splitOf } from "../traffic.js";
 
@@ -13,18 +14,19 @@ export async function render({ main, params, signal }) {
   const name = params[0];
   const view = { name, enc: encodeURIComponent(name), signal, sections: {} };
   const [status, history, stats] = await load(view, true);
-  const who = await whoami();
+  view.who = await whoami();
   view.message = h("p", { role: "status", class: "muted", id: "action-status" });
   view.sections = {
     policy: h("section", { "aria-labelledby": "policy-h" }),
     live: h("section", { "aria-labelledby": "live-h" }),
     controller: h("section", { "aria-labelledby": "controller-h" }),
     history: h("section", { "aria-labelledby": "history-h" }),
+    actions: h("div", { class: "actions" }),
   };
   main.replaceChildren(
     h("h1", {}, "Deployment ", h("code", {}, name)),
     view.sections.policy,
-    actions(view, status, who),
+    view.sections.actions,
     view.message,
     view.sections.live,
     view.sections.controller,
@@ -47,6 +49,12 @@ function show(view, status, history, stats) {
   if (status) {
     view.status = status;
     view.sections.policy.replaceChildren(...policySection(status, stats));
+    const kind = `${status.policy}|${(status.config || {}).switched}`;
+    if (view.actionsFor !== kind) {
+      // rebuilt only when they change: a refresh must not take the focus off a button
+      view.actionsFor = kind;
+      view.sections.actions.replaceChildren(...actions(view, status));
+    }
     view.sections.controller.replaceChildren(...controllerSection(status));
   }
   if (history) view.sections.history.replaceChildren(...historySection(history.events));
@@ -111,15 +119,28 @@ function dl(rows) {
 
 // ---- promote / rollback ----------------------------------------------------------------------
 
-function actions(view, status, who) {
+// what each button posts, and how the message says it was done
+const ACTIONS = {
+  promote: ["Promote", "Promoted"],
+  rollback: ["Rollback", "Rolled back"],
+  step: ["Advance", "Advanced"],
+  switch: ["Switch", "Switched"],
+};
+
+function actions(view, status) {
+  const c = status.config || {};
   const rollout = status.policy !== "single";
   const admin = allows("admin");
+  const who = view.who;
   const why = !admin
     ? `Promote and Rollback need the admin scope; you are ${who.name} (${who.scopes.join(", ") || "no scope"}).`
     : !rollout
       ? "No rollout in progress: nothing to promote or roll back."
       : "Each asks for a reason, recorded in the audit log with your name.";
-  const button = (label, verb) =>
+  const verbs = ["promote", "rollback"];
+  if (status.policy === "canary") verbs.splice(1, 0, "step");
+  if (status.policy === "bluegreen" && !c.switched) verbs.splice(1, 0, "switch");
+  const button = (verb) =>
     h(
       "button",
       {
@@ -127,30 +148,23 @@ function actions(view, status, who) {
         id: verb,
         disabled: !admin || !rollout,
         "aria-describedby": "actions-why",
-        onclick: () => act(view, verb, label),
+        onclick: () => act(view, verb),
       },
-      label,
+      ACTIONS[verb][0],
     );
-  return h(
-    "div",
-    { class: "actions" },
-    button("Promote", "promote"),
-    button("Rollback", "rollback"),
-    h("p", { id: "actions-why", class: "muted" }, why),
-  );
+  return [...verbs.map(button), h("p", { id: "actions-why", class: "muted" }, why)];
 }
 
-async function act(view, verb, label) {
+async function act(view, verb) {
+  const [label, done] = ACTIONS[verb];
   const reason = await askReason(`${label} ${view.name}?`, label);
   if (reason === null) return;
   view.message.replaceChildren(`${label}…`);
   try {
     await api(`/api/deployments/${view.enc}/${verb}`, { method: "POST", body: { reason }, signal: view.signal });
-    view.message.replaceChildren(`${label}d ${view.name}: ${reason}`);
+    view.message.replaceChildren(`${done} ${view.name}: ${reason}`);
     const [status, history, stats] = await load(view, true);
     show(view, status, history, stats);
-    for (const b of document.querySelectorAll("#promote, #rollback")) b.disabled = true;
-    document.getElementById("actions-why").textContent = "No rollout in progress: nothing to promote or roll back.";
   } catch (err) {
     if (view.signal.aborted) return;
     view.message.replaceChildren(errorBox(err));
