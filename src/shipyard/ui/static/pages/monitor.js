@@ -54,7 +54,9 @@ function toolbar(window) {
   const select = h(
     "select",
     { id: "window", onchange: (ev) => setQuery({ window: ev.target.value, col: null }) },
-    WINDOWS.map(([v, label]) => h("option", { value: v, selected: v === window }, label)),
+    [...WINDOWS, ...(WINDOWS.some(([v]) => v === window) ? [] : [[window, `last ${window}`]])].map(([v, label]) =>
+      h("option", { value: v, selected: v === window }, label),
+    ),
   );
   return h("div", { class: "toolbar" }, h("label", { for: "window" }, "Time range "), select);
 }
