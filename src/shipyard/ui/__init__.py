@@ -1,7 +1,9 @@
 """The web UI at /ui: one HTML shell, its scripts and styles from this package (no CDN), and
-Plotly's script from the `plotly` package. Every page reads the same /api the CLI's HTTP
-clients use, with the same credentials (an API key or JWT the browser keeps for the tab), so
-the UI can do nothing the caller's scopes do not allow.
+plotly.js's "strict" bundle (static/vendor/, gzipped; MIT, from the npm package
+plotly.js-strict-dist-min): the regular bundle compiles its WebGL code with `eval`, which the
+shell's CSP forbids, so parallel coordinates and WebGL traces would not draw. Every page reads
+the same /api the CLI's HTTP clients use, with the same credentials (an API key or JWT the
+browser keeps for the tab), so the UI can do nothing the caller's scopes do not allow.
 
     install_ui(app)      # GET /ui, /ui/<page…> (the shell), /ui/assets/* (files)
 
@@ -39,10 +41,16 @@ HEADERS: Final = {
 }
 
 
+STRICT_PLOTLY: Final = STATIC / "vendor" / "plotly-strict.min.js.gz"
+
+
 def plotly_script() -> Path | None:
-    """plotly.js as the `plotly` package ships it, or None (logged) when it is missing."""
+    """plotly.js: the strict bundle shipped here (gzipped), else as the `plotly` package ships
+    it (its WebGL traces do not draw under the CSP), or None (logged) when both are missing."""
     from importlib.resources import files
 
+    if STRICT_PLOTLY.is_file():
+        return STRICT_PLOTLY
     try:
         path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
     except ModuleNotFoundError:
@@ -56,6 +64,10 @@ def plotly_script() -> Path | None:
 def install_ui(app: FastAPI) -> None:
     """Serve the UI on `app` at /ui (auth leaves the shell and its files open: they hold no
     data; every /api call the pages make is checked as usual)."""
+    import gzip
+    from functools import cache
+
+    from starlette.requests import Request
     from starlette.responses import FileResponse, Response
     from starlette.routing import Route
     from starlette.staticfiles import StaticFiles
@@ -63,15 +75,26 @@ def install_ui(app: FastAPI) -> None:
     shell = (STATIC / "index.html").read_bytes()
     plotly = plotly_script()
 
+    @cache
+    def plotly_gz() -> bytes:
+        assert plotly is not None
+        return plotly.read_bytes()
+
     async def page(request: object) -> Response:
         return Response(shell, media_type="text/html; charset=utf-8", headers=HEADERS)
 
-    async def plotly_js(request: object) -> Response:
+    async def plotly_js(request: Request) -> Response:
         if plotly is None:
             return Response(b"plotly is not installed", status_code=404)
-        return FileResponse(
-            plotly, media_type="text/javascript", headers={"cache-control": "max-age=86400"}
-        )
+        headers = {"cache-control": "max-age=86400", "vary": "accept-encoding"}
+        if plotly.suffix != ".gz":
+            return FileResponse(plotly, media_type="text/javascript", headers=headers)
+        body = plotly_gz()
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(
+                body, media_type="text/javascript", headers={**headers, "content-encoding": "gzip"}
+            )
+        return Response(gzip.decompress(body), media_type="text/javascript", headers=headers)
 
     app.router.routes.append(
         Route(f"{PREFIX}/assets/vendor/plotly.min.js", plotly_js, include_in_schema=False)
