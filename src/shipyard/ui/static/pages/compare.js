@@ -116,7 +116,7 @@ function makeGrid(runs, rows) {
     rowCount: rows.length,
     columns,
     fixed: {
-      title: "",
+      title: "key",
       width: 240,
       cell: (row) =>
         row.heading
@@ -240,7 +240,7 @@ function showPlots(main, runs, sections, q, signal) {
     size: Math.min(8, Math.max(2, params.length)),
     onchange: (ev) => {
       chosen = [...ev.target.selectedOptions].map((o) => o.value).slice(0, MAX_AXES);
-      setQuery({ pc: chosen.join(",") }, { rerender: false });
+      setQuery({ pc: chosen.join(",") || "-" }, { rerender: false }); // "-": none
       redraw({ coords: true });
     },
   }, params.map((r) => h("option", { value: r.key, selected: chosen.includes(r.key) }, r.key)));
