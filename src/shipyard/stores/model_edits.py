@@ -33,7 +33,21 @@ EndpointJudge = Callable[[Sequence["EndpointRecord"]], list[str]]
 
 
 class ModelEditStore(ModelStore):
-    """The model store plus edits and removals (kept apart to keep each module small)."""
+    """The model store plus edits, removals and the registry's summary (kept apart to keep
+    each module small)."""
+
+    def approval_counts(self) -> dict[str, dict[str, int]]:
+        """Per model, how many of its versions are in each approval state, in one query
+        (`{"churn": {"approved": 2, "pending": 1}}`)."""
+        mv = t.model_versions.c
+        out: dict[str, dict[str, int]] = {}
+        with self._db.read() as conn:
+            rows = conn.execute(
+                sa.select(mv.name, mv.approval, sa.func.count()).group_by(mv.name, mv.approval)
+            ).all()
+        for name, state, count in rows:
+            out.setdefault(name, {})[state] = int(count)
+        return out
 
     def set_version_description(
         self, name: str, version: int, description: str, *, actor: str
