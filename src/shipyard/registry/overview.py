@@ -56,6 +56,18 @@ class RegistryOverview:
             out.append(doc)
         return out
 
+    def versions(self, name: str) -> list[dict[str, Any]]:
+        """Every version of a model, oldest first, each with the result of its latest gate
+        report (`gate`: {"passed", "created_at"}, None when its gates never ran)."""
+        results = self.stores.metadata.gates.latest_results(name)
+        out = []
+        for mv in self._models.list_versions(name):
+            doc = mv.to_dict()
+            found = results.get(mv.version)
+            doc["gate"] = None if found is None else {"passed": found[0], "created_at": found[1]}
+            out.append(doc)
+        return out
+
     def gate_reports(self, name: str, version: int) -> list[GateReportRecord]:
         """Every gate report of a version, newest first ([] when its gates never ran)."""
         self._models.get_version(name, int(version))  # a clear not-found

@@ -114,3 +114,16 @@ def test_the_environment_is_the_lock_and_its_differences_here(
     assert "scikit-learn" in doc["packages"]
     assert "scikit-learn" in doc["framework"]
     assert doc["differences"] == []  # saved by this very environment
+
+
+def test_the_model_summary_gives_each_version_its_latest_gate_result(
+    plane: ControlPlane, churn: str
+) -> None:
+    plane.registry.record_gate_report("churn", 1, {"gates": []}, passed=True)
+    plane.registry.record_gate_report("churn", 1, {"gates": []}, passed=False)
+    plain = body(models.get_model("churn", plane, summary=False))["versions"]
+    assert "gate" not in plain[0]
+    versions = body(models.get_model("churn", plane, summary=True))["versions"]
+    assert [v["version"] for v in versions] == [1, 2]
+    assert versions[0]["gate"]["passed"] is False  # the latest report decides
+    assert versions[1]["gate"] is None

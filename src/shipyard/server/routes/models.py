@@ -104,9 +104,20 @@ def list_models(
 
 
 @routes.get("/api/models/{name}", tags=["models"])
-def get_model(name: str, plane: Plane) -> Response:
+def get_model(
+    name: str,
+    plane: Plane,
+    summary: bool = Query(
+        False, description="also each version's latest gate result (`gate`: passed, when)"
+    ),
+) -> Response:
     doc: dict[str, Any] = plane.registry.get_model(name).to_dict()
-    doc["versions"] = [v.to_dict() for v in plane.registry.list_versions(name)]
+    if summary:
+        from shipyard.registry.overview import RegistryOverview
+
+        doc["versions"] = RegistryOverview(plane.stores).versions(name)
+    else:
+        doc["versions"] = [v.to_dict() for v in plane.registry.list_versions(name)]
     return json_response(doc)
 
 
