@@ -7,6 +7,7 @@ accessibility violation."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import shipyard as sy
 from shipyard.access import ApiKeys
 from shipyard.config import Settings
+from shipyard.registry import Registry
 from shipyard.rollout import Deployments
 from shipyard.serving.http import BackgroundServer
 from shipyard.stores import open_stores
@@ -26,10 +28,12 @@ from tests.e2e.ui.conftest import assert_clean
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ui")]
 
 TIMEOUT = 20_000
+# a description is text: shown as written, never run
+HOSTILE = '<img src=x onerror="window.pwned=1"><script>window.pwned=1</script>'
 
 
 @dataclass
-class Registry:
+class Served:
     url: str
     run_id: str
     keys: dict[str, str]  # role → secret
@@ -42,7 +46,7 @@ def db_url(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def registry(settings: Settings, breast_cancer: Any, logreg: Any) -> Iterator[Registry]:
+def registry(settings: Settings, breast_cancer: Any, logreg: Any) -> Iterator[Served]:
     """churn v1 from a run (with its training set), v2 tagged as optimized from v1 (the way
     `models optimize` tags it), an endpoint serving v1; keys `reader` (read) and `root`
     (admin); a server that refuses calls without credentials."""
@@ -58,6 +62,7 @@ def registry(settings: Settings, breast_cancer: Any, logreg: Any) -> Iterator[Re
     for key, value in (("optimize_parent", "1"), ("optimize_technique", "prune")):
         edits.set_version_tag("churn", 2, key, value, actor="tester")
     Deployments(stores).create("churn-live", "models:/churn/1")
+    Registry(stores).set_description("churn", HOSTILE)
     keys = {
         role: ApiKeys(stores).create(name, scopes=[role])[1]
         for role, name in (("read", "reader"), ("admin", "root"))
@@ -67,14 +72,17 @@ def registry(settings: Settings, breast_cancer: Any, logreg: Any) -> Iterator[Re
     )
     with BackgroundServer(create_server_app(strict, refresh_seconds=0.5)) as srv:
         srv.wait_ready("/health/live")
-        yield Registry(srv.url, run.id, keys)
+        yield Served(srv.url, run.id, keys)
 
 
-def signed_in(open_page: Callable[..., Any], reg: Registry, role: str, path: str) -> Any:
-    """A tab signed in with a key (kept in the tab's sessionStorage, as the sign-in form
-    keeps it), showing `path`: the first page is a stylesheet, so no call goes out unsigned."""
-    page = open_page(f"{reg.url}/ui/assets/registry.css")
-    page.evaluate("t => sessionStorage.setItem('shipyard.token', t)", reg.keys[role])
+def signed_in(open_page: Callable[..., Any], reg: Served, role: str, path: str) -> Any:
+    """A tab signed in with a key, kept in the tab's sessionStorage as the sign-in form keeps
+    it (put there before the page's scripts run, so no call goes out unsigned), on `path`."""
+    page = open_page("about:blank")
+    token = json.dumps(reg.keys[role])
+    page.context.add_init_script(
+        f"try {{ sessionStorage.setItem('shipyard.token', {token}); }} catch (e) {{}}"
+    )
     page.goto(f"{reg.url}{path}")
     return page
 
@@ -83,7 +91,7 @@ def test_the_models_page_lists_the_model_and_a_version_shows_its_lineage(
     open_page: Callable[..., Any],
     axe_check: Callable[[Any], list[Any]],
     shot: Any,
-    registry: Registry,
+    registry: Served,
 ) -> None:
     page = signed_in(open_page, registry, "read", "/ui/models")
     row = page.locator("main table tbody tr", has_text="churn")
@@ -98,6 +106,8 @@ def test_the_models_page_lists_the_model_and_a_version_shows_its_lineage(
     versions.first.wait_for(timeout=TIMEOUT)
     assert versions.count() == 2
     assert page.locator(f'#versions a[href="/ui/runs/{registry.run_id}"]').count() == 2
+    assert page.locator("p.description").inner_text() == HOSTILE
+    assert page.evaluate("window.pwned") is None
     assert axe_check(page) == []
     shot(page, "registry-model")
     page.locator("#versions a", has_text="v1").click()
@@ -121,7 +131,7 @@ def test_a_reader_cannot_review_and_an_admin_approves_audited_under_the_key_name
     open_page: Callable[..., Any],
     axe_check: Callable[[Any], list[Any]],
     shot: Any,
-    registry: Registry,
+    registry: Served,
 ) -> None:
     path = "/ui/models/churn/versions/1"
     reader = signed_in(open_page, registry, "read", path)

@@ -60,6 +60,7 @@ export async function render({ main, query, signal }) {
     value: text,
     placeholder: "name, description or tag",
     onchange: (ev) => setQuery({ q: ev.target.value.trim() }),
+    onsearch: (ev) => setQuery({ q: ev.target.value.trim() }),
   });
   main.replaceChildren(
     h("h1", {}, "Models"),
