@@ -116,12 +116,12 @@ class RegistryOverview:
         }
 
     def _children(self, mv: ModelVersionRecord) -> list[dict[str, Any]]:
-        mine = str(mv.version)
-        return [
-            {"version": v.version, "technique": v.tags.get("optimize_technique")}
-            for v in self._models.list_versions(mv.name)
-            if v.tags.get("optimize_parent") == mine
-        ]
+        found = self._models.versions_tagged(mv.name, "optimize_parent", str(mv.version))
+        out = []
+        for number in found:
+            child = self._models.get_version(mv.name, number)
+            out.append({"version": number, "technique": child.tags.get("optimize_technique")})
+        return out
 
     def _endpoints(self, mv: ModelVersionRecord) -> list[dict[str, Any]]:
         from shipyard.registry.usage import endpoint_roles

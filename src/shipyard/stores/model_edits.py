@@ -49,6 +49,18 @@ class ModelEditStore(ModelStore):
             out.setdefault(name, {})[state] = int(count)
         return out
 
+    def versions_tagged(self, name: str, key: str, value: str) -> list[int]:
+        """The versions of a model whose tag `key` is `value`, in order (e.g. those optimized
+        from version 3: `optimize_parent` = "3"), in one query."""
+        vt = t.model_version_tags.c
+        with self._db.read() as conn:
+            found = conn.execute(
+                sa.select(vt.version)
+                .where(vt.name == name, vt.key == key, vt.value == value)
+                .order_by(vt.version)
+            )
+            return [int(v) for v in found.scalars()]
+
     def set_version_description(
         self, name: str, version: int, description: str, *, actor: str
     ) -> None:
