@@ -40,7 +40,11 @@ VALUES = {
     "view": "nope",
     "key_id": "00000000",  # no such key: the admin's own stays valid
     "file": "swagger-ui.css",  # the docs' assets (a mounted folder)
+    "asset": "app.js",  # the web UI's files (a mounted folder)
+    "rest": "runs",  # a page of the web UI (every one is the same shell)
 }
+# the mounted folders of files, and the path parameter naming one of them
+MOUNTS = {"/docs/assets": "file", "/ui/assets": "asset"}
 # documented as open: probes, scrapers and the API docs
 OPEN = {
     "/health/live",
@@ -55,6 +59,10 @@ OPEN = {
     "/openapi.json",
     "/",
     "/docs/assets/{file}",
+    "/ui",
+    "/ui/{rest:path}",
+    "/ui/assets/{asset}",
+    "/ui/assets/vendor/plotly.min.js",
 }
 # the `predict` scope's routes (POST)
 PREDICT = {
@@ -150,8 +158,9 @@ def route_table(app: Any) -> list[tuple[str, str]]:
     rows = []
     for route in app.routes:
         if isinstance(route, Mount):  # a folder of files: asked for one of them
-            assert route.path == "/docs/assets", f"{route!r}: say in VALUES what to ask for"
-            rows += [("GET", f"{route.path}/{{file}}"), ("HEAD", f"{route.path}/{{file}}")]
+            assert route.path in MOUNTS, f"{route!r}: say in MOUNTS what to ask for"
+            file = f"{route.path}/{{{MOUNTS[route.path]}}}"
+            rows += [("GET", file), ("HEAD", file)]
             continue
         assert isinstance(route, Route), f"{route!r}: the matrix knows only plain routes"
         for method in sorted(route.methods or ()):
