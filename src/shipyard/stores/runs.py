@@ -20,6 +20,7 @@ from shipyard.stores.records import (
     Clause,
     DatasetRecord,
     MetricPoint,
+    MetricSeries,
     OrderKey,
     RunRecord,
 )
@@ -337,6 +338,23 @@ class RunStore:
                 .order_by(m.step, m.timestamp, m.id)
             )
             return [MetricPoint(r.key, _loaded(r.value), r.step, r.timestamp) for r in rows]
+
+    def metric_series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> MetricSeries:
+        """`metric_series.metric_series`: a step range, min/max buckets past `max_points`."""
+        from shipyard.stores.metric_series import metric_series
+
+        with self._db.read() as conn:
+            return metric_series(
+                conn, run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+            )
 
     def search_runs(
         self,
