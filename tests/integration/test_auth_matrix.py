@@ -40,8 +40,10 @@ VALUES = {
     "view": "nope",
     "key_id": "00000000",  # no such key: the admin's own stays valid
     "file": "swagger-ui.css",  # the docs' assets (a mounted folder)
+    "path": "report.html",  # a run artifact (the run does not exist: 404 once let in)
+    "rest": "runs",  # a page of the web UI
 }
-# documented as open: probes, scrapers and the API docs
+# documented as open: probes, scrapers, the API docs and the UI shell
 OPEN = {
     "/health/live",
     "/health/ready",
@@ -55,6 +57,10 @@ OPEN = {
     "/openapi.json",
     "/",
     "/docs/assets/{file}",
+    "/ui/assets/{file}",  # the web UI's shell and files: they hold no data
+    "/ui",
+    "/ui/{rest:path}",
+    "/ui/assets/vendor/plotly.min.js",
 }
 # the `predict` scope's routes (POST)
 PREDICT = {
@@ -150,7 +156,8 @@ def route_table(app: Any) -> list[tuple[str, str]]:
     rows = []
     for route in app.routes:
         if isinstance(route, Mount):  # a folder of files: asked for one of them
-            assert route.path == "/docs/assets", f"{route!r}: say in VALUES what to ask for"
+            known = ("/docs/assets", "/ui/assets")
+            assert route.path in known, f"{route!r}: say in VALUES what to ask for"
             rows += [("GET", f"{route.path}/{{file}}"), ("HEAD", f"{route.path}/{{file}}")]
             continue
         assert isinstance(route, Route), f"{route!r}: the matrix knows only plain routes"
