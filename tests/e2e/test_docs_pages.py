@@ -1,7 +1,8 @@
 """The API's pages in a real headless Chromium (Debian's, driven by Playwright) with every
 request that leaves 127.0.0.1 aborted, as on a machine without internet: Swagger UI at /docs
-(reached from `/`) and ReDoc at /redoc render their operations from the server's own files,
-on `shipyard server` and on `shipyard serve`."""
+(reached from `/` on `shipyard serve`; `shipyard server` sends `/` to the web UI) and ReDoc
+at /redoc render their operations from the server's own files, on `shipyard server` and on
+`shipyard serve`."""
 
 from __future__ import annotations
 
@@ -91,8 +92,11 @@ def browser() -> Iterator[Browser]:
 
 
 def test_swagger_ui_renders_offline_from_the_home_page(app_url: str, browser: Browser) -> None:
-    page = browser.open(f"{app_url}/")
-    assert urlsplit(page.url).path == "/docs"  # `/` sends a browser to the docs
+    home = browser.open(f"{app_url}/")
+    # `/` sends a browser to the web UI on `shipyard server`, to the docs on `shipyard serve`
+    served_ui = urlsplit(home.url).path == "/ui/"
+    assert served_ui or urlsplit(home.url).path == "/docs"
+    page = browser.open(f"{app_url}/docs") if served_ui else home
     predict = page.locator(".opblock-summary-path", has_text=PREDICT)
     predict.first.wait_for(state="visible", timeout=30_000)
     assert page.locator(".opblock").count() >= 5  # every operation drawn, not only one

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Train, track, register and serve two models end to end.",
     ),
     "server": ("shipyard.cli.serve", "server", "Run the control plane API and every endpoint."),
+    "ui": ("shipyard.cli.serve", "ui", "Browse runs, models and deployments in the web UI."),
     "serve": (
         "shipyard.cli.serve",
         "serve",

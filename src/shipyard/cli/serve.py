@@ -26,6 +26,7 @@ GrpcPort = Annotated[
 
 server = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 serve = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
+ui = typer.Typer(add_completion=False, pretty_exceptions_enable=False, rich_markup_mode=None)
 
 
 def secure_settings(settings: Settings, host: str, insecure: bool) -> Settings:
@@ -97,8 +98,53 @@ def server_command(
         workers=workers,
         drain_seconds=drain,
         on_listening=lambda bound: typer.echo(
-            f"shipyard server on http://{host}:{bound}  (API docs: /docs)", err=True
+            f"shipyard server on http://{host}:{bound}  (web UI: /ui/, API docs: /docs)", err=True
         ),
+    )
+
+
+@ui.command()
+def ui_command(
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port (0 picks a free one).")] = 8080,
+    open_browser: Annotated[
+        bool, typer.Option("--open/--no-open", help="Open the UI in the default browser.")
+    ] = False,
+    insecure: Annotated[
+        bool, typer.Option(help="Serve without auth on a non-loopback address.")
+    ] = False,
+) -> None:
+    """Browse the local store in the web UI: experiments, runs, compare, models, deployments
+    and monitoring (the same server as `shipyard server`, serving no endpoint).
+
+    \b
+    Example:
+      shipyard ui                  # then open http://127.0.0.1:8080/ui/
+      shipyard ui --port 0 --open  # a free port, opened in the default browser
+    """
+    import webbrowser
+
+    from shipyard.config import get_settings
+    from shipyard.server.app import create_server_app
+    from shipyard.serving.http import serve_forever
+
+    settings = secure_settings(get_settings(), host, insecure)
+
+    def listening(bound: int) -> None:
+        url = f"http://{host}:{bound}/ui/"
+        from sqlalchemy.engine import make_url
+
+        store = make_url(settings.resolved_db_url).render_as_string(hide_password=True)
+        typer.echo(f"shipyard UI on {url}  (store: {store})", err=True)
+        if open_browser:
+            webbrowser.open(url)
+
+    serve_forever(
+        lambda: create_server_app(settings, endpoints=[]),
+        host,
+        port,
+        log_level="warning",
+        on_listening=listening,
     )
 
 

@@ -73,7 +73,7 @@ def create_server_app(
         description="Control plane (/api) and data plane (V2 + /endpoints) of shipyard.",
     )
     mount_data_plane(app, plane, lifecycle)
-    extra = {"endpoints": "/api/endpoints"} if control_plane else {}
+    extra = {"endpoints": "/api/endpoints", "ui": "/ui/"} if control_plane else {}
     install_home(app, HOME if control_plane else HOME_WITHOUT_UI, index_links(**extra))
     if control_plane:
         from shipyard.ui import install_ui

@@ -98,16 +98,12 @@ def open_page(browser: Any) -> Iterator[Callable[..., Any]]:
     contexts: list[Any] = []
 
     def open_(url: str, *, viewport: tuple[int, int] = (1400, 900), **context: Any) -> Any:
-        ctx = browser.new_context(
-            viewport={"width": viewport[0], "height": viewport[1]}, **context
-        )
+        ctx = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]}, **context)
         contexts.append(ctx)
         page = ctx.new_page()
         log = PageLog()
         page.shipyard_log = log
-        page.on(
-            "console", lambda m: log.errors.append(m.text) if m.type == "error" else None
-        )
+        page.on("console", lambda m: log.errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: log.errors.append(f"uncaught: {e}"))
         page.route("**/*", _gate(log))
         page.goto(url)

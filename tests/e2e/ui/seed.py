@@ -1,5 +1,5 @@
-"""The UI's test data, written through shipyard's own tracking API: `runs` runs × `params`
-params × `metrics` metrics in experiment "big", 3 runs with `steps` steps of "loss" each in
+"""The UI's test data, written through shipyard's own tracking API: `runs` runs x `params`
+params x `metrics` metrics in experiment "big", 3 runs with `steps` steps of "loss" each in
 "long" (one of them with a one-step spike), and an experiment "diff" of 5 runs with 117
 params of which exactly 3 differ. Deterministic: the same call gives the same values."""
 
@@ -15,7 +15,9 @@ SPIKE_VALUE = 50.0
 DIFFERING = ("lr", "depth", "seed")
 
 
-def seed(runs: int = 1500, params: int = 150, metrics: int = 300, steps: int = 10_000) -> dict[str, Any]:
+def seed(
+    runs: int = 1500, params: int = 150, metrics: int = 300, steps: int = 10_000
+) -> dict[str, Any]:
     rng = random.Random(0)
     out: dict[str, Any] = {"big": [], "long": [], "diff": []}
     for i in range(runs):

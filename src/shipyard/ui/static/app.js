@@ -279,8 +279,7 @@ export async function route() {
     return;
   }
   try {
-    await whoami();
-    const mod = await import(`./pages/${found.page}.js`);
+    const [, mod] = await Promise.all([whoami(), import(`./pages/${found.page}.js`)]);
     if (controller.signal.aborted) return;
     await mod.render({
       main,

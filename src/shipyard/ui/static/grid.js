@@ -42,6 +42,13 @@ export class Grid {
     this.schedule();
   }
 
+  /** Show other columns (the same rows). */
+  setColumns(columns) {
+    this.o.columns = columns;
+    this.el.setAttribute("aria-colcount", columns.length + 1);
+    this.schedule();
+  }
+
   schedule() {
     if (this.pending) return;
     this.pending = true;

@@ -76,93 +76,142 @@ export async function render({ main, query: q, signal }) {
   first.set("limit", PAGE);
   if (sort) first.set("order_by", sort);
   const toolbar = renderToolbar(q);
-  main.replaceChildren(h("h1", {}, "Runs", q.getAll("experiment").length ? ` — ${q.getAll("experiment").join(", ")}` : ""), toolbar, h("p", { class: "muted" }, "Loading…"));
-  let page, summary;
+  const title = h("h1", {}, "Runs", q.getAll("experiment").length ? ` — ${q.getAll("experiment").join(", ")}` : "");
+  main.replaceChildren(title, toolbar, h("p", { class: "muted" }, "Loading…"));
+  // the first rows are drawn as soon as they arrive; the summary of every matching run
+  // (its count, the columns that vary) follows and completes the view
+  const summaryP = api("/api/runs/columns?" + base, { signal });
+  summaryP.catch(() => {}); // handled below; never an unhandled rejection
+  let page;
   try {
-    [page, summary] = await Promise.all([
-      api("/api/runs?" + first, { signal }),
-      api("/api/runs/columns?" + base, { signal }),
-    ]);
+    page = await api("/api/runs?" + first, { signal });
   } catch (err) {
     if (err.status >= 400 && err.status < 500) {
-      main.replaceChildren(main.firstChild, toolbar, errorBox(err));
+      main.replaceChildren(title, toolbar, errorBox(err));
       return;
     }
     throw err;
   }
-  const runs = page.runs;
-  let next = page.next_page_token;
-  let loading = false;
-  const selected = new Set((q.get("sel") || "").split(",").filter(Boolean));
-  const compare = h("button", { type: "button", onclick: () => openCompare(selected) });
-  const updateCompare = () => {
-    compare.textContent = `Compare ${selected.size} run${selected.size === 1 ? "" : "s"}`;
-    compare.disabled = selected.size < 2 || selected.size > MAX_COMPARE;
-  };
-  updateCompare();
-  const columns = [
-    ...ATTRS.map(([spec, title, cell]) => ({ ...column(spec, sort), title, cell, num: false })),
-    ...chooseColumns(q, summary).map((spec) => column(spec, sort)),
-  ];
-  const grid = new Grid({
-    label: "Runs",
-    rowCount: summary.runs,
-    columns,
-    fixed: {
-      title: "run",
-      width: 260,
-      cell: (run) => [
-        h("input", {
-          type: "checkbox",
-          "aria-label": `select ${run.name || run.id}`,
-          checked: selected.has(run.id),
-          onchange: (ev) => {
-            if (ev.target.checked) selected.add(run.id);
-            else selected.delete(run.id);
-            setQuery({ sel: [...selected].join(",") }, { rerender: false });
-            updateCompare();
-          },
-        }),
-        " ",
-        link(`/runs/${encodeURIComponent(run.id)}`, run.name || run.id.slice(0, 8)),
-      ],
-    },
-    row: (i) => runs[i],
-    onrange: async (_first, last) => {
-      if (loading || !next || last < runs.length - 20) return;
-      loading = true;
-      try {
-        const p = new URLSearchParams(base);
-        p.set("limit", PAGE);
-        if (sort) p.set("order_by", sort);
-        p.set("page_token", next);
-        const more = await api("/api/runs?" + p, { signal });
-        runs.push(...more.runs);
-        next = more.next_page_token;
-        if (!next && runs.length !== summary.runs) grid.setRowCount(runs.length);
-        grid.schedule();
-      } finally {
-        loading = false;
+  const view = new RunsView(q, base, sort, page, signal);
+  main.replaceChildren(title, toolbar, view.status, view.grouped, view.grid.el);
+  view.grid.draw();
+  try {
+    view.complete(await summaryP);
+  } catch (err) {
+    if (signal.aborted) return;
+    view.status.replaceChildren(errorBox(err));
+  }
+  if (q.get("group")) view.grouped.replaceChildren(await groups(q, base, signal));
+}
+
+class RunsView {
+  constructor(q, base, sort, page, signal) {
+    this.q = q;
+    this.base = base;
+    this.sort = sort;
+    this.signal = signal;
+    this.runs = page.runs;
+    this.next = page.next_page_token;
+    this.loading = false;
+    this.selected = new Set((q.get("sel") || "").split(",").filter(Boolean));
+    this.compare = h("button", { type: "button", onclick: () => openCompare(this.selected) });
+    this.count = h("span", { id: "run-count", "aria-live": "polite" }, "counting runs…");
+    this.status = h("p", { class: "toolbar" }, this.count, this.compare);
+    this.grouped = h("div", {});
+    this.updateCompare();
+    const provisional = summarize(this.runs);
+    this.grid = new Grid({
+      label: "Runs",
+      rowCount: this.runs.length + (this.next ? 1 : 0),
+      columns: this.columns(provisional),
+      fixed: { title: "run", width: 260, cell: (run) => this.fixedCell(run) },
+      row: (i) => this.runs[i],
+      onrange: (_first, last) => this.more(last),
+    });
+    signal.addEventListener("abort", () => this.grid.destroy());
+  }
+
+  columns(summary) {
+    return [
+      ...ATTRS.map(([spec, title, cell]) => ({ ...column(spec, this.sort), title, cell, num: false })),
+      ...chooseColumns(this.q, summary).map((spec) => column(spec, this.sort)),
+    ];
+  }
+
+  complete(summary) {
+    const columns = this.columns(summary);
+    const hidden = summary.params.length - columns.filter((c) => c.key.startsWith("params.")).length;
+    this.count.textContent =
+      `${summary.runs.toLocaleString("en-US")} runs · ${columns.length - ATTRS.length} columns` +
+      (hidden > 0 ? ` (${hidden} params the same everywhere hidden)` : "");
+    this.grid.setRowCount(summary.runs);
+    this.grid.setColumns(columns);
+    this.grid.el.dataset.complete = "1";
+  }
+
+  fixedCell(run) {
+    return [
+      h("input", {
+        type: "checkbox",
+        "aria-label": `select ${run.name || run.id}`,
+        checked: this.selected.has(run.id),
+        onchange: (ev) => {
+          if (ev.target.checked) this.selected.add(run.id);
+          else this.selected.delete(run.id);
+          setQuery({ sel: [...this.selected].join(",") }, { rerender: false });
+          this.updateCompare();
+        },
+      }),
+      " ",
+      link(`/runs/${encodeURIComponent(run.id)}`, run.name || run.id.slice(0, 8)),
+    ];
+  }
+
+  updateCompare() {
+    const n = this.selected.size;
+    this.compare.textContent = `Compare ${n} run${n === 1 ? "" : "s"}`;
+    this.compare.disabled = n < 2 || n > MAX_COMPARE;
+  }
+
+  async more(last) {
+    if (this.loading || !this.next || last < this.runs.length - 20) return;
+    this.loading = true;
+    try {
+      const p = new URLSearchParams(this.base);
+      p.set("limit", PAGE);
+      if (this.sort) p.set("order_by", this.sort);
+      p.set("page_token", this.next);
+      const more = await api("/api/runs?" + p, { signal: this.signal });
+      this.runs.push(...more.runs);
+      this.next = more.next_page_token;
+      if (!this.grid.el.dataset.complete || !this.next) {
+        this.grid.setRowCount(this.runs.length + (this.next ? 1 : 0));
       }
-    },
-  });
-  signal.addEventListener("abort", () => grid.destroy());
-  const hiddenParams = summary.params.length - columns.filter((c) => c.key.startsWith("params.")).length;
-  const grouped = q.get("group") ? await groups(q, base, signal) : "";
-  main.replaceChildren(
-    main.firstChild,
-    toolbar,
-    h(
-      "p",
-      { class: "toolbar" },
-      h("span", { "aria-live": "polite" }, `${summary.runs.toLocaleString()} runs · ${columns.length - ATTRS.length} columns`,
-        hiddenParams > 0 ? ` (${hiddenParams} params the same everywhere hidden)` : ""),
-      compare,
-    ),
-    grouped,
-    grid.el,
-  );
-  grid.draw();
+      this.grid.schedule();
+    } catch (err) {
+      if (!this.signal.aborted) this.count.replaceChildren(errorBox(err));
+    } finally {
+      this.loading = false;
+    }
+  }
+}
+
+/** What the loaded runs alone say about the columns, until the server's summary arrives. */
+function summarize(runs) {
+  const params = new Map();
+  const metrics = new Set();
+  for (const run of runs) {
+    for (const [key, value] of Object.entries(run.params)) {
+      if (!params.has(key)) params.set(key, new Set());
+      params.get(key).add(value);
+    }
+    for (const key of Object.keys(run.metrics)) metrics.add(key);
+  }
+  return {
+    runs: runs.length,
+    params: [...params].sort((a, b) => (a[0] < b[0] ? -1 : 1)).map(([key, values]) => ({ key, varies: values.size > 1 })),
+    metrics: [...metrics].sort().map((key) => ({ key, varies: true })),
+  };
 }
 
 function renderToolbar(q) {
