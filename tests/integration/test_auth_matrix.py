@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from typing import Any
 
@@ -170,7 +171,8 @@ def fill(template: str) -> str:
     path = template
     for name in Route(template, endpoint=lambda: None).param_convertors:
         assert name in VALUES, f"{template}: say in VALUES what to send for {{{name}}}"
-        path = path.replace(f"{{{name}}}", VALUES[name])
+        path = re.sub(rf"\{{{name}(:\w+)?\}}", VALUES[name], path)  # {key} and {key:path}
+    assert "{" not in path, path
     return path
 
 

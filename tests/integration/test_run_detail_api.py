@@ -134,6 +134,14 @@ def test_bad_series_arguments_are_400s_naming_them(server: BackgroundServer) -> 
     assert empty["points"] == [] and empty["total"] == 0
 
 
+def test_a_metric_key_with_a_slash_is_asked_for_encoded(server: BackgroundServer) -> None:
+    with sy.start_run(experiment="slash") as run:
+        for step in range(3):
+            run.log_metric("train/loss", 1 / (step + 1), step=step)
+    doc = series(server, run.id, "train%2Floss", max_points=500)
+    assert doc["key"] == "train/loss" and [p["step"] for p in doc["points"]] == [0, 1, 2]
+
+
 def raw_get(server: BackgroundServer, target: str) -> tuple[int, dict[str, Any]]:
     """GET `target` exactly as written (httpx would resolve `..` before sending)."""
     import json

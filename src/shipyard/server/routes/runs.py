@@ -103,7 +103,7 @@ def get_run(run_id: str, plane: Plane) -> Response:
     return json_response(plane.runs.get(run_id).to_dict())
 
 
-@routes.get("/api/runs/{run_id}/metrics/{key}")
+@routes.get("/api/runs/{run_id}/metrics/{key:path}")  # a key may hold "/": train/loss
 def metric_history(
     run_id: str,
     key: str,
