@@ -83,6 +83,26 @@ def test_zoom_asks_the_server_again_from_the_url_and_from_the_chart(
     assert_clean(page)
 
 
+def test_a_run_of_150_params_and_300_metrics_filters_its_keys_from_the_url(
+    seeded: Any, open_page: Any, axe_check: Any
+) -> None:
+    run_id = seeded.ids["big"][0]
+    page = open_page(f"{seeded.url}/ui/runs/{run_id}?keys=p00")
+    page.wait_for_selector(".run-kv tr[data-key='m299']", state="attached")
+    shown = page.evaluate(
+        "[...document.querySelectorAll('.run-kv tr[data-key]')].filter(r => !r.hidden)"
+        ".map(r => r.dataset.key)"
+    )
+    assert shown == [f"p{j:03d}" for j in range(10)]
+    assert page.locator(".run-kv tr[data-key]").count() == 450
+    page.get_by_label("Filter params and metrics").fill("m29")
+    page.wait_for_function("location.search.includes('keys=m29')")
+    assert page.locator(".run-kv tr[data-key]:not([hidden])").count() == 10
+    assert page.get_by_text("Tick a metric to chart its history.").is_visible()
+    assert_clean(page)
+    assert axe_check(page) == []
+
+
 @pytest.fixture(scope="module")
 def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A server over a store holding one run with hostile and harmless artifacts, a dataset

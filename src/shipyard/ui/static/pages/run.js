@@ -1,7 +1,7 @@
 // /ui/runs/<id>: one run — what it is, where its code came from, params, metrics with charts,
 // datasets, artifacts with safe previews, and the model versions it registered. View state in
 // the URL: ?metric=loss,acc (charted metrics) &min_step=7000&max_step=8000 (the charts' zoom)
-// &artifact=plots/loss.png (the artifact previewed).
+// &artifact=plots/loss.png (the artifact previewed) &keys=lr (the params and metrics shown).
 //
 // Artifacts are untrusted: text goes in as text nodes (a YAML `!!js/function` stays text),
 // images are <img> from a blob: URL, HTML only in an <iframe sandbox=""> (no scripts) from a
@@ -35,8 +35,14 @@ export async function render({ main, params, query: q, signal }) {
   main.replaceChildren(
     heading(run),
     ...summary(run),
-    section("Parameters", "run-params", paramsTable(run)),
-    section("Metrics", "run-metrics", metricsTable(run, q, charts), charts),
+    keyFilter(q),
+    h(
+      "div",
+      { class: "run-kv" },
+      section("Parameters", "run-params", paramsTable(run)),
+      section("Metrics", "run-metrics", metricsTable(run, q, charts)),
+    ),
+    section("Charts", "run-charts", charts),
     section("Datasets", "run-datasets", datasets(run)),
     artifacts,
     section("Models", "run-models", modelsList(models)),
@@ -102,15 +108,44 @@ function summary(run) {
   return out;
 }
 
+/** A scrolling box a keyboard can reach (axe: scrollable-region-focusable). */
+function scrollBox(label, table) {
+  return h("div", { class: "kv-scroll", tabindex: "0", role: "region", "aria-label": label }, table);
+}
+
 function keyValueTable(label, entries, valueCell) {
   if (!entries.length) return h("p", { class: "muted" }, `No ${label.toLowerCase()}.`);
-  return h(
-    "table",
-    { class: "plain kv" },
-    h("caption", { class: "sr-only" }, label),
-    h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "key"), h("th", { scope: "col" }, "value"))),
-    h("tbody", {}, entries.map(([k, v]) => h("tr", {}, h("th", { scope: "row" }, k), valueCell(v)))),
+  return scrollBox(
+    label,
+    h(
+      "table",
+      { class: "plain kv" },
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "key"), h("th", { scope: "col" }, "value"))),
+      h("tbody", {}, entries.map(([k, v]) => h("tr", { dataset: { key: k } }, h("th", { scope: "row" }, k), valueCell(v)))),
+    ),
   );
+}
+
+/** Show only the params and metrics whose key holds the text (?keys=lr). */
+function keyFilter(q) {
+  const apply = (text) => {
+    const needle = text.trim().toLowerCase();
+    for (const tr of document.querySelectorAll(".run-kv tr[data-key]")) {
+      tr.hidden = !!needle && !tr.dataset.key.toLowerCase().includes(needle);
+    }
+  };
+  const input = h("input", {
+    id: "run-key-filter",
+    type: "search",
+    value: q.get("keys") || "",
+    placeholder: "e.g. lr",
+    oninput: (ev) => {
+      apply(ev.target.value);
+      setQuery({ keys: ev.target.value.trim() || null }, { rerender: false });
+    },
+  });
+  if (q.get("keys")) queueMicrotask(() => apply(q.get("keys")));
+  return h("div", { class: "toolbar" }, h("label", { for: "run-key-filter" }, "Filter params and metrics "), input);
 }
 
 function paramsTable(run) {
@@ -138,7 +173,7 @@ function metricsTable(run, q, charts) {
   const rows = keys.map((key) =>
     h(
       "tr",
-      {},
+      { dataset: { key } },
       h("th", { scope: "row" }, key),
       h("td", { class: "num" }, fmtNum(run.metrics[key])),
       h(
@@ -153,13 +188,11 @@ function metricsTable(run, q, charts) {
       ),
     ),
   );
-  return h(
-    "div",
-    { class: "run-metrics-table" },
+  return scrollBox(
+    "Metrics (latest value)",
     h(
       "table",
       { class: "plain kv" },
-      h("caption", { class: "sr-only" }, "Metrics (latest value)"),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "metric"), h("th", { scope: "col" }, "latest"), h("th", { scope: "col" }, "chart"))),
       h("tbody", {}, rows),
     ),
