@@ -61,9 +61,22 @@ function layout(series, { range, title }) {
 
 const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
 
+const drawn = new Set(); // plotted elements: purged once a page render has dropped them
+
+function purgeDetached(Plotly) {
+  for (const el of drawn) {
+    if (!el.isConnected) {
+      Plotly.purge(el); // its resize listener would otherwise keep it (and its data) alive
+      drawn.delete(el);
+    }
+  }
+}
+
 /** Draw (or redraw) `series` as lines in `el`; resolves to `el` once drawn. */
 export async function lineChart(el, series, { onzoom, range, title } = {}) {
   const Plotly = await loadPlotly();
+  purgeDetached(Plotly);
+  drawn.add(el);
   el.classList.add("chart");
   if (!el.hasAttribute("role")) el.setAttribute("role", "figure");
   if (title && !el.hasAttribute("aria-label")) el.setAttribute("aria-label", `chart of ${title}`);
