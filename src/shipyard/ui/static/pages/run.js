@@ -6,7 +6,7 @@
 // Artifacts are untrusted: text goes in as text nodes (a YAML `!!js/function` stays text),
 // images are <img> from a blob: URL, HTML only in an <iframe sandbox=""> (no scripts) from a
 // blob: URL whose document also carries a CSP that loads nothing.
-import { api, errorBox, fmtNum, fmtTime, h, link, setQuery, uiUrl, useStyle } from "../app.js";
+import { api, errorBox, fmtNum, fmtTime, h, link, loadPlotly, setQuery, uiUrl, useStyle } from "../app.js";
 import { fetchSeries, lineChart } from "../charts.js";
 import { renderArtifacts } from "../artifacts.js";
 
@@ -14,6 +14,7 @@ const AUTO_CHART = 5; // a run with this few metrics charts them all without bei
 
 export async function render({ main, params, query: q, signal }) {
   useStyle("run.css");
+  loadPlotly().catch(() => {}); // parsing plotly.js is the slow part: start it with the fetches
   const runId = params[0];
   main.replaceChildren(h("h1", {}, "Run ", runId), h("p", { class: "muted" }, "Loading…"));
   const base = `/api/runs/${encodeURIComponent(runId)}`;
