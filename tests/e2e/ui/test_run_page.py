@@ -141,7 +141,7 @@ def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
 
 
 def test_an_html_artifact_runs_no_script_in_the_page_nor_its_iframe(
-    arts: tuple[str, str], open_page: Any, axe_check: Any
+    arts: tuple[str, str], open_page: Any, axe_check: Any, shot: Any
 ) -> None:
     url, run_id = arts
     page = open_page(f"{url}/ui/runs/{run_id}?artifact=report.html")
@@ -153,6 +153,7 @@ def test_an_html_artifact_runs_no_script_in_the_page_nor_its_iframe(
     page.wait_for_timeout(300)  # give an onerror handler its chance
     assert page.evaluate("window.__pwned") is None
     assert frame.evaluate("window.__pwned") is None
+    shot(page, "run-artifact-html")
     log = page.shipyard_log
     assert all(BLOCKED in e for e in log.errors), log.errors
     assert log.outside == []
