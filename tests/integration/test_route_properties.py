@@ -34,6 +34,11 @@ OPEN = {
     "/openapi.json",
     "/redoc",
     "/v2",
+    # the web UI's shell and files: they hold no data (its pages call /api with credentials)
+    "/ui",
+    "/ui/{rest:path}",
+    "/ui/assets",
+    "/ui/assets/vendor/plotly.min.js",
 }
 HOT = {"/endpoints/{name}/predict", "/v2/models/{name}/infer"}
 
