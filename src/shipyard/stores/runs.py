@@ -365,9 +365,12 @@ class RunStore:
         limit: int | None = 1000,
         offset: int = 0,
         after: Sequence[Any] | None = None,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        max_keys: int | None = None,
     ) -> list[RunRecord]:
         """Runs matching, in `run_search.ordered`'s total order; `after` (the sort values of
-        the previous page's last run, `run_search.sort_values`) starts a keyset page."""
+        the previous page's last run, `run_search.sort_values`) starts a keyset page; `keys`
+        and `max_keys` narrow the params, metrics and tags returned (`_children`)."""
         stmt = sa.select(*_run_columns()).select_from(run_search.run_join())
         stmt = run_search.where(stmt, experiments, clauses)
         stmt = run_search.ordered(stmt, order_by, after)
@@ -375,7 +378,7 @@ class RunStore:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        return self._load_runs(stmt, with_details=False)
+        return self._load_runs(stmt, with_details=False, keys=keys, max_keys=max_keys)
 
     def column_summary(
         self, *, experiments: Sequence[str] | None = None, clauses: Sequence[Clause] = ()
@@ -397,31 +400,52 @@ class RunStore:
         with self._db.read() as conn:
             return run_search.group_summary(conn, experiments, clauses, by, metric, limit)
 
-    def _children(self) -> list[sa.Label[Any]]:
+    def _children(
+        self, keys: Mapping[str, Sequence[str]] | None = None, max_keys: int | None = None
+    ) -> list[sa.Label[Any]]:
         """Params, tags and latest metrics of each run as one JSON object per run, computed by
-        the database in the same query (one round trip, one row per run, no IN lists)."""
+        the database in the same query (one round trip, one row per run, no IN lists).
+        `keys` keeps only the named keys of a kind ("params", "metrics", "tags") it names;
+        `max_keys` keeps the first keys (by name) of each kind."""
         agg = (
             sa.func.json_object_agg
             if self._db.dialect == "postgresql"
             else sa.func.json_group_object
         )
         out = []
-        for table, label in (
-            (t.params, "_params"),
-            (t.run_tags, "_tags"),
-            (t.latest_metrics, "_metrics"),
+        for table, kind, label in (
+            (t.params, "params", "_params"),
+            (t.run_tags, "tags", "_tags"),
+            (t.latest_metrics, "metrics", "_metrics"),
         ):
-            out.append(
-                sa.select(agg(table.c.key, table.c.value))
-                .where(table.c.run_id == t.runs.c.id)
-                .correlate(t.runs)
-                .scalar_subquery()
-                .label(label)
-            )
+            rows = sa.select(table.c.key, table.c.value).where(table.c.run_id == t.runs.c.id)
+            if keys is not None and kind in keys:
+                rows = rows.where(table.c.key.in_(list(keys[kind])))
+            if max_keys is not None:
+                rows = rows.order_by(table.c.key).limit(max_keys)
+            agg_from: sa.FromClause
+            if max_keys is None and (keys is None or kind not in keys):
+                agg_from = table
+                agg_call = agg(table.c.key, table.c.value)
+                where = rows.whereclause
+            else:
+                kept = rows.correlate(t.runs).subquery()
+                agg_from, agg_call, where = kept, agg(kept.c.key, kept.c.value), None
+            stmt = sa.select(agg_call).select_from(agg_from)
+            if where is not None:
+                stmt = stmt.where(where)
+            out.append(stmt.correlate(t.runs).scalar_subquery().label(label))
         return out
 
-    def _load_runs(self, stmt: sa.Select[Any], *, with_details: bool) -> list[RunRecord]:
-        stmt = stmt.add_columns(*self._children())
+    def _load_runs(
+        self,
+        stmt: sa.Select[Any],
+        *,
+        with_details: bool,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        max_keys: int | None = None,
+    ) -> list[RunRecord]:
+        stmt = stmt.add_columns(*self._children(keys, max_keys))
         with self._db.read() as conn:
             rows = conn.execute(stmt).all()
             if not rows:

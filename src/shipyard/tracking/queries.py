@@ -57,9 +57,14 @@ class RunQueries:
         order_by: Sequence[str] | str | None = None,
         limit: int = 100,
         page_token: str | None = None,
+        keys: Sequence[str] | None = None,
+        max_keys: int | None = None,
     ) -> tuple[list[RunRecord], str | None]:
         """One keyset page of `search` and the token of the next (None after the last page).
-        The token holds the order it was made for: another order_by refuses it."""
+        The token holds the order it was made for: another order_by refuses it. `keys`
+        (`params.lr`, `metrics.auc`…) returns only those keys of the kinds they name;
+        `max_keys` only the first keys (by name) of each kind — a page of runs with thousands
+        of params stays small."""
         from shipyard.stores.run_search import sort_values
         from shipyard.tracking.search import parse_filter, parse_order_by
 
@@ -69,7 +74,13 @@ class RunQueries:
             experiments = [experiments]
         after = _read_token(page_token, order) if page_token else None
         runs = self._runs.search_runs(
-            experiments=experiments, clauses=clauses, order_by=order, limit=limit + 1, after=after
+            experiments=experiments,
+            clauses=clauses,
+            order_by=order,
+            limit=limit + 1,
+            after=after,
+            keys=_keys_by_kind(keys),
+            max_keys=max_keys,
         )
         if len(runs) <= limit:
             return runs, None
@@ -268,3 +279,21 @@ def _read_token(token: str, order: Sequence[Any]) -> list[Any]:
     if not all(v is None or isinstance(v, (str, int, float)) for v in values):
         raise InvalidArgumentError("page_token holds a value of the wrong type", field="page_token")
     return list(values)
+
+
+def _keys_by_kind(keys: Sequence[str] | None) -> dict[str, list[str]] | None:
+    """`["params.lr", "metrics.auc"]` → {"params": ["lr"], "metrics": ["auc"]}."""
+    if keys is None:
+        return None
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.tracking.search import parse_order_by
+
+    out: dict[str, list[str]] = {}
+    for item in parse_order_by(list(keys)):
+        if item.kind == "attributes" or item.descending:
+            raise InvalidArgumentError(
+                f"keys name params, metrics or tags (e.g. params.lr), not {item.key!r}",
+                field="keys",
+            )
+        out.setdefault(item.kind, []).append(item.key)
+    return out

@@ -60,14 +60,27 @@ def search(
     experiment: list[str] | None = Query(None),
     limit: int = Query(100, ge=1, le=10000),
     page_token: Annotated[
-        str | None,
-        Query(max_length=20000, description="next_page_token of the previous page"),
+        str | None, Query(max_length=20000, description="next_page_token of the previous page")
+    ] = None,
+    keys: Annotated[
+        list[str] | None,
+        Query(description="only these params/metrics/tags, e.g. params.lr (repeat the field)"),
+    ] = None,
+    max_keys: Annotated[
+        int | None,
+        Query(ge=0, le=100000, description="only the first N params, metrics and tags by name"),
     ] = None,
 ) -> Response:
     """Runs matching, a keyset page at a time: `next_page_token` (null on the last page)
     asks for the next one with the same filter and order_by."""
     found, token = plane.runs.page(
-        filter, experiments=experiment, order_by=order_by, limit=limit, page_token=page_token
+        filter,
+        experiments=experiment,
+        order_by=order_by,
+        limit=limit,
+        page_token=page_token,
+        keys=keys,
+        max_keys=max_keys,
     )
     return json_response({"runs": [r.to_dict() for r in found], "next_page_token": token})
 
