@@ -453,27 +453,7 @@ class RunStore:
             datasets: dict[str, list[DatasetRecord]] = {}
             artifacts: dict[str, list[ArtifactRecord]] = {}
             if with_details:
-                ids = [r.id for r in rows]
-                di, ds = t.dataset_inputs.c, t.datasets.c
-                for r in conn.execute(
-                    sa.select(
-                        di.run_id, di.role, di.name, ds.digest, ds.schema, ds.rows, ds.profile
-                    )
-                    .join_from(t.dataset_inputs, t.datasets, di.dataset_digest == ds.digest)
-                    .where(di.run_id.in_(ids))
-                ):
-                    datasets.setdefault(r.run_id, []).append(
-                        DatasetRecord(r.digest, r.name, r.schema, r.rows, r.profile, r.role)
-                    )
-                ra = t.run_artifacts.c
-                for a in conn.execute(
-                    sa.select(ra.run_id, ra.path, ra.digest, ra.size)
-                    .where(ra.run_id.in_(ids))
-                    .order_by(ra.path)
-                ):
-                    artifacts.setdefault(a.run_id, []).append(
-                        ArtifactRecord(a.path, a.digest, a.size)
-                    )
+                datasets, artifacts = _details(conn, [r.id for r in rows])
         # positional unpacking: Row attribute lookups by name cost more than the query
         out = []
         for (
@@ -518,6 +498,31 @@ class RunStore:
                 )
             )
         return out
+
+
+def _details(
+    conn: Connection, ids: list[str]
+) -> tuple[dict[str, list[DatasetRecord]], dict[str, list[ArtifactRecord]]]:
+    """The datasets and the artifacts of the runs `ids`, by run id."""
+    datasets: dict[str, list[DatasetRecord]] = {}
+    artifacts: dict[str, list[ArtifactRecord]] = {}
+    di, ds = t.dataset_inputs.c, t.datasets.c
+    for r in conn.execute(
+        sa.select(di.run_id, di.role, di.name, ds.digest, ds.schema, ds.rows, ds.profile)
+        .join_from(t.dataset_inputs, t.datasets, di.dataset_digest == ds.digest)
+        .where(di.run_id.in_(ids))
+    ):
+        datasets.setdefault(r.run_id, []).append(
+            DatasetRecord(r.digest, r.name, r.schema, r.rows, r.profile, r.role)
+        )
+    ra = t.run_artifacts.c
+    for a in conn.execute(
+        sa.select(ra.run_id, ra.path, ra.digest, ra.size)
+        .where(ra.run_id.in_(ids))
+        .order_by(ra.path)
+    ):
+        artifacts.setdefault(a.run_id, []).append(ArtifactRecord(a.path, a.digest, a.size))
+    return datasets, artifacts
 
 
 def _experiment_id(conn: Connection, name: str) -> int:
