@@ -102,7 +102,7 @@ def test_a_long_metric_is_downsampled_by_the_database_and_keeps_its_spike(
     assert (0, loss(0)) in points and (STEPS - 1, loss(STEPS - 1)) in points  # both ends
     steps = [p["step"] for p in doc["points"]]
     assert steps == sorted(steps)
-    assert elapsed < 2.0, elapsed  # one indexed scan; measured ~30 ms on both databases
+    assert elapsed < 2.0, elapsed  # a generous bound: one indexed range, ranked in SQL
 
     zoom = series(server, run_id, "loss", max_points=500, min_step=7_000, max_step=8_000)
     assert zoom["downsampled"] is True and len(zoom["points"]) <= 500
