@@ -10,6 +10,7 @@ import http.client
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -169,17 +170,22 @@ def test_yaml_csv_and_images_are_shown_as_data(arts: tuple[str, str], open_page:
     page = open_page(f"{url}/ui/runs/{run_id}?artifact=conf/params.yaml")
     pre = page.wait_for_selector(".artifact-preview pre")
     assert pre.text_content() == HOSTILE_YAML
-    page.get_by_role("button", name="Preview").nth(1).click()  # data.csv (sorted by path)
+    page.get_by_role("button", name="Preview data.csv").click()
     cell = page.wait_for_selector(
         ".artifact-preview table.csv tbody tr:nth-child(2) td:nth-child(2)"
     )
     assert cell.text_content() == "<b>z</b>"  # markup in a cell is text
     assert "artifact=data.csv" in page.evaluate("location.search")
-    page.get_by_role("button", name="Preview").nth(2).click()  # plots/loss.png
+    page.get_by_role("button", name="Preview plots/loss.png").click()
     img = page.wait_for_selector(".artifact-preview img")
     assert img.get_attribute("src").startswith("blob:")
     page.wait_for_function("document.querySelector('.artifact-preview img').naturalWidth === 1")
     assert page.evaluate("window.__pwned") is None
+    with page.expect_download() as got:
+        page.get_by_role("button", name="Download conf/params.yaml").click()
+    download = got.value
+    assert download.suggested_filename == "params.yaml"
+    assert Path(download.path()).read_text() == HOSTILE_YAML
     assert_clean(page)
 
 

@@ -75,9 +75,9 @@ function artifactTable(run, list, selected, show) {
       h(
         "td",
         {},
-        h("button", { type: "button", "aria-pressed": a.path === selected ? "true" : "false", onclick: () => show(a.path) }, "Preview"),
+        h("button", { type: "button", "aria-label": `Preview ${a.path}`, "aria-pressed": a.path === selected ? "true" : "false", onclick: () => show(a.path) }, "Preview"),
         " ",
-        h("button", { type: "button", onclick: (ev) => download(run.id, a, ev.target) }, "Download"),
+        h("button", { type: "button", "aria-label": `Download ${a.path}`, onclick: (ev) => download(run.id, a, ev.target) }, "Download"),
       ),
     ),
   );
