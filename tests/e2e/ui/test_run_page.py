@@ -30,6 +30,7 @@ from tests.integration.test_run_detail_api import (
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ui")]
 
 PLOT = ".js-plotly-plot"
+IMAGE = "document.querySelector('.artifact-preview img')"
 DRAWN = f"() => {{ const el = document.querySelector('{PLOT}'); return el && el.data; }}"
 # what Chromium itself says when the sandbox stops an artifact's script: the proof, not a fault
 BLOCKED = "because the document's frame is sandboxed and the 'allow-scripts' permission is not set"
@@ -105,9 +106,9 @@ def test_a_run_of_150_params_and_300_metrics_filters_its_keys_from_the_url(
 
 
 @pytest.fixture(scope="module")
-def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, Settings]]:
     """A server over a store holding one run with hostile and harmless artifacts, a dataset
-    and a registered model: (server url, run id)."""
+    and a registered model: (server url, run id, its settings)."""
     from shipyard.server.app import create_server_app
     from shipyard.serving.http import BackgroundServer
 
@@ -138,13 +139,13 @@ def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
         reset_settings()
     with BackgroundServer(create_server_app(settings, refresh_seconds=5.0)) as srv:
         srv.wait_ready()
-        yield srv.url, run.id
+        yield srv.url, run.id, settings
 
 
 def test_an_html_artifact_runs_no_script_in_the_page_nor_its_iframe(
-    arts: tuple[str, str], open_page: Any, axe_check: Any, shot: Any
+    arts: tuple[str, str, Settings], open_page: Any, axe_check: Any, shot: Any
 ) -> None:
-    url, run_id = arts
+    url, run_id, _ = arts
     page = open_page(f"{url}/ui/runs/{run_id}?artifact=report.html")
     frame_el = page.wait_for_selector("iframe.preview")
     assert frame_el.get_attribute("sandbox") == ""
@@ -165,8 +166,10 @@ def test_an_html_artifact_runs_no_script_in_the_page_nor_its_iframe(
     assert axe_check(page) == []
 
 
-def test_yaml_csv_and_images_are_shown_as_data(arts: tuple[str, str], open_page: Any) -> None:
-    url, run_id = arts
+def test_yaml_csv_and_images_are_shown_as_data(
+    arts: tuple[str, str, Settings], open_page: Any
+) -> None:
+    url, run_id, _ = arts
     page = open_page(f"{url}/ui/runs/{run_id}?artifact=conf/params.yaml")
     pre = page.wait_for_selector(".artifact-preview pre")
     assert pre.text_content() == HOSTILE_YAML
@@ -179,7 +182,7 @@ def test_yaml_csv_and_images_are_shown_as_data(arts: tuple[str, str], open_page:
     page.get_by_role("button", name="Preview plots/loss.png").click()
     img = page.wait_for_selector(".artifact-preview img")
     assert img.get_attribute("src").startswith("blob:")
-    page.wait_for_function("document.querySelector('.artifact-preview img').naturalWidth === 1")
+    page.wait_for_function(f"{IMAGE}.naturalWidth === 1")
     assert page.evaluate("window.__pwned") is None
     with page.expect_download() as got:
         page.get_by_role("button", name="Download conf/params.yaml").click()
@@ -189,8 +192,8 @@ def test_yaml_csv_and_images_are_shown_as_data(arts: tuple[str, str], open_page:
     assert_clean(page)
 
 
-def test_climbing_artifact_paths_are_400s(arts: tuple[str, str]) -> None:
-    url, run_id = arts
+def test_climbing_artifact_paths_are_400s(arts: tuple[str, str, Settings]) -> None:
+    url, run_id, _ = arts
     parts = urlsplit(url)
     for bad in ("../x", "%2e%2e/x", "%2e%2e%2fx", "conf/../../x"):
         conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
@@ -199,3 +202,26 @@ def test_climbing_artifact_paths_are_400s(arts: tuple[str, str]) -> None:
         body = json.loads(answer.read())
         conn.close()
         assert (answer.status, body["field"]) == (400, "path"), bad
+
+
+def test_on_a_server_that_requires_a_key_previews_and_charts_send_it(
+    arts: tuple[str, str, Settings], open_page: Any
+) -> None:
+    from shipyard.server.app import create_server_app
+    from shipyard.serving.http import BackgroundServer
+    from shipyard.stores import open_stores
+
+    _, run_id, settings = arts
+    _, token = open_stores(settings).metadata.keys.create("viewer", scopes=["read"], actor="t")
+    secure = settings.model_copy(update={"auth_required": True})
+    with BackgroundServer(create_server_app(secure, refresh_seconds=5.0)) as srv:
+        srv.wait_ready("/health/live")
+        page = open_page(f"{srv.url}/ui/runs/{run_id}?metric=auc&artifact=plots/loss.png")
+        page.wait_for_selector("#token").fill(token)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_function(DRAWN)
+        page.wait_for_function(f"{IMAGE}?.naturalWidth === 1")
+        page.get_by_role("button", name="Preview conf/params.yaml").click()
+        pre = page.wait_for_selector(".artifact-preview pre")
+        assert pre.text_content() == HOSTILE_YAML
+        assert_clean(page)
