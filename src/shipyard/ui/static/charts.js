@@ -6,12 +6,13 @@
 //   await lineChart(el, [{name: "run-1", points: [{step, value}, …]}], {
 //     onzoom: (minStep, maxStep) => …,   // null, null: zoomed back out (double click)
 //     range: [minStep, maxStep],          // the step range shown (default: all)
-//     title: "loss",
+//     title: "loss", ytitle: "loss",      // optional
 //   });
 // Calling lineChart again on the same element redraws it in place (Plotly.react).
 import { api, loadPlotly } from "./app.js";
 
 export const MAX_POINTS = 500;
+const MAX_LEGEND = 20; // more lines than this: the legend would hide the chart
 
 /** One series of a run's metric as the server downsamples it:
  * {name, points, downsampled, total, min_step, max_step}. */
@@ -39,7 +40,7 @@ function traces(series) {
   }));
 }
 
-function layout(series, { range, title }) {
+function layout(series, { range, title, ytitle }) {
   const xaxis = { title: { text: "step" }, zeroline: false };
   if (range && range[0] !== null && range[0] !== undefined && range[1] !== null && range[1] !== undefined) {
     xaxis.range = [Number(range[0]), Number(range[1])];
@@ -50,10 +51,10 @@ function layout(series, { range, title }) {
   return {
     title: title ? { text: title, font: { size: 14 } } : undefined,
     margin: { l: 56, r: 16, t: title ? 36 : 12, b: 44 },
-    showlegend: series.length > 1,
-    legend: { orientation: "h" },
+    showlegend: series.length > 1 && series.length <= MAX_LEGEND,
+    legend: { orientation: "h", y: -0.2 },
     xaxis,
-    yaxis: { autorange: true, zeroline: false },
+    yaxis: { autorange: true, zeroline: false, title: ytitle ? { text: ytitle } : undefined },
     hovermode: "closest",
     uirevision: "keep", // the user's legend choices survive a redraw
   };
@@ -73,7 +74,7 @@ function purgeDetached(Plotly) {
 }
 
 /** Draw (or redraw) `series` as lines in `el`; resolves to `el` once drawn. */
-export async function lineChart(el, series, { onzoom, range, title } = {}) {
+export async function lineChart(el, series, { onzoom, range, title, ytitle } = {}) {
   const Plotly = await loadPlotly();
   purgeDetached(Plotly);
   drawn.add(el);
@@ -83,7 +84,7 @@ export async function lineChart(el, series, { onzoom, range, title } = {}) {
   el._shipyardZoom = onzoom || null;
   el._shipyardQuiet = true; // our own redraw is not a zoom
   try {
-    await Plotly.react(el, traces(series), layout(series, { range, title }), CONFIG);
+    await Plotly.react(el, traces(series), layout(series, { range, title, ytitle }), CONFIG);
   } finally {
     el._shipyardQuiet = false;
   }
