@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import time
 from typing import Any
 
@@ -41,6 +42,7 @@ VALUES = {
     "key_id": "00000000",  # no such key: the admin's own stays valid
     "file": "swagger-ui.css",  # the docs' assets (a mounted folder)
     "asset": "app.js",  # the web UI's files (a mounted folder)
+    "path": "report.html",  # a run artifact (the run does not exist: 404 once let in)
     "rest": "runs",  # a page of the web UI (every one is the same shell)
 }
 # the mounted folders of files, and the path parameter naming one of them
@@ -172,7 +174,8 @@ def fill(template: str) -> str:
     path = template
     for name in Route(template, endpoint=lambda: None).param_convertors:
         assert name in VALUES, f"{template}: say in VALUES what to send for {{{name}}}"
-        path = path.replace(f"{{{name}}}", VALUES[name])
+        path = re.sub(rf"\{{{name}(:\w+)?\}}", VALUES[name], path)  # {key} and {key:path}
+    assert "{" not in path, path
     return path
 
 

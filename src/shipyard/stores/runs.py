@@ -20,6 +20,7 @@ from shipyard.stores.records import (
     Clause,
     DatasetRecord,
     MetricPoint,
+    MetricSeries,
     OrderKey,
     RunRecord,
 )
@@ -338,6 +339,23 @@ class RunStore:
             )
             return [MetricPoint(r.key, _loaded(r.value), r.step, r.timestamp) for r in rows]
 
+    def metric_series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> MetricSeries:
+        """`metric_series.metric_series`: a step range, min/max buckets past `max_points`."""
+        from shipyard.stores.metric_series import metric_series
+
+        with self._db.read() as conn:
+            return metric_series(
+                conn, run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+            )
+
     def search_runs(
         self,
         *,
@@ -477,6 +495,31 @@ class RunStore:
                 )
             )
         return out
+
+
+def _details(
+    conn: Connection, ids: list[str]
+) -> tuple[dict[str, list[DatasetRecord]], dict[str, list[ArtifactRecord]]]:
+    """The datasets and the artifacts of the runs `ids`, by run id."""
+    datasets: dict[str, list[DatasetRecord]] = {}
+    artifacts: dict[str, list[ArtifactRecord]] = {}
+    di, ds = t.dataset_inputs.c, t.datasets.c
+    for r in conn.execute(
+        sa.select(di.run_id, di.role, di.name, ds.digest, ds.schema, ds.rows, ds.profile)
+        .join_from(t.dataset_inputs, t.datasets, di.dataset_digest == ds.digest)
+        .where(di.run_id.in_(ids))
+    ):
+        datasets.setdefault(r.run_id, []).append(
+            DatasetRecord(r.digest, r.name, r.schema, r.rows, r.profile, r.role)
+        )
+    ra = t.run_artifacts.c
+    for a in conn.execute(
+        sa.select(ra.run_id, ra.path, ra.digest, ra.size)
+        .where(ra.run_id.in_(ids))
+        .order_by(ra.path)
+    ):
+        artifacts.setdefault(a.run_id, []).append(ArtifactRecord(a.path, a.digest, a.size))
+    return datasets, artifacts
 
 
 def _experiment_id(conn: Connection, name: str) -> int:

@@ -2,6 +2,7 @@
 // series to ~500 points; zooming asks again for the steps in view), and parallel coordinates
 // of the params that vary against that metric (Plotly's parcoords).
 import { api, h, loadPlotly } from "./app.js";
+import { lineChart } from "./charts.js";
 
 const CONCURRENCY = 6;
 const MAX_POINTS = 500;
@@ -32,44 +33,6 @@ export function pickParams(varying, pc) {
   return [...new Set(pc.split(",").map((s) => s.trim()))].filter((k) => known.has(k)).slice(0, MAX_AXES);
 }
 
-/**
- * Draw `series` ([{name, x, y}]) as lines in `el`. `onzoom(x0, x1)` (null, null when the
- * view is reset) may return new series for that range, drawn in place.
- */
-export async function lineChart(el, series, { onzoom, xTitle = "step", yTitle = "" } = {}) {
-  const Plotly = await loadPlotly();
-  const traces = (list) =>
-    list.map((s) => ({
-      type: "scatter",
-      mode: s.x.length <= 50 ? "lines+markers" : "lines",
-      name: s.name,
-      x: s.x,
-      y: s.y,
-      hovertemplate: `${s.name}<br>${xTitle} %{x}<br>%{y}<extra></extra>`,
-    }));
-  const layout = {
-    margin: { l: 60, r: 20, t: 10, b: 45 },
-    xaxis: { title: { text: xTitle } },
-    yaxis: { title: { text: yTitle } },
-    showlegend: series.length <= 20,
-    legend: { orientation: "h", y: -0.2 },
-  };
-  await Plotly.react(el, traces(series), layout, CONFIG);
-  if (!onzoom || el.dataset.zoomBound) return;
-  el.dataset.zoomBound = "1";
-  el.on("plotly_relayout", async (ev) => {
-    const reset = ev["xaxis.autorange"];
-    const x0 = ev["xaxis.range[0]"];
-    const x1 = ev["xaxis.range[1]"];
-    if (!reset && x0 === undefined) return;
-    const fresh = await onzoom(reset ? null : x0, reset ? null : x1);
-    if (!fresh) return;
-    const range = reset ? undefined : [x0, x1];
-    const keep = { ...el.layout, xaxis: { ...el.layout.xaxis, range, autorange: reset ? true : false } };
-    await Plotly.react(el, traces(fresh), keep, CONFIG);
-  });
-}
-
 async function histories(runs, metric, signal, range) {
   const p = new URLSearchParams({ max_points: String(MAX_POINTS) });
   if (range) {
@@ -79,7 +42,7 @@ async function histories(runs, metric, signal, range) {
   return mapLimit(runs, CONCURRENCY, async (run) => {
     const url = `/api/runs/${encodeURIComponent(run.id)}/metrics/${encodeURIComponent(metric)}?${p}`;
     const { points } = await api(url, { signal });
-    return { name: run.name || run.id.slice(0, 8), x: points.map((pt) => pt.step), y: points.map((pt) => pt.value) };
+    return { name: run.name || run.id.slice(0, 8), points };
   });
 }
 
@@ -95,13 +58,14 @@ export async function drawMetric(el, note, runs, metric, signal) {
     const without = runs.length - having.length;
     note.textContent = `${metric}: ${having.length} runs` + (without ? ` (${without} did not log it)` : "") +
       ". Drag to zoom in; double-click to zoom out.";
-    await lineChart(el, series, {
-      yTitle: metric,
-      onzoom: async (x0, x1) => {
-        if (signal.aborted || el.dataset.gen !== gen) return null;
-        return histories(having, metric, signal, x0 === null ? null : [x0, x1]);
-      },
-    });
+    const onzoom = async (x0, x1) => {
+      if (signal.aborted || el.dataset.gen !== gen) return;
+      const range = x0 === null ? null : [x0, x1];
+      const fresh = await histories(having, metric, signal, range);
+      if (signal.aborted || el.dataset.gen !== gen) return;
+      await lineChart(el, fresh, { onzoom, range, ytitle: metric });
+    };
+    await lineChart(el, series, { onzoom, ytitle: metric });
   } catch (err) {
     if (signal.aborted || (err && err.name === "AbortError")) return;
     note.replaceChildren(h("span", { class: "error", role: "alert" }, err.message || String(err)));
