@@ -532,31 +532,6 @@ def _experiment_id(conn: Connection, name: str) -> int:
     return int(conn.execute(sa.select(e.id).where(e.name == name)).scalar_one())
 
 
-def _details(
-    conn: Connection, ids: list[str]
-) -> tuple[dict[str, list[DatasetRecord]], dict[str, list[ArtifactRecord]]]:
-    """The dataset inputs and artifacts of the runs `ids`, by run id."""
-    datasets: dict[str, list[DatasetRecord]] = {}
-    artifacts: dict[str, list[ArtifactRecord]] = {}
-    di, ds = t.dataset_inputs.c, t.datasets.c
-    for r in conn.execute(
-        sa.select(di.run_id, di.role, di.name, ds.digest, ds.schema, ds.rows, ds.profile)
-        .join_from(t.dataset_inputs, t.datasets, di.dataset_digest == ds.digest)
-        .where(di.run_id.in_(ids))
-    ):
-        datasets.setdefault(r.run_id, []).append(
-            DatasetRecord(r.digest, r.name, r.schema, r.rows, r.profile, r.role)
-        )
-    ra = t.run_artifacts.c
-    for a in conn.execute(
-        sa.select(ra.run_id, ra.path, ra.digest, ra.size)
-        .where(ra.run_id.in_(ids))
-        .order_by(ra.path)
-    ):
-        artifacts.setdefault(a.run_id, []).append(ArtifactRecord(a.path, a.digest, a.size))
-    return datasets, artifacts
-
-
 def _json_object(value: Any) -> dict[str, Any]:
     if value is None:
         return {}
