@@ -5,7 +5,7 @@ Playwright; every request off 127.0.0.1 is aborted and written down).
                 once per session by `seed.seed()`: 1,500 runs x 150 params x 300 metrics, 3 runs
                 of 10,000 steps, 5 runs with 3 of 117 params differing. `.url`, `.ids`,
                 `.settings`
-    browser     a Chromium browser for the session
+    browser     a Chromium browser for the test module
     open_page   open_page(url) → a Playwright page whose console errors, page errors and
                 off-loopback requests are collected (`assert_clean(page)` checks them)
     axe_check   axe_check(page) → the serious/critical axe-core violations (a list; [] = pass)
@@ -64,8 +64,11 @@ def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
         yield Seeded(srv.url, ids, settings)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API keeps an event loop running on this
+    thread while it is open, and a later test of the same worker calling `asyncio.run` would
+    fail ("cannot be called from a running event loop")."""
     path = chromium()  # skips with the reason when Chromium is not installed
     from playwright.sync_api import sync_playwright
 
