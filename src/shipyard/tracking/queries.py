@@ -55,9 +55,11 @@ class RunQueries:
         order_by: Sequence[str] | str | None = None,
         limit: int = 100,
         page_token: str | None = None,
+        lifecycle: str | None = "active",
     ) -> tuple[list[RunRecord], str | None]:
         """One keyset page of `search` and the token of the next (None after the last page).
-        The token holds the order it was made for: another order_by refuses it."""
+        The token holds the order it was made for: another order_by refuses it. `lifecycle`:
+        "active" runs (default), "deleted" ones (by an MLflow client) or None for both."""
         from shipyard.stores.run_search import sort_values
         from shipyard.tracking.search import parse_filter, parse_order_by
 
@@ -67,7 +69,12 @@ class RunQueries:
             experiments = [experiments]
         after = _read_token(page_token, order) if page_token else None
         runs = self._runs.search_runs(
-            experiments=experiments, clauses=clauses, order_by=order, limit=limit + 1, after=after
+            experiments=experiments,
+            clauses=clauses,
+            order_by=order,
+            limit=limit + 1,
+            after=after,
+            lifecycle=lifecycle,
         )
         if len(runs) <= limit:
             return runs, None
@@ -158,6 +165,10 @@ class RunQueries:
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every logged value of a metric, by step then time."""
         return self._runs.metric_history(run_id, key)
+
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[MetricPoint]]:
+        """Per run, the latest point (value, step, time) of each of its metrics."""
+        return self.stores.metadata.run_edits.latest_metrics(run_ids)
 
 
 def _make_token(order: Sequence[Any], values: list[Any]) -> str:
