@@ -46,7 +46,14 @@ def mlflow_python() -> Path:
     base = getattr(sys, "_base_executable", sys.executable)
     subprocess.run([base, "-m", "venv", str(building)], check=True)
     pip = subprocess.run(
-        [str(building / "bin" / "python"), "-m", "pip", "install", "-q", f"mlflow=={MLFLOW_VERSION}"],
+        [
+            str(building / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"mlflow=={MLFLOW_VERSION}",
+        ],
         capture_output=True,
         text=True,
     )
@@ -117,7 +124,9 @@ def test_an_unchanged_mlflow_script_logs_to_shipyard(
     assert seen["status"] == "FINISHED"
     datasets = seen["datasets"]
     assert isinstance(datasets, list) and len(datasets) == 1
-    assert datasets[0][0] == "train-data" and datasets[0][2] == [["mlflow.data.context", "training"]]
+    assert datasets[0][0] == "train-data" and datasets[0][2] == [
+        ["mlflow.data.context", "training"]
+    ]
     assert seen["frame_rows"] == 5 and seen["after_delete"] == 4
 
     # and shipyard's own API sees the same runs
@@ -135,5 +144,7 @@ def test_an_unchanged_mlflow_script_logs_to_shipyard(
     (dataset,) = queries.get(run_ids[0]).datasets
     assert (dataset.name, dataset.role, dataset.rows) == ("train-data", "training", 20)
     assert dataset.schema == {"x": "double", "y": "double"}
-    top = queries.search("metrics.r2 > 0.5", experiments="mlflow-compat", order_by="metrics.r2 DESC")
+    top = queries.search(
+        "metrics.r2 > 0.5", experiments="mlflow-compat", order_by="metrics.r2 DESC"
+    )
     assert [r.id for r in top] == run_ids[:4]

@@ -43,7 +43,9 @@ while True:
         break
 history = client.get_metric_history(run_ids[0], "loss")
 first = client.get_run(run_ids[0])
-frame = mlflow.search_runs(experiment_names=["mlflow-compat"], filter_string="tags.team = 'forecast'")
+frame = mlflow.search_runs(
+    experiment_names=["mlflow-compat"], filter_string="tags.team = 'forecast'"
+)
 client.delete_run(run_ids[-1])
 after_delete = client.search_runs([experiment.experiment_id])
 client.restore_run(run_ids[-1])
