@@ -60,7 +60,6 @@ OPEN = {
     "/docs/assets/{file}",
     "/ui/assets/{file}",
     "/ui",  # the web UI's shell and assets (its data comes from /api, which asks)
-    "/ui/",
     "/ui/{rest:path}",
     "/ui/assets/vendor/plotly.min.js",
     "/health",  # MLflow clients' probes
