@@ -74,17 +74,28 @@ def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'meta.db'}"
 
 
-@pytest.fixture
-def server(settings: Settings) -> Iterator[BackgroundServer]:
+@pytest.fixture(params=["anonymous", "token"])
+def served(
+    request: pytest.FixtureRequest, settings: Settings
+) -> Iterator[tuple[BackgroundServer, str | None]]:
+    """The server, anonymous on loopback or requiring credentials, and the token a training
+    job gets (`read` to find its experiment and runs, `track` to write them)."""
+    from shipyard.access import ApiKeys
     from shipyard.server.app import create_server_app
+    from shipyard.stores import open_stores
 
+    token = None
+    if request.param == "token":
+        settings = settings.model_copy(update={"auth_required": True})
+        token = ApiKeys(open_stores(settings)).create("trainer", scopes=["read", "track"])[1]
     with BackgroundServer(create_server_app(settings, refresh_seconds=1.0)) as srv:
         srv.wait_ready()
-        yield srv
+        yield srv, token
 
 
-def _run_script(python: Path, url: str, cwd: Path) -> dict[str, object]:
+def _run_script(python: Path, url: str, cwd: Path, token: str | None) -> dict[str, object]:
     env = {
+        **({"MLFLOW_TRACKING_TOKEN": token} if token else {}),
         "PATH": os.environ.get("PATH", ""),
         "HOME": str(cwd),
         "MLFLOW_TRACKING_URI": url,
@@ -100,13 +111,17 @@ def _run_script(python: Path, url: str, cwd: Path) -> dict[str, object]:
 
 
 def test_an_unchanged_mlflow_script_logs_to_shipyard(
-    mlflow_python: Path, server: BackgroundServer, settings: Settings, tmp_path: Path
+    mlflow_python: Path,
+    served: tuple[BackgroundServer, str | None],
+    settings: Settings,
+    tmp_path: Path,
 ) -> None:
     from shipyard.stores import open_stores
     from shipyard.tracking import RunQueries
 
+    server, token = served
     started = time.perf_counter()
-    seen = _run_script(mlflow_python, server.url, tmp_path)
+    seen = _run_script(mlflow_python, server.url, tmp_path, token)
     print(f"mlflow script: {time.perf_counter() - started:.1f} s")
     run_ids = seen["run_ids"]
     assert isinstance(run_ids, list) and len(run_ids) == 5

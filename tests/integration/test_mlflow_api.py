@@ -175,8 +175,13 @@ def test_reads_need_read_and_writes_need_track(settings: Settings) -> None:
             headers = {"authorization": f"Bearer {token}"} if token else {}
             return httpx.post(srv.url + API + path, json=body, headers=headers)
 
-        assert call(None, "runs/search", {}).status_code == 401
+        refused = call(None, "runs/search", {})  # shipyard's fields and MLflow's
+        assert refused.json()["type"] == "UnauthorizedError"
+        assert refused.status_code == 401 and refused.json()["error_code"] == "UNAUTHENTICATED"
+        assert refused.json()["message"] == refused.json()["error"]
         assert call(reader, "runs/search", {}).status_code == 200
-        assert call(reader, "experiments/create", {"name": "e"}).status_code == 403
+        denied = call(reader, "experiments/create", {"name": "e"})
+        assert denied.status_code == 403 and denied.json()["error_code"] == "PERMISSION_DENIED"
+        assert "track" in denied.json()["message"]
         assert call(trainer, "experiments/create", {"name": "e"}).status_code == 200
         assert call(trainer, "runs/create", {}).status_code == 200

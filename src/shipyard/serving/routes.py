@@ -119,6 +119,11 @@ _MLFLOW: Final = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/")
 _MLFLOW_READS: Final = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/(?:runs|experiments)/search/?$")
 
 
+def is_mlflow(path: str) -> bool:
+    """Whether `path` is MLflow's API (its refusals then also carry MLflow's error fields)."""
+    return _MLFLOW.match(path) is not None
+
+
 def required_scope(method: str, path: str) -> str | None:
     """The scope a request needs; None for open routes."""
     if _OPEN.match(path):
