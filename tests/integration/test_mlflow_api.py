@@ -184,4 +184,11 @@ def test_reads_need_read_and_writes_need_track(settings: Settings) -> None:
         assert denied.status_code == 403 and denied.json()["error_code"] == "PERMISSION_DENIED"
         assert "track" in denied.json()["message"]
         assert call(trainer, "experiments/create", {"name": "e"}).status_code == 200
-        assert call(trainer, "runs/create", {}).status_code == 200
+        made = call(trainer, "runs/create", {}).json()["run"]["info"]  # MLflow's default: "0"
+        assert made["experiment_id"] == "0" and made["lifecycle_stage"] == "active"
+        default = httpx.get(
+            srv.url + API + "experiments/get",
+            params={"experiment_id": "0"},
+            headers={"authorization": f"Bearer {reader}"},
+        ).json()["experiment"]
+        assert default["name"] == "default" and default["experiment_id"] == "0"
