@@ -93,3 +93,15 @@ def test_a_dataset_input_needs_its_description() -> None:
 )
 def test_errors_as_mlflow_codes(error: ShipyardError, answer: tuple[int, str]) -> None:
     assert error_code(error) == answer
+
+
+def test_string_fields() -> None:
+    assert convert.text({"experiment_id": 3}, "experiment_id") == "3"  # an id sent as a number
+    assert convert.text({"run_id": ["a", "b"]}, "run_id") == "a"  # a query parameter twice
+    assert convert.text({}, "filter", required=False) is None
+    with pytest.raises(InvalidArgumentError, match="Missing value for required parameter 'name'"):
+        convert.required({"name": ""}, "name")
+    with pytest.raises(InvalidArgumentError):
+        convert.text({"name": {"a": 1}}, "name")
+    assert convert.key_values({"tags": [{"key": "a", "value": None}]}, "tags") == {"a": ""}
+    assert convert.strings({"order_by": "x"}, "order_by") == ["x"]

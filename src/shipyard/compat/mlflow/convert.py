@@ -162,6 +162,8 @@ def text(body: Mapping[str, Any], name: str, *, required: bool = True) -> str | 
         if required:
             raise InvalidArgumentError(f"Missing value for required parameter '{name}'", field=name)
         return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)  # an id sent as a number
     if not isinstance(value, str):
         raise InvalidArgumentError(f"'{name}' must be a string, got {value!r}", field=name)
     return value
