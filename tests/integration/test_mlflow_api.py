@@ -192,3 +192,30 @@ def test_reads_need_read_and_writes_need_track(settings: Settings) -> None:
             headers={"authorization": f"Bearer {reader}"},
         ).json()["experiment"]
         assert default["name"] == "default" and default["experiment_id"] == "0"
+
+
+@pytest.mark.slow
+def test_2345_runs_come_in_3_pages_without_duplicate_or_gap_while_runs_are_added(
+    client: httpx.Client, settings: Settings
+) -> None:
+    from shipyard.stores import open_stores
+    from shipyard.tracking import RemoteRuns
+
+    runs = RemoteRuns(open_stores(settings))
+    made = {runs.create("many", start_time=1_000_000 + i // 3).id for i in range(2345)}
+    exp_id = client.get("experiments/get-by-name", params={"experiment_name": "many"}).json()[
+        "experiment"
+    ]["experiment_id"]
+    seen: list[str] = []
+    token, pages = None, 0
+    while True:
+        page = client.post(
+            "runs/search", json={"experiment_ids": [exp_id], "page_token": token}
+        ).json()
+        pages += 1
+        seen += [r["info"]["run_id"] for r in page["runs"]]
+        runs.create("many")  # newer than every run paged so far: not in this listing
+        token = page.get("next_page_token")
+        if not token:
+            break
+    assert pages == 3 and len(seen) == len(set(seen)) == 2345 and set(seen) == made
