@@ -41,9 +41,12 @@ VALUES = {
     "view": "nope",
     "key_id": "00000000",  # no such key: the admin's own stays valid
     "file": "swagger-ui.css",  # the docs' assets (a mounted folder)
-    "path": "runs/get",  # MLflow's API (compat.mlflow): one dispatcher per prefix
-    "rest": "runs",  # the web UI's pages (/ui/…)
+    "asset": "app.js",  # the web UI's files (a mounted folder)
+    "path": "report.html",  # a run artifact (the run does not exist: 404 once let in)
+    "rest": "runs",  # a page of the web UI (every one is the same shell)
 }
+# the mounted folders of files, and the path parameter naming one of them
+MOUNTS = {"/docs/assets": "file", "/ui/assets": "asset"}
 # documented as open: probes, scrapers and the API docs
 OPEN = {
     "/health/live",
@@ -58,9 +61,9 @@ OPEN = {
     "/openapi.json",
     "/",
     "/docs/assets/{file}",
-    "/ui/assets/{file}",
-    "/ui",  # the web UI's shell and assets (its data comes from /api, which asks)
+    "/ui",
     "/ui/{rest:path}",
+    "/ui/assets/{asset}",
     "/ui/assets/vendor/plotly.min.js",
     "/health",  # MLflow clients' probes
     "/version",
@@ -84,7 +87,7 @@ ABOUT_ONE = (
     "/api/deployments/{name}",
     "/api/monitoring/{name}",
 )
-LISTINGS = {"/api/endpoints", "/api/deployments"}
+LISTINGS = {"/api/endpoints", "/api/deployments", "/api/monitoring"}
 # the callers: their scopes and endpoint limit; None for one that must not get in
 CALLERS: dict[str, tuple[set[str], set[str] | None] | None] = {
     "no credential": None,
@@ -165,8 +168,9 @@ def route_table(app: Any) -> list[tuple[str, str]]:
     rows = []
     for route in app.routes:
         if isinstance(route, Mount):  # a folder of files: asked for one of them
-            assert route.path in ("/docs/assets", "/ui/assets"), f"{route!r}: say what to ask for"
-            rows += [("GET", f"{route.path}/{{file}}"), ("HEAD", f"{route.path}/{{file}}")]
+            assert route.path in MOUNTS, f"{route!r}: say in MOUNTS what to ask for"
+            file = f"{route.path}/{{{MOUNTS[route.path]}}}"
+            rows += [("GET", file), ("HEAD", file)]
             continue
         assert isinstance(route, Route), f"{route!r}: the matrix knows only plain routes"
         for method in sorted(route.methods or ()):
@@ -178,7 +182,8 @@ def fill(template: str) -> str:
     path = template
     for name in Route(template, endpoint=lambda: None).param_convertors:
         assert name in VALUES, f"{template}: say in VALUES what to send for {{{name}}}"
-        path = re.sub(rf"\{{{name}(:[a-z]+)?\}}", VALUES[name], path)
+        path = re.sub(rf"\{{{name}(:\w+)?\}}", VALUES[name], path)  # {key} and {key:path}
+    assert "{" not in path, path
     return path
 
 

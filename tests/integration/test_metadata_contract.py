@@ -189,6 +189,36 @@ def test_versions_aliases_and_audit(store: MetadataStore) -> None:
     assert {e.action for e in events} >= {"model.create", "version.register"}
 
 
+def test_the_registry_summary_reads(store: MetadataStore) -> None:
+    """What the registry's pages read in one query each: approval counts per model, each
+    version's latest gate result, the versions carrying a tag value."""
+    models = store.models
+    for name, tags in (("churn", {}), ("churn", {"optimize_parent": "1"}), ("fraud", {})):
+        models.create_version(
+            name,
+            actor="a",
+            flavor="sklearn",
+            artifact_digest="c" * 64,
+            signature=None,
+            run_id=None,
+            tags=tags,
+        )
+    models.set_approval("churn", 1, state="approved", reviewer="r", comment="", actor="a")
+    assert models.approval_counts() == {
+        "churn": {"approved": 1, "pending": 1},
+        "fraud": {"pending": 1},
+    }
+    assert models.versions_tagged("churn", "optimize_parent", "1") == [2]
+    assert models.versions_tagged("churn", "optimize_parent", "2") == []
+    gates = store.gates
+    assert gates.latest_results("churn") == {}
+    gates.record_report("churn", 1, passed=True, report={}, actor="a")
+    gates.record_report("churn", 1, passed=False, report={}, actor="a")
+    gates.record_report("churn", 2, passed=True, report={}, actor="a")
+    results = gates.latest_results("churn")
+    assert {v: passed for v, (passed, _) in results.items()} == {1: False, 2: True}
+
+
 def test_registry_errors_leave_state_alone(store: MetadataStore) -> None:
     store.models.create_version(
         "churn", actor="a", flavor="sklearn", artifact_digest="a" * 64, signature=None, run_id=None

@@ -20,9 +20,13 @@ from shipyard.server.app import create_server_app
 from shipyard.serving.routes import HOT_TARGET as _HOT_TARGET
 from shipyard.serving.routes import required_scope
 
-# README, Security: "Health, readiness, /metrics, / and the docs (with their scripts under
-# /docs/assets/) stay open."
+# README, Security: "Health, readiness, /metrics, /, the docs (with their scripts under
+# /docs/assets/) and the web UI's page and files under /ui/ ... stay open."
 OPEN = {
+    "/ui",
+    "/ui/{rest:path}",
+    "/ui/assets",  # the mounted folder of the UI's files
+    "/ui/assets/vendor/plotly.min.js",
     "/",
     "/docs/assets",  # the mounted folder of the docs' scripts
     "/health/live",
@@ -35,9 +39,6 @@ OPEN = {
     "/openapi.json",
     "/redoc",
     "/v2",
-    "/ui",  # the web UI's shell and assets (its data comes from /api, which asks)
-    "/ui/{rest:path}",
-    "/ui/assets",
     "/health",  # as MLflow clients probe them
     "/version",
 }

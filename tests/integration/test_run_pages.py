@@ -139,3 +139,17 @@ def test_groups_over_http(settings: Settings, logged: list[str]) -> None:
             assert bad.status_code == 400 and bad.json()["field"] == "page_token"
             who = client.get("/api/whoami").json()
             assert who["name"] == "anonymous" and who["auth_required"] is False
+
+
+def test_keys_narrow_what_a_page_carries(settings: Settings, logged: list[str]) -> None:
+    runs = RunQueries(open_stores(settings))
+    capped, _ = runs.page(experiments="pages", limit=50, max_keys=1)
+    assert {tuple(r.params) for r in capped} == {("const",)}  # the first by name
+    assert all(len(r.metrics) <= 1 and len(r.tags) <= 1 for r in capped)
+    named, _ = runs.page(experiments="pages", limit=50, keys=["params.k", "metrics.auc"])
+    assert all(set(r.params) == {"k"} for r in named)
+    assert sum(1 for r in named if "auc" in r.metrics) == 17
+    assert sum(1 for r in named if r.tags) == 11  # a kind not named is returned whole
+    with pytest.raises(InvalidArgumentError) as err:
+        runs.page(experiments="pages", keys=["status"])
+    assert err.value.details.get("field") == "keys"

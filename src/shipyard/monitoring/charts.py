@@ -82,6 +82,25 @@ def categorical_series(ref: CategoricalSketch, cur: CategoricalSketch) -> Series
     return Series("categorical", labels, r, c, ref.count, cur.count, [])
 
 
+def distribution(ref: Sketch, cur: Sketch) -> dict[str, object] | None:
+    """The bars `chart` draws, as data (the web UI draws them with Plotly): each bar's label
+    and its share of each sample; None when the two sketches are of different kinds."""
+    if isinstance(ref, NumericSketch) and isinstance(cur, NumericSketch):
+        series = numeric_series(ref, cur)
+    elif isinstance(ref, CategoricalSketch) and isinstance(cur, CategoricalSketch):
+        series = categorical_series(ref, cur)
+    else:
+        return None
+    return {
+        "kind": series.kind,
+        "labels": series.labels,
+        "reference": series.reference,
+        "current": series.current,
+        "reference_rows": series.reference_rows,
+        "current_rows": series.current_rows,
+    }
+
+
 def nice_ticks(top: float, most: int = 5) -> list[float]:
     """0, step, 2·step, … up to the first multiple of a 1-2-2.5-5 step that reaches `top`,
     with at most `most` steps."""

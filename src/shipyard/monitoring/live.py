@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
     from shipyard.config import Settings
     from shipyard.monitoring.rolling import RollingWindow
+    from shipyard.sketches import Profile
     from shipyard.stores import Stores
 
 log = logging.getLogger("shipyard.monitoring")
@@ -36,9 +37,11 @@ class Evaluation:
     error: str | None = None
     traffic: dict[str, float | None] = field(default_factory=dict)
     alerts: list[dict[str, Any]] = field(default_factory=list)
+    # per monitored column, the reference's and the window's histograms (charts.distribution)
+    distributions: dict[str, Any] | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
+    def to_dict(self, *, distributions: bool = False) -> dict[str, Any]:
+        doc = {
             "endpoint": self.endpoint,
             "at_ms": self.at_ms,
             "window_seconds": self.window_seconds,
@@ -48,6 +51,25 @@ class Evaluation:
             "quality": self.quality,
             "accuracy": self.accuracy,
             "error": self.error,
+        }
+        if distributions:
+            doc["distributions"] = self.distributions or {}
+        return doc
+
+    def summary(self) -> dict[str, Any]:
+        """The headline numbers (a list of endpoints shows them)."""
+        drift, quality = self.drift or {}, self.quality or {}
+        return {
+            "at_ms": self.at_ms,
+            "window_seconds": self.window_seconds,
+            "model_version": self.model_version,
+            "rows": self.rows,
+            "error": self.error,
+            "share_drifted": drift.get("share_drifted"),
+            "drifted_columns": drift.get("drifted_columns"),
+            "quality_violations": quality.get("violations"),
+            "accuracy": ((self.accuracy or {}).get("overall") or {}) or None,
+            "traffic": self.traffic,
         }
 
 
@@ -116,7 +138,20 @@ def evaluate_rolling(
         quality.to_dict(),
         accuracy,
         traffic=traffic,
+        distributions=_distributions(reference, current, feature_columns),
     )
+
+
+def _distributions(reference: Profile, current: Profile, columns: list[str]) -> dict[str, Any]:
+    from shipyard.monitoring.charts import distribution
+
+    out = {}
+    for c in columns:
+        if c in reference.columns and c in current.columns:
+            found = distribution(reference.columns[c], current.columns[c])
+            if found is not None:
+                out[c] = found
+    return out
 
 
 class MonitoringGauges:
@@ -222,29 +257,7 @@ class LiveMonitor:
     def evaluate_all(self, endpoints: list[str]) -> list[Evaluation]:
         done = []
         for name in endpoints:
-            try:
-                ev = evaluate_rolling(
-                    self.settings,
-                    self.stores,
-                    name,
-                    self.settings.monitor_window_seconds,
-                    self.windows,
-                )
-            except ShipyardError as exc:  # no traffic or no reference yet: nothing to say
-                ev = Evaluation(
-                    name,
-                    time.time_ns() // 1_000_000,
-                    self.settings.monitor_window_seconds,
-                    error=exc.message,
-                )
-            except Exception as exc:  # keep monitoring the other endpoints
-                log.exception("monitoring %s failed", name)
-                ev = Evaluation(
-                    name,
-                    time.time_ns() // 1_000_000,
-                    self.settings.monitor_window_seconds,
-                    error=f"{type(exc).__name__}: {exc}",
-                )
+            ev = self._evaluate(name, self.settings.monitor_window_seconds, self.windows)
             if self.gauges is not None and ev.error is None:
                 self.gauges.update(ev)
             try:  # every evaluation, a failed one too: its rules are then "unknown"
@@ -257,3 +270,45 @@ class LiveMonitor:
             self.latest[name] = ev
             done.append(ev)
         return done
+
+    def _evaluate(
+        self, name: str, window_seconds: float, windows: dict[str, RollingWindow]
+    ) -> Evaluation:
+        """One endpoint's window; a failure is the evaluation's `error`, never raised."""
+        try:
+            return evaluate_rolling(self.settings, self.stores, name, window_seconds, windows)
+        except ShipyardError as exc:  # no traffic or no reference yet: nothing to say
+            error = exc.message
+        except Exception as exc:  # keep monitoring the other endpoints
+            log.exception("monitoring %s failed", name)
+            error = f"{type(exc).__name__}: {exc}"
+        return Evaluation(name, time.time_ns() // 1_000_000, window_seconds, error=error)
+
+    def inspect(self, name: str, window_seconds: float | None = None) -> Evaluation:
+        """An endpoint's evaluation to look at: the latest over the monitor's own window (made
+        now when there is none yet), or one made now over `window_seconds` that changes
+        nothing — neither the monitor's windows, nor its gauges, nor any alert rule."""
+        if window_seconds is None or window_seconds == self.settings.monitor_window_seconds:
+            if name not in self.latest:
+                self.evaluate_all([name])
+            return self.latest[name]
+        return self._evaluate(name, window_seconds, {})
+
+    def accuracy_series(
+        self, name: str, window_seconds: float, buckets: int = 24
+    ) -> dict[str, Any]:
+        """Live quality over time by model version: the last `window_seconds` of predictions
+        that got a label back, in `buckets` intervals (performance.accuracy_over_time)."""
+        from shipyard.monitoring.performance import accuracy_over_time
+        from shipyard.monitoring.sources import endpoint_labels, endpoint_window
+
+        now = time.time_ns() // 1_000_000
+        start = now - int(window_seconds * 1000)
+        try:
+            raw = endpoint_window(self.settings, name, window_seconds, now_ms=now)
+        except NotFoundError as exc:
+            return {"start_ms": start, "end_ms": now, "versions": {}, "not_computable": exc.message}
+        labels = endpoint_labels(self.settings, name)
+        return accuracy_over_time(
+            raw, labels, start_ms=start, end_ms=now, buckets=buckets, endpoint=name
+        )

@@ -194,3 +194,43 @@ def _why_not(metrics: dict[str, Any], key: str) -> str:
     if metrics.get("reason") and metrics.get("unscored") == metrics.get("n"):
         return str(metrics["reason"])
     return AUC_NEEDS if key == "auc" else f"{key} is undefined on these rows"
+
+
+def accuracy_over_time(
+    predictions: pd.DataFrame,
+    labels: pd.DataFrame,
+    *,
+    start_ms: int,
+    end_ms: int,
+    buckets: int = 24,
+    task: Task = "auto",
+    endpoint: str = "",
+) -> dict[str, Any]:
+    """Live quality in `buckets` equal intervals of [start_ms, end_ms), per model version: the
+    predictions made in each interval that got a label back, scored (accuracy for classes,
+    MAE for numbers). An interval without labelled rows has no point; `not_computable` says
+    why there is no series at all."""
+    if buckets < 1:
+        raise InvalidArgumentError("buckets must be at least 1", field="buckets")
+    width = max(1, -(-(end_ms - start_ms) // buckets))
+    doc: dict[str, Any] = {"start_ms": start_ms, "end_ms": end_ms, "bucket_ms": width}
+    joined = join_labels(predictions, labels)
+    if labels.empty:
+        return {**doc, "versions": {}, "not_computable": NO_LABELS.format(endpoint=endpoint)}
+    if joined.empty:
+        reason = f"{len(labels)} label(s) were sent back, none for a prediction in this window"
+        return {**doc, "versions": {}, "not_computable": reason}
+    kind = _task(joined, task)
+    metric = "accuracy" if kind == "classification" else "mae"
+    slot = ((joined["_ts"] - start_ms) // width).clip(0, buckets - 1).astype("int64")
+    versions: dict[str, list[dict[str, Any]]] = {}
+    for key, group in joined.groupby([joined["_model_version"], slot], sort=True):
+        version, index = key  # type: ignore[misc]
+        index = int(str(index))
+        value = _metrics(group, kind).get(metric)
+        if isinstance(value, float) and math.isnan(value):
+            value = None
+        versions.setdefault(str(version), []).append(
+            {"t": start_ms + index * width, "n": len(group), "value": value}
+        )
+    return {**doc, "task": kind, "metric": metric, "versions": versions, "not_computable": None}

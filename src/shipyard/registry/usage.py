@@ -8,7 +8,7 @@ store (an alias is a row, not a URI).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
@@ -26,15 +26,35 @@ def endpoint_users(
 ) -> list[str]:
     """Phrases naming each endpoint that uses one of `versions` of model `name` (all of its
     versions when removing the model)."""
-    numbers = {v.version for v in versions}
-    runs = {v.run_id for v in versions if v.run_id}
     out = []
     for e in endpoints:
-        roles = [role for role, ref in _refs(e) if _uses(ref, name, numbers, runs, latest)]
-        roles += _rollout_roles(e, name, numbers)
+        roles = endpoint_roles(e, name, versions, latest)
         if roles:
-            out.append(f"endpoint '{e.name}' ({', '.join(dict.fromkeys(roles))})")
+            out.append(f"endpoint '{e.name}' ({', '.join(roles)})")
     return out
+
+
+def endpoint_roles(
+    endpoint: EndpointRecord,
+    name: str,
+    versions: Sequence[ModelVersionRecord],
+    latest: int | None,
+    aliases: Mapping[str, int] | None = None,
+) -> list[str]:
+    """How `endpoint` uses one of `versions` of model `name` ("serves", "candidate", "stable
+    version 3"…); [] when it does not. With `aliases` (alias → version), a URI naming an alias
+    uses the version it points at ("serves via @champion"); without, aliases count for
+    nothing (the removal guard judges alias rows on their own)."""
+    numbers = {v.version for v in versions}
+    runs = {v.run_id for v in versions if v.run_id}
+    roles = []
+    for role, ref in _refs(endpoint):
+        if _uses(ref, name, numbers, runs, latest):
+            roles.append(role)
+        elif aliases and ref.name == name and aliases.get(ref.alias or "") in numbers:
+            roles.append(f"{role} via @{ref.alias}")
+    roles += _rollout_roles(endpoint, name, numbers)
+    return list(dict.fromkeys(roles))
 
 
 def _refs(e: EndpointRecord) -> list[tuple[str, ModelRef]]:

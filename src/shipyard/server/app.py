@@ -73,7 +73,9 @@ def create_server_app(
         description="Control plane (/api) and data plane (V2 + /endpoints) of shipyard.",
     )
     mount_data_plane(app, plane, lifecycle)
-    extra = {"endpoints": "/api/endpoints", "ui": "/ui/"} if control_plane else {}
+    extra: dict[str, object] = {"auth_required": settings.auth_required}
+    if control_plane:  # the UI asks here, before it has credentials, whether it needs some
+        extra.update(endpoints="/api/endpoints", ui="/ui/")
     install_home(app, HOME if control_plane else HOME_WITHOUT_UI, index_links(**extra))
     if control_plane:
         from shipyard.ui import install_ui

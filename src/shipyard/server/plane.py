@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from shipyard.monitoring.live import LiveMonitor
     from shipyard.registry import Registry
     from shipyard.rollout import Deployments
+    from shipyard.serving.livestats import TrafficStats
     from shipyard.serving.runtime import EndpointTable
     from shipyard.stores import Stores
     from shipyard.tracking import Experiments, RunQueries
@@ -59,6 +60,13 @@ class ControlPlane:
         from shipyard.features import FeatureStore
 
         return FeatureStore(self.settings, stores=self.stores)
+
+    @cached_property
+    def traffic(self) -> TrafficStats:
+        """Live traffic by version from this server's own serving metrics."""
+        from shipyard.serving.livestats import TrafficStats
+
+        return TrafficStats(self.table.metrics)
 
 
 async def control_plane() -> ControlPlane:

@@ -10,9 +10,10 @@ and scrapers work without secrets.
 A principal limited to some endpoints (a key's `--endpoint`, a JWT's `endpoints` claim) may
 use, within its scopes, only the routes about one of them: `/endpoints/{name}/…`,
 `/v2/models/{name}/…`, `/api/endpoints/{name}`, `/api/deployments/{name}/…` and
-`/api/monitoring/{name}`; the listings `GET /api/endpoints` and `GET /api/deployments` show
-it only its endpoints. Every other route (runs, models and their aliases, gates, audit,
-features, keys, creating an endpoint) concerns more than its endpoints: 403. An alias is not
+`/api/monitoring/{name}/…`; the listings `GET /api/endpoints`, `GET /api/deployments` and
+`GET /api/monitoring` show it only its endpoints. Every other route (runs, models and their
+aliases, gates, audit, features, keys, creating an endpoint) concerns more than its
+endpoints: 403. An alias is not
 its endpoint's: other endpoints may serve the same alias.
 
 While a request runs, the audit log names its caller (`key:<id>/<name>`, `jwt:<sub>`, or
@@ -44,7 +45,7 @@ if TYPE_CHECKING:
 _ENDPOINT = re.compile(
     r"^/(?:endpoints|v2/models|api/(?:endpoints|deployments|monitoring))/([^/]+)"
 )
-_LISTING = re.compile(r"^/api/(?:endpoints|deployments)\Z")
+_LISTING = re.compile(r"^/api/(?:endpoints|deployments|monitoring)\Z")
 
 
 @dataclass(frozen=True)

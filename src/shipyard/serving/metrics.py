@@ -283,6 +283,17 @@ class ServingMetrics:
         if self.shared and not self._publishing:
             self._schedule()
 
+    def tallies(self, endpoint: str) -> list[tuple[str, str, int, int, int, float, list[int]]]:
+        """What this process answered for `endpoint` since it started, one tuple per (model,
+        version, status): (model, version, status, requests, rows, latency seconds summed,
+        requests per `LATENCY_BUCKETS` bucket, the last one +Inf). Read from another thread
+        (the control plane's stats route): a copy, taken without stopping the event loop."""
+        return [
+            (model, version, status, t.count, t.rows, t.sum, list(t.buckets))
+            for (name, model, version, status), t in list(self._tallies.items())
+            if name == endpoint
+        ]
+
     def _schedule(self) -> None:
         """Several workers: publish within `PUBLISH_SECONDS` (once, however many requests)."""
         if self._publishing:

@@ -186,3 +186,16 @@ class GateStore:
                 .order_by(g.id.desc())
             ).all()
         return [_report(r) for r in rows]
+
+    def latest_results(self, name: str) -> dict[int, tuple[bool, int]]:
+        """Per version of a model: whether its latest gate report passed, and when it was made
+        (versions whose gates never ran are absent); one query for the whole model."""
+        g = t.gate_reports.c
+        newest = (
+            sa.select(sa.func.max(g.id)).where(g.name == name).group_by(g.version).scalar_subquery()
+        )
+        with self._db.read() as conn:
+            rows = conn.execute(
+                sa.select(g.version, g.passed, g.created_at).where(g.id.in_(newest))
+            ).all()
+        return {r.version: (bool(r.passed), r.created_at) for r in rows}

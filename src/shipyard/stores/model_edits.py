@@ -33,7 +33,33 @@ EndpointJudge = Callable[[Sequence["EndpointRecord"]], list[str]]
 
 
 class ModelEditStore(ModelStore):
-    """The model store plus edits and removals (kept apart to keep each module small)."""
+    """The model store plus edits, removals and the registry's summary (kept apart to keep
+    each module small)."""
+
+    def approval_counts(self) -> dict[str, dict[str, int]]:
+        """Per model, how many of its versions are in each approval state, in one query
+        (`{"churn": {"approved": 2, "pending": 1}}`)."""
+        mv = t.model_versions.c
+        out: dict[str, dict[str, int]] = {}
+        with self._db.read() as conn:
+            rows = conn.execute(
+                sa.select(mv.name, mv.approval, sa.func.count()).group_by(mv.name, mv.approval)
+            ).all()
+        for name, state, count in rows:
+            out.setdefault(name, {})[state] = int(count)
+        return out
+
+    def versions_tagged(self, name: str, key: str, value: str) -> list[int]:
+        """The versions of a model whose tag `key` is `value`, in order (e.g. those optimized
+        from version 3: `optimize_parent` = "3"), in one query."""
+        vt = t.model_version_tags.c
+        with self._db.read() as conn:
+            found = conn.execute(
+                sa.select(vt.version)
+                .where(vt.name == name, vt.key == key, vt.value == value)
+                .order_by(vt.version)
+            )
+            return [int(v) for v in found.scalars()]
 
     def set_version_description(
         self, name: str, version: int, description: str, *, actor: str

@@ -38,6 +38,19 @@ class MetricPoint:
 
 
 @dataclass(frozen=True)
+class MetricSeries:
+    """A metric's points in a step range (`stores/metric_series.py`): all of them, or min/max
+    buckets when `downsampled`; `total` points lie in the range, from `min_step` to `max_step`."""
+
+    key: str
+    points: tuple[MetricPoint, ...]
+    total: int
+    min_step: int | None
+    max_step: int | None
+    downsampled: bool
+
+
+@dataclass(frozen=True)
 class DatasetRecord:
     digest: str
     name: str

@@ -20,6 +20,7 @@ from shipyard.stores.records import (
     Clause,
     DatasetRecord,
     MetricPoint,
+    MetricSeries,
     OrderKey,
     RunRecord,
 )
@@ -344,6 +345,23 @@ class RunStore:
             )
             return [MetricPoint(r.key, _loaded(r.value), r.step, r.timestamp) for r in rows]
 
+    def metric_series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> MetricSeries:
+        """`metric_series.metric_series`: a step range, min/max buckets past `max_points`."""
+        from shipyard.stores.metric_series import metric_series
+
+        with self._db.read() as conn:
+            return metric_series(
+                conn, run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+            )
+
     def search_runs(
         self,
         *,
@@ -353,11 +371,14 @@ class RunStore:
         limit: int | None = 1000,
         offset: int = 0,
         after: Sequence[Any] | None = None,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        max_keys: int | None = None,
         lifecycle: str | None = "active",
     ) -> list[RunRecord]:
         """Runs matching, in `run_search.ordered`'s total order; `after` (the sort values of
-        the previous page's last run, `run_search.sort_values`) starts a keyset page.
-        `lifecycle`: "active" (default), "deleted" or None (both)."""
+        the previous page's last run, `run_search.sort_values`) starts a keyset page; `keys`
+        and `max_keys` narrow the params, metrics and tags returned (`_children`); `lifecycle`:
+        "active" (default), "deleted" or None (both)."""
         stmt = sa.select(*_run_columns()).select_from(run_search.run_join())
         stmt = run_search.where(stmt, experiments, clauses, lifecycle)
         stmt = run_search.ordered(stmt, order_by, after)
@@ -365,7 +386,7 @@ class RunStore:
             stmt = stmt.limit(limit)
         if offset:
             stmt = stmt.offset(offset)
-        return self._load_runs(stmt, with_details=False)
+        return self._load_runs(stmt, with_details=False, keys=keys, max_keys=max_keys)
 
     def column_summary(
         self, *, experiments: Sequence[str] | None = None, clauses: Sequence[Clause] = ()
@@ -387,59 +408,57 @@ class RunStore:
         with self._db.read() as conn:
             return run_search.group_summary(conn, experiments, clauses, by, metric, limit)
 
-    def _children(self) -> list[sa.Label[Any]]:
+    def _children(
+        self, keys: Mapping[str, Sequence[str]] | None = None, max_keys: int | None = None
+    ) -> list[sa.Label[Any]]:
         """Params, tags and latest metrics of each run as one JSON object per run, computed by
-        the database in the same query (one round trip, one row per run, no IN lists)."""
+        the database in the same query (one round trip, one row per run, no IN lists).
+        `keys` keeps only the named keys of a kind ("params", "metrics", "tags") it names;
+        `max_keys` keeps the first keys (by name) of each kind."""
         agg = (
             sa.func.json_object_agg
             if self._db.dialect == "postgresql"
             else sa.func.json_group_object
         )
         out = []
-        for table, label in (
-            (t.params, "_params"),
-            (t.run_tags, "_tags"),
-            (t.latest_metrics, "_metrics"),
+        for table, kind, label in (
+            (t.params, "params", "_params"),
+            (t.run_tags, "tags", "_tags"),
+            (t.latest_metrics, "metrics", "_metrics"),
         ):
-            out.append(
-                sa.select(agg(table.c.key, table.c.value))
-                .where(table.c.run_id == t.runs.c.id)
-                .correlate(t.runs)
-                .scalar_subquery()
-                .label(label)
-            )
+            rows = sa.select(table.c.key, table.c.value).where(table.c.run_id == t.runs.c.id)
+            if keys is not None and kind in keys:
+                rows = rows.where(table.c.key.in_(list(keys[kind])))
+            if max_keys is not None:
+                rows = rows.order_by(table.c.key).limit(max_keys)
+            agg_from: sa.FromClause
+            if max_keys is None and (keys is None or kind not in keys):
+                agg_from = table
+                agg_call = agg(table.c.key, table.c.value)
+                where = rows.whereclause
+            else:
+                kept = rows.correlate(t.runs).subquery()
+                agg_from, agg_call, where = kept, agg(kept.c.key, kept.c.value), None
+            stmt = sa.select(agg_call).select_from(agg_from)
+            if where is not None:
+                stmt = stmt.where(where)
+            out.append(stmt.correlate(t.runs).scalar_subquery().label(label))
         return out
 
-    def _load_runs(self, stmt: sa.Select[Any], *, with_details: bool) -> list[RunRecord]:
-        stmt = stmt.add_columns(*self._children())
+    def _load_runs(
+        self,
+        stmt: sa.Select[Any],
+        *,
+        with_details: bool,
+        keys: Mapping[str, Sequence[str]] | None = None,
+        max_keys: int | None = None,
+    ) -> list[RunRecord]:
+        stmt = stmt.add_columns(*self._children(keys, max_keys))
         with self._db.read() as conn:
             rows = conn.execute(stmt).all()
             if not rows:
                 return []
-            datasets: dict[str, list[DatasetRecord]] = {}
-            artifacts: dict[str, list[ArtifactRecord]] = {}
-            if with_details:
-                ids = [r.id for r in rows]
-                di, ds = t.dataset_inputs.c, t.datasets.c
-                for r in conn.execute(
-                    sa.select(
-                        di.run_id, di.role, di.name, ds.digest, ds.schema, ds.rows, ds.profile
-                    )
-                    .join_from(t.dataset_inputs, t.datasets, di.dataset_digest == ds.digest)
-                    .where(di.run_id.in_(ids))
-                ):
-                    datasets.setdefault(r.run_id, []).append(
-                        DatasetRecord(r.digest, r.name, r.schema, r.rows, r.profile, r.role)
-                    )
-                ra = t.run_artifacts.c
-                for a in conn.execute(
-                    sa.select(ra.run_id, ra.path, ra.digest, ra.size)
-                    .where(ra.run_id.in_(ids))
-                    .order_by(ra.path)
-                ):
-                    artifacts.setdefault(a.run_id, []).append(
-                        ArtifactRecord(a.path, a.digest, a.size)
-                    )
+            datasets, artifacts = _details(conn, [r.id for r in rows]) if with_details else ({}, {})
         # positional unpacking: Row attribute lookups by name cost more than the query
         out = []
         for (
@@ -486,6 +505,31 @@ class RunStore:
                 )
             )
         return out
+
+
+def _details(
+    conn: Connection, ids: list[str]
+) -> tuple[dict[str, list[DatasetRecord]], dict[str, list[ArtifactRecord]]]:
+    """The datasets and the artifacts of the runs `ids`, by run id."""
+    datasets: dict[str, list[DatasetRecord]] = {}
+    artifacts: dict[str, list[ArtifactRecord]] = {}
+    di, ds = t.dataset_inputs.c, t.datasets.c
+    for r in conn.execute(
+        sa.select(di.run_id, di.role, di.name, ds.digest, ds.schema, ds.rows, ds.profile)
+        .join_from(t.dataset_inputs, t.datasets, di.dataset_digest == ds.digest)
+        .where(di.run_id.in_(ids))
+    ):
+        datasets.setdefault(r.run_id, []).append(
+            DatasetRecord(r.digest, r.name, r.schema, r.rows, r.profile, r.role)
+        )
+    ra = t.run_artifacts.c
+    for a in conn.execute(
+        sa.select(ra.run_id, ra.path, ra.digest, ra.size)
+        .where(ra.run_id.in_(ids))
+        .order_by(ra.path)
+    ):
+        artifacts.setdefault(a.run_id, []).append(ArtifactRecord(a.path, a.digest, a.size))
+    return datasets, artifacts
 
 
 def _experiment_id(conn: Connection, name: str) -> int:

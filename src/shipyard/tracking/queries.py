@@ -11,10 +11,12 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import pandas as pd
 
     from shipyard.stores import Stores
-    from shipyard.stores.records import MetricPoint, RunRecord
+    from shipyard.stores.records import ArtifactRecord, MetricPoint, MetricSeries, RunRecord
 
 
 class RunQueries:
@@ -55,11 +57,16 @@ class RunQueries:
         order_by: Sequence[str] | str | None = None,
         limit: int = 100,
         page_token: str | None = None,
+        keys: Sequence[str] | None = None,
+        max_keys: int | None = None,
         lifecycle: str | None = "active",
     ) -> tuple[list[RunRecord], str | None]:
         """One keyset page of `search` and the token of the next (None after the last page).
-        The token holds the order it was made for: another order_by refuses it. `lifecycle`:
-        "active" runs (default), "deleted" ones (by an MLflow client) or None for both."""
+        The token holds the order it was made for: another order_by refuses it. `keys`
+        (`params.lr`, `metrics.auc`…) returns only those keys of the kinds they name;
+        `max_keys` only the first keys (by name) of each kind — a page of runs with thousands
+        of params stays small. `lifecycle`: "active" runs (default), "deleted" ones (by an
+        MLflow client) or None for both."""
         from shipyard.stores.run_search import sort_values
         from shipyard.tracking.search import parse_filter, parse_order_by
 
@@ -74,6 +81,8 @@ class RunQueries:
             order_by=order,
             limit=limit + 1,
             after=after,
+            keys=_keys_by_kind(keys),
+            max_keys=max_keys,
             lifecycle=lifecycle,
         )
         if len(runs) <= limit:
@@ -170,6 +179,70 @@ class RunQueries:
         """Per run, the latest point (value, step, time) of each of its metrics."""
         return self.stores.metadata.run_edits.latest_metrics(run_ids)
 
+    def metric_series(
+        self,
+        run_id: str,
+        key: str,
+        *,
+        max_points: int | None = None,
+        min_step: int | None = None,
+        max_step: int | None = None,
+    ) -> MetricSeries:
+        """A metric's points with `min_step <= step <= max_step` (bounds optional), as a chart
+        draws them: when more than `max_points` fall in the range, the database keeps the
+        lowest and the highest point of each of `max_points // 2` equal step buckets, so a
+        one-step spike survives (`downsampled` is then true)."""
+        from shipyard.errors import InvalidArgumentError
+
+        if max_points is not None and max_points < 2:
+            raise InvalidArgumentError("max_points must be at least 2", field="max_points")
+        if min_step is not None and max_step is not None and min_step > max_step:
+            raise InvalidArgumentError(
+                f"min_step ({min_step}) is above max_step ({max_step})", field="min_step"
+            )
+        return self._runs.metric_series(
+            run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
+        )
+
+    def artifact(self, run_id: str, path: str) -> tuple[ArtifactRecord, Path]:
+        """A run artifact by its path in the run (`plots/loss.png`) and its verified file.
+        A path that climbs (`..`), is absolute, or holds a backslash or NUL is refused
+        (InvalidArgumentError naming `path`) before any lookup; NotFoundError when the run
+        has no artifact at that path."""
+        from shipyard.errors import NotFoundError
+
+        check_artifact_path(path)
+        run = self._runs.get_run(run_id)
+        for record in run.artifacts:
+            if record.path == path:
+                return record, self.stores.artifacts.local_path(record.digest)
+        raise NotFoundError(f"run '{run.id}' has no artifact '{path}'", kind="artifact", name=path)
+
+
+def check_artifact_path(path: str) -> str:
+    """`path` when it is a plain relative path inside a run; InvalidArgumentError (field
+    `path`) for an empty or absolute one, a `..` or `.` segment, a backslash, NUL or other
+    control character."""
+    from shipyard.errors import InvalidArgumentError
+
+    problem = None
+    if not path:
+        problem = "is empty"
+    elif path.startswith("/") or (len(path) > 1 and path[1] == ":" and path[0].isalpha()):
+        problem = "is absolute"
+    elif "\\" in path:
+        problem = "holds a backslash"
+    elif any(ord(c) < 32 or ord(c) == 127 for c in path):
+        problem = "holds NUL or a control character"
+    elif any(part in ("..", ".", "") for part in path.split("/")):
+        problem = "has an empty, '.' or '..' segment"
+    if problem:
+        raise InvalidArgumentError(
+            f"artifact path {problem}: give it as the run lists it, e.g. plots/loss.png",
+            field="path",
+        )
+    return path
+
 
 def _make_token(order: Sequence[Any], values: list[Any]) -> str:
     import base64
@@ -213,3 +286,21 @@ def _read_token(token: str, order: Sequence[Any]) -> list[Any]:
     if not all(v is None or isinstance(v, (str, int, float)) for v in values):
         raise InvalidArgumentError("page_token holds a value of the wrong type", field="page_token")
     return list(values)
+
+
+def _keys_by_kind(keys: Sequence[str] | None) -> dict[str, list[str]] | None:
+    """`["params.lr", "metrics.auc"]` → {"params": ["lr"], "metrics": ["auc"]}."""
+    if keys is None:
+        return None
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.tracking.search import parse_order_by
+
+    out: dict[str, list[str]] = {}
+    for item in parse_order_by(list(keys)):
+        if item.kind == "attributes" or item.descending:
+            raise InvalidArgumentError(
+                f"keys name params, metrics or tags (e.g. params.lr), not {item.key!r}",
+                field="keys",
+            )
+        out.setdefault(item.kind, []).append(item.key)
+    return out

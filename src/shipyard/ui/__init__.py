@@ -1,7 +1,9 @@
 """The web UI at /ui: one HTML shell, its scripts and styles from this package (no CDN), and
-Plotly's script from the `plotly` package. Every page reads the same /api the CLI's HTTP
-clients use, with the same credentials (an API key or JWT the browser keeps for the tab), so
-the UI can do nothing the caller's scopes do not allow.
+plotly.js's "strict" bundle (static/vendor/, gzipped; MIT, from the npm package
+plotly.js-strict-dist-min): the regular bundle compiles its WebGL code with `eval`, which the
+shell's CSP forbids, so parallel coordinates and WebGL traces would not draw. Every page reads
+the same /api the CLI's HTTP clients use, with the same credentials (an API key or JWT the
+browser keeps for the tab), so the UI can do nothing the caller's scopes do not allow.
 
     install_ui(app)      # GET /ui, /ui/<page…> (the shell), /ui/assets/* (files)
 
@@ -13,14 +15,12 @@ origin, no inline script, no plugins, no framing by other sites.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-log = logging.getLogger("shipyard.ui")
 
 PREFIX: Final = "/ui"
 STATIC: Final = Path(__file__).parent / "static"
@@ -39,39 +39,39 @@ HEADERS: Final = {
 }
 
 
-def plotly_script() -> Path | None:
-    """plotly.js as the `plotly` package ships it, or None (logged) when it is missing."""
-    from importlib.resources import files
-
-    try:
-        path = Path(str(files("plotly") / "package_data" / "plotly.min.js"))
-    except ModuleNotFoundError:
-        path = None
-    if path is None or not path.is_file():
-        log.warning("plotly.min.js not found in the plotly package: the UI draws no charts")
-        return None
-    return path
+# plotly.js's "strict" bundle (npm plotly.js-strict-dist-min 4.1.1, MIT, vendor/): the regular
+# one compiles its WebGL code with eval, which the CSP forbids (parcoords would not draw)
+PLOTLY: Final = STATIC / "vendor" / "plotly-strict.min.js.gz"
 
 
 def install_ui(app: FastAPI) -> None:
     """Serve the UI on `app` at /ui (auth leaves the shell and its files open: they hold no
     data; every /api call the pages make is checked as usual)."""
-    from starlette.responses import FileResponse, Response
+    import gzip
+    from functools import cache
+
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.routing import Route
     from starlette.staticfiles import StaticFiles
 
     shell = (STATIC / "index.html").read_bytes()
-    plotly = plotly_script()
+
+    @cache
+    def plotly_gz() -> bytes:
+        return PLOTLY.read_bytes()
 
     async def page(request: object) -> Response:
         return Response(shell, media_type="text/html; charset=utf-8", headers=HEADERS)
 
-    async def plotly_js(request: object) -> Response:
-        if plotly is None:
-            return Response(b"plotly is not installed", status_code=404)
-        return FileResponse(
-            plotly, media_type="text/javascript", headers={"cache-control": "max-age=86400"}
-        )
+    async def plotly_js(request: Request) -> Response:
+        headers = {"cache-control": "max-age=86400", "vary": "accept-encoding"}
+        body = plotly_gz()
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Response(
+                body, media_type="text/javascript", headers={**headers, "content-encoding": "gzip"}
+            )
+        return Response(gzip.decompress(body), media_type="text/javascript", headers=headers)
 
     app.router.routes.append(
         Route(f"{PREFIX}/assets/vendor/plotly.min.js", plotly_js, include_in_schema=False)

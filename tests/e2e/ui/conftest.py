@@ -9,7 +9,7 @@ Playwright; every request off 127.0.0.1 is aborted and written down).
     open_page   open_page(url) → a Playwright page whose console errors, page errors and
                 off-loopback requests are collected (`assert_clean(page)` checks them)
     axe_check   axe_check(page) → the serious/critical axe-core violations (a list; [] = pass)
-    shot        shot(page, "runs") saves a screenshot to $SHIPYARD_UI_SHOTS when it is set
+    shot        shot(page, "runs") saves a screenshot to $SHIPYARD_TEST_UI_SHOTS when it is set
 
 Tests that share `seeded` run on one xdist worker (group "ui") so the store is seeded once.
 """
@@ -140,7 +140,7 @@ def axe_check() -> Callable[[Any], list[dict[str, Any]]]:
 
 @pytest.fixture
 def shot() -> Callable[[Any, str], None]:
-    folder = os.environ.get("SHIPYARD_UI_SHOTS")
+    folder = os.environ.get("SHIPYARD_TEST_UI_SHOTS")
 
     def take(page: Any, name: str) -> None:
         if folder:

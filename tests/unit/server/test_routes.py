@@ -126,3 +126,28 @@ def test_the_plane_dependency_is_bound_per_app(plane: ControlPlane) -> None:
     app = FastAPI()
     bind(app, plane)
     assert asyncio.run(app.dependency_overrides[control_plane]()) is plane
+
+
+def test_run_page_handlers_downsample_and_answer_artifacts_and_models(
+    plane: ControlPlane, tmp_path: Path
+) -> None:
+    from shipyard.errors import InvalidArgumentError
+    from shipyard.stores.records import ArtifactRecord
+
+    run_id = make_run(plane.stores)
+    store = plane.stores.metadata.runs
+    store.log_batch(run_id, [MetricPoint("x", float(s % 7), s, s) for s in range(1000)])
+    doc = body(runs.metric_history(run_id, "x", plane, max_points=100, min_step=100))
+    assert doc["downsampled"] is True and len(doc["points"]) <= 100
+    assert (doc["total"], doc["min_step"], doc["max_step"]) == (900, 100, 999)
+    digest, size = plane.stores.artifacts.put_bytes(b"<script>alert(1)</script>")
+    store.log_artifact(run_id, ArtifactRecord("out/page.html", digest, size))
+    answer = runs.get_artifact(run_id[:8], "out/page.html", plane, inline=True)
+    assert answer.headers["content-security-policy"].startswith("sandbox;")
+    assert answer.headers["content-disposition"].startswith("inline;")
+    with pytest.raises(InvalidArgumentError) as bad:
+        runs.get_artifact(run_id, "out/../page.html", plane)
+    assert bad.value.to_dict()["field"] == "path"
+    with pytest.raises(NotFoundError):
+        runs.get_artifact(run_id, "out/other.html", plane)
+    assert body(runs.run_models(run_id, plane)) == {"run_id": run_id, "versions": []}

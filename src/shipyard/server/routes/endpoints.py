@@ -62,6 +62,24 @@ def get_endpoint(name: str, plane: Plane) -> Response:
     return json_response({**record.to_dict(), "serving": serving})
 
 
+@routes.get("/api/endpoints/{name}/stats")
+def endpoint_stats(name: str, plane: Plane) -> Response:
+    """Live traffic by model version from this server's own counters: requests, errors, rows
+    and latency (p50/p95/p99) since it started, and over the last minute (`recent`, with the
+    request rate; null on the first call of a quiet server). Also what the server has loaded:
+    the stable model and a rollout's candidate."""
+    plane.deployments.get(name)  # an unknown endpoint is a 404 with a suggestion
+    table = plane.table
+    candidate = table.candidate(name)
+    return json_response(
+        {
+            **plane.traffic.of(name),
+            "serving": table.get(name).describe() if name in table.names() else None,
+            "candidate": candidate.describe() if candidate is not None else None,
+        }
+    )
+
+
 @routes.delete("/api/endpoints/{name}")
 def delete_endpoint(name: str, plane: Plane, reason: str | None = None) -> Response:
     plane.deployments.delete(name, reason=reason)

@@ -88,14 +88,36 @@ class OptimizeBody(BaseModel):
 
 
 @routes.get("/api/models", tags=["models"])
-def list_models(plane: Plane) -> Response:
+def list_models(
+    plane: Plane,
+    summary: bool = Query(
+        False,
+        description="also each model's latest version (`latest`) and how many of its versions "
+        "are in each approval state (`approvals`)",
+    ),
+) -> Response:
+    if summary:
+        from shipyard.registry.overview import RegistryOverview
+
+        return json_response({"models": RegistryOverview(plane.stores).models()})
     return json_response({"models": [m.to_dict() for m in plane.registry.list_models()]})
 
 
 @routes.get("/api/models/{name}", tags=["models"])
-def get_model(name: str, plane: Plane) -> Response:
+def get_model(
+    name: str,
+    plane: Plane,
+    summary: bool = Query(
+        False, description="also each version's latest gate result (`gate`: passed, when)"
+    ),
+) -> Response:
     doc: dict[str, Any] = plane.registry.get_model(name).to_dict()
-    doc["versions"] = [v.to_dict() for v in plane.registry.list_versions(name)]
+    if summary:
+        from shipyard.registry.overview import RegistryOverview
+
+        doc["versions"] = RegistryOverview(plane.stores).versions(name)
+    else:
+        doc["versions"] = [v.to_dict() for v in plane.registry.list_versions(name)]
     return json_response(doc)
 
 
@@ -157,6 +179,45 @@ def get_gate_report(name: str, version: VersionPath, plane: Plane) -> Response:
             name=f"{name}/{version}",
         )
     return json_response(record.to_dict())
+
+
+@routes.get("/api/models/{name}/versions/{version}/gate-reports", tags=["gates"])
+def list_gate_reports(name: str, version: VersionPath, plane: Plane) -> Response:
+    """Every gate report of the version, newest first (`[]` when its gates never ran)."""
+    from shipyard.registry.overview import RegistryOverview
+
+    records = RegistryOverview(plane.stores).gate_reports(name, version)
+    return json_response({"reports": [r.to_dict() for r in records]})
+
+
+@routes.get("/api/models/{name}/versions/{version}/lineage", tags=["models"])
+def version_lineage(name: str, version: VersionPath, plane: Plane) -> Response:
+    """Datasets → run → this version → the endpoints serving it; the version it was optimized
+    from (`parent`) and those optimized from it (`children`)."""
+    from shipyard.registry.overview import RegistryOverview
+
+    return json_response(RegistryOverview(plane.stores).lineage(name, version))
+
+
+@routes.get("/api/models/{name}/versions/{version}/environment", tags=["models"])
+def version_environment(name: str, version: VersionPath, plane: Plane) -> Response:
+    """The lock of package versions the version needs, and how this server's differ
+    (`differences`; `refuses`: loading here would need `ignore_env`)."""
+    uri = f"models:/{name}/{version}"
+    env = plane.registry.environment(uri)
+    found = plane.registry.check_environment(uri, ignore_env=True, warn=False)
+    differences = [
+        {
+            "package": d.package,
+            "wanted": d.wanted,
+            "installed": d.installed,
+            "level": d.level,
+            "framework": d.framework,
+            "refuses": d.refuses,
+        }
+        for d in found
+    ]
+    return json_response({**env.to_dict(), "differences": differences})
 
 
 @routes.put("/api/models/{name}/aliases/{alias}", tags=["models"])

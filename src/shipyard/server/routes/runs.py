@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from fastapi import Query
 from pydantic import BaseModel, Field
 from starlette.responses import Response
@@ -57,14 +59,28 @@ def search(
     order_by: list[str] | None = Query(None, description="e.g. metrics.auc DESC"),
     experiment: list[str] | None = Query(None),
     limit: int = Query(100, ge=1, le=10000),
-    page_token: str | None = Query(
-        None, max_length=20000, description="next_page_token of the previous page"
-    ),
+    page_token: Annotated[
+        str | None, Query(max_length=20000, description="next_page_token of the previous page")
+    ] = None,
+    keys: Annotated[
+        list[str] | None,
+        Query(description="only these params/metrics/tags, e.g. params.lr (repeat the field)"),
+    ] = None,
+    max_keys: Annotated[
+        int | None,
+        Query(ge=0, le=100000, description="only the first N params, metrics and tags by name"),
+    ] = None,
 ) -> Response:
     """Runs matching, a keyset page at a time: `next_page_token` (null on the last page)
     asks for the next one with the same filter and order_by."""
     found, token = plane.runs.page(
-        filter, experiments=experiment, order_by=order_by, limit=limit, page_token=page_token
+        filter,
+        experiments=experiment,
+        order_by=order_by,
+        limit=limit,
+        page_token=page_token,
+        keys=keys,
+        max_keys=max_keys,
     )
     return json_response({"runs": [r.to_dict() for r in found], "next_page_token": token})
 
@@ -100,16 +116,68 @@ def get_run(run_id: str, plane: Plane) -> Response:
     return json_response(plane.runs.get(run_id).to_dict())
 
 
-@routes.get("/api/runs/{run_id}/metrics/{key}")
-def metric_history(run_id: str, key: str, plane: Plane) -> Response:
+@routes.get("/api/runs/{run_id}/metrics/{key:path}")  # a key may hold "/": train/loss
+def metric_history(
+    run_id: str,
+    key: str,
+    plane: Plane,
+    max_points: Annotated[
+        int | None,
+        Query(ge=2, le=100_000, description="at most this many points (min/max buckets)"),
+    ] = None,
+    min_step: Annotated[int | None, Query(description="only steps >= this")] = None,
+    max_step: Annotated[int | None, Query(description="only steps <= this")] = None,
+) -> Response:
+    """A metric's points by step (all of them by default). With `max_points`, a range holding
+    more is downsampled by the database to min/max buckets (a one-step spike stays) and
+    `downsampled` is true; `total`, `min_step` and `max_step` describe the range's points."""
     run = plane.runs.get(run_id)
-    points = plane.runs.metric_history(run.id, key)
+    series = plane.runs.metric_series(
+        run.id, key, max_points=max_points, min_step=min_step, max_step=max_step
+    )
     return json_response(
         {
             "run_id": run.id,
             "key": key,
             "points": [
-                {"value": p.value, "step": p.step, "timestamp": p.timestamp} for p in points
+                {"value": p.value, "step": p.step, "timestamp": p.timestamp} for p in series.points
             ],
+            "downsampled": series.downsampled,
+            "total": series.total,
+            "min_step": series.min_step,
+            "max_step": series.max_step,
         }
     )
+
+
+@routes.get("/api/runs/{run_id}/models")
+def run_models(run_id: str, plane: Plane) -> Response:
+    """The model versions this run registered (their source run is this one)."""
+    run = plane.runs.get(run_id)
+    versions = plane.registry.versions_of_run(run.id)
+    return json_response({"run_id": run.id, "versions": [v.to_dict() for v in versions]})
+
+
+@routes.get(
+    "/api/runs/{run_id}/artifacts/{path:path}",
+    response_class=Response,
+    responses={200: {"description": "the artifact's bytes", "content": {"text/plain": {}}}},
+)
+def get_artifact(
+    run_id: str,
+    path: str,
+    plane: Plane,
+    inline: Annotated[
+        bool, Query(description="display (images, text) instead of a download")
+    ] = False,
+    preview: Annotated[bool, Query(description="only the first MiB")] = False,
+) -> Response:
+    """A run artifact's bytes, as a download unless `inline` and it is an image or text.
+    Never run by the browser under this origin: `nosniff`, a sandboxing
+    Content-Security-Policy (no scripts), HTML and SVG only inside that sandbox, everything
+    else that is text as text/plain. A path with `..`, a backslash or NUL, or an absolute
+    one, is a 400 naming `path`."""
+    from shipyard.server.artifact_answers import artifact_response
+
+    record, file = plane.runs.artifact(run_id, path)
+    return artifact_response(record, file, inline=inline, preview=preview)

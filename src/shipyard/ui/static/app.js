@@ -108,7 +108,7 @@ export function navigate(url) {
 
 export class ApiError extends Error {
   constructor(status, body) {
-    super((body && (body.message || body.detail || body.error)) || `HTTP ${status}`);
+    super((body && (body.error || body.message || body.detail)) || `HTTP ${status}`);
     this.status = status;
     this.body = body;
   }
@@ -139,7 +139,11 @@ export async function api(path, { method = "GET", body, signal, raw = false } = 
     data = { message: text.slice(0, 300) };
   }
   if (!res.ok) {
-    if (res.status === 401) showLogin(data && data.message);
+    if (res.status === 401) {
+      sessionStorage.removeItem(TOKEN_KEY); // refused: ask again rather than resend it
+      who = null;
+      showLogin(data && (data.error || data.message));
+    }
     throw new ApiError(res.status, data && typeof data === "object" ? flatten(data) : null);
   }
   return data;
@@ -160,6 +164,15 @@ let who = null;
 /** Who the tab is: {name, scopes, auth_required}; cached for the tab's life. */
 export async function whoami() {
   if (who === null) {
+    if (!token()) {
+      // ask the open index first: a request the server would refuse logs a console error
+      const index = await fetch("/", { headers: { accept: "application/json" } });
+      const info = index.ok ? await index.json() : {};
+      if (info.auth_required) {
+        showLogin();
+        throw new ApiError(401, { message: "credentials required" });
+      }
+    }
     try {
       who = await api("/api/whoami");
     } catch (err) {

@@ -7,6 +7,7 @@ import { api, errorBox, fmtNum, fmtTime, h, link, setQuery, uiUrl } from "../app
 import { Grid } from "../grid.js";
 
 const PAGE = 100;
+const MAX_KEYS = 300;
 const MAX_COMPARE = 100;
 const SINCE = { "": "any time", "1h": "last hour", "24h": "last 24 hours", "7d": "last 7 days", "30d": "last 30 days" };
 const SECONDS = { h: 3600, d: 86400 };
@@ -29,14 +30,30 @@ function baseParams(q) {
   return p;
 }
 
-function chooseColumns(q, summary) {
+function explicitColumns(q) {
+  return (q.get("cols") || "").split(",").map((s) => s.trim()).filter(Boolean);
+}
+
+/** The rows' request asks for the chosen columns only, or the first MAX_KEYS keys of each
+ * kind: a page of runs with thousands of params stays small. */
+function withKeys(params, q) {
+  const explicit = explicitColumns(q).filter((c) => /^(params|metrics|tags)\./.test(c));
+  if (explicit.length) for (const c of explicit) params.append("keys", c);
+  else params.set("max_keys", MAX_KEYS);
+  return params;
+}
+
+function chooseColumns(q, summary, loaded) {
   const diff = q.get("diff") === "1";
-  const explicit = (q.get("cols") || "").split(",").map((s) => s.trim()).filter(Boolean);
+  const explicit = explicitColumns(q);
   if (explicit.length) return explicit;
+  // past MAX_KEYS keys of a kind, the rows hold the first ones only: offer those
+  const offered = (items, kind) =>
+    items.length > MAX_KEYS ? items.filter((i) => loaded[kind].has(i.key)) : items;
   const out = [];
-  for (const m of summary.metrics) if (!diff || m.varies) out.push("metrics." + m.key);
+  for (const m of offered(summary.metrics, "metrics")) if (!diff || m.varies) out.push("metrics." + m.key);
   const allParams = q.get("allparams") === "1" && !diff;
-  for (const p of summary.params) if (allParams || p.varies) out.push("params." + p.key);
+  for (const p of offered(summary.params, "params")) if (allParams || p.varies) out.push("params." + p.key);
   return out;
 }
 
@@ -63,7 +80,7 @@ function column(spec, sort) {
 }
 
 const ATTRS = [
-  ["attributes.start_time", "started", (r) => fmtTime(r.start_time)],
+  ["attributes.start_time", "started", (r) => fmtTime(r.start_time).slice(0, 16)],
   ["attributes.status", "status", (r) => h("span", { class: "status-" + r.status }, r.status)],
   ["attributes.experiment", "experiment", (r) => r.experiment],
   ["attributes.user", "user", (r) => r.user],
@@ -72,7 +89,7 @@ const ATTRS = [
 export async function render({ main, query: q, signal }) {
   const base = baseParams(q);
   const sort = q.get("sort") || "";
-  const first = new URLSearchParams(base);
+  const first = withKeys(new URLSearchParams(base), q);
   first.set("limit", PAGE);
   if (sort) first.set("order_by", sort);
   const toolbar = renderToolbar(q);
@@ -134,16 +151,32 @@ class RunsView {
   columns(summary) {
     return [
       ...ATTRS.map(([spec, title, cell]) => ({ ...column(spec, this.sort), title, cell, num: false })),
-      ...chooseColumns(this.q, summary).map((spec) => column(spec, this.sort)),
+      ...chooseColumns(this.q, summary, this.loadedKeys()).map((spec) => column(spec, this.sort)),
     ];
+  }
+
+  loadedKeys() {
+    const found = { params: new Set(), metrics: new Set() };
+    for (const run of this.runs) {
+      for (const key of Object.keys(run.params)) found.params.add(key);
+      for (const key of Object.keys(run.metrics)) found.metrics.add(key);
+    }
+    return found;
   }
 
   complete(summary) {
     const columns = this.columns(summary);
-    const hidden = summary.params.length - columns.filter((c) => c.key.startsWith("params.")).length;
+    const shown = columns.filter((c) => c.key.startsWith("params.")).length;
+    const wide = summary.params.length > MAX_KEYS || summary.metrics.length > MAX_KEYS;
+    const hidden = summary.params.filter((p) => !p.varies).length;
     this.count.textContent =
       `${summary.runs.toLocaleString("en-US")} runs · ${columns.length - ATTRS.length} columns` +
-      (hidden > 0 ? ` (${hidden} params the same everywhere hidden)` : "");
+      (wide
+        ? ` (of ${summary.params.length.toLocaleString("en-US")} params and ` +
+          `${summary.metrics.length.toLocaleString("en-US")} metrics, the first ${MAX_KEYS} of each by name: name others in "columns")`
+        : hidden > 0 && shown < summary.params.length
+          ? ` (${hidden} params the same everywhere hidden)`
+          : "");
     this.grid.setRowCount(summary.runs);
     this.grid.setColumns(columns);
     this.grid.el.dataset.complete = "1";
@@ -177,7 +210,7 @@ class RunsView {
     if (this.loading || !this.next || last < this.runs.length - 20) return;
     this.loading = true;
     try {
-      const p = new URLSearchParams(this.base);
+      const p = withKeys(new URLSearchParams(this.base), this.q);
       p.set("limit", PAGE);
       if (this.sort) p.set("order_by", this.sort);
       p.set("page_token", this.next);
