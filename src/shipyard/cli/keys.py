@@ -22,7 +22,8 @@ Examples:
 def create(
     name: Annotated[str, typer.Argument(help="Who or what uses the key.")],
     scope: Annotated[
-        list[str], typer.Option("--scope", "-s", help="predict, feedback, read or admin (repeat).")
+        list[str],
+        typer.Option("--scope", "-s", help="predict, feedback, read, track or admin (repeat)."),
     ],
     endpoint: Annotated[
         list[str] | None,

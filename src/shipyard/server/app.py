@@ -81,6 +81,9 @@ def create_server_app(
         from shipyard.ui import install_ui
 
         mount_api(app, stores, registry, settings=settings, table=table, monitor=monitor)
+        from shipyard.compat.mlflow import mount_mlflow
+
+        mount_mlflow(app, stores)
         install_ui(app)
         from shipyard.server.limits import BodyLimitMiddleware
 

@@ -28,12 +28,12 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from shipyard.errors import ForbiddenError, RateLimitedError, ShipyardError, UnauthorizedError
 from shipyard.serving import protocol
 from shipyard.serving.ratelimit import RateLimiter, retry_after_header
-from shipyard.serving.routes import required_scope
+from shipyard.serving.routes import is_mlflow, required_scope
 from shipyard.stores.audit import acting_as
 
 if TYPE_CHECKING:
@@ -242,7 +242,7 @@ class AuthMiddleware:
         try:
             principal = await self._check(scope["method"], scope["path"], need, token)
         except ShipyardError as exc:
-            return _refusal(exc)
+            return _refusal(exc, mlflow=is_mlflow(scope["path"]))
         scope.setdefault("state", {})["principal"] = principal
         return None
 
@@ -290,8 +290,21 @@ def _credentials(scope: dict[str, Any]) -> str | None:
     return None
 
 
-def _refusal(exc: ShipyardError) -> tuple[int, bytes, list[Any]]:
-    body = protocol.dumps(exc.to_dict())
+# MLflow's error codes for a refusal, sent beside shipyard's fields on MLflow's API so its
+# client raises them as they are
+_MLFLOW_CODES: Final = {
+    401: "UNAUTHENTICATED",
+    403: "PERMISSION_DENIED",
+    429: "REQUEST_LIMIT_EXCEEDED",
+}
+
+
+def _refusal(exc: ShipyardError, *, mlflow: bool = False) -> tuple[int, bytes, list[Any]]:
+    doc = exc.to_dict()
+    if mlflow:
+        code = _MLFLOW_CODES.get(exc.http_status, "TEMPORARILY_UNAVAILABLE")
+        doc |= {"error_code": code, "message": doc["error"]}
+    body = protocol.dumps(doc)
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if isinstance(exc, UnauthorizedError):
         headers.append((b"www-authenticate", b"Bearer"))

@@ -87,9 +87,11 @@ HOT_TARGET: Final = re.compile(f"(?:{_hot_pattern(_RAW_SEGMENT)})\\Z".encode("la
 HOT_KINDS: Final = tuple(r.kind for r in HOT)
 
 # open: the home page `/`, the routes above without a scope (every path under /health/ and
-# /v2/health/), the API documents and their assets (/docs/assets/…) and the favicon
+# /v2/health/), the API documents and their assets (/docs/assets/…), the favicon, and
+# /health and /version as MLflow clients probe them (compat.mlflow)
 _OPEN: Final = re.compile(
-    r"^/($|health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon|ui(/|$))"
+    r"^/($|health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon|ui(/|$)"
+    r"|health$|version$)"
 )
 # POST routes that need the `predict` or the `feedback` scope (with any other method, the
 # scope is "read" for GET/HEAD and "admin" otherwise)
@@ -111,10 +113,23 @@ def hot_route(match: re.Match[str] | re.Match[bytes]) -> tuple[str, str]:
     return HOT_KINDS[index - 1], name if isinstance(name, str) else name.decode("ascii")
 
 
+# MLflow's REST API (compat.mlflow): reads need "read" (its searches are POSTs that only
+# read), tracking writes "track" (a training job's key needs no admin rights)
+_MLFLOW: Final = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/")
+_MLFLOW_READS: Final = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/(?:runs|experiments)/search/?$")
+
+
+def is_mlflow(path: str) -> bool:
+    """Whether `path` is MLflow's API (its refusals then also carry MLflow's error fields)."""
+    return _MLFLOW.match(path) is not None
+
+
 def required_scope(method: str, path: str) -> str | None:
     """The scope a request needs; None for open routes."""
     if _OPEN.match(path):
         return None
+    if _MLFLOW.match(path):
+        return "read" if method in ("GET", "HEAD") or _MLFLOW_READS.match(path) else "track"
     if method == "POST":
         for scope, pattern in _POST_SCOPES:
             if pattern.match(path):

@@ -22,6 +22,7 @@ from shipyard.stores.keys import ApiKeyStore
 from shipyard.stores.model_edits import ModelEditStore
 from shipyard.stores.pipelines import PipelineStore
 from shipyard.stores.recovery import RecoveryStore
+from shipyard.stores.run_edits import RunEditStore
 from shipyard.stores.runs import RunStore
 
 if TYPE_CHECKING:
@@ -48,6 +49,10 @@ class MetadataStore:
     @cached_property
     def models(self) -> ModelEditStore:
         return ModelEditStore(self.db)
+
+    @cached_property
+    def run_edits(self) -> RunEditStore:
+        return RunEditStore(self.db)
 
     @cached_property
     def experiments(self) -> ExperimentStore:

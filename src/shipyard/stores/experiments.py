@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
 from shipyard.stores import audit
 from shipyard.stores import schema as t
+from shipyard.stores.clock import now_ms
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from shipyard.stores.database import Database
 
 MAX_NAME = 256
+STAGES = ("active", "deleted")
 _RUN_TABLES = (t.params, t.run_tags, t.metrics, t.latest_metrics, t.run_artifacts)
 
 
@@ -36,6 +38,7 @@ class ExperimentRecord:
     runs: int
     last_run_at: int | None
     statuses: dict[str, int]
+    lifecycle_stage: str = "active"  # "deleted": soft-deleted by an MLflow client
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -113,6 +116,58 @@ class ExperimentStore:
             )
         return DeletedExperiment(name, len(run_ids))
 
+    def by_id(self, exp_id: int) -> ExperimentRecord:
+        with self._db.read() as conn:
+            found = self._records(conn, None, exp_id)
+        if not found:
+            raise NotFoundError(f"experiment with id {exp_id} not found", kind="experiment")
+        return found[0]
+
+    def create(self, name: str, *, actor: str) -> ExperimentRecord:
+        """A new, empty experiment (audited); AlreadyExistsError when the name is taken, by an
+        active or a deleted one."""
+        check_name(name, field="name")
+        e = t.experiments.c
+        with self._db.write() as conn:
+            stage = conn.execute(sa.select(e.lifecycle_stage).where(e.name == name)).scalar()
+            if stage is not None:
+                extra = " (deleted: restore it or choose another name)" if stage != "active" else ""
+                raise AlreadyExistsError(f"experiment '{name}' already exists{extra}", field="name")
+            conn.execute(t.experiments.insert().values(name=name, created_at=now_ms()))
+            audit.append(
+                conn,
+                actor=actor,
+                action="experiment.create",
+                subject_type="experiment",
+                subject=name,
+                before=None,
+                after={"name": name},
+            )
+            return self._records(conn, name)[0]
+
+    def set_stage(self, name: str, stage: str, *, actor: str) -> ExperimentRecord:
+        """Mark the experiment "deleted" or "active" again (audited); its runs are kept."""
+        if stage not in STAGES:
+            raise InvalidArgumentError(f"stage must be one of {STAGES}", field="lifecycle_stage")
+        e = t.experiments.c
+        with self._db.write() as conn:
+            exp_id = self._require(conn, name)
+            before = conn.execute(sa.select(e.lifecycle_stage).where(e.id == exp_id)).scalar()
+            if before != stage:
+                conn.execute(
+                    t.experiments.update().where(e.id == exp_id).values(lifecycle_stage=stage)
+                )
+                audit.append(
+                    conn,
+                    actor=actor,
+                    action="experiment.restore" if stage == "active" else "experiment.mark_deleted",
+                    subject_type="experiment",
+                    subject=name,
+                    before={"lifecycle_stage": before},
+                    after={"lifecycle_stage": stage},
+                )
+            return self._records(conn, name)[0]
+
     # -- internals -----------------------------------------------------------------------------
 
     def _require(self, conn: Connection, name: str) -> int:
@@ -126,11 +181,15 @@ class ExperimentStore:
         names = conn.execute(sa.select(t.experiments.c.name)).scalars().all()
         return NotFoundError.for_name("experiment", name, names)
 
-    def _records(self, conn: Connection, name: str | None) -> builtins.list[ExperimentRecord]:
+    def _records(
+        self, conn: Connection, name: str | None, exp_id: int | None = None
+    ) -> builtins.list[ExperimentRecord]:
         e, r = t.experiments.c, t.runs.c
-        stmt = sa.select(e.id, e.name, e.created_at).order_by(e.id)
+        stmt = sa.select(e.id, e.name, e.created_at, e.lifecycle_stage).order_by(e.id)
         if name is not None:
             stmt = stmt.where(e.name == name)
+        if exp_id is not None:
+            stmt = stmt.where(e.id == exp_id)
         rows = conn.execute(stmt).all()
         if not rows:
             return []
@@ -152,22 +211,23 @@ class ExperimentStore:
                 sum(statuses.get(row.id, {}).values()),
                 last.get(row.id),
                 statuses.get(row.id, {}),
+                row.lifecycle_stage,
             )
             for row in rows
         ]
 
 
-def check_name(name: str) -> None:
+def check_name(name: str, field: str = "new_name") -> None:
     if not name or not name.strip() or len(name) > MAX_NAME:
         raise InvalidArgumentError(
             f"experiment name must be 1 to {MAX_NAME} characters, not {len(name)}",
-            field="new_name",
+            field=field,
         )
     if "/" in name or any(ord(c) < 32 or c == "\x7f" for c in name):
         raise InvalidArgumentError(
             f"experiment name {name!r} holds '/' or a control character: it appears in URLs "
             "and on one line of a listing",
-            field="new_name",
+            field=field,
         )
 
 

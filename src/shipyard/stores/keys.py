@@ -21,7 +21,8 @@ from shipyard.stores.clock import now_ms
 if TYPE_CHECKING:
     from shipyard.stores.database import Database
 
-SCOPES = ("predict", "feedback", "read", "admin")
+# track: write runs (params, metrics, tags) through the MLflow API (compat.mlflow)
+SCOPES = ("predict", "feedback", "read", "track", "admin")
 PREFIX = "sy"
 
 

@@ -87,6 +87,7 @@ class RunRecord:
     tags: dict[str, str] = field(default_factory=dict)
     datasets: tuple[DatasetRecord, ...] = ()
     artifacts: tuple[ArtifactRecord, ...] = ()
+    lifecycle_stage: str = "active"  # "deleted": soft-deleted by an MLflow client
 
     def to_dict(self) -> dict[str, Any]:
         from dataclasses import asdict

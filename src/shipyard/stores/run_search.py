@@ -38,9 +38,15 @@ def run_join() -> sa.FromClause:
 
 
 def where(
-    stmt: sa.Select[Any], experiments: Sequence[str] | None, clauses: Sequence[Clause]
+    stmt: sa.Select[Any],
+    experiments: Sequence[str] | None,
+    clauses: Sequence[Clause],
+    lifecycle: str | None = "active",
 ) -> sa.Select[Any]:
-    """`stmt` (over `run_join()`) narrowed to the experiments and the filter's clauses."""
+    """`stmt` (over `run_join()`) narrowed to the experiments, the filter's clauses and the
+    lifecycle stage (None: any; runs an MLflow client deleted are "deleted")."""
+    if lifecycle is not None:
+        stmt = stmt.where(t.runs.c.lifecycle_stage == lifecycle)
     if experiments:
         stmt = stmt.where(t.experiments.c.name.in_(list(experiments)))
     for clause in clauses:

@@ -41,7 +41,7 @@ _END_RUN = (
         error=sa.bindparam("error"),
     )
 )
-_RUN_EXISTS = sa.select(t.runs.c.id).where(t.runs.c.id == sa.bindparam("rid"))
+_RUN_STAGE = sa.select(t.runs.c.lifecycle_stage).where(t.runs.c.id == sa.bindparam("rid"))
 
 
 class RunStore:
@@ -78,11 +78,12 @@ class RunStore:
         environment_digest: str | None = None,
         parent_run_id: str | None = None,
         owner: str | None = None,
+        start_time: int | None = None,
     ) -> str:
         """`owner`: the process that runs it and renews its heartbeat (stores/owners.py); None
         for runs driven from elsewhere (the REST API), judged by their last metric."""
         run_id = uuid.uuid4().hex
-        ts = now_ms()
+        ts = now_ms() if start_time is None else start_time
         with self._db.write() as conn:
             # looked up in the run's own transaction: experiments are renamed and deleted
             experiment_id = _experiment_id(conn, experiment)
@@ -152,9 +153,14 @@ class RunStore:
                 self._write_metrics(conn, run_id, metrics)
 
     def _require_run(self, conn: Connection, run_id: str) -> None:
-        found = conn.execute(_RUN_EXISTS, {"rid": run_id}).first()
-        if found is None:
+        """NotFoundError for no such run; InvalidArgumentError for a deleted one (restore it)."""
+        stage = conn.execute(_RUN_STAGE, {"rid": run_id}).scalar()
+        if stage is None:
             raise NotFoundError(f"run '{run_id}' not found")
+        if stage != "active":
+            raise InvalidArgumentError(
+                f"run '{run_id}' is {stage}; restore it before logging to it", field="run_id"
+            )
 
     def _write_params(self, conn: Connection, run_id: str, params: Mapping[str, Any]) -> None:
         if not params:
@@ -367,12 +373,14 @@ class RunStore:
         after: Sequence[Any] | None = None,
         keys: Mapping[str, Sequence[str]] | None = None,
         max_keys: int | None = None,
+        lifecycle: str | None = "active",
     ) -> list[RunRecord]:
         """Runs matching, in `run_search.ordered`'s total order; `after` (the sort values of
         the previous page's last run, `run_search.sort_values`) starts a keyset page; `keys`
-        and `max_keys` narrow the params, metrics and tags returned (`_children`)."""
+        and `max_keys` narrow the params, metrics and tags returned (`_children`); `lifecycle`:
+        "active" (default), "deleted" or None (both)."""
         stmt = sa.select(*_run_columns()).select_from(run_search.run_join())
-        stmt = run_search.where(stmt, experiments, clauses)
+        stmt = run_search.where(stmt, experiments, clauses, lifecycle)
         stmt = run_search.ordered(stmt, order_by, after)
         if limit is not None:
             stmt = stmt.limit(limit)
@@ -467,6 +475,7 @@ class RunStore:
             git_dirty,
             env_digest,
             parent,
+            stage,
             experiment,
             params_json,
             tags_json,
@@ -492,6 +501,7 @@ class RunStore:
                     _json_object(tags_json),
                     tuple(datasets.get(run_id, ())),
                     tuple(artifacts.get(run_id, ())),
+                    stage,
                 )
             )
         return out
@@ -573,6 +583,7 @@ def _run_columns() -> list[sa.ColumnElement[Any]]:
         c.git_dirty,
         c.environment_digest,
         c.parent_run_id,
+        c.lifecycle_stage,
         t.experiments.c.name.label("experiment"),
     ]
 

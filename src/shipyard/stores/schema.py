@@ -23,6 +23,8 @@ experiments = sa.Table(
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", sa.String(256), nullable=False, unique=True),
     sa.Column("created_at", sa.BigInteger, nullable=False),
+    # "active" or "deleted" (an MLflow client's soft delete, undone by restore)
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
 )
 
 runs = sa.Table(
@@ -44,6 +46,8 @@ runs = sa.Table(
     # the process that runs it (stores/owners.py) and its last heartbeat: a crash leaves RUNNING
     sa.Column("owner", sa.String(300), nullable=True),
     sa.Column("heartbeat_at", sa.BigInteger, nullable=True),
+    # "active" or "deleted" (an MLflow client's soft delete): searches show active runs
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
     sa.Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     sa.Index("ix_runs_status", "status"),
 )

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.tracking.experiments import Experiments
 from shipyard.tracking.queries import RunQueries
+from shipyard.tracking.remote import RemoteRuns
 from shipyard.tracking.runs import Run, start_run
 
 if TYPE_CHECKING:
@@ -51,6 +52,7 @@ def get_metric_history(
 
 __all__ = [
     "Experiments",
+    "RemoteRuns",
     "Run",
     "RunQueries",
     "get_metric_history",

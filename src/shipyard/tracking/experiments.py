@@ -1,4 +1,4 @@
-"""Experiments as a user manages them: list, show, rename, delete.
+"""Experiments as a user manages them: list, show, create, rename, delete.
 
 exps = Experiments(open_stores())
 exps.rename("churn", "churn-2026")
@@ -10,7 +10,8 @@ transaction, and an audit event records it. It is refused, naming what is in the
 registered model version's source run is in the experiment (its lineage must stay whole), a
 pipeline recorded one of its runs, a run of another experiment is a child of one, or one is
 still RUNNING. Content-addressed artifact files stay in the artifact store: other runs,
-versions or pipelines may hold the same bytes.
+versions or pipelines may hold the same bytes. `mark_deleted` and `restore` are MLflow's
+delete and restore: a lifecycle stage, nothing removed.
 """
 
 from __future__ import annotations
@@ -18,10 +19,14 @@ from __future__ import annotations
 import builtins
 from typing import TYPE_CHECKING
 
+# the records this capability returns (the edges import them from here)
+from shipyard.stores.experiments import DeletedExperiment, ExperimentRecord
+
 if TYPE_CHECKING:
     from shipyard.stores import Stores
-    from shipyard.stores.experiments import DeletedExperiment, ExperimentRecord
     from shipyard.stores.records import RunRecord
+
+__all__ = ["DeletedExperiment", "ExperimentRecord", "Experiments"]
 
 
 class Experiments:
@@ -35,6 +40,22 @@ class Experiments:
 
     def get(self, name: str) -> ExperimentRecord:
         return self._experiments.get(name)
+
+    def get_by_id(self, experiment_id: int) -> ExperimentRecord:
+        return self._experiments.by_id(experiment_id)
+
+    def create(self, name: str) -> ExperimentRecord:
+        """A new, empty experiment (audited); AlreadyExistsError when the name is taken."""
+        return self._experiments.create(name, actor=self._stores.actor)
+
+    def mark_deleted(self, name: str) -> ExperimentRecord:
+        """MLflow's delete: the experiment and its runs stay, marked "deleted" until
+        `restore` (audited). `delete` removes them for good."""
+        return self._experiments.set_stage(name, "deleted", actor=self._stores.actor)
+
+    def restore(self, name: str) -> ExperimentRecord:
+        """Undo `mark_deleted` (audited)."""
+        return self._experiments.set_stage(name, "active", actor=self._stores.actor)
 
     def recent_runs(self, name: str, limit: int = 10) -> builtins.list[RunRecord]:
         """The experiment's newest runs."""

@@ -59,12 +59,14 @@ class RunQueries:
         page_token: str | None = None,
         keys: Sequence[str] | None = None,
         max_keys: int | None = None,
+        lifecycle: str | None = "active",
     ) -> tuple[list[RunRecord], str | None]:
         """One keyset page of `search` and the token of the next (None after the last page).
         The token holds the order it was made for: another order_by refuses it. `keys`
         (`params.lr`, `metrics.auc`…) returns only those keys of the kinds they name;
         `max_keys` only the first keys (by name) of each kind — a page of runs with thousands
-        of params stays small."""
+        of params stays small. `lifecycle`: "active" runs (default), "deleted" ones (by an
+        MLflow client) or None for both."""
         from shipyard.stores.run_search import sort_values
         from shipyard.tracking.search import parse_filter, parse_order_by
 
@@ -81,6 +83,7 @@ class RunQueries:
             after=after,
             keys=_keys_by_kind(keys),
             max_keys=max_keys,
+            lifecycle=lifecycle,
         )
         if len(runs) <= limit:
             return runs, None
@@ -171,6 +174,10 @@ class RunQueries:
     def metric_history(self, run_id: str, key: str) -> list[MetricPoint]:
         """Every logged value of a metric, by step then time."""
         return self._runs.metric_history(run_id, key)
+
+    def latest_metrics(self, run_ids: Sequence[str]) -> dict[str, list[MetricPoint]]:
+        """Per run, the latest point (value, step, time) of each of its metrics."""
+        return self.stores.metadata.run_edits.latest_metrics(run_ids)
 
     def metric_series(
         self,

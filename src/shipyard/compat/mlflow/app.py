@@ -1,0 +1,198 @@
+"""MLflow's REST API on a shipyard server: the routes, their JSON in and out, MLflow's errors.
+
+    mount_mlflow(app, stores)       # what create_server_app does (control plane only)
+
+Every route is answered under both /api/2.0/mlflow/ and /ajax-api/2.0/mlflow/ by one
+dispatcher: a POST's JSON body or a GET's query string becomes a dict, the handler (in
+`experiments.py` / `runs.py`, run in a worker thread: the stores block) returns the answer's
+dict. Fields a handler does not know are ignored, as MLflow's server does. Any route not in
+`ROUTES` (traces, logged models, the registry, webhooks…) answers 404 ENDPOINT_NOT_FOUND, so
+a client's fallbacks work. Errors are MLflow's `{error_code, message}` with its statuses.
+Auth is the server's (routes.required_scope: reads need "read", writes "track").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Final
+
+from shipyard.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    ForbiddenError,
+    InvalidArgumentError,
+    NotFoundError,
+    PayloadTooLargeError,
+    RateLimitedError,
+    ShipyardError,
+    StoreError,
+    UnauthorizedError,
+)
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+    from starlette.requests import Request
+    from starlette.responses import Response
+
+    from shipyard.stores import Stores
+
+PREFIXES: Final = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
+# MLflow 3's newer routes (server-info, traces, logged models…): none answered yet
+PREFIXES_3: Final = ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow")
+# GET /version: the MLflow level this answers. The client compares it only to offer span
+# logging (3.4 and later), which this server does not answer.
+MLFLOW_API_VERSION: Final = "3.0.0"
+# (method, path under a prefix) -> (handler group, method name)
+ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
+    ("POST", "experiments/create"): ("experiments", "create"),
+    ("GET", "experiments/get"): ("experiments", "get"),
+    ("GET", "experiments/get-by-name"): ("experiments", "get_by_name"),
+    ("POST", "experiments/search"): ("experiments", "search"),
+    ("GET", "experiments/search"): ("experiments", "search"),
+    ("POST", "experiments/update"): ("experiments", "update"),
+    ("POST", "experiments/delete"): ("experiments", "delete"),
+    ("POST", "experiments/restore"): ("experiments", "restore"),
+    ("POST", "runs/create"): ("runs", "create"),
+    ("GET", "runs/get"): ("runs", "get"),
+    ("POST", "runs/update"): ("runs", "update"),
+    ("POST", "runs/delete"): ("runs", "delete"),
+    ("POST", "runs/restore"): ("runs", "restore"),
+    ("POST", "runs/search"): ("runs", "search"),
+    ("POST", "runs/log-metric"): ("runs", "log_metric"),
+    ("POST", "runs/log-parameter"): ("runs", "log_param"),
+    ("POST", "runs/log-batch"): ("runs", "log_batch"),
+    ("POST", "runs/set-tag"): ("runs", "set_tag"),
+    ("POST", "runs/delete-tag"): ("runs", "delete_tag"),
+    ("POST", "runs/log-inputs"): ("runs", "log_inputs"),
+    ("GET", "metrics/get-history"): ("runs", "metric_history"),
+}
+# POST routes that only read (searches): the "read" scope suffices
+READ_POSTS: Final = frozenset({"experiments/search", "runs/search"})
+
+Handler = Callable[[Mapping[str, Any]], dict[str, Any]]
+
+
+def error_code(exc: ShipyardError) -> tuple[int, str]:
+    """MLflow's HTTP status and error code for a shipyard error."""
+    if isinstance(exc, AlreadyExistsError):
+        return 400, "RESOURCE_ALREADY_EXISTS"
+    table: tuple[tuple[type[ShipyardError], int, str], ...] = (
+        (NotFoundError, 404, "RESOURCE_DOES_NOT_EXIST"),
+        (InvalidArgumentError, 400, "INVALID_PARAMETER_VALUE"),
+        (ConflictError, 400, "INVALID_STATE"),
+        (UnauthorizedError, 401, "UNAUTHENTICATED"),
+        (ForbiddenError, 403, "PERMISSION_DENIED"),
+        (RateLimitedError, 429, "REQUEST_LIMIT_EXCEEDED"),
+        (PayloadTooLargeError, 413, "INVALID_PARAMETER_VALUE"),
+        (StoreError, 503, "TEMPORARILY_UNAVAILABLE"),
+    )
+    for kind, status, code in table:
+        if isinstance(exc, kind):
+            return status, code
+    return 500, "INTERNAL_ERROR"
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    from shipyard.serving.asgi import json_response
+
+    return json_response({"error_code": code, "message": message}, status)
+
+
+class MlflowApi:
+    """The handlers over one set of stores, found by route."""
+
+    def __init__(self, stores: Stores) -> None:
+        from shipyard.compat.mlflow.experiments import ExperimentRoutes
+        from shipyard.compat.mlflow.runs import RunRoutes
+        from shipyard.tracking import Experiments, RemoteRuns, RunQueries
+
+        experiments = ExperimentRoutes(Experiments(stores))
+        self.groups: dict[str, Any] = {
+            "experiments": experiments,
+            "runs": RunRoutes(RunQueries(stores), RemoteRuns(stores), experiments),
+        }
+
+    def handler(self, method: str, path: str) -> Handler | None:
+        found = ROUTES.get(("GET" if method == "HEAD" else method, path.strip("/")))
+        if found is None:
+            return None
+        group, name = found
+        handler: Handler = getattr(self.groups[group], name)
+        return handler
+
+    async def answer(self, request: Request) -> Response:
+        """Answer one request under a prefix (`path` in the route's parameters)."""
+        from starlette.concurrency import run_in_threadpool
+
+        from shipyard.serving.asgi import json_response
+
+        path = request.path_params.get("path", "")
+        v2 = request.url.path.startswith(PREFIXES)
+        handler = self.handler(request.method, path) if v2 else None
+        if handler is None:
+            return error_response(
+                404,
+                "ENDPOINT_NOT_FOUND",
+                f"No API endpoint for {request.method} {request.url.path} on this server",
+            )
+        body = await _request_fields(request)
+        if isinstance(body, str):
+            return error_response(400, "MALFORMED_REQUEST", body)
+        try:
+            answer = await run_in_threadpool(handler, body)
+        except ShipyardError as exc:
+            status, code = error_code(exc)
+            message = exc.to_dict()["error"] if isinstance(exc, StoreError) else exc.message
+            return error_response(status, code, message)
+        return json_response(answer)
+
+
+async def _request_fields(request: Request) -> dict[str, Any] | str:
+    """A GET's query (a parameter given twice is a list), or a JSON body's object; a string
+    says why the body is not one."""
+    import orjson
+
+    if request.method in ("GET", "HEAD"):
+        fields: dict[str, Any] = {}
+        for key, value in request.query_params.multi_items():
+            if key in fields:
+                previous = fields[key]
+                fields[key] = (
+                    [*previous, value] if isinstance(previous, list) else [previous, value]
+                )
+            else:
+                fields[key] = value
+        for key in ("experiment_ids", "order_by"):  # repeated fields stay lists
+            if isinstance(fields.get(key), str):
+                fields[key] = [fields[key]]
+        return fields
+    raw = await request.body()
+    if not raw.strip():
+        return {}
+    try:
+        found = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        return f"the request body is not JSON: {exc}"
+    if not isinstance(found, dict):
+        return "the request body must be a JSON object"
+    return found
+
+
+def mount_mlflow(app: FastAPI, stores: Stores) -> MlflowApi:
+    """Answer MLflow's tracking routes on `app` from `stores`, plus /health and /version."""
+    from starlette.responses import PlainTextResponse
+
+    api = MlflowApi(stores)
+    methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
+    for prefix in (*PREFIXES, *PREFIXES_3):
+        app.add_route(prefix + "/{path:path}", api.answer, methods=methods, include_in_schema=False)
+
+    async def health(request: Request) -> Response:
+        return PlainTextResponse("OK")
+
+    async def version(request: Request) -> Response:
+        return PlainTextResponse(MLFLOW_API_VERSION)
+
+    app.add_route("/health", health, methods=["GET", "HEAD"], include_in_schema=False)
+    app.add_route("/version", version, methods=["GET", "HEAD"], include_in_schema=False)
+    return api

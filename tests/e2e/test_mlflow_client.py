@@ -1,0 +1,165 @@
+"""An unchanged MLflow training script, run by a real `mlflow` client in its own virtualenv,
+against `shipyard server` on a loopback port: what it logs is what shipyard's own Python API
+sees, and what it searches and reads back is what it wrote.
+
+The client's virtualenv is made once per machine (CI: once per run) under
+$SHIPYARD_TEST_CACHE or ~/.cache/shipyard-tests, and reused while it exists."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shipyard.config import Settings
+from shipyard.serving.http import BackgroundServer
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
+MLFLOW_VERSION = "3.18.0"  # the newest 3.x pip offered when this was written
+SCRIPT = Path(__file__).parent / "mlflow_scripts" / "train.py"
+
+
+def _cache_dir() -> Path:
+    root = os.environ.get("SHIPYARD_TEST_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "shipyard-tests"
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The Python of a virtualenv holding mlflow==MLFLOW_VERSION (made if missing; skipped
+    with pip's reason when pip cannot install it)."""
+    venv = _cache_dir() / f"mlflow-{MLFLOW_VERSION}"
+    python = venv / "bin" / "python"
+    if python.exists():
+        return python
+    building = venv.with_name(f"{venv.name}.tmp-{os.getpid()}")
+    shutil.rmtree(building, ignore_errors=True)
+    building.parent.mkdir(parents=True, exist_ok=True)
+    base = getattr(sys, "_base_executable", sys.executable)
+    subprocess.run([base, "-m", "venv", str(building)], check=True)
+    pip = subprocess.run(
+        [
+            str(building / "bin" / "python"),
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            f"mlflow=={MLFLOW_VERSION}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if pip.returncode != 0:
+        shutil.rmtree(building, ignore_errors=True)
+        tail = " | ".join(pip.stderr.strip().splitlines()[-3:])
+        pytest.skip(f"pip could not install mlflow=={MLFLOW_VERSION}: {tail}")
+    try:
+        building.rename(venv)  # whole or not at all: a half-made venv is never reused
+    except OSError:  # another session made it meanwhile
+        shutil.rmtree(building, ignore_errors=True)
+    return python
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    """The client test runs on SQLite; the error shapes are tested on both databases."""
+    return f"sqlite:///{tmp_path / 'meta.db'}"
+
+
+@pytest.fixture(params=["anonymous", "token"])
+def served(
+    request: pytest.FixtureRequest, settings: Settings
+) -> Iterator[tuple[BackgroundServer, str | None]]:
+    """The server, anonymous on loopback or requiring credentials, and the token a training
+    job gets (`read` to find its experiment and runs, `track` to write them)."""
+    from shipyard.access import ApiKeys
+    from shipyard.server.app import create_server_app
+    from shipyard.stores import open_stores
+
+    token = None
+    if request.param == "token":
+        settings = settings.model_copy(update={"auth_required": True})
+        token = ApiKeys(open_stores(settings)).create("trainer", scopes=["read", "track"])[1]
+    with BackgroundServer(create_server_app(settings, refresh_seconds=1.0)) as srv:
+        srv.wait_ready()
+        yield srv, token
+
+
+def _run_script(python: Path, url: str, cwd: Path, token: str | None) -> dict[str, object]:
+    env = {
+        **({"MLFLOW_TRACKING_TOKEN": token} if token else {}),
+        "PATH": os.environ.get("PATH", ""),
+        "HOME": str(cwd),
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+    }
+    done = subprocess.run(
+        [str(python), str(SCRIPT)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
+
+
+def test_an_unchanged_mlflow_script_logs_to_shipyard(
+    mlflow_python: Path,
+    served: tuple[BackgroundServer, str | None],
+    settings: Settings,
+    tmp_path: Path,
+) -> None:
+    from shipyard.stores import open_stores
+    from shipyard.tracking import RunQueries
+
+    server, token = served
+    started = time.perf_counter()
+    seen = _run_script(mlflow_python, server.url, tmp_path, token)
+    print(f"mlflow script: {time.perf_counter() - started:.1f} s")
+    run_ids = seen["run_ids"]
+    assert isinstance(run_ids, list) and len(run_ids) == 5
+
+    # what the client read back is what it wrote
+    assert seen["pages"] == [run_ids[0:2], run_ids[2:4]]  # r2 > 0.5: four runs, best first
+    assert seen["history"] == [[s, 1.0 / (s + 1) + 0.1] for s in range(5)]
+    assert seen["params"] == {"alpha": "0.1", "solver": "svd", "fold": "0"}
+    last = {"loss": 1.0 / 5 + 0.1, "r2": 0.9 - 0.1 / 10, "rmse": 0.1}
+    assert seen["metrics"] == last
+    tags = seen["tags"]
+    assert isinstance(tags, dict)
+    assert tags["team"] == "forecast" and tags["stage"] == "dev" and "scratch" not in tags
+    assert tags["mlflow.runName"] == "ridge-0" and tags["mlflow.user"]
+    assert seen["status"] == "FINISHED"
+    datasets = seen["datasets"]
+    assert isinstance(datasets, list) and len(datasets) == 1
+    assert datasets[0][0] == "train-data" and datasets[0][2] == [
+        ["mlflow.data.context", "training"]
+    ]
+    assert seen["frame_rows"] == 5 and seen["after_delete"] == 4
+
+    # and shipyard's own API sees the same runs
+    queries = RunQueries(open_stores(settings))
+    runs = {r.id: r for r in queries.search(experiments="mlflow-compat")}
+    assert set(runs) == set(run_ids)
+    first = runs[run_ids[0]]
+    assert first.name == "ridge-0" and first.status == "FINISHED"
+    assert first.params == {"alpha": "0.1", "solver": "svd", "fold": "0"}
+    # (SQLite's JSON aggregate keeps 15 significant digits in a listing's metrics)
+    assert first.metrics == pytest.approx(last, rel=1e-14)
+    assert first.tags["team"] == "forecast" and "scratch" not in first.tags
+    history = queries.metric_history(run_ids[0], "loss")
+    assert [(p.step, p.value) for p in history] == [(s, 1.0 / (s + 1) + 0.1) for s in range(5)]
+    (dataset,) = queries.get(run_ids[0]).datasets
+    assert (dataset.name, dataset.role, dataset.rows) == ("train-data", "training", 20)
+    assert dataset.schema == {"x": "double", "y": "double"}
+    top = queries.search(
+        "metrics.r2 > 0.5", experiments="mlflow-compat", order_by="metrics.r2 DESC"
+    )
+    assert [r.id for r in top] == run_ids[:4]
