@@ -153,3 +153,14 @@ def test_keys_narrow_what_a_page_carries(settings: Settings, logged: list[str]) 
     with pytest.raises(InvalidArgumentError) as err:
         runs.page(experiments="pages", keys=["status"])
     assert err.value.details.get("field") == "keys"
+
+
+def test_metric_values_come_back_exactly(settings: Settings) -> None:
+    values = {"a": 0.30000000000000004, "b": 1 / 3, "c": 1e-300, "d": -2.5e17}
+    with sy.start_run(experiment="exact") as run:
+        run.log_metrics(values)
+        run.log_metrics({"n": float("nan")})
+    (found,), _ = RunQueries(open_stores(settings)).page(experiments="exact")
+    assert {k: v for k, v in found.metrics.items() if k != "n"} == values
+    assert found.metrics["n"] != found.metrics["n"]  # NaN
+    assert RunQueries(open_stores(settings)).get(run.id).metrics["b"] == 1 / 3
