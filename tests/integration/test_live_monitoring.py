@@ -47,7 +47,7 @@ def test_drifted_traffic_shows_up_in_the_api_and_the_metrics(
             )
             assert r.status_code == 200
         time.sleep(0.5)  # the prediction log flushes every 0.1 s
-        doc = httpx.get(f"{srv.url}/api/monitoring/churn", params={"evaluate": "true"}).json()
+        doc = httpx.post(f"{srv.url}/api/monitoring/churn/evaluate").json()
         metrics = httpx.get(f"{srv.url}/metrics").text
     assert doc["error"] is None and doc["rows"] == 400 and doc["model_version"] == 1
     assert "mean radius" in doc["drift"]["drifted_columns"]
@@ -91,7 +91,7 @@ def test_prediction_and_label_drift_against_the_recorded_reference(
                 f"{srv.url}/endpoints/churn/feedback", json={"request_id": rid, "labels": [0] * 30}
             )
         time.sleep(0.5)
-        doc = httpx.get(f"{srv.url}/api/monitoring/churn", params={"evaluate": "true"}).json()
+        doc = httpx.post(f"{srv.url}/api/monitoring/churn/evaluate").json()
     assert doc["error"] is None
     columns = doc["drift"]["columns"]
     assert columns["_prediction"]["drifted"] and columns["_label"]["drifted"]

@@ -98,6 +98,9 @@ def test_monitoring_overview_windows_histograms_and_accuracy(
     # a window of the caller's choosing changes nothing the monitor keeps
     assert httpx.get(f"{url}/api/monitoring").json()["endpoints"][0]["latest"] is None
     assert "distributions" not in httpx.get(f"{url}/api/monitoring/churn").json()
+    # … nor does a look at the monitor's own window: only its pass (POST) keeps one
+    assert httpx.get(f"{url}/api/monitoring").json()["endpoints"][0]["latest"] is None
+    assert httpx.post(f"{url}/api/monitoring/churn/evaluate").is_success
     latest = httpx.get(f"{url}/api/monitoring").json()["endpoints"][0]["latest"]
     assert latest["drifted_columns"] == ["mean radius"] and latest["rows"] == 200
     bad = httpx.get(f"{url}/api/monitoring/churn", params={"window": "soon"})
@@ -123,7 +126,11 @@ def test_alert_rules_show_their_state_and_history_without_their_targets(
     shifted = X.iloc[:100].assign(**{"mean radius": X["mean radius"].iloc[:100] * 2})
     predict(server.url, shifted)
     time.sleep(0.5)
+    # a look (GET, even with evaluate) acts on no rule; the monitor's pass (POST, admin) does
     assert httpx.get(f"{server.url}/api/monitoring/churn", params={"evaluate": True}).is_success
+    quiet = httpx.get(f"{server.url}/api/monitoring/churn/alerts").json()
+    assert quiet["events"] == [] and quiet["rules"][0]["state"] != "firing"
+    assert httpx.post(f"{server.url}/api/monitoring/churn/evaluate").is_success
     doc = httpx.get(f"{server.url}/api/monitoring/churn/alerts").json()
     (rule,) = doc["rules"]
     assert rule["state"] == "firing" and rule["condition"] == "drift_share > 0.01"

@@ -255,7 +255,7 @@ def test_batching_log_and_monitoring_of_a_tensor_model(settings: Settings) -> No
                     r.json()["predictions"], expected(batch), rtol=1e-5, atol=1e-5
                 )
             time.sleep(0.5)
-            doc = client.get(f"{srv.url}/api/monitoring/any", params={"evaluate": "true"}).json()
+            doc = client.post(f"{srv.url}/api/monitoring/any/evaluate").json()
     assert "not computable for tensor inputs" in doc["error"]
     log = PredictionLogStore(settings.predictions_dir).read("any").to_pandas()
     ok = log[log["_status"] == 200]

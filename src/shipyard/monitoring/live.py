@@ -284,14 +284,18 @@ class LiveMonitor:
             error = f"{type(exc).__name__}: {exc}"
         return Evaluation(name, time.time_ns() // 1_000_000, window_seconds, error=error)
 
-    def inspect(self, name: str, window_seconds: float | None = None) -> Evaluation:
-        """An endpoint's evaluation to look at: the latest over the monitor's own window (made
-        now when there is none yet), or one made now over `window_seconds` that changes
-        nothing — neither the monitor's windows, nor its gauges, nor any alert rule."""
-        if window_seconds is None or window_seconds == self.settings.monitor_window_seconds:
-            if name not in self.latest:
-                self.evaluate_all([name])
-            return self.latest[name]
+    def inspect(
+        self, name: str, window_seconds: float | None = None, *, fresh: bool = False
+    ) -> Evaluation:
+        """An endpoint's evaluation to look at: the monitor's latest over its own window, or
+        (`fresh`, none yet, or another `window_seconds`) one made now that changes nothing —
+        neither the monitor's windows, nor its gauges, nor any alert rule. Only the monitor's
+        own pass acts on alerts: a reader looking cannot fire one."""
+        own = self.settings.monitor_window_seconds
+        if window_seconds is None or window_seconds == own:
+            if not fresh and name in self.latest:
+                return self.latest[name]
+            return self._evaluate(name, own, {})
         return self._evaluate(name, window_seconds, {})
 
     def accuracy_series(

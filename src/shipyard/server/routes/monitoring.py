@@ -56,7 +56,9 @@ def monitoring_overview(request: Request, plane: Plane) -> Response:
 def monitoring(
     name: str,
     plane: Plane,
-    evaluate: bool = Query(False, description="evaluate now"),
+    evaluate: bool = Query(
+        False, description="evaluate now (a look: alert rules act only on the monitor's passes)"
+    ),
     window: str | None = WINDOW,
     distributions: bool = Query(
         False, description="add each column's reference and current histograms"
@@ -68,13 +70,20 @@ def monitoring(
 
     plane.deployments.get(name)
     monitor = plane.monitor
-    if window is not None:
-        ev = monitor.inspect(name, parse_window(window))
-    elif evaluate or name not in monitor.latest:
-        ev = monitor.evaluate_all([name])[0]
-    else:
-        ev = monitor.latest[name]
+    # a GET only looks: it never advances the monitor's alert state (a `read` key must not be
+    # able to fire an alert's webhook or command by asking often)
+    ev = monitor.inspect(name, None if window is None else parse_window(window), fresh=evaluate)
     return json_response(ev.to_dict(distributions=distributions))
+
+
+@routes.post("/api/monitoring/{name}/evaluate")
+def evaluate_now(name: str, plane: Plane) -> Response:
+    """Run the monitor's pass on one endpoint now (admin): its window advances, its gauges
+    update and its alert rules act — what the server does every
+    SHIPYARD_MONITOR_INTERVAL_SECONDS."""
+    plane.deployments.get(name)
+    ev = plane.monitor.evaluate_all([name])[0]
+    return json_response(ev.to_dict())
 
 
 @routes.get("/api/monitoring/{name}/accuracy")
