@@ -31,6 +31,10 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ui")]
 
 PLOT = ".js-plotly-plot"
 IMAGE = "document.querySelector('.artifact-preview img')"
+HOSTILE_SVG = (
+    '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4" onload="top.__pwned=8">'
+    "<script>top.__pwned=9</script><rect width='4' height='4'/></svg>"
+)
 DRAWN = f"() => {{ const el = document.querySelector('{PLOT}'); return el && el.data; }}"
 # what Chromium itself says when the sandbox stops an artifact's script: the proof, not a fault
 BLOCKED = "because the document's frame is sandboxed and the 'allow-scripts' permission is not set"
@@ -119,6 +123,7 @@ def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, S
         "conf/params.yaml": HOSTILE_YAML.encode(),
         "data.csv": b'a,b\n1,"x, y"\n2,<b>z</b>\n',
         "plots/loss.png": PNG,
+        "plots/evil.svg": HOSTILE_SVG.encode(),
     }
     with pytest.MonkeyPatch.context() as mp:
         for key in list(os.environ):
@@ -164,6 +169,27 @@ def test_an_html_artifact_runs_no_script_in_the_page_nor_its_iframe(
         "/ui/models/churn/versions/1"
     )
     assert axe_check(page) == []
+
+
+def test_an_svg_preview_cannot_run_its_script_with_the_ui_origin(
+    arts: tuple[str, str, Settings], open_page: Any, browser: Any
+) -> None:
+    url, run_id, _ = arts
+    page = open_page(f"{url}/ui/runs/{run_id}?artifact=plots/evil.svg")
+    img = page.wait_for_selector(".artifact-preview img")
+    src = img.get_attribute("src")
+    assert src.startswith("data:image/svg+xml;base64,")  # not a blob: of the UI's origin
+    page.wait_for_function(f"{IMAGE}.naturalWidth > 0")
+    assert page.evaluate("window.__pwned") is None
+    # opened as a page ("open image in new tab"), it is a document of no origin at all
+    other = browser.new_context()
+    try:
+        tab = other.new_page()
+        tab.goto(src)
+        tab.wait_for_timeout(300)
+        assert tab.evaluate("window.origin") == "null"
+    finally:
+        other.close()
 
 
 def test_yaml_csv_and_images_are_shown_as_data(

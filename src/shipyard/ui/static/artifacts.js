@@ -113,8 +113,12 @@ async function preview(runId, record, signal) {
     if (record.size > MAX_IMAGE) return h("p", { class: "muted" }, `Too large to preview (${fmtSize(record.size)}); download it.`);
     const res = await api(artifactUrl(runId, path, "inline=1"), { raw: true, signal });
     const bytes = await res.arrayBuffer();
-    const type = /\.svg$/i.test(path) ? "image/svg+xml" : res.headers.get("content-type") || "";
-    const url = remember(URL.createObjectURL(new Blob([bytes], { type })));
+    // an SVG is a document that can hold scripts: as a blob: URL it has this page's origin,
+    // and "open image in new tab" would run them there. A data: URL shows it in the <img>
+    // (where no script runs) and a browser refuses to open one as a page.
+    const url = /\.svg$/i.test(path)
+      ? dataUrl(bytes, "image/svg+xml")
+      : remember(URL.createObjectURL(new Blob([bytes], { type: imageType(res) })));
     return h("img", { src: url, alt: `artifact ${path}`, class: "artifact-image" });
   }
   const res = await api(artifactUrl(runId, path, "inline=1&preview=1"), { raw: true, signal });
@@ -128,6 +132,21 @@ async function preview(runId, record, signal) {
   if (HTML.test(path)) return [note, htmlFrame(path, text)];
   if (TABLE.test(path)) return [note, csvTable(text, /\.tsv$/i.test(path) ? "\t" : ",", path)];
   return [note, h("pre", { class: "preview", tabindex: "0", "aria-label": `contents of ${path}` }, text)];
+}
+
+function dataUrl(bytes, type) {
+  const all = new Uint8Array(bytes);
+  let text = "";
+  for (let i = 0; i < all.length; i += 0x8000) {
+    text += String.fromCharCode.apply(null, all.subarray(i, i + 0x8000));
+  }
+  return `data:${type};base64,${btoa(text)}`;
+}
+
+/** The server's image type for a raster image (never a document type). */
+function imageType(res) {
+  const type = (res.headers.get("content-type") || "").split(";")[0].trim();
+  return /^image\/(png|jpeg|gif|webp|bmp|avif)$/.test(type) ? type : "application/octet-stream";
 }
 
 function htmlFrame(path, text) {
