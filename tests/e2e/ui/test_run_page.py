@@ -31,6 +31,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("ui")]
 
 PLOT = ".js-plotly-plot"
 IMAGE = "document.querySelector('.artifact-preview img')"
+MARKUP = '<a href="https://evil.example/">EVIL</a><b>bold</b>'
 HOSTILE_SVG = (
     '<svg xmlns="http://www.w3.org/2000/svg" width="4" height="4" onload="top.__pwned=8">'
     "<script>top.__pwned=9</script><rect width='4' height='4'/></svg>"
@@ -134,6 +135,8 @@ def arts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, S
         reset_settings()
         with sy.start_run(experiment="arts", name="with-artifacts", params={"C": 1}) as run:
             run.log_metrics({"auc": 0.9})
+            for step in range(3):
+                run.log_metric(MARKUP, step / 10, step=step)
             run.log_dataset([[1.0, 2.0], [3.0, 4.0]], name="train")
             for name, data in files.items():
                 src = home / name.replace("/", "_")
@@ -190,6 +193,19 @@ def test_an_svg_preview_cannot_run_its_script_with_the_ui_origin(
         assert tab.evaluate("window.origin") == "null"
     finally:
         other.close()
+
+
+def test_chart_text_is_drawn_as_text(arts: tuple[str, str, Settings], open_page: Any) -> None:
+    from urllib.parse import quote
+
+    url, run_id, _ = arts
+    page = open_page(f"{url}/ui/runs/{run_id}?metric={quote(MARKUP)}")
+    page.wait_for_selector(f"{PLOT} .main-svg")
+    page.wait_for_timeout(300)
+    plot = page.locator(PLOT).first
+    assert plot.locator("a").count() == 0 and plot.locator("b").count() == 0
+    assert "EVIL</a>" in plot.inner_text() or "EVIL</a>" in plot.text_content()
+    assert plot.locator(".modebar-btn[data-title*='Share'], a.modebar-btn").count() == 0
 
 
 def test_yaml_csv_and_images_are_shown_as_data(

@@ -265,6 +265,38 @@ export function loadPlotly() {
   return plotly;
 }
 
+// Plotly renders a subset of HTML in the text it draws (titles, legends, labels, category
+// ticks): `<a href>` becomes a link, `<b>` bold. Every string we hand it as text is escaped
+// first, so a run, metric or feature name is drawn as the characters it is.
+const PLOT_TEXT = new Set(["name", "text", "hovertext", "label", "ticktext", "x", "y", "title", "labels"]);
+export const PLOT_CONFIG = {
+  displaylogo: false,
+  responsive: true,
+  showLink: false,
+  showSendToCloud: false,
+  showEditInChartStudio: false,
+  modeBarButtonsToRemove: ["sendDataToCloud", "select2d", "lasso2d"],
+};
+
+function plotEscape(value, asText) {
+  if (typeof value === "string") {
+    return asText ? value.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;") : value;
+  }
+  if (Array.isArray(value)) return value.map((v) => plotEscape(v, asText));
+  if (value && typeof value === "object" && !(value instanceof Date)) {
+    const out = {};
+    for (const [k, v] of Object.entries(value)) out[k] = plotEscape(v, asText || PLOT_TEXT.has(k));
+    return out;
+  }
+  return value;
+}
+
+/** Plotly.react with every text escaped and the offline configuration (no cloud links). */
+export async function plot(el, data, layout, config = {}) {
+  const Plotly = await loadPlotly();
+  return Plotly.react(el, plotEscape(data, false), plotEscape(layout, false), { ...PLOT_CONFIG, ...config });
+}
+
 // ---- the router -----------------------------------------------------------------------------
 
 let current = null; // the AbortController of the page being shown

@@ -9,7 +9,7 @@
 //     title: "loss", ytitle: "loss",      // optional
 //   });
 // Calling lineChart again on the same element redraws it in place (Plotly.react).
-import { api, loadPlotly } from "./app.js";
+import { api, loadPlotly, plot } from "./app.js";
 
 export const MAX_POINTS = 500;
 const MAX_LEGEND = 20; // more lines than this: the legend would hide the chart
@@ -60,7 +60,7 @@ function layout(series, { range, title, ytitle }) {
   };
 }
 
-const CONFIG = { displaylogo: false, responsive: true, modeBarButtonsToRemove: ["select2d", "lasso2d"] };
+const CONFIG = {};
 
 const drawn = new Set(); // plotted elements: purged once a page render has dropped them
 
@@ -84,7 +84,7 @@ export async function lineChart(el, series, { onzoom, range, title, ytitle } = {
   el._shipyardZoom = onzoom || null;
   el._shipyardQuiet = true; // our own redraw is not a zoom
   try {
-    await Plotly.react(el, traces(series), layout(series, { range, title, ytitle }), CONFIG);
+    await plot(el, traces(series), layout(series, { range, title, ytitle }), CONFIG);
   } finally {
     el._shipyardQuiet = false;
   }

@@ -1,7 +1,7 @@
 // The compare page's plots: one metric's history per run overlaid (the server downsamples each
 // series to ~500 points; zooming asks again for the steps in view), and parallel coordinates
 // of the params that vary against that metric (Plotly's parcoords).
-import { api, h, loadPlotly } from "./app.js";
+import { api, h, loadPlotly, plot } from "./app.js";
 import { lineChart } from "./charts.js";
 
 const CONCURRENCY = 6;
@@ -9,7 +9,7 @@ const MAX_POINTS = 500;
 export const DEFAULT_AXES = 8;
 export const MAX_AXES = 59; // Plotly's parcoords draws at most 60 dimensions, the metric is one
 const NUMBER = /^\s*[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$/;
-const CONFIG = { displaylogo: false, responsive: true };
+const CONFIG = {};
 
 /** fn over items, at most `limit` at a time; results in the items' order. */
 export async function mapLimit(items, limit, fn) {
@@ -118,5 +118,5 @@ export async function drawParcoords(el, note, runs, paramRows, chosen, metric, s
     dimensions,
     line: { color, colorscale: "Viridis", showscale: true, colorbar: { title: { text: metric } } },
   };
-  await Plotly.react(el, [trace], { margin: { l: 70, r: 70, t: 60, b: 30 } }, CONFIG);
+  await plot(el, [trace], { margin: { l: 70, r: 70, t: 60, b: 30 } }, CONFIG);
 }

@@ -3,7 +3,7 @@
 // out of range, unseen categories, type errors), live accuracy over time per model version,
 // alert rules and their history. The time range and the feature shown are in the URL:
 //   ?window=1h&col=mean%20radius   (no window: the monitor's own, as last evaluated)
-import { api, errorBox, fmtNum, fmtTime, h, loadPlotly, setQuery, useStyle } from "../app.js";
+import { api, errorBox, fmtNum, fmtTime, h, loadPlotly, plot, setQuery, useStyle } from "../app.js";
 import { accuracyText, duration } from "./monitoring.js";
 
 const WINDOWS = [
@@ -184,7 +184,7 @@ async function drawSelected(view) {
       marker: { color: COLOURS[key] },
       opacity: key === "current" ? 0.6 : 0.9,
     });
-    await Plotly.react(
+    await plot(
       view.chart,
       [bar("reference", "reference", d.reference_rows), bar("current", "current", d.current_rows)],
       {
@@ -196,7 +196,7 @@ async function drawSelected(view) {
         yaxis: { title: { text: "share of rows" }, tickformat: ".0%" },
         legend: { orientation: "h", y: 1.12 },
       },
-      { displaylogo: false, responsive: true },
+      {},
     );
   } catch (err) {
     if (!view.signal.aborted) view.chart.replaceChildren(errorBox(err));
@@ -286,7 +286,7 @@ async function drawAccuracy(view, acc) {
       y: points.map((p) => p.value),
       text: points.map((p) => `${p.n} labelled rows`),
     }));
-    await Plotly.react(
+    await plot(
       view.accChart,
       traces,
       {
@@ -295,7 +295,7 @@ async function drawAccuracy(view, acc) {
         yaxis: { title: { text: acc.metric } },
         legend: { orientation: "h" },
       },
-      { displaylogo: false, responsive: true },
+      {},
     );
   } catch (err) {
     if (!view.signal.aborted) view.accChart.replaceChildren(errorBox(err));
