@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     ray_temp_dir: Path | None = None  # default $SHIPYARD_HOME/ray
     # auth
     auth_required: bool = False
+    # host names (comma-separated) an anonymous caller on this machine may address the server
+    # by, beside IP addresses and localhost: anything else is refused (DNS rebinding)
+    allowed_hosts: str = ""
     auth_cache_seconds: float = 5.0
     jwt_secret: SecretStr | None = None
     # signs what shipyard issues or writes and later trusts (request ids that feedback names,

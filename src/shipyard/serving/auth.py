@@ -218,6 +218,9 @@ class AuthMiddleware:
         self.auth = authenticator
         self.limiter = limiter
         self.required = required
+        self.allowed_hosts = frozenset(
+            h.strip().lower() for h in authenticator.settings.allowed_hosts.split(",") if h.strip()
+        )
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -237,14 +240,35 @@ class AuthMiddleware:
         answer that refuses it: status, JSON body, headers."""
         need = required_scope(scope["method"], scope["path"])
         token = _credentials(scope) if need is not None else None
-        if need is None or (token is None and not self.required):
+        if need is None:
             return None
+        if token is None and not self.required:
+            return self._rebinding(scope)
         try:
             principal = await self._check(scope["method"], scope["path"], need, token)
         except ShipyardError as exc:
             return _refusal(exc, mlflow=is_mlflow(scope["path"]))
         scope.setdefault("state", {})["principal"] = principal
         return None
+
+    def _rebinding(self, scope: dict[str, Any]) -> tuple[int, bytes, list[Any]] | None:
+        """Anonymous callers on this machine must address it by IP or localhost. A web page
+        whose domain was re-pointed at 127.0.0.1 (DNS rebinding) reaches a loopback server
+        under its own name, with the browser's same-origin rule on its side: refused here."""
+        client = scope.get("client")
+        if not client or not _loopback_ip(client[0]):
+            return None
+        host = _host_name(scope)
+        if host is None or host in self.allowed_hosts or _loopback_name(host):
+            return None
+        return _refusal(
+            ForbiddenError(
+                f"this server answers anonymous requests only when addressed by IP address or "
+                f"localhost, not as {host!r}: send credentials, or add the name to "
+                "SHIPYARD_ALLOWED_HOSTS",
+                field="host",
+            )
+        )
 
     async def _check(self, method: str, path: str, need: str, token: str | None) -> Principal:
         if token is None:
@@ -269,6 +293,39 @@ class AuthMiddleware:
                     retry_after=round(wait, 3),
                 )
         return principal
+
+
+def _host_name(scope: dict[str, Any]) -> str | None:
+    """The Host header's name, lower-case, without port or IPv6 brackets (None: no header)."""
+    for name, value in scope["headers"]:
+        if name == b"host":
+            text = value.decode("latin-1").strip().lower()
+            if text.startswith("["):
+                return text[1 : text.find("]")] if "]" in text else text
+            return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
+    return None
+
+
+def _loopback_ip(address: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
+def _loopback_name(host: str) -> bool:
+    """An IP literal (no DNS, so no rebinding) or localhost."""
+    import ipaddress
+
+    if host in ("localhost", "localhost.") or host.endswith(".localhost"):
+        return True
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
 
 
 def _actor(scope: dict[str, Any]) -> str:
