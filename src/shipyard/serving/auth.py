@@ -299,7 +299,7 @@ def _host_name(scope: dict[str, Any]) -> str | None:
     """The Host header's name, lower-case, without port or IPv6 brackets (None: no header)."""
     for name, value in scope["headers"]:
         if name == b"host":
-            text = value.decode("latin-1").strip().lower()
+            text: str = value.decode("latin-1").strip().lower()
             if text.startswith("["):
                 return text[1 : text.find("]")] if "]" in text else text
             return text.rsplit(":", 1)[0] if text.count(":") == 1 else text
