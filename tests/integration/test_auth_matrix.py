@@ -87,7 +87,8 @@ ABOUT_ONE = (
     "/api/deployments/{name}",
     "/api/monitoring/{name}",
 )
-LISTINGS = {"/api/endpoints", "/api/deployments", "/api/monitoring"}
+# (and /api/whoami: an endpoint-limited caller may ask who it is)
+LISTINGS = {"/api/endpoints", "/api/deployments", "/api/monitoring", "/api/whoami"}
 # the callers: their scopes and endpoint limit; None for one that must not get in
 CALLERS: dict[str, tuple[set[str], set[str] | None] | None] = {
     "no credential": None,

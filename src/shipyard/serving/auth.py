@@ -74,8 +74,8 @@ class Principal:
             if m.group(1) in self.endpoints:
                 return None
             return f"'{self.name}' may not use endpoint '{m.group(1)}'"
-        if method in ("GET", "HEAD") and _LISTING.match(path):
-            return None  # the handler lists only this principal's endpoints
+        if method in ("GET", "HEAD") and (_LISTING.match(path) or path == "/api/whoami"):
+            return None  # the handler lists only this principal's endpoints (or names it)
         return (
             f"'{self.name}' is limited to endpoint(s) {', '.join(sorted(self.endpoints)) or 'none'}"
             f"; {path} is not about one endpoint"

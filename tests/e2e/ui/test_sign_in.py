@@ -37,6 +37,7 @@ def secured(settings: Settings) -> Iterator[tuple[str, dict[str, str]]]:
     keys = open_stores(settings).metadata.keys
     tokens = {
         "reader": keys.create("reader", scopes=["read"], actor="t")[1],
+        "limited": keys.create("ops", scopes=["admin"], endpoints=["churn"], actor="t")[1],
         "jwt": jwt.encode(
             {"sub": "alice", "scope": "read", "exp": int(time.time()) + 600}, SECRET, "HS256"
         ),
@@ -75,3 +76,13 @@ def test_a_wrong_key_is_refused_with_the_reason(secured: Any, open_page: Any) ->
     page.wait_for_selector("form [role=alert]")
     assert page.locator("[role=grid]").count() == 0
     assert page.locator("#token").count() == 1
+
+
+def test_an_endpoint_limited_key_is_told_what_it_may_see(secured: Any, open_page: Any) -> None:
+    url, tokens = secured
+    page = open_page(f"{url}/ui/runs")
+    _sign_in(page, tokens["limited"])
+    page.get_by_role("heading", name="Limited to its endpoints").wait_for()
+    assert "ops" in page.locator("#who").inner_text()  # named, not "anonymous"
+    assert page.get_by_role("link", name="churn").get_attribute("href") == "/ui/deployments/churn"
+    assert_clean(page)

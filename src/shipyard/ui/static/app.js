@@ -324,8 +324,12 @@ export async function route() {
     return;
   }
   try {
-    const [, mod] = await Promise.all([whoami(), import(`./pages/${found.page}.js`)]);
+    const [me, mod] = await Promise.all([whoami(), import(`./pages/${found.page}.js`)]);
     if (controller.signal.aborted) return;
+    if (me.endpoints && !["deployments", "monitoring"].includes(found.section)) {
+      main.replaceChildren(...limitedTo(me.endpoints));
+      return;
+    }
     await mod.render({
       main,
       params: found.params,
@@ -337,6 +341,17 @@ export async function route() {
     if (err && err.status === 401) return; // the sign-in form is showing
     main.replaceChildren(h("h1", {}, "Something went wrong"), errorBox(err));
   }
+}
+
+/** What a key limited to some endpoints is shown instead of the pages it may not read. */
+function limitedTo(endpoints) {
+  return [
+    h("h1", {}, "Limited to its endpoints"),
+    h("p", {}, "This key may only see and act on the endpoint(s) it names: ",
+      endpoints.length ? endpoints.map((e, i) => [i ? ", " : "", link(`/deployments/${encodeURIComponent(e)}`, e)]) : "none",
+      ". Runs, models and experiments need a key without that limit."),
+    h("p", {}, link("/deployments", "Its deployments"), " · ", link("/monitoring", "its monitoring")),
+  ];
 }
 
 document.addEventListener("click", (ev) => {
