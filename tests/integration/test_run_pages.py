@@ -164,3 +164,29 @@ def test_metric_values_come_back_exactly(settings: Settings) -> None:
     assert {k: v for k, v in found.metrics.items() if k != "n"} == values
     assert found.metrics["n"] != found.metrics["n"]  # NaN
     assert RunQueries(open_stores(settings)).get(run.id).metrics["b"] == 1 / 3
+
+
+def test_odd_arguments_are_4xx_naming_the_field(settings: Settings, logged: list[str]) -> None:
+    from shipyard.server.app import create_server_app
+    from shipyard.serving.http import BackgroundServer
+
+    run_id = logged[0]
+    forged = base64.urlsafe_b64encode(
+        orjson.dumps({"o": [["metrics", "auc", True]], "a": [True, True, True]})
+    ).decode()
+    asks = [
+        (f"/api/runs/{run_id}/metrics/auc", {"min_step": "99999999999999999999"}, "min_step"),
+        (f"/api/runs/{run_id}/metrics/auc", {"max_step": str(2**63)}, "max_step"),
+        ("/api/runs", {"order_by": "metrics.auc DESC", "page_token": forged}, "page_token"),
+        ("/api/runs", {"keys": [f"params.p{i}" for i in range(1001)]}, "keys"),
+        ("/api/runs", {"keys": "params.a DESC"}, "keys"),
+    ]
+    with BackgroundServer(create_server_app(settings, refresh_seconds=5)) as srv:
+        srv.wait_ready("/health/live")
+        with httpx.Client(base_url=srv.url, timeout=30) as client:
+            many = client.get("/api/runs", params={"keys": [f"params.p{i}" for i in range(30)]})
+            assert many.status_code == 200  # more keys than an order_by takes
+            for path, params, field in asks:
+                got = client.get(path, params=params)
+                assert got.status_code in (400, 422), (path, params, got.text)
+                assert field in got.text, (path, params, got.text)

@@ -22,12 +22,15 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 def parse_window(text: str) -> float:
     """`90s`, `15m`, `1h`, `2d`, `1w` → seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text or "")
+    m = re.fullmatch(r"\s*(\d{1,12}(?:\.\d{1,9})?)\s*([smhdw])\s*", text or "")
     if not m or float(m.group(1)) <= 0:
         raise InvalidArgumentError(
             f"window {text!r} is not a duration like 30m, 1h or 7d", field="window"
         )
-    return float(m.group(1)) * _UNITS[m.group(2)]
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if seconds > 100 * 365 * 86400:
+        raise InvalidArgumentError(f"window {text!r} is longer than 100 years", field="window")
+    return seconds
 
 
 def read_table(path: str | Path) -> pd.DataFrame:

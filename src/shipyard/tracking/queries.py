@@ -283,7 +283,9 @@ def _read_token(token: str, order: Sequence[Any]) -> list[Any]:
             field="page_token",
         )
     values = data["a"]
-    if not all(v is None or isinstance(v, (str, int, float)) for v in values):
+    if not all(
+        v is None or (isinstance(v, (str, int, float)) and not isinstance(v, bool)) for v in values
+    ):
         raise InvalidArgumentError("page_token holds a value of the wrong type", field="page_token")
     return list(values)
 
@@ -295,8 +297,16 @@ def _keys_by_kind(keys: Sequence[str] | None) -> dict[str, list[str]] | None:
     from shipyard.errors import InvalidArgumentError
     from shipyard.tracking.search import parse_order_by
 
+    if len(keys) > 1000:
+        raise InvalidArgumentError("keys names at most 1000 keys", field="keys", limit=1000)
+    parsed = []
+    for text in keys:
+        try:
+            parsed += parse_order_by([text])
+        except InvalidArgumentError as exc:
+            raise InvalidArgumentError(f"keys: {exc.message}", field="keys") from exc
     out: dict[str, list[str]] = {}
-    for item in parse_order_by(list(keys)):
+    for item in parsed:
         if item.kind == "attributes" or item.descending:
             raise InvalidArgumentError(
                 f"keys name params, metrics or tags (e.g. params.lr), not {item.key!r}",

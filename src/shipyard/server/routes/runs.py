@@ -125,8 +125,12 @@ def metric_history(
         int | None,
         Query(ge=2, le=100_000, description="at most this many points (min/max buckets)"),
     ] = None,
-    min_step: Annotated[int | None, Query(description="only steps >= this")] = None,
-    max_step: Annotated[int | None, Query(description="only steps <= this")] = None,
+    min_step: Annotated[
+        int | None, Query(ge=-(2**63), le=2**63 - 1, description="only steps >= this")
+    ] = None,
+    max_step: Annotated[
+        int | None, Query(ge=-(2**63), le=2**63 - 1, description="only steps <= this")
+    ] = None,
 ) -> Response:
     """A metric's points by step (all of them by default). With `max_points`, a range holding
     more is downsampled by the database to min/max buckets (a one-step spike stays) and
