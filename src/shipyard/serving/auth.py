@@ -263,9 +263,9 @@ class AuthMiddleware:
             return None
         return _refusal(
             ForbiddenError(
-                f"this server answers anonymous requests only when addressed by IP address or "
-                f"localhost, not as {host!r}: send credentials, or add the name to "
-                "SHIPYARD_ALLOWED_HOSTS",
+                f"this server answers anonymous requests from its own machine only when "
+                f"addressed by IP address or localhost, not as {host!r}: send credentials, or "
+                "add the name to SHIPYARD_ALLOWED_HOSTS",
                 field="host",
             )
         )
@@ -316,10 +316,12 @@ def _loopback_ip(address: str) -> bool:
 
 
 def _loopback_name(host: str) -> bool:
-    """An IP literal (no DNS, so no rebinding) or localhost."""
+    """An IP literal (no DNS, so no rebinding), localhost, or a name of one label (`test`, a
+    container's name): rebinding needs a domain in public DNS, which has a dot."""
     import ipaddress
 
-    if host in ("localhost", "localhost.") or host.endswith(".localhost"):
+    host = host.rstrip(".")
+    if "." not in host or host == "localhost" or host.endswith(".localhost"):
         return True
     try:
         ipaddress.ip_address(host)

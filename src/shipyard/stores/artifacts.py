@@ -7,12 +7,16 @@ import hashlib
 import os
 import shutil
 import tempfile
+import threading
+import time
 from pathlib import Path
 from typing import BinaryIO, Protocol
 
 from shipyard.errors import IntegrityError, InvalidArgumentError, NotFoundError
 
 _CHUNK = 1 << 20
+# how long a hashed file whose size, mtime and inode did not change counts as verified
+VERIFIED_SECONDS = 60.0
 _TMP_PREFIX = ".put-"  # a write in progress, under root/tmp until it is renamed into place
 
 
@@ -58,6 +62,10 @@ class LocalArtifactStore:
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
+        # digest -> (stat identity, when) of files hashed lately: a preview asked for forty
+        # times at once hashes a 200 MB file once, not forty times
+        self._verified: dict[str, tuple[tuple[int, int, int], float]] = {}
+        self._verifying: dict[str, threading.Lock] = {}
 
     def _path(self, digest: str) -> Path:
         digest = _check_digest(digest)
@@ -119,17 +127,36 @@ class LocalArtifactStore:
         return self._path(digest).exists()
 
     def local_path(self, digest: str) -> Path:
-        """The path of a verified artifact. Raises IntegrityError if the bytes changed."""
+        """The path of a verified artifact. Raises IntegrityError if the bytes changed. A
+        file hashed in the last VERIFIED_SECONDS whose size, mtime and inode are unchanged is
+        not hashed again."""
         path = self._path(digest)
         if not path.exists():
             raise NotFoundError(f"artifact sha256:{digest} is missing from {self.root}")
+        with self._verifying.setdefault(digest, threading.Lock()):
+            if self._still_verified(digest, path):
+                return path
+            self._verify(digest, path)
+        return path
+
+    def _still_verified(self, digest: str, path: Path) -> bool:
+        seen = self._verified.get(digest)
+        if seen is None or time.monotonic() - seen[1] > VERIFIED_SECONDS:
+            return False
+        st = path.stat()
+        return seen[0] == (st.st_size, st.st_mtime_ns, st.st_ino)
+
+    def _verify(self, digest: str, path: Path) -> None:
+        st = path.stat()
         actual = file_digest(path)
         if actual != digest:
             raise IntegrityError(
                 f"artifact sha256:{digest} is corrupted (its content hashes to {actual[:12]}…); "
                 "restore it from a backup or register the model again"
             )
-        return path
+        if len(self._verified) > 4096:
+            self._verified.clear()
+        self._verified[digest] = ((st.st_size, st.st_mtime_ns, st.st_ino), time.monotonic())
 
     def get_bytes(self, digest: str) -> bytes:
         path = self._path(digest)

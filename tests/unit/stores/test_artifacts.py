@@ -71,3 +71,24 @@ def test_scheme_selection(tmp_path: Path) -> None:
     assert open_artifact_store(f"file://{tmp_path}").root == tmp_path
     with pytest.raises(InvalidArgumentError, match="not supported yet"):
         open_artifact_store("gopher://x")
+
+
+def test_a_verified_file_is_not_hashed_again_until_it_changes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shipyard.stores import artifacts as module
+
+    store = module.LocalArtifactStore(tmp_path)
+    digest, _ = store.put_bytes(b"x" * 1000)
+    hashed: list[Path] = []
+    real = module.file_digest
+    monkeypatch.setattr(module, "file_digest", lambda p: hashed.append(p) or real(p))
+    for _ in range(5):
+        store.local_path(digest)
+    assert len(hashed) == 1
+    path = store.local_path(digest)
+    path.chmod(0o644)
+    path.write_bytes(b"y" * 1000)  # same size, new bytes: its mtime moved
+    with pytest.raises(IntegrityError):
+        store.local_path(digest)
+    assert len(hashed) == 2
