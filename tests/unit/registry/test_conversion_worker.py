@@ -54,8 +54,24 @@ def submit_three(worker: ConversionWorker) -> None:
         worker.submit(stores, "churn", version, "sha256:x", claimed=True)
 
 
+_EARLIER: set[threading.Thread] = set()
+
+
+@pytest.fixture(autouse=True)
+def _earlier_threads() -> None:
+    """Threads a server of another test still runs on this worker (a session-scoped one)
+    are not this test's."""
+    _EARLIER.clear()
+    _EARLIER.update(threading.enumerate())
+
+
 def onnx_threads() -> list[str]:
-    return [t.name for t in threading.enumerate() if t.name.startswith("shipyard-onnx")]
+    """The conversion threads started during this test and still alive."""
+    return [
+        t.name
+        for t in threading.enumerate()
+        if t.name.startswith("shipyard-onnx") and t not in _EARLIER
+    ]
 
 
 def test_close_finishes_what_is_queued(converted: list[int]) -> None:
