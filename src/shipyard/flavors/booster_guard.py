@@ -67,13 +67,15 @@ def verify_saved(
     saved: Saved,
     signature: Signature,
     example: Mapping[str, np.ndarray],
-) -> None:
+) -> Any:
     """Reload a just-saved booster through the checks and the real library and compare its
-    predictions on the example with the live model's; InvalidArgumentError if either fails."""
+    predictions on the example with the live model's; InvalidArgumentError if either fails.
+    Returns the reloaded predictor (None for a flavor not checked here), which answers for
+    the saved file: the caller records its outputs without loading the file again."""
     import numpy as np
 
     if flavor.name not in CHECKED_FLAVORS:
-        return
+        return None
     what = f"this {flavor.name} model"
     try:
         reloaded = flavor.load(saved.files, saved.manifest, signature, trusted=False)
@@ -95,6 +97,7 @@ def verify_saved(
             f"the library itself answers for (pass a real {flavor.name} model)",
             field="model",
         )
+    return reloaded
 
 
 def _live_predictor(flavor: str, model: Any, signature: Signature) -> Any:
