@@ -27,10 +27,10 @@ CHECKED_FLAVORS = ("xgboost", "lightgbm")
 
 def load_xgboost(model: Any, path: Path) -> None:
     """Load `model` (an empty Booster or wrapper) from a saved file, checked first."""
-    from shipyard.flavors.booster_checks import BadBooster, checked_xgboost_json
+    from shipyard.flavors.booster_checks import BadBooster, checked_xgboost_model
 
     try:
-        data = checked_xgboost_json(path.read_bytes())
+        data = checked_xgboost_model(path.read_bytes())
     except BadBooster as exc:
         raise BadBooster(f"not a readable XGBoost model: {exc.message}") from exc
     try:
