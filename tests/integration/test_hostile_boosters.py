@@ -96,7 +96,8 @@ def test_a_garbage_xgboost_file_is_a_one_line_model_load_error(tmp_path: Path) -
     from shipyard.flavors.booster_guard import load_xgboost
 
     xgboost = pytest.importorskip("xgboost")
-    for data in (b"\x00garbage\xff" * 50, b'{"learner": 1}', b"{Lgarbage"):
+    # the last: a key whose length is a float NaN (was a ValueError, not a refusal)
+    for data in (b"\x00garbage\xff" * 50, b'{"learner": 1}', b"{Lgarbage", b"{d\x7f\xc0\x00\x00x"):
         path = tmp_path / "model.ubj"
         path.write_bytes(data)
         with pytest.raises(ModelLoadError) as caught:
@@ -142,7 +143,7 @@ def test_real_models_pass_the_checks_and_predict_the_same(tmp_path: Path) -> Non
     import lightgbm
     import xgboost
 
-    from shipyard.flavors.booster_checks import checked_xgboost_json
+    from shipyard.flavors.booster_checks import checked_xgboost_model
     from shipyard.flavors.lightgbm_checks import checked_lightgbm_text
 
     rng = np.random.default_rng(1)
@@ -158,9 +159,58 @@ def test_real_models_pass_the_checks_and_predict_the_same(tmp_path: Path) -> Non
         data = X.drop(columns="k") if "multi_strategy" in params else X
         dm = xgboost.DMatrix(data, y3, enable_categorical=True)
         booster = xgboost.train({"tree_method": "hist", **params}, dm, num_boost_round=4)
+        raw = bytes(booster.save_raw("ubj"))
+        checked = checked_xgboost_model(raw)
+        assert checked == raw, params  # written back as XGBoost wrote it, typed arrays typed
         again = xgboost.Booster()
-        again.load_model(bytearray(checked_xgboost_json(bytes(booster.save_raw("ubj")))))
+        again.load_model(bytearray(checked))
         assert np.array_equal(booster.predict(dm), again.predict(dm)), params
     model = lightgbm.LGBMClassifier(n_estimators=5, verbose=-1, max_cat_to_onehot=1).fit(X, y3)
     text = checked_lightgbm_text(model.booster_.model_to_string())
     assert np.array_equal(model.booster_.predict(X), lightgbm.Booster(model_str=text).predict(X))
+
+
+def test_hostile_xgboost_ubjson_files_are_refused_without_a_crash(tmp_path: Path) -> None:
+    """The same edits in a UBJSON file (what shipyard saves), checked before it is written
+    back as UBJSON for XGBoost."""
+    import copy
+
+    from shipyard.flavors.booster_checks import decode, encode_ubjson
+
+    base = decode(bytes(booster_files.small_xgboost().save_raw("ubj")))
+    files = {}
+    for name, edit in booster_files.XGBOOST_EDITS.items():
+        if name == "nan_cond":  # a NaN is not written as UBJSON (JSON carries it)
+            continue
+        doc = copy.deepcopy(base)
+        edit(doc)
+        files[name] = tmp_path / f"{name}.ubj"
+        files[name].write_bytes(encode_ubjson(doc))
+    outcomes = _load_in_child("xgboost", "model.ubj", files)
+    for name, outcome in outcomes.items():
+        assert outcome.startswith("refused: "), (name, outcome)
+    assert "split index 100000000 is not < num_feature (4)" in outcomes["split_idx_huge"]
+    assert "children (0, 2)" in outcomes["child_cycle"]
+
+
+def test_a_ubjson_value_outside_xgboosts_own_subset_is_handed_over_as_json() -> None:
+    """XGBoost's UBJSON reader takes `F` for true and refuses 64-bit floats: a document
+    holding either (or null) is written as JSON, which says what the file says."""
+    import json
+    import struct
+
+    import xgboost
+
+    from shipyard.flavors.booster_checks import checked_xgboost_model
+
+    booster = booster_files.small_xgboost()
+    raw = bytes(booster.save_raw("ubj"))
+    assert checked_xgboost_model(raw) == raw
+    for extra in (b"F", b"Z", b"D" + struct.pack(">d", 0.1)):
+        data = b"{L" + struct.pack(">q", 3) + b"zzz" + extra + raw[1:]
+        checked = checked_xgboost_model(data)
+        assert checked.startswith(b'{"zzz":'), extra
+        assert json.loads(checked)["zzz"] in (False, None, 0.1)
+        again = xgboost.Booster()
+        again.load_model(bytearray(checked))
+        assert again.save_raw("ubj") == booster.save_raw("ubj")

@@ -139,11 +139,11 @@ def save_model(
     }
     with tempfile.TemporaryDirectory(prefix="shipyard-save-") as tmp:
         saved = flavor.save(model, Path(tmp), signature)
-        verify_saved(flavor, model, saved, signature, example_columns)
+        reloaded = verify_saved(flavor, model, saved, signature, example_columns)
         manifest.update(saved.manifest)
         for name, path in saved.files.items():
             manifest["files"][name] = artifacts.put_file(path)[0]
-        _record_outputs(flavor, saved.files, manifest, signature)
+        _record_outputs(flavor, saved.files, manifest, signature, reloaded)
     checked = parity_rows.store(signature, check_data, artifacts) if flavor.converts else None
     if checked is not None:
         manifest[parity_rows.KEY] = checked[0]
@@ -163,14 +163,23 @@ def save_model(
 
 
 def _record_outputs(
-    flavor: Flavor, files: Mapping[str, Path], manifest: dict[str, Any], signature: Signature
+    flavor: Flavor,
+    files: Mapping[str, Path],
+    manifest: dict[str, Any],
+    signature: Signature,
+    reloaded: Any = None,
 ) -> None:
     """The saved model's own outputs on the example's first rows (`flavors.reference`),
-    from the files just written: what `load_model` compares with in another environment."""
+    from the files just written: what `load_model` compares with in another environment.
+    `reloaded`: those files already loaded (by `verify_saved`), not loaded a second time."""
     if flavor.name not in COMPARED:
         return
     try:  # the object this process saved a moment ago: trusted
-        predictor = flavor.load(files, manifest, signature, trusted=True)
+        predictor = (
+            reloaded
+            if reloaded is not None
+            else flavor.load(files, manifest, signature, trusted=True)
+        )
         manifest["example_outputs"] = record(
             predictor, signature, manifest["input_example"], bool(manifest.get("has_proba"))
         )

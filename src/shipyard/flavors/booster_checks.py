@@ -4,8 +4,12 @@ XGBoost's loader trusts its file: a split index past the features, a child point
 the tree or out of it, a tree_info entry past the classes, a 100,000-deep JSON nesting or
 num_class=1e9 crash the process (SIGSEGV, heap corruption) or allocate gigabytes — with no
 pickle and no `trusted=True` involved. So the file (UBJSON, or JSON) is decoded here with a
-bounded decoder, checked (below), and what XGBoost then loads is the JSON of the checked
-document: XGBoost never parses bytes shipyard did not check.
+bounded decoder, checked (below), and what XGBoost then loads is the checked document written
+again by shipyard: XGBoost never parses bytes shipyard did not check. A UBJSON file is
+written back as UBJSON in the subset XGBoost itself writes, typed arrays kept typed (XGBoost
+reads that as its own file, ten times faster than JSON; a real model's bytes come out
+unchanged); a JSON file, or a document holding anything outside that subset (booleans, null,
+numbers that are not float32), as JSON.
 
 The bounds (a real model is far inside them):
 - nesting depth ≤ MAX_DEPTH, num_feature ≤ MAX_FEATURES, num_class and num_target
@@ -45,20 +49,30 @@ class BadBooster(ModelLoadError):
     """A model file shipyard refuses to hand to the native library."""
 
 
-def checked_xgboost_json(data: bytes) -> bytes:
-    """The JSON XGBoost may load for a saved model's bytes (UBJSON or JSON), checked;
-    BadBooster (a ModelLoadError) naming what is wrong otherwise."""
+def checked_xgboost_model(data: bytes) -> bytes:
+    """The bytes XGBoost may load for a saved model's bytes (UBJSON or JSON), checked and
+    written again (UBJSON for UBJSON, else JSON); BadBooster (a ModelLoadError) naming what is
+    wrong otherwise."""
     doc = decode(data)
     check_xgboost(doc)
+    if not _is_json(data):
+        try:
+            return encode_ubjson(doc)
+        except _Unwritable:
+            pass  # outside the subset XGBoost writes: JSON reads it as XGBoost means it
     return json.dumps(doc, separators=(",", ":")).encode()
+
+
+def _is_json(data: bytes) -> bool:
+    head = data[:64].lstrip()
+    return head[:1] == b"{" and head[1:].lstrip()[:1] in (b'"', b"}")
 
 
 def decode(data: bytes) -> Any:
     """A JSON or UBJSON document, nesting bounded by MAX_DEPTH."""
-    head = data[:64].lstrip()
-    if head[:1] == b"{" and head[1:].lstrip()[:1] in (b'"', b"}"):
+    if _is_json(data):
         return _decode_json(data)
-    if head[:1] == b"{":
+    if data[:64].lstrip()[:1] == b"{":
         return _Ubj(data).document()
     raise BadBooster("not an XGBoost model file: neither JSON nor UBJSON")
 
@@ -85,16 +99,12 @@ def _decode_json(data: bytes) -> Any:
         raise BadBooster(f"not an XGBoost model file: {exc}") from exc
 
 
-# one-byte markers of UBJSON's numbers: (struct format, size)
-_NUMBERS = {
-    b"i": (">b", 1),
-    b"U": (">B", 1),
-    b"I": (">h", 2),
-    b"l": (">i", 4),
-    b"L": (">q", 8),
-    b"d": (">f", 4),
-    b"D": (">d", 8),
+# one-byte markers of UBJSON's numbers, integers first
+_INTS = {
+    m: struct.Struct(f)
+    for m, f in ((b"i", ">b"), (b"U", ">B"), (b"I", ">h"), (b"l", ">i"), (b"L", ">q"))
 }
+_NUMBERS = {**_INTS, b"d": struct.Struct(">f"), b"D": struct.Struct(">d")}
 
 
 class _Ubj:
@@ -103,6 +113,7 @@ class _Ubj:
     def __init__(self, data: bytes) -> None:
         self.data = data
         self.pos = 0
+        self.end = len(data)
 
     def document(self) -> Any:
         try:
@@ -112,48 +123,56 @@ class _Ubj:
         return value
 
     def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
+        pos = self.pos
+        if n < 0 or pos + n > self.end:
             raise BadBooster("not an XGBoost model file: a length past its end")
-        out = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return out
+        self.pos = pos + n
+        return self.data[pos : pos + n]
 
     def marker(self) -> bytes:
-        m = self.take(1)
+        data, pos = self.data, self.pos
+        m = data[pos : pos + 1]
         while m == b"N":  # no-op
-            m = self.take(1)
+            pos += 1
+            m = data[pos : pos + 1]
+        if not m:
+            raise BadBooster("not an XGBoost model file: a length past its end")
+        self.pos = pos + 1
         return m
 
     def number(self, m: bytes) -> Any:
-        fmt, size = _NUMBERS[m]
-        return struct.unpack(fmt, self.take(size))[0]
+        unpacker = _NUMBERS[m]
+        pos = self.pos
+        if pos + unpacker.size > self.end:
+            raise BadBooster("not an XGBoost model file: a length past its end")
+        self.pos = pos + unpacker.size
+        return unpacker.unpack_from(self.data, pos)[0]
 
-    def count(self) -> int:
-        m = self.marker()
-        if m not in _NUMBERS or m in (b"d", b"D"):
+    def count(self, m: bytes | None = None) -> int:
+        """A count or length: an integer (after marker `m`, or the next one) in the data."""
+        m = self.marker() if m is None else m
+        if m not in _INTS:
             raise BadBooster("not an XGBoost model file: a UBJSON count is not an integer")
-        n = int(self.number(m))
-        if n < 0 or n > len(self.data):
+        n: int = self.number(m)
+        if n < 0 or n > self.end:
             raise BadBooster("not an XGBoost model file: a UBJSON count past its end")
         return n
 
     def value(self, m: bytes, depth: int) -> Any:
+        if m == b"[" or m == b"{":
+            if depth >= MAX_DEPTH:
+                raise BadBooster(f"the model file nests deeper than {MAX_DEPTH} levels")
+            return self.array(depth + 1) if m == b"[" else self.object(depth + 1)
         if m in _NUMBERS:
             return self.number(m)
+        if m == b"S":
+            return self.take(self.count()).decode("utf-8")
         if m in (b"T", b"F"):
             return m == b"T"
         if m == b"Z":
             return None
         if m == b"C":
             return self.take(1).decode("ascii")
-        if m == b"S":
-            return self.take(self.count()).decode("utf-8")
-        if depth >= MAX_DEPTH:
-            raise BadBooster(f"the model file nests deeper than {MAX_DEPTH} levels")
-        if m == b"[":
-            return self.array(depth + 1)
-        if m == b"{":
-            return self.object(depth + 1)
         raise BadBooster(f"not an XGBoost model file: UBJSON marker {m!r} at byte {self.pos}")
 
     def array(self, depth: int) -> list[Any]:
@@ -163,9 +182,8 @@ class _Ubj:
             if self.take(1) != b"#" or kind not in _NUMBERS:
                 raise BadBooster("not an XGBoost model file: a typed UBJSON array not of numbers")
             n = self.count()
-            fmt, size = _NUMBERS[kind]
-            raw = self.take(n * size)
-            return list(struct.unpack(f">{n}{fmt[1]}", raw))
+            raw = self.take(n * _NUMBERS[kind].size)
+            return _Typed(struct.unpack(f">{n}{_NUMBERS[kind].format[1]}", raw), kind)
         out: list[Any] = []
         if m == b"#":
             return [self.value(self.marker(), depth) for _ in range(self.count())]
@@ -178,14 +196,90 @@ class _Ubj:
         out: dict[str, Any] = {}
         m = self.marker()
         while m != b"}":
-            if m not in _NUMBERS:
+            if m not in _INTS:
                 raise BadBooster("not an XGBoost model file: a UBJSON key without its length")
-            key = self.take(int(self.number(m))).decode("utf-8")
+            key = self.take(self.count(m)).decode("utf-8")
             if key in out:
                 raise BadBooster(f"the model file repeats the key {key!r}")
             out[key] = self.value(self.marker(), depth)
             m = self.marker()
         return out
+
+
+class _Typed(list[Any]):
+    """A typed UBJSON array's numbers (a list, to the checks), with its element marker."""
+
+    def __init__(self, values: Any, kind: bytes) -> None:
+        super().__init__(values)
+        self.kind = kind
+
+
+class _Unwritable(Exception):
+    """A value `encode_ubjson` leaves to JSON."""
+
+
+# the typed arrays XGBoost writes (int8: a categorical feature's UTF-8 bytes, XGBoost ≥ 3.1):
+# marker → struct format of one element
+_TYPED_READ = {b"d": "f", b"i": "b", b"U": "B", b"l": "i", b"L": "q"}
+# integer markers by range, as XGBoost writes them (so its own file is written back as it was)
+_INT_MARKERS = ((b"i", ">b", 1 << 7), (b"I", ">h", 1 << 15), (b"l", ">i", 1 << 31))
+
+
+def encode_ubjson(doc: Any) -> bytes:
+    """A decoded (and checked) document as UBJSON in the form XGBoost writes: objects with
+    `L`-sized keys, arrays counted (`#L`), typed arrays of d/i/U/l/L kept typed, integers in
+    the smallest marker, floats as float32 (`d`). _Unwritable for anything else — booleans
+    (XGBoost's reader takes `F` for true), null, a float that is not a float32, an integer
+    past 64 bits, a typed array of another marker — which the caller writes as JSON."""
+    out = bytearray()
+    _encode(doc, out)
+    return bytes(out)
+
+
+def _encode(value: Any, out: bytearray) -> None:
+    kind = type(value)
+    if kind is dict:
+        out += b"{"
+        for key, item in value.items():
+            raw = key.encode("utf-8")
+            out += b"L" + struct.pack(">q", len(raw)) + raw
+            _encode(item, out)
+        out += b"}"
+    elif kind is _Typed and value.kind in _TYPED_READ:
+        n = len(value)
+        out += b"[$" + value.kind + b"#L" + struct.pack(">q", n)
+        try:
+            out += struct.pack(f">{n}{_TYPED_READ[value.kind]}", *value)
+        except (struct.error, OverflowError) as exc:
+            raise _Unwritable from exc
+    elif kind is list or kind is _Typed:
+        out += b"[#L" + struct.pack(">q", len(value))
+        for item in value:
+            _encode(item, out)
+    elif kind is str:
+        raw = value.encode("utf-8")
+        out += b"SL" + struct.pack(">q", len(raw)) + raw
+    elif kind is int:
+        out += _encode_int(value)
+    elif kind is float:
+        try:
+            packed = struct.pack(">f", value)
+        except OverflowError as exc:
+            raise _Unwritable from exc
+        if not math.isfinite(value) or struct.unpack(">f", packed)[0] != value:
+            raise _Unwritable  # not a float32 (or NaN, infinite): JSON's number says it
+        out += b"d" + packed
+    else:
+        raise _Unwritable
+
+
+def _encode_int(value: int) -> bytes:
+    for marker, fmt, bound in _INT_MARKERS:
+        if -bound < value < bound - 1:  # XGBoost's bounds, both ends excluded
+            return marker + struct.pack(fmt, value)
+    if -(1 << 63) <= value < 1 << 63:
+        return b"L" + struct.pack(">q", value)
+    raise _Unwritable
 
 
 # -- the checks ------------------------------------------------------------------------------

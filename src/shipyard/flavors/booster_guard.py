@@ -27,10 +27,10 @@ CHECKED_FLAVORS = ("xgboost", "lightgbm")
 
 def load_xgboost(model: Any, path: Path) -> None:
     """Load `model` (an empty Booster or wrapper) from a saved file, checked first."""
-    from shipyard.flavors.booster_checks import BadBooster, checked_xgboost_json
+    from shipyard.flavors.booster_checks import BadBooster, checked_xgboost_model
 
     try:
-        data = checked_xgboost_json(path.read_bytes())
+        data = checked_xgboost_model(path.read_bytes())
     except BadBooster as exc:
         raise BadBooster(f"not a readable XGBoost model: {exc.message}") from exc
     try:
@@ -67,13 +67,15 @@ def verify_saved(
     saved: Saved,
     signature: Signature,
     example: Mapping[str, np.ndarray],
-) -> None:
+) -> Any:
     """Reload a just-saved booster through the checks and the real library and compare its
-    predictions on the example with the live model's; InvalidArgumentError if either fails."""
+    predictions on the example with the live model's; InvalidArgumentError if either fails.
+    Returns the reloaded predictor (None for a flavor not checked here), which answers for
+    the saved file: the caller records its outputs without loading the file again."""
     import numpy as np
 
     if flavor.name not in CHECKED_FLAVORS:
-        return
+        return None
     what = f"this {flavor.name} model"
     try:
         reloaded = flavor.load(saved.files, saved.manifest, signature, trusted=False)
@@ -95,6 +97,7 @@ def verify_saved(
             f"the library itself answers for (pass a real {flavor.name} model)",
             field="model",
         )
+    return reloaded
 
 
 def _live_predictor(flavor: str, model: Any, signature: Signature) -> Any:
