@@ -221,9 +221,11 @@ def first_rows(page: Any, selector: str, timeout_s: float, load: Any) -> float |
     return time.perf_counter() - start
 
 
-def measure(browser: Any, url: str, selector: str, timeout_s: float) -> dict[str, Any]:
+def measure(
+    browser: Any, url: str, selector: str, timeout_s: float, shot: Path | None = None
+) -> dict[str, Any]:
     """One cold load in a fresh context (empty cache), its heap and DOM once the network is
-    quiet, then one warm load (a reload)."""
+    quiet (and a screenshot to SHOT), then one warm load (a reload)."""
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     context = browser.new_context(viewport={"width": 1400, "height": 900})
@@ -252,6 +254,8 @@ def measure(browser: Any, url: str, selector: str, timeout_s: float) -> dict[str
             with contextlib.suppress(PlaywrightTimeout):
                 page.wait_for_load_state("networkidle", timeout=15_000)
             out.update(page_metrics(context, page))
+            if shot is not None:
+                page.screenshot(path=str(shot))
             out["warm_s"] = first_rows(page, selector, timeout_s, reload)
         out.update(console_errors=len(errors), outside=outside)
         return out
@@ -260,15 +264,21 @@ def measure(browser: Any, url: str, selector: str, timeout_s: float) -> dict[str
 
 
 def run_reps(
-    browser: Any, targets: dict[str, dict[str, str]], reps: int, timeout_s: float
+    browser: Any,
+    targets: dict[str, dict[str, str]],
+    reps: int,
+    timeout_s: float,
+    shots: Path | None = None,
 ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """One untimed warm-up load of every page (servers' first-request costs), then REPS rounds;
-    the sides alternate which goes first from round to round."""
+    """One untimed warm-up load of every page (servers' first-request costs; screenshots to
+    SHOTS/<side>-<page>.png when SHOTS is given), then REPS rounds; the sides alternate which
+    goes first from round to round."""
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in targets}
     for side, pages in targets.items():
         for page, url in pages.items():
             log(f"warm-up: {side} {page}")
-            measure(browser, url, SELECTORS[side, page], timeout_s)
+            shot = shots / f"{side}-{page}.png" if shots else None
+            measure(browser, url, SELECTORS[side, page], timeout_s, shot)
     for rep in range(reps):
         order = list(targets) if rep % 2 == 0 else list(reversed(targets))
         for page in PAGES:
@@ -344,6 +354,8 @@ def render(report: dict[str, Any]) -> str:
     ]
     for page in PAGES:
         sy, ml = res["shipyard"].get(page), res["mlflow"].get(page)
+        if sy is None and ml is None:
+            continue  # not asked for (--pages)
         if sy is None:
             lines.append(f"{page:9} shipyard: {report['notes'].get(page, 'not available')}")
         for load in ("cold", "warm"):
@@ -376,6 +388,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--pages", default="runs,compare", help="comma-separated: runs,compare")
     p.add_argument("--shipyard-src", type=Path, help="measure the shipyard package in this "
                    "src/ directory (another checkout) instead of the installed one")  # fmt: skip
+    p.add_argument("--shots", type=Path, help="save a screenshot of each page (warm-up) here")
     p.add_argument("--reinstall", action="store_true", help="pip install -U mlflow first")
     p.add_argument("--reseed", action="store_true", help="drop the cached stores for this size")
     return p.parse_args()
@@ -393,6 +406,8 @@ def measure_all(args: argparse.Namespace, seeds: dict[str, Any], python: Path) -
     from playwright.sync_api import sync_playwright
 
     src = args.shipyard_src.resolve() if args.shipyard_src else None
+    if args.shots:
+        args.shots.mkdir(parents=True, exist_ok=True)
     servers = [
         shipyard_server(python, seeds["shipyard"]["home"], src),
         mlflow_server(seeds["mlflow"]["db"], seeds["mlflow"]["artifacts"]),
@@ -412,7 +427,7 @@ def measure_all(args: argparse.Namespace, seeds: dict[str, Any], python: Path) -
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             try:
-                samples = run_reps(browser, targets, args.reps, args.timeout)
+                samples = run_reps(browser, targets, args.reps, args.timeout, args.shots)
                 chromium = browser.version
             finally:
                 browser.close()
