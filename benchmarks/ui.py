@@ -257,7 +257,7 @@ def measure(
             if shot is not None:
                 page.screenshot(path=str(shot))
             out["warm_s"] = first_rows(page, selector, timeout_s, reload)
-        out.update(console_errors=len(errors), outside=outside)
+        out.update(console_errors=len(errors), errors=sorted(set(errors))[:5], outside=outside)
         return out
     finally:
         context.close()
@@ -269,16 +269,18 @@ def run_reps(
     reps: int,
     timeout_s: float,
     shots: Path | None = None,
-) -> dict[str, dict[str, list[dict[str, Any]]]]:
+) -> tuple[dict[str, dict[str, list[dict[str, Any]]]], dict[str, Any]]:
     """One untimed warm-up load of every page (servers' first-request costs; screenshots to
     SHOTS/<side>-<page>.png when SHOTS is given), then REPS rounds; the sides alternate which
-    goes first from round to round."""
+    goes first from round to round. Returns the rounds' samples and the warm-up loads."""
     samples: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in targets}
+    warmups: dict[str, Any] = {}
     for side, pages in targets.items():
         for page, url in pages.items():
-            log(f"warm-up: {side} {page}")
             shot = shots / f"{side}-{page}.png" if shots else None
-            measure(browser, url, SELECTORS[side, page], timeout_s, shot)
+            got = measure(browser, url, SELECTORS[side, page], timeout_s, shot)
+            warmups[f"{side} {page}"] = got
+            log(f"warm-up: {side:8} {page:7} cold {fmt_s(got['cold_s'])}")
     for rep in range(reps):
         order = list(targets) if rep % 2 == 0 else list(reversed(targets))
         for page in PAGES:
@@ -289,7 +291,7 @@ def run_reps(
                 samples[side].setdefault(page, []).append(got)
                 log(f"round {rep + 1}/{reps}: {side:8} {page:7} cold {fmt_s(got['cold_s'])}"
                     f"  warm {fmt_s(got.get('warm_s'))}")  # fmt: skip
-    return samples
+    return samples, warmups
 
 
 def median(values: list[Any]) -> Any:
@@ -306,6 +308,7 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
         "heap_mb": median([s.get("heap_mb") for s in samples]),
         "dom_elements": median([s.get("dom_elements") for s in samples]),
         "console_errors": max(s["console_errors"] for s in samples),
+        "errors": sorted({e for s in samples for e in s["errors"]})[:5],
         "outside": sorted({u for s in samples for u in s["outside"]}),
         "samples": samples,
     }
@@ -372,7 +375,10 @@ def render(report: dict[str, Any]) -> str:
             if r["outside"]:
                 lines.append(f"{side} {page}: blocked off-loopback requests: {r['outside'][:5]}")
             if r["console_errors"]:
-                lines.append(f"{side} {page}: {r['console_errors']} console error(s) per load")
+                lines.append(f"{side} {page}: up to {r['console_errors']} console error(s) per "
+                             f"load: {'; '.join(e[:90] for e in r['errors'])}")  # fmt: skip
+    warm_ups = ", ".join(f"{k} {fmt_s(v['cold_s'], timeout)}" for k, v in report["warmups"].items())
+    lines.append(f"untimed warm-up loads (first after server start): {warm_ups}")
     return "\n".join(lines)
 
 
@@ -427,7 +433,7 @@ def measure_all(args: argparse.Namespace, seeds: dict[str, Any], python: Path) -
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
             try:
-                samples = run_reps(browser, targets, args.reps, args.timeout, args.shots)
+                samples, warmups = run_reps(browser, targets, args.reps, args.timeout, args.shots)
                 chromium = browser.version
             finally:
                 browser.close()
@@ -436,7 +442,7 @@ def measure_all(args: argparse.Namespace, seeds: dict[str, Any], python: Path) -
             srv.stop(server)
         shutil.rmtree(work, ignore_errors=True)
     results = {s: {p: summarize(v) for p, v in pages_.items()} for s, pages_ in samples.items()}
-    return {"results": results, "notes": notes, "chromium": chromium}
+    return {"results": results, "warmups": warmups, "notes": notes, "chromium": chromium}
 
 
 def main() -> None:
