@@ -188,7 +188,7 @@ def shipyard_compare_exists(base: str) -> bool:
         status, _ = srv.http(f"{base}/ui/assets/pages/compare.js")
     except OSError:
         return False
-    return status == 200
+    return bool(status == 200)
 
 
 # -- measuring in Chromium --------------------------------------------------------------------
