@@ -171,3 +171,30 @@ def test_a_reader_cannot_review_and_an_admin_approves_audited_under_the_key_name
     assert approved["reason"] == "AUC holds on the held-out set"
     alias = next(e for a, e in events.items() if a.startswith("alias."))
     assert alias["actor"] == approved["actor"]
+
+
+def test_moving_a_live_alias_asks_why_and_says_what_switches(
+    open_page: Callable[..., Any], registry: Served
+) -> None:
+    headers = {"authorization": f"Bearer {registry.keys['admin']}"}
+    moved = httpx.put(
+        f"{registry.url}/api/models/churn/aliases/champion",
+        json={"version": 1, "reason": "first"},
+        headers=headers,
+    )
+    assert moved.status_code == 200, moved.text
+    admin = signed_in(open_page, registry, "admin", "/ui/models/churn/versions/2")
+    admin.locator("#alias-name").fill("champion")
+    admin.get_by_role("button", name="Point alias here").click()
+    admin.locator("#alias-status [role=alert]", has_text="needs a reason").wait_for(timeout=TIMEOUT)
+    admin.locator("#alias-reason").fill("v2 wins the A/B test")
+    admin.get_by_role("button", name="Point alias here").click()
+    warning = admin.locator("#alias-status [role=alert]", has_text="will serve v2 instead of v1")
+    warning.wait_for(timeout=TIMEOUT)
+    champion = httpx.get(f"{registry.url}/api/models/churn", headers=headers).json()
+    assert champion["aliases"]["champion"] == 1  # nothing moved yet
+    admin.get_by_role("button", name="Move @champion from v1 to v2").click()
+    admin.locator("#aliases", has_text="Points here: @champion").wait_for(timeout=TIMEOUT)
+    champion = httpx.get(f"{registry.url}/api/models/churn", headers=headers).json()
+    assert champion["aliases"]["champion"] == 2
+    assert_clean(admin)

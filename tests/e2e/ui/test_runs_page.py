@@ -186,3 +186,10 @@ def test_no_serious_accessibility_violation(
     page.wait_for_load_state("networkidle")
     assert axe_check(page) == []
     assert_clean(page)
+
+
+def test_a_mistyped_experiment_is_named(seeded: Any, open_page: Any) -> None:
+    page = open_page(f"{seeded.url}/ui/runs?experiment=bigg")
+    page.locator("#run-count [role=alert]", has_text='No experiment named "bigg"').wait_for()
+    assert page.get_by_role("link", name="See the experiments").count() == 1
+    assert_clean(page)

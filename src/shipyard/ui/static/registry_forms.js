@@ -134,6 +134,7 @@ export function aliasSection(v, modelAliases, who) {
     { type: "submit", disabled: !may, "aria-describedby": why },
     "Point alias here",
   );
+  let confirmed = null; // the alias whose move the user confirmed with a second click
   const submit = (ev) => {
     ev.preventDefault();
     const alias = name.value.trim();
@@ -141,6 +142,27 @@ export function aliasSection(v, modelAliases, who) {
       out.replaceChildren(errorBox("alias: 1 to 128 letters, digits, '-' or '_', not only digits"));
       return;
     }
+    const from = (modelAliases || {})[alias];
+    if (from !== undefined && Number(from) !== Number(v.version)) {
+      // moving a live alias switches every endpoint that follows it: say so, ask for why
+      if (!reason.value.trim()) {
+        out.replaceChildren(errorBox(`moving @${alias} needs a reason (it is audited)`));
+        reason.focus();
+        return;
+      }
+      if (confirmed !== alias) {
+        confirmed = alias;
+        button.textContent = `Move @${alias} from v${from} to v${v.version}`;
+        out.replaceChildren(
+          h("p", { class: "warning", role: "alert" },
+            `Every endpoint that follows models:/${v.name}@${alias} will serve v${v.version} ` +
+              `instead of v${from} at once (a rollout in progress on it included). ` +
+              "Click again to move it."),
+        );
+        return;
+      }
+    }
+    confirmed = null;
     const body = {
       version: v.version,
       reason: reason.value.trim() || null,

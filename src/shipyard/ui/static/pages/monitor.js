@@ -307,7 +307,7 @@ async function drawAccuracy(view, acc) {
 function alertsSection(doc) {
   const out = [h("h2", { id: "alerts-h" }, "Alerts")];
   if (!doc.rules.length) {
-    out.push(h("p", { class: "muted" }, "No alert rule: `shipyard monitor alerts add` makes one."));
+    out.push(h("p", { class: "muted" }, "No alert rule: `shipyard monitor alert add` makes one."));
   } else {
     out.push(
       simpleTable("alert-rules", "Alert rules", ["Rule", "Condition", "For", "State", "Actions"], doc.rules.map((r) => [

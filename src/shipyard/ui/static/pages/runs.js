@@ -80,7 +80,7 @@ function column(spec, sort) {
 }
 
 const ATTRS = [
-  ["attributes.start_time", "started", (r) => fmtTime(r.start_time).slice(0, 16)],
+  ["attributes.start_time", "started", (r) => fmtTime(r.start_time).slice(5)],
   ["attributes.status", "status", (r) => h("span", { class: "status-" + r.status }, r.status)],
   ["attributes.experiment", "experiment", (r) => r.experiment],
   ["attributes.user", "user", (r) => r.user],
@@ -165,6 +165,9 @@ class RunsView {
   }
 
   complete(summary) {
+    if (summary.runs === 0 && this.q.getAll("experiment").length) {
+      this.unknownExperiments(this.q.getAll("experiment"));
+    }
     const columns = this.columns(summary);
     const shown = columns.filter((c) => c.key.startsWith("params.")).length;
     const wide = summary.params.length > MAX_KEYS || summary.metrics.length > MAX_KEYS;
@@ -180,6 +183,19 @@ class RunsView {
     this.grid.setRowCount(summary.runs);
     this.grid.setColumns(columns);
     this.grid.el.dataset.complete = "1";
+  }
+
+  /** No run matched: say when it is because no such experiment exists. */
+  async unknownExperiments(names) {
+    const { experiments } = await api("/api/experiments", { signal: this.signal });
+    const missing = names.filter((n) => !experiments.includes(n));
+    if (missing.length) {
+      this.count.replaceChildren(
+        h("span", { class: "error", role: "alert" },
+          `No experiment named ${missing.map((n) => `"${n}"`).join(", ")}. `),
+        link("/experiments", "See the experiments"),
+      );
+    }
   }
 
   fixedCell(run) {
