@@ -52,6 +52,33 @@ export async function render({ main, params, query: q, signal }) {
     drawCharts(charts, run, q, signal),
     renderArtifacts(artifacts, run, q, signal),
   ]);
+  if (run.status === "RUNNING") follow(main, base, charts, signal);
+}
+
+const LIVE_SECONDS = 5;
+
+/** While the run is RUNNING, every few seconds: its status, latest values and charts (drawn
+ * in place, the zoom kept); once it ends, the page is drawn whole once more. */
+async function follow(main, base, charts, signal) {
+  while (!signal.aborted) {
+    await new Promise((resolve) => setTimeout(resolve, LIVE_SECONDS * 1000));
+    if (signal.aborted) return;
+    let run;
+    try {
+      run = await api(base, { signal });
+    } catch {
+      return; // gone or unreachable: the page stays as it is
+    }
+    if (run.status !== "RUNNING") {
+      setQuery({}, { rerender: true });
+      return;
+    }
+    for (const row of main.querySelectorAll("#run-metrics ~ * tr[data-key], .run-kv tr[data-key]")) {
+      const cell = row.querySelector("td.num");
+      if (cell && row.dataset.key in run.metrics) cell.textContent = fmtNum(run.metrics[row.dataset.key]);
+    }
+    await drawCharts(charts, run, new URLSearchParams(location.search), signal).catch(() => {});
+  }
 }
 
 function heading(run) {
