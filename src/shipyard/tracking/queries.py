@@ -204,6 +204,22 @@ class RunQueries:
             run_id, key, max_points=max_points, min_step=min_step, max_step=max_step
         )
 
+    def environment(self, run_id: str) -> dict[str, Any]:
+        """The environment the run recorded (`tracking.environment.environment_json`): python,
+        implementation, platform, packages; empty fields when it recorded none."""
+        import orjson
+
+        digest = self._runs.get_run(run_id).environment_digest
+        if not digest:
+            return {"python": None, "implementation": None, "platform": None, "packages": {}}
+        data = orjson.loads(self.stores.artifacts.get_bytes(digest))
+        return {
+            "python": data.get("python"),
+            "implementation": data.get("implementation"),
+            "platform": data.get("platform"),
+            "packages": dict(data.get("packages") or {}),
+        }
+
     def artifact(self, run_id: str, path: str) -> tuple[ArtifactRecord, Path]:
         """A run artifact by its path in the run (`plots/loss.png`) and its verified file.
         A path that climbs (`..`), is absolute, or holds a backslash or NUL is refused

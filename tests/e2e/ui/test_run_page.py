@@ -267,3 +267,25 @@ def test_on_a_server_that_requires_a_key_previews_and_charts_send_it(
         pre = page.wait_for_selector(".artifact-preview pre")
         assert pre.text_content() == HOSTILE_YAML
         assert_clean(page)
+
+
+def test_the_environment_the_run_recorded(
+    arts: tuple[str, str, Settings], open_page: Any, axe_check: Any
+) -> None:
+    import platform
+
+    import httpx
+
+    url, run_id, _ = arts
+    env = httpx.get(f"{url}/api/runs/{run_id}/environment").json()
+    assert env["python"] == platform.python_version() and "numpy" in env["packages"]
+    assert httpx.get(f"{url}/api/runs/nope/environment").status_code == 404
+    page = open_page(f"{url}/ui/runs/{run_id}")
+    summary = page.locator("section[aria-labelledby=run-environment] p").first
+    summary.filter(has_text=f"Python {platform.python_version()}").wait_for()
+    assert f"{len(env['packages'])} packages" in summary.inner_text()
+    page.get_by_text("Packages", exact=True).click()
+    row = page.locator("section[aria-labelledby=run-environment] tr", has_text="numpy")
+    assert env["packages"]["numpy"] in row.inner_text()
+    assert axe_check(page) == []
+    assert_clean(page)

@@ -162,6 +162,16 @@ def run_models(run_id: str, plane: Plane) -> Response:
     return json_response({"run_id": run.id, "versions": [v.to_dict() for v in versions]})
 
 
+@routes.get("/api/runs/{run_id}/environment")
+def run_environment(run_id: str, plane: Plane) -> Response:
+    """What the run ran on: Python version, implementation, platform and every installed
+    distribution with its version (null fields when the run recorded none)."""
+    run = plane.runs.get(run_id)
+    return json_response(
+        {"run_id": run.id, "digest": run.environment_digest, **plane.runs.environment(run.id)}
+    )
+
+
 @routes.get(
     "/api/runs/{run_id}/artifacts/{path:path}",
     response_class=Response,

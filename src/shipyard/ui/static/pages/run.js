@@ -33,6 +33,7 @@ export async function render({ main, params, query: q, signal }) {
   }
   const charts = h("div", { class: "run-charts" });
   const artifacts = h("section", { "aria-labelledby": "run-artifacts" });
+  const environment = h("div", {}, h("p", { class: "muted" }, "Loading…"));
   main.replaceChildren(
     heading(run),
     ...summary(run),
@@ -45,12 +46,14 @@ export async function render({ main, params, query: q, signal }) {
     ),
     section("Charts", "run-charts", charts),
     section("Datasets", "run-datasets", datasets(run)),
+    section("Environment", "run-environment", environment),
     artifacts,
     section("Models", "run-models", modelsList(models)),
   );
   await Promise.all([
     drawCharts(charts, run, q, signal),
     renderArtifacts(artifacts, run, q, signal),
+    showEnvironment(environment, base, signal),
   ]);
   if (run.status === "RUNNING") follow(main, base, charts, signal);
 }
@@ -235,6 +238,39 @@ function stepRange(q) {
 }
 
 /** One chart per chosen metric, each downsampled by the server for the URL's step range. */
+/** Python, platform and the installed distributions the run recorded. */
+async function showEnvironment(el, base, signal) {
+  let env;
+  try {
+    env = await api(base + "/environment", { signal });
+  } catch (err) {
+    if (err.name !== "AbortError") el.replaceChildren(errorBox(err));
+    return;
+  }
+  if (!env.python) {
+    el.replaceChildren(h("p", { class: "muted" }, "The run recorded no environment."));
+    return;
+  }
+  const packages = Object.entries(env.packages);
+  el.replaceChildren(
+    h("p", {}, `Python ${env.python} (${env.implementation}) on ${env.platform}; ${packages.length} packages installed.`),
+    h(
+      "details",
+      {},
+      h("summary", {}, "Packages"),
+      scrollBox(
+        "Installed packages",
+        h(
+          "table",
+          { class: "plain kv" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "package"), h("th", { scope: "col" }, "version"))),
+          h("tbody", {}, packages.map(([name, version]) => h("tr", {}, h("th", { scope: "row" }, name), h("td", {}, version)))),
+        ),
+      ),
+    ),
+  );
+}
+
 async function drawCharts(container, run, q, signal) {
   const keys = chosenMetrics(run, q).filter((k) => k in (run.metrics || {}));
   const [lo, hi] = stepRange(q);
