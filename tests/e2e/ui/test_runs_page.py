@@ -193,3 +193,16 @@ def test_a_mistyped_experiment_is_named(seeded: Any, open_page: Any) -> None:
     page.locator("#run-count [role=alert]", has_text='No experiment named "bigg"').wait_for()
     assert page.get_by_role("link", name="See the experiments").count() == 1
     assert_clean(page)
+
+
+def test_the_experiments_page_counts_runs(seeded: Any, open_page: Any, shot: Any) -> None:
+    page = open_page(f"{seeded.url}/ui/experiments")
+    row = page.locator("tr[data-experiment=big]")
+    row.wait_for()
+    assert "1,500" in row.inner_text() and "1500 finished" in row.inner_text()
+    assert page.locator("tr[data-experiment=long]").inner_text().count("finished") == 1
+    shot(page, "experiments")
+    row.get_by_role("link", name="big").click()
+    page.wait_for_selector("[role=grid][data-complete]")
+    assert "experiment=big" in page.url
+    assert_clean(page)

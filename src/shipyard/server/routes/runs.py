@@ -16,7 +16,15 @@ routes = Routes(tags=["runs"])
 
 
 @routes.get("/api/experiments")
-def list_experiments(plane: Plane) -> Response:
+def list_experiments(
+    plane: Plane,
+    details: Annotated[
+        bool, Query(description="each with its run counts by status, created and last run")
+    ] = False,
+) -> Response:
+    """Every experiment's name, oldest first; with `details`, each as a record."""
+    if details:
+        return json_response({"experiments": [e.to_dict() for e in plane.experiments.list()]})
     return json_response({"experiments": plane.runs.experiments()})
 
 
