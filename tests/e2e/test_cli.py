@@ -246,7 +246,7 @@ def test_keys_create_list_revoke(tmp_path: Path) -> None:
     assert json.loads(run_cli(tmp_path, "keys", "list", "--json").stdout)[0]["revoked_at"]
     bad = run_cli(tmp_path, "keys", "create", "x", "--scope", "root", check=False)
     assert bad.returncode == 2
-    assert "scopes must be some of predict, feedback, read, admin" in bad.stderr
+    assert "scopes must be some of predict, feedback, read, track, admin" in bad.stderr
 
 
 def test_monitor_drift_on_files(tmp_path: Path) -> None:

@@ -224,3 +224,12 @@ def group_summary(
             item.update(min=row[2], mean=row[3], max=row[4])
         out.append(item)
     return out
+
+
+def exact(kind: str, value: Any, dialect: str) -> Any:
+    """What to aggregate of a `kind` column in a run's JSON object. SQLite's JSON functions
+    write a REAL with 15 significant digits (0.30000000000000004 would come back 0.3): its
+    metrics go in as text of 17, which parse back exactly."""
+    if kind != "metrics" or dialect == "postgresql":
+        return value
+    return sa.case((value.is_(None), None), else_=sa.func.printf("%!.17g", value))

@@ -434,23 +434,16 @@ class RunStore:
             agg_from: sa.FromClause
             if max_keys is None and (keys is None or kind not in keys):
                 agg_from, where = table, rows.whereclause
-                agg_call = agg(table.c.key, self._exact(kind, table.c.value))
+                agg_call = agg(table.c.key, run_search.exact(kind, table.c.value, self._db.dialect))
             else:
                 kept = rows.correlate(t.runs).subquery()
                 agg_from, where = kept, None
-                agg_call = agg(kept.c.key, self._exact(kind, kept.c.value))
+                agg_call = agg(kept.c.key, run_search.exact(kind, kept.c.value, self._db.dialect))
             stmt = sa.select(agg_call).select_from(agg_from)
             if where is not None:
                 stmt = stmt.where(where)
             out.append(stmt.correlate(t.runs).scalar_subquery().label(label))
         return out
-
-    def _exact(self, kind: str, value: Any) -> Any:
-        """SQLite's JSON functions write a REAL with 15 significant digits (0.30000000000000004
-        would come back 0.3): its metrics go in as text of 17, which parse back exactly."""
-        if kind != "metrics" or self._db.dialect == "postgresql":
-            return value
-        return sa.case((value.is_(None), None), else_=sa.func.printf("%!.17g", value))
 
     def _load_runs(
         self,
