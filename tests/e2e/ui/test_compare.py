@@ -163,3 +163,15 @@ def test_more_than_a_hundred_runs_or_unknown_ones_get_a_clear_message(
     page = open_page(compare_url(seeded, seeded.ids["diff"][:1]))
     page.get_by_text("Pick 2 to 100 runs").wait_for()
     assert_clean(page)
+
+
+def test_short_run_ids_as_the_cli_prints_them(seeded: Seeded, open_page: Any) -> None:
+    ids = seeded.ids["diff"][:3]
+    page = open_page(compare_url(seeded, [i[:8] for i in ids]))
+    page.wait_for_selector(CELL)
+    headers = page.locator("[role=columnheader]").all_inner_texts()
+    assert [h for h in headers if h.startswith("diff-")] == ["diff-0", "diff-1", "diff-2"]
+    assert page.get_by_role("status").count() == 0 or "not found" not in " ".join(
+        page.get_by_role("status").all_inner_texts()
+    )
+    assert_clean(page)

@@ -29,6 +29,16 @@ async function fetchRuns(ids, signal) {
   const p = new URLSearchParams({ filter: `attributes.run_id IN (${list})`, limit: String(MAX_RUNS) });
   const page = await api("/api/runs?" + p, { signal });
   const byId = new Map(page.runs.map((r) => [r.id, r]));
+  // the short ids the CLI prints: each the one run whose id starts with it
+  const short = ids.filter((id) => !byId.has(id) && /^[0-9a-f]{4,31}$/i.test(id));
+  const found = await Promise.all(
+    short.map(async (id) => {
+      const q = new URLSearchParams({ filter: `attributes.run_id LIKE '${id.toLowerCase()}%'`, limit: "2" });
+      const got = await api("/api/runs?" + q, { signal });
+      return got.runs.length === 1 ? [id, got.runs[0]] : null;
+    }),
+  );
+  for (const pair of found) if (pair) byId.set(pair[0], pair[1]);
   return {
     runs: ids.map((id) => byId.get(id)).filter(Boolean),
     missing: ids.filter((id) => !byId.has(id)),
