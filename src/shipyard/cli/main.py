@@ -50,6 +50,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Drift, quality, accuracy and alerts of live traffic.",
     ),
     "features": ("shipyard.cli.features", "app", "Feature store: apply, materialize, look up."),
+    "import": (
+        "shipyard.cli.imports",
+        "app",
+        "Copy runs and models from MLflow: shipyard import mlflow --from URI",
+    ),
     "export": ("shipyard.cli.export", "app", "Generated configuration (Prometheus rules)."),
     "admin": (
         "shipyard.cli.admin",

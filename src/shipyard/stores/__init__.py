@@ -28,6 +28,7 @@ from shipyard.stores.runs import RunStore
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.stores.features import FeatureRegistryStore
+    from shipyard.stores.run_imports import RunImportStore
 
 
 class MetadataStore:
@@ -53,6 +54,12 @@ class MetadataStore:
     @cached_property
     def run_edits(self) -> RunEditStore:
         return RunEditStore(self.db)
+
+    @cached_property
+    def run_imports(self) -> RunImportStore:
+        from shipyard.stores.run_imports import RunImportStore
+
+        return RunImportStore(self.db)
 
     @cached_property
     def experiments(self) -> ExperimentStore:

@@ -1,0 +1,149 @@
+"""Experiments and runs from MLflow into shipyard's tracking store.
+
+A run keeps its MLflow id. Its metadata (params, tags, every metric point, dataset inputs)
+lands in one transaction with a pending tag; its artifact files follow; then the pending tag
+goes. So a second import skips every run without a pending tag, and one killed half way
+finishes the files of the run it was on (files already stored are not fetched again).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from shipyard.errors import ShipyardError
+from shipyard.stores.records import ArtifactRecord
+from shipyard.stores.run_imports import CopiedRun
+from shipyard.tracking.mlflow_import.artifacts import safe_path
+from shipyard.tracking.remote import ForeignDataset
+
+if TYPE_CHECKING:
+    from shipyard.stores import Stores
+    from shipyard.stores.mlflow_records import MlflowExperiment, MlflowRun
+    from shipyard.tracking.mlflow_import.sources import MlflowSource
+    from shipyard.tracking.mlflow_import.summary import ImportSummary, Progress
+
+IMPORTED_FROM = "shipyard.imported_from"  # where a run came from (kept)
+PENDING = "shipyard.import_pending"  # a run whose artifacts are not all copied yet
+DEFAULT = ("0", "default")  # MLflow's experiment 0 is shipyard's "default" (as compat does)
+_STATUSES = {"SCHEDULED": "RUNNING"}  # shipyard has no SCHEDULED
+
+
+class RunImport:
+    def __init__(
+        self, stores: Stores, source: MlflowSource, summary: ImportSummary, progress: Progress
+    ) -> None:
+        self.stores = stores
+        self.source = source
+        self.summary = summary
+        self.progress = progress
+        self._store = stores.metadata.run_imports
+
+    def experiments(self) -> dict[str, str]:
+        """MLflow experiment id → shipyard experiment name, each made if missing."""
+        from shipyard.tracking.experiments import Experiments
+
+        names: dict[str, str] = {}
+        for exp in self.source.experiments():
+            name = DEFAULT[1] if exp.id == DEFAULT[0] else exp.name
+            names[exp.id] = name
+            made = self._store.ensure_experiment(
+                name, created_at=exp.created_at, actor=self.stores.actor, origin=self.source.label
+            )
+            if not made:
+                self.summary.unchanged["experiments"] += 1
+                continue
+            self.summary.copied["experiments"] += 1
+            if exp.lifecycle_stage == "deleted":
+                Experiments(self.stores).mark_deleted(name)
+            self._experiment_tags(exp)
+        return names
+
+    def _experiment_tags(self, exp: MlflowExperiment) -> None:
+        shown = {k: v for k, v in exp.tags.items() if not k.startswith("mlflow.")}
+        if shown:
+            self.summary.skip("experiment tags", exp.name, "shipyard experiments have no tags")
+
+    def runs(self, experiments: dict[str, str]) -> None:
+        done = 0
+        self.progress("runs", 0, None)
+        for page in self.source.runs(list(experiments)):
+            pending = self._store.tags_of([r.id for r in page], PENDING)
+            origin = self._store.tags_of(list(pending), IMPORTED_FROM)
+            for run in page:
+                self._one(run, experiments, pending, origin)
+                done += 1
+                self.progress("runs", done, None)
+
+    def _one(
+        self,
+        run: MlflowRun,
+        experiments: dict[str, str],
+        pending: dict[str, str | None],
+        origin: dict[str, str | None],
+    ) -> None:
+        if run.id in pending and pending[run.id] is None:
+            if origin.get(run.id) is None:
+                self.summary.skip("runs", run.id, "a shipyard run with this id exists already")
+            else:
+                self.summary.unchanged["runs"] += 1
+            return
+        try:
+            if run.id not in pending:
+                self._store.write_run(self._copied(run, experiments[run.experiment_id]))
+                self.summary.copied["runs"] += 1
+            else:
+                self.summary.copied["runs resumed"] += 1
+            self._artifacts(run)
+            self._store.finish(run.id, pending_key=PENDING, stage=run.lifecycle_stage)
+        except ShipyardError as exc:
+            self.summary.skip("runs", run.id, exc.message.splitlines()[0])
+
+    def _copied(self, run: MlflowRun, experiment: str) -> CopiedRun:
+        tags = dict(run.tags)
+        datasets = [
+            ForeignDataset(
+                d.name, d.digest, d.source_type, d.source, d.schema, d.profile, d.context
+            ).record()
+            for d in run.datasets
+        ]
+        return CopiedRun(
+            id=run.id,
+            experiment=experiment,
+            name=run.name or tags.get("mlflow.runName", ""),
+            user=run.user or tags.get("mlflow.user", "") or "unknown",
+            status=_STATUSES.get(run.status, run.status),
+            start_time=run.start_time,
+            end_time=run.end_time,
+            source=tags.get("mlflow.source.name"),
+            git_commit=tags.get("mlflow.source.git.commit"),
+            parent_run_id=tags.get("mlflow.parentRunId"),
+            params=run.params,
+            tags=tags | {IMPORTED_FROM: self.source.label, PENDING: "artifacts"},
+            metrics=self.source.metric_history(run),
+            datasets=datasets,
+        )
+
+    def _artifacts(self, run: MlflowRun) -> None:
+        """Copy the run's files, those already stored by an interrupted import excepted."""
+        if not run.artifact_uri:
+            return
+        reader = self.source.artifacts.reader(run.artifact_uri)
+        if reader is None:
+            self.summary.skip(
+                "run artifacts", run.id, self.source.artifacts.why_not(run.artifact_uri)
+            )
+            return
+        runs = self.stores.metadata.runs
+        have = {a.path: a.size for a in runs.get_run(run.id).artifacts}
+        for item in reader.list(run.artifact_uri):
+            if item.path in have and have[item.path] == item.size:
+                continue
+            try:
+                path = safe_path(item.path)
+                with reader.open(run.artifact_uri, item.path) as src:
+                    digest, size = self.stores.artifacts.put_stream(src)
+            except ShipyardError as exc:
+                self.summary.skip("artifacts", f"{run.id}/{item.path}", exc.message)
+                continue
+            runs.log_artifact(run.id, ArtifactRecord(path, digest, size))
+            self.summary.copied["artifacts"] += 1
