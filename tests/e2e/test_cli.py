@@ -149,6 +149,8 @@ def test_debug_shows_the_traceback(home: Path) -> None:
         ["monitor", "alert", "remove"],
         ["monitor", "alert", "events"],
         ["export"],
+        ["import"],
+        ["import", "mlflow"],
         ["batch"],
         ["batch", "score"],
         ["export", "prometheus-rules"],

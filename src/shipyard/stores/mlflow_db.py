@@ -155,13 +155,14 @@ class MlflowDatabase:
         if inputs is None or datasets is None:
             return {}
         i, d = inputs.c, datasets.c
-        rows = conn.execute(
-            sa.select(i.input_uuid, i.destination_id, d)
-            .join_from(inputs, datasets, d.dataset_uuid == i.source_id)
-            .where(i.source_type == "DATASET", i.destination_type == "RUN")
-            .where(i.destination_id.in_(ids))
-        ).mappings()
-        rows = list(rows)
+        rows = list(
+            conn.execute(
+                sa.select(i.input_uuid, i.destination_id, *d)
+                .join_from(inputs, datasets, d.dataset_uuid == i.source_id)
+                .where(i.source_type == "DATASET", i.destination_type == "RUN")
+                .where(i.destination_id.in_(ids))
+            ).mappings()
+        )
         contexts: dict[str, str] = {}
         if input_tags is not None and rows:
             it = input_tags.c
