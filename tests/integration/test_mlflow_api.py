@@ -83,11 +83,15 @@ def test_errors_have_mlflow_codes_and_statuses(client: httpx.Client) -> None:
     _error(client.post("experiments/create", content=b"{not json"), 400, "MALFORMED_REQUEST")
     assert client.post("experiments/create", json={"name": "dup"}).status_code == 200
     _error(client.post("experiments/create", json={"name": "dup"}), 400, "RESOURCE_ALREADY_EXISTS")
-    for path in ("traces", "registered-models/create", "logged-models", "runs/get-nothing"):
+    for path in ("traces", "gateway/secrets/create", "prompts/create", "runs/get-nothing"):
         _error(client.post(path, json={}), 404, "ENDPOINT_NOT_FOUND")
+    _error(client.post("registered-models/create", json={}), 400, "INVALID_PARAMETER_VALUE")
+    _error(client.get("logged-models/m-nothing"), 404, "RESOURCE_DOES_NOT_EXIST")
     _error(client.delete("runs/get"), 404, "ENDPOINT_NOT_FOUND")  # a known path, another method
     base = str(client.base_url).removesuffix(API)
-    _error(httpx.get(base + "/api/3.0/mlflow/server-info"), 404, "ENDPOINT_NOT_FOUND")
+    info = httpx.get(base + "/api/3.0/mlflow/server-info").json()
+    assert info["multipart_uploads_enabled"] is False and info["artifact_serving_enabled"]
+    _error(httpx.get(base + "/api/3.0/mlflow/traces/x"), 404, "ENDPOINT_NOT_FOUND")
     _error(httpx.post(base + "/ajax-api/2.0/mlflow/webhooks", json={}), 404, "ENDPOINT_NOT_FOUND")
     assert (
         httpx.get(base + "/health").text == "OK" and httpx.get(base + "/version").status_code == 200

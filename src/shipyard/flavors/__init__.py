@@ -47,6 +47,8 @@ FLAVORS: dict[str, str] = {
     "pytorch": "shipyard.flavors.pytorch:PYTORCH",
     "sklearn": "shipyard.flavors.sklearn:SKLEARN",
     "python_model": "shipyard.flavors.python_model:PYTHON_MODEL",
+    # never picked by type: an MLflow model directory in a flavor shipyard does not run
+    "mlflow": "shipyard.flavors.mlflow_dir:MLFLOW",
 }
 # not picked by type: `serialization="pickle"` asks for it
 PICKLED = "shipyard.flavors.sklearn:PICKLED"

@@ -29,9 +29,6 @@ if TYPE_CHECKING:
     )
 
 
-REFERENCE_ROWS = 50_000  # rows of reference data profiled (a seeded sample above that)
-
-
 class Registry:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
@@ -94,8 +91,10 @@ class Registry:
         )
         version_tags = dict(tags or {})
         if reference_data is not None:
-            version_tags["reference_profile"] = self._reference_profile(
-                model, reference_data, reference_target, digest, signature.kind
+            from shipyard.registry.reference import reference_profile
+
+            version_tags["reference_profile"] = reference_profile(
+                self.stores, model, (reference_data, reference_target), digest, signature.kind
             )
         return self.record_saved(
             name,
@@ -146,54 +145,22 @@ class Registry:
             conversion.submit(self.stores, mv.name, mv.version, mv.artifact_digest, claimed=True)
         return mv
 
-    def _reference_profile(self, model: Any, data: Any, target: Any, digest: str, kind: str) -> str:
-        """Profile features, predictions and target of (a sample of) the reference data; store
-        it as an artifact and return its digest. A model without `predict` (a torch module)
-        predicts as saved (manifest `digest`)."""
-        if kind == "tensors":
-            raise InvalidArgumentError(
-                "reference_data: a monitoring reference (feature profiles, drift) is not "
-                "computable for tensor inputs; register the model without it",
-                field="reference_data",
-            )
-        import json
+    def register_mlflow_model(
+        self,
+        name: str,
+        folder: str | Path,
+        *,
+        run_id: str | None = None,
+        description: str = "",
+        tags: Mapping[str, str] | None = None,
+        trusted: bool = False,
+    ) -> ModelVersionRecord:
+        """A new version of `name` from an MLflow model directory (`flavors.mlflow_dir`:
+        scikit-learn and ONNX models run as shipyard's own; a pickle loads only if trusted)."""
+        from shipyard.flavors.mlflow_dir import save_mlflow_dir
 
-        import numpy as np
-        import pandas as pd
-
-        from shipyard.sketches import Profile
-
-        if not callable(getattr(model, "predict", None)):
-            from shipyard.flavors import load_model
-
-            model = load_model(self.stores.artifacts, digest, backend="python")
-        frame = (
-            data
-            if isinstance(data, pd.DataFrame)
-            else pd.DataFrame(
-                np.asarray(data), columns=[f"f{i}" for i in range(np.asarray(data).shape[1])]
-            )
-        )
-        if target is not None and len(target) != len(frame):
-            raise InvalidArgumentError(
-                f"reference_target has {len(target)} rows, reference_data {len(frame)}",
-                field="reference_target",
-            )
-        idx = np.arange(len(frame))
-        if len(frame) > REFERENCE_ROWS:
-            idx = np.sort(
-                np.random.default_rng(0).choice(len(frame), REFERENCE_ROWS, replace=False)
-            )
-        sample = frame.iloc[idx].reset_index(drop=True)
-        profiled = sample.assign(
-            _prediction=np.asarray(
-                model.predict(sample if isinstance(data, pd.DataFrame) else sample.to_numpy())
-            )
-        )
-        if target is not None:
-            profiled["_label"] = np.asarray(target)[idx]
-        doc = Profile.from_frame(profiled).to_dict()
-        return self.stores.artifacts.put_bytes(json.dumps(doc).encode())[0]
+        saved = save_mlflow_dir(Path(folder), self.stores.artifacts, trusted=trusted)
+        return self.record_saved(name, saved, run_id=run_id, description=description, tags=tags)
 
     def reference_profile(self, mv: ModelVersionRecord) -> dict[str, Any] | None:
         """The monitoring reference recorded with a version, if any."""
@@ -390,6 +357,14 @@ class Registry:
     def delete_alias(self, name: str, alias: str, *, reason: str | None = None) -> None:
         self._models.delete_alias(name, alias, actor=self.stores.actor, reason=reason)
 
+    def create_model(self, name: str, *, description: str = "", exist_ok: bool = False) -> None:
+        """A registered model with no version yet (`register` makes one when missing)."""
+        _check_name(name)
+        _check_text(description, "description")
+        self._models.create_model(
+            name, actor=self.stores.actor, description=description, exist_ok=exist_ok
+        )
+
     def get_model(self, name: str) -> RegisteredModelRecord:
         return self._models.get_model(name)
 
@@ -538,14 +513,12 @@ RESERVED_VERSION_TAG_PREFIX = ("approval_", "optimize_")
 
 def _check_text(text: str, field: str) -> None:
     """No NUL (PostgreSQL refuses it in text) nor other control characters but tab and newline."""
-    from shipyard.errors import InvalidArgumentError
 
     if any((ord(c) < 32 and c not in "\t\n") or c == "\x7f" for c in text):
         raise InvalidArgumentError(f"'{field}' holds a control character", field=field)
 
 
 def _check_tag_key(key: str, *, version_tag: bool) -> None:
-    from shipyard.errors import InvalidArgumentError
 
     if not key or len(key) > 256:
         raise InvalidArgumentError("a tag key must be 1 to 256 characters", field="key")
@@ -564,8 +537,6 @@ def _check_tag_key(key: str, *, version_tag: bool) -> None:
 
 def _check_name(name: str) -> None:
     import re
-
-    from shipyard.errors import InvalidArgumentError
 
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,255}", name or ""):
         raise InvalidArgumentError(

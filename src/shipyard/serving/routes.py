@@ -113,10 +113,19 @@ def hot_route(match: re.Match[str] | re.Match[bytes]) -> tuple[str, str]:
     return HOT_KINDS[index - 1], name if isinstance(name, str) else name.decode("ascii")
 
 
-# MLflow's REST API (compat.mlflow): reads need "read" (its searches are POSTs that only
-# read), tracking writes "track" (a training job's key needs no admin rights)
-_MLFLOW: Final = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/")
-_MLFLOW_READS: Final = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow/(?:runs|experiments)/search/?$")
+# MLflow's REST API (compat.mlflow) and its artifact proxy: reads need "read" (its searches
+# are POSTs that only read), tracking and registering need "track" (a training job's key needs
+# no admin rights); moving or deleting an alias, deleting a model or a version and changing a
+# stage need "admin", as shipyard's own registry routes do (an alias is what endpoints follow)
+_MLFLOW: Final = re.compile(r"^/(?:ajax-)?api/[23]\.0/mlflow(?:-artifacts)?/")
+_MLFLOW_READS: Final = re.compile(
+    r"^/(?:ajax-)?api/[23]\.0/mlflow/(?:runs/search|experiments/search|logged-models/search"
+    r"|registered-models/get-latest-versions)/?$"
+)
+_MLFLOW_ADMIN: Final = re.compile(
+    r"^/(?:ajax-)?api/2\.0/mlflow/(?:registered-models/(?:alias|delete|rename)"
+    r"|model-versions/(?:delete|transition-stage))/?$"
+)
 
 
 def is_mlflow(path: str) -> bool:
@@ -129,7 +138,9 @@ def required_scope(method: str, path: str) -> str | None:
     if _OPEN.match(path):
         return None
     if _MLFLOW.match(path):
-        return "read" if method in ("GET", "HEAD") or _MLFLOW_READS.match(path) else "track"
+        if method in ("GET", "HEAD") or _MLFLOW_READS.match(path):
+            return "read"
+        return "admin" if _MLFLOW_ADMIN.match(path) else "track"
     if method == "POST":
         for scope, pattern in _POST_SCOPES:
             if pattern.match(path):

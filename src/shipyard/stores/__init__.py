@@ -28,6 +28,7 @@ from shipyard.stores.runs import RunStore
 if TYPE_CHECKING:
     from shipyard.config import Settings
     from shipyard.stores.features import FeatureRegistryStore
+    from shipyard.stores.logged_models import LoggedModelStore
     from shipyard.stores.run_imports import RunImportStore
 
 
@@ -64,6 +65,12 @@ class MetadataStore:
     @cached_property
     def experiments(self) -> ExperimentStore:
         return ExperimentStore(self.db)
+
+    @cached_property
+    def logged_models(self) -> LoggedModelStore:
+        from shipyard.stores.logged_models import LoggedModelStore
+
+        return LoggedModelStore(self.db)
 
     @cached_property
     def endpoints(self) -> EndpointStore:

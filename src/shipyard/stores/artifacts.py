@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Protocol
 
 from shipyard.errors import IntegrityError, InvalidArgumentError, NotFoundError
@@ -18,6 +18,7 @@ _CHUNK = 1 << 20
 # how long a hashed file whose size, mtime and inode did not change counts as verified
 VERIFIED_SECONDS = 60.0
 _TMP_PREFIX = ".put-"  # a write in progress, under root/tmp until it is renamed into place
+MAX_PATH = 1024  # an artifact's path under its run or model
 
 
 class ArtifactStore(Protocol):
@@ -50,6 +51,31 @@ def stale_temp_files(folder: Path, pattern: str, grace_seconds: float) -> list[P
         except FileNotFoundError:  # its writer renamed or removed it meanwhile
             continue
     return found
+
+
+def clean_path(path: str, *, allow_empty: bool = False) -> str:
+    """A relative artifact path with "/" separators; "..", absolute paths, backslashes and
+    control characters are refused (an artifact never names a place outside its owner)."""
+    text = path.strip("/")
+    if not text:
+        if allow_empty:
+            return ""
+        raise InvalidArgumentError("the artifact path is empty", field="path")
+    parts = PurePosixPath(text).parts
+    bad = (
+        len(text) > MAX_PATH
+        or "\\" in text
+        or any(ord(ch) < 32 for ch in text)
+        or any(p in ("..", ".") for p in parts)
+        or "//" in text
+    )
+    if bad:
+        raise InvalidArgumentError(
+            f"invalid artifact path {path[:200]!r}: use a relative path of at most {MAX_PATH} "
+            "characters without '..' or '\\'",
+            field="path",
+        )
+    return "/".join(parts)
 
 
 def file_digest(path: Path) -> str:
@@ -89,25 +115,15 @@ class LocalArtifactStore:
         """Half-written artifacts of killed processes (see `put_stream`)."""
         return stale_temp_files(self.root / "tmp", f"{_TMP_PREFIX}*", grace_seconds)
 
+    def writer(self) -> ArtifactWriter:
+        """A file written chunk by chunk (an upload as it arrives), stored when committed."""
+        return ArtifactWriter(self)
+
     def put_stream(self, src: BinaryIO) -> tuple[str, int]:
-        h = hashlib.sha256()
-        size = 0
-        fd, tmp_name = tempfile.mkstemp(dir=self._tmp_dir(), prefix=_TMP_PREFIX)
-        try:
-            with os.fdopen(fd, "wb") as out:
-                while chunk := src.read(_CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                out.flush()
-                os.fsync(out.fileno())
-            digest = h.hexdigest()
-            self._commit(tmp_name, digest)
-        except BaseException:
-            if os.path.exists(tmp_name):
-                os.unlink(tmp_name)
-            raise
-        return digest, size
+        with self.writer() as out:
+            while chunk := src.read(_CHUNK):
+                out.write(chunk)
+            return out.commit()
 
     def put_file(self, src: Path) -> tuple[str, int]:
         if not Path(src).is_file():
@@ -174,6 +190,49 @@ class LocalArtifactStore:
     def copy_to(self, digest: str, dest: Path) -> Path:
         shutil.copyfile(self.local_path(digest), dest)
         return dest
+
+
+class ArtifactWriter:
+    """Hashes and writes chunks to a temporary file; `commit` renames it into place by its
+    digest. Leaving the `with` block without a commit removes the temporary file."""
+
+    def __init__(self, store: LocalArtifactStore) -> None:
+        self._store = store
+        self._hash = hashlib.sha256()
+        self.size = 0
+        fd, self._tmp = tempfile.mkstemp(dir=store._tmp_dir(), prefix=_TMP_PREFIX)
+        self._out: BinaryIO | None = os.fdopen(fd, "wb")
+
+    def write(self, chunk: bytes) -> None:
+        if self._out is None:
+            raise ValueError("this artifact is already committed")
+        self._hash.update(chunk)
+        self._out.write(chunk)
+        self.size += len(chunk)
+
+    def commit(self) -> tuple[str, int]:
+        if self._out is None:
+            raise ValueError("this artifact is already committed")
+        out, self._out = self._out, None
+        out.flush()
+        os.fsync(out.fileno())
+        out.close()
+        digest = self._hash.hexdigest()
+        self._store._commit(self._tmp, digest)
+        return digest, self.size
+
+    def abort(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def __enter__(self) -> ArtifactWriter:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.abort()
 
 
 def open_artifact_store(location: str) -> LocalArtifactStore:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 
 from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentError, NotFoundError
-from shipyard.stores import audit
+from shipyard.stores import audit, logged_models
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
 
@@ -103,6 +103,7 @@ class ExperimentStore:
                 for table in (*_RUN_TABLES, t.dataset_inputs):
                     conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
                 conn.execute(t.runs.delete().where(t.runs.c.id.in_(chunk)))
+            logged_models.delete_for_experiment(conn, exp_id)
             conn.execute(t.experiments.delete().where(t.experiments.c.id == exp_id))
             audit.append(
                 conn,

@@ -49,6 +49,12 @@ class RunEditStore:
             values["name"] = name[:256]
         self._update(run_id, values)
 
+    def delete_artifacts(self, run_id: str, paths: Sequence[str]) -> int:
+        """Remove the run's entries for `paths` (the content-addressed files stay: another
+        run or version may hold the same bytes)."""
+        with self._db.write() as conn:
+            return _delete_artifacts(conn, run_id, paths)
+
     def set_stage(self, run_id: str, stage: str) -> None:
         if stage not in STAGES:
             raise InvalidArgumentError(f"stage must be one of {STAGES}", field="lifecycle_stage")
@@ -100,3 +106,16 @@ class RunEditStore:
                     point = MetricPoint(key, math.nan if value is None else value, step, ts)
                     out.setdefault(run_id, []).append(point)
         return out
+
+
+def _delete_artifacts(conn: Any, run_id: str, paths: Sequence[str]) -> int:
+    deleted = 0
+    for start in range(0, len(paths), _CHUNK):
+        chunk = list(paths[start : start + _CHUNK])
+        done = conn.execute(
+            t.run_artifacts.delete().where(
+                t.run_artifacts.c.run_id == run_id, t.run_artifacts.c.path.in_(chunk)
+            )
+        )
+        deleted += done.rowcount or 0
+    return deleted

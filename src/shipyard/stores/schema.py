@@ -116,6 +116,37 @@ datasets = sa.Table(
     sa.Column("created_at", sa.BigInteger, nullable=False),
 )
 
+# MLflow 3's logged models (compat/mlflow): a model's files, params and tags before it is
+# registered; tags and params are small JSON objects
+logged_models = sa.Table(
+    "logged_models",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), nullable=False),
+    sa.Column("name", sa.String(256), nullable=False),
+    sa.Column("model_type", sa.String(256), nullable=True),
+    sa.Column("source_run_id", sa.String(32), nullable=True),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("status_message", sa.Text, nullable=True),
+    sa.Column("creator", sa.String(256), nullable=False),
+    sa.Column("created_at", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", sa.BigInteger, nullable=False),
+    sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
+    sa.Column("tags", sa.JSON, nullable=False),
+    sa.Column("params", sa.JSON, nullable=False),
+    sa.Index("ix_logged_models_experiment", "experiment_id", "created_at"),
+    sa.Index("ix_logged_models_run", "source_run_id"),
+)
+
+logged_model_artifacts = sa.Table(
+    "logged_model_artifacts",
+    metadata,
+    sa.Column("model_id", sa.String(64), sa.ForeignKey("logged_models.id"), primary_key=True),
+    sa.Column("path", sa.String(1024), primary_key=True),
+    sa.Column("digest", sa.String(64), nullable=False),
+    sa.Column("size", sa.BigInteger, nullable=False),
+)
+
 dataset_inputs = sa.Table(
     "dataset_inputs",
     metadata,

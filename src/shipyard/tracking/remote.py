@@ -14,18 +14,23 @@ marked "deleted" (hidden from searches, refused new data) and kept until restore
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from shipyard.errors import ConflictError, NotFoundError
+
 # the records this capability takes and returns (the edges import them from here)
-from shipyard.stores.records import DatasetRecord, MetricPoint, RunRecord
+from shipyard.stores.records import ArtifactRecord, DatasetRecord, MetricPoint, RunRecord
 from shipyard.tracking.runs import _check_key, _check_value
 
 if TYPE_CHECKING:
     from shipyard.stores import Stores
+    from shipyard.stores.artifacts import ArtifactWriter
 
 __all__ = ["DatasetRecord", "ForeignDataset", "MetricPoint", "RemoteRuns", "RunRecord"]
 FOREIGN_KEY = "mlflow"  # where a dataset record keeps the description it came with
@@ -161,3 +166,46 @@ class RemoteRuns:
     def stage(self, run_id: str) -> str:
         """ "active" or "deleted"."""
         return self._edits.stage(run_id)
+
+    # -- artifacts (an MLflow client's uploads through the server) -------------------------------
+
+    @contextmanager
+    def upload(self, run_id: str, path: str) -> Iterator[ArtifactWriter]:
+        """A writer for one artifact of the run: stored and recorded when the block ends
+        without an error, discarded otherwise. A deleted run refuses it."""
+        from shipyard.stores.artifacts import clean_path
+
+        path = clean_path(path)
+        if self._edits.stage(run_id) != "active":
+            raise ConflictError(f"run '{run_id}' is deleted: restore it to log to it")
+        with self.stores.artifacts.writer() as out:
+            yield out
+            digest, size = out.commit()
+        self._runs.log_artifact(run_id, ArtifactRecord(path, digest, size))
+
+    def artifacts(self, run_id: str) -> tuple[ArtifactRecord, ...]:
+        return self._runs.get_run(run_id).artifacts
+
+    def artifact_file(self, run_id: str, path: str) -> tuple[ArtifactRecord, Path]:
+        """One artifact's record and its verified local path."""
+        from shipyard.stores.artifacts import clean_path
+
+        path = clean_path(path)
+        for record in self.artifacts(run_id):
+            if record.path == path:
+                return record, self.stores.artifacts.local_path(record.digest)
+        raise NotFoundError(f"run '{run_id}' has no artifact {path!r}")
+
+    def delete_artifacts(self, run_id: str, path: str) -> int:
+        """Remove the artifact at `path`, or every artifact under it."""
+        from shipyard.stores.artifacts import clean_path
+
+        path = clean_path(path)
+        gone = [
+            r.path
+            for r in self.artifacts(run_id)
+            if r.path == path or r.path.startswith(path + "/")
+        ]
+        if not gone:
+            raise NotFoundError(f"run '{run_id}' has no artifact at {path!r}")
+        return self._edits.delete_artifacts(run_id, gone)

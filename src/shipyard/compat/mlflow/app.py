@@ -13,6 +13,7 @@ Auth is the server's (routes.required_scope: reads need "read", writes "track").
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -65,9 +66,63 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "runs/delete-tag"): ("runs", "delete_tag"),
     ("POST", "runs/log-inputs"): ("runs", "log_inputs"),
     ("GET", "metrics/get-history"): ("runs", "metric_history"),
+    ("POST", "runs/outputs"): ("logged_models", "log_outputs"),
+    # MLflow 3's logged models ({…}: a path parameter, handed over as a field)
+    ("POST", "logged-models"): ("logged_models", "create"),
+    ("POST", "logged-models/search"): ("logged_models", "search"),
+    ("GET", "logged-models/{model_id}"): ("logged_models", "get"),
+    ("PATCH", "logged-models/{model_id}"): ("logged_models", "finalize"),
+    ("DELETE", "logged-models/{model_id}"): ("logged_models", "delete"),
+    ("PATCH", "logged-models/{model_id}/tags"): ("logged_models", "set_tags"),
+    ("DELETE", "logged-models/{model_id}/tags/{tag_key}"): ("logged_models", "delete_tag"),
+    ("POST", "logged-models/{model_id}/params"): ("logged_models", "log_params"),
+    ("GET", "logged-models/{model_id}/artifacts/directories"): ("logged_models", "list_files"),
+    # the model registry
+    ("POST", "registered-models/create"): ("registry", "create_model"),
+    ("GET", "registered-models/get"): ("registry", "get_model"),
+    ("GET", "registered-models/search"): ("registry", "search_models"),
+    ("PATCH", "registered-models/update"): ("registry", "update_model"),
+    ("DELETE", "registered-models/delete"): ("registry", "delete_model"),
+    ("POST", "registered-models/set-tag"): ("registry", "set_model_tag"),
+    ("DELETE", "registered-models/delete-tag"): ("registry", "delete_model_tag"),
+    ("POST", "registered-models/alias"): ("registry", "set_alias"),
+    ("DELETE", "registered-models/alias"): ("registry", "delete_alias"),
+    ("GET", "registered-models/alias"): ("registry", "get_by_alias"),
+    ("POST", "registered-models/get-latest-versions"): ("registry", "latest_versions"),
+    ("GET", "registered-models/get-latest-versions"): ("registry", "latest_versions"),
+    ("POST", "model-versions/create"): ("registry", "create_version"),
+    ("GET", "model-versions/get"): ("registry", "get_version"),
+    ("PATCH", "model-versions/update"): ("registry", "update_version"),
+    ("DELETE", "model-versions/delete"): ("registry", "delete_version"),
+    ("GET", "model-versions/search"): ("registry", "search_versions"),
+    ("GET", "model-versions/get-download-uri"): ("registry", "download_uri"),
+    ("POST", "model-versions/set-tag"): ("registry", "set_version_tag"),
+    ("DELETE", "model-versions/delete-tag"): ("registry", "delete_version_tag"),
+    ("POST", "model-versions/transition-stage"): ("registry", "transition_stage"),
+}
+# routes with path parameters, as (method, pattern, handler)
+PATTERNS: Final = tuple(
+    (
+        method,
+        re.compile("^" + re.sub(r"\\{(\w+)\\}", r"(?P<\1>[^/]+)", re.escape(path)) + "$"),
+        found,
+    )
+    for (method, path), found in ROUTES.items()
+    if "{" in path
+)
+# MLflow 3's /api/3.0 routes answered here
+ROUTES_3: Final[dict[tuple[str, str], tuple[str, str]]] = {
+    ("GET", "server-info"): ("meta", "server_info"),
 }
 # POST routes that only read (searches): the "read" scope suffices
-READ_POSTS: Final = frozenset({"experiments/search", "runs/search"})
+READ_POSTS: Final = frozenset(
+    {
+        "experiments/search",
+        "runs/search",
+        "logged-models/search",
+        "registered-models/get-latest-versions",
+    }
+)
 
 Handler = Callable[[Mapping[str, Any]], dict[str, Any]]
 
@@ -103,22 +158,41 @@ class MlflowApi:
 
     def __init__(self, stores: Stores) -> None:
         from shipyard.compat.mlflow.experiments import ExperimentRoutes
+        from shipyard.compat.mlflow.logged_models import LoggedModelRoutes
+        from shipyard.compat.mlflow.registry import RegistryRoutes
         from shipyard.compat.mlflow.runs import RunRoutes
+        from shipyard.registry import Registry
         from shipyard.tracking import Experiments, RemoteRuns, RunQueries
+        from shipyard.tracking.logged_models import LoggedModels
 
         experiments = ExperimentRoutes(Experiments(stores))
+        runs, models = RemoteRuns(stores), LoggedModels(stores)
         self.groups: dict[str, Any] = {
             "experiments": experiments,
-            "runs": RunRoutes(RunQueries(stores), RemoteRuns(stores), experiments),
+            "runs": RunRoutes(RunQueries(stores), runs, experiments),
+            "logged_models": LoggedModelRoutes(models, experiments),
+            "registry": RegistryRoutes(Registry(stores), runs, models),
+            "meta": ServerInfo(),
         }
 
-    def handler(self, method: str, path: str) -> Handler | None:
-        found = ROUTES.get(("GET" if method == "HEAD" else method, path.strip("/")))
+    def handler(
+        self, method: str, path: str, *, v3: bool = False
+    ) -> tuple[Handler, dict[str, str]] | None:
+        """The handler of a route and its path parameters (None: no such route)."""
+        method, path = ("GET" if method == "HEAD" else method), path.strip("/")
+        found = (ROUTES_3 if v3 else ROUTES).get((method, path))
+        params: dict[str, str] = {}
+        if found is None and not v3:
+            for pattern_method, pattern, candidate in PATTERNS:
+                match = pattern.match(path) if pattern_method == method else None
+                if match is not None:
+                    found, params = candidate, match.groupdict()
+                    break
         if found is None:
             return None
         group, name = found
         handler: Handler = getattr(self.groups[group], name)
-        return handler
+        return handler, params
 
     async def answer(self, request: Request) -> Response:
         """Answer one request under a prefix (`path` in the route's parameters)."""
@@ -127,9 +201,9 @@ class MlflowApi:
         from shipyard.serving.asgi import json_response
 
         path = request.path_params.get("path", "")
-        v2 = request.url.path.startswith(PREFIXES)
-        handler = self.handler(request.method, path) if v2 else None
-        if handler is None:
+        v3 = not request.url.path.startswith(PREFIXES)
+        found = self.handler(request.method, path, v3=v3)
+        if found is None:
             return error_response(
                 404,
                 "ENDPOINT_NOT_FOUND",
@@ -138,6 +212,8 @@ class MlflowApi:
         body = await _request_fields(request)
         if isinstance(body, str):
             return error_response(400, "MALFORMED_REQUEST", body)
+        handler, params = found
+        body.update(params)
         try:
             answer = await run_in_threadpool(handler, body)
         except ShipyardError as exc:
@@ -178,11 +254,29 @@ async def _request_fields(request: Request) -> dict[str, Any] | str:
     return found
 
 
+class ServerInfo:
+    """GET /api/3.0/mlflow/server-info: what a client asks before it moves artifacts (this
+    server proxies them, without multipart or presigned URLs)."""
+
+    def server_info(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            "store_type": "SqlStore",
+            "artifact_serving_enabled": True,
+            "workspaces_enabled": False,
+            "multipart_uploads_enabled": False,
+            "multipart_downloads_enabled": False,
+            "artifacts_presigned_only": False,
+        }
+
+
 def mount_mlflow(app: FastAPI, stores: Stores) -> MlflowApi:
     """Answer MLflow's tracking routes on `app` from `stores`, plus /health and /version."""
     from starlette.responses import PlainTextResponse
 
+    from shipyard.compat.mlflow.artifacts import mount_artifacts
+
     api = MlflowApi(stores)
+    mount_artifacts(app, stores)
     methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]
     for prefix in (*PREFIXES, *PREFIXES_3):
         app.add_route(prefix + "/{path:path}", api.answer, methods=methods, include_in_schema=False)

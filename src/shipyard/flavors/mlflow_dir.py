@@ -1,0 +1,252 @@
+"""An MLflow model directory (an MLmodel file and the files it names) as a shipyard model.
+
+    flavor, digest, signature, manifest = save_mlflow_dir(folder, artifacts)
+
+What shipyard can run becomes one of its own flavors, so serving, ONNX conversion and the
+environment checks treat it like any model: scikit-learn saved with skops (MLflow's default
+since 3.x) is loaded with shipyard's reviewed skops types and saved again; ONNX stays ONNX;
+scikit-learn pickled (MLflow 2's cloudpickle) is recorded without being loaded and loads only
+when the caller trusts it. Anything else (pytorch, transformers, a custom pyfunc…) is kept as
+the "mlflow" flavor: stored, handed back to MLflow clients, not served by shipyard.
+
+Every file of the directory is also kept, under "mlflow/" in the manifest's files, so an
+MLflow client downloads the very directory it uploaded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from shipyard.errors import InvalidArgumentError, ModelLoadError
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from shipyard.flavors.base import Predictor, Saved
+    from shipyard.flavors.signature import Signature
+    from shipyard.stores.artifacts import LocalArtifactStore
+
+PREFIX = "mlflow/"  # the directory's files in the manifest
+SERVED = ("sklearn", "onnx")  # MLflow flavors shipyard runs itself
+_ZERO = {"boolean": False, "string": "", "binary": b"", "integer": 0, "long": 0}
+
+
+def read_mlmodel(folder: Path) -> dict[str, Any]:
+    """The MLmodel file as a dict (InvalidArgumentError when there is none or it is not YAML)."""
+    import yaml
+
+    path = folder / "MLmodel"
+    if not path.is_file():
+        raise InvalidArgumentError(
+            "this is not an MLflow model directory: it has no MLmodel file", field="source"
+        )
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise InvalidArgumentError(f"the MLmodel file is not YAML: {exc}", field="source") from exc
+    if not isinstance(doc, dict) or not isinstance(doc.get("flavors"), dict):
+        raise InvalidArgumentError("the MLmodel file names no flavors", field="source")
+    return doc
+
+
+def input_example(folder: Path, mlmodel: Mapping[str, Any]) -> Any:
+    """The model's input example (a DataFrame or an array) from the directory, else one row
+    made from its signature's inputs; None when it has neither."""
+    import numpy as np
+    import pandas as pd
+
+    info = mlmodel.get("saved_input_example_info") or {}
+    path = folder / str(info.get("artifact_path", ""))
+    if info and path.is_file():
+        doc = json.loads(path.read_text())
+        if info.get("type") == "dataframe" and isinstance(doc, dict) and "columns" in doc:
+            return pd.DataFrame(doc.get("data", []), columns=doc["columns"])
+        if info.get("type") == "ndarray":
+            data = doc.get("inputs", doc) if isinstance(doc, dict) else doc
+            return np.asarray(data)
+    inputs = _signature_inputs(mlmodel)
+    if not inputs:
+        return None
+    if inputs[0].get("type") == "tensor":
+        spec = inputs[0].get("tensor-spec", {})
+        shape = [1, *[max(int(d), 1) for d in spec.get("shape", [-1, 1])[1:]]]
+        return np.zeros(shape, dtype=spec.get("dtype", "float64"))
+    row = {str(c["name"]): _ZERO.get(str(c.get("type")), 0.0) for c in inputs if "name" in c}
+    return pd.DataFrame([row]) if row else None
+
+
+def _signature_inputs(mlmodel: Mapping[str, Any]) -> list[dict[str, Any]]:
+    raw = (mlmodel.get("signature") or {}).get("inputs")
+    try:
+        found = json.loads(raw) if isinstance(raw, str) else raw
+    except json.JSONDecodeError:
+        return []
+    return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
+
+
+def save_mlflow_dir(
+    folder: Path, artifacts: LocalArtifactStore, *, trusted: bool = False
+) -> tuple[str, str, Signature, dict[str, Any]]:
+    """Save the MLflow model in `folder` as a shipyard model (see the module's docstring).
+    `trusted` lets a pickled model be loaded now (to describe it and convert it later)."""
+    mlmodel = read_mlmodel(folder)
+    flavors = mlmodel["flavors"]
+    example = input_example(folder, mlmodel)
+    native = _native_model(folder, flavors, trusted=trusted)
+    if native is not None and example is None:
+        example = _example_of(native[0])
+    if native is not None and example is not None:
+        from shipyard.flavors import save_model
+
+        model, serialization = native
+        saved = save_model(model, artifacts, input_example=example, serialization=serialization)
+    else:
+        saved = _recorded(folder, flavors, example, artifacts)
+    return _with_directory(folder, mlmodel, saved, artifacts)
+
+
+def _native_model(
+    folder: Path, flavors: Mapping[str, Any], *, trusted: bool
+) -> tuple[Any, Any] | None:
+    """(the model, how shipyard saves it) for what shipyard loads safely, else None."""
+    sk = flavors.get("sklearn")
+    if isinstance(sk, dict):
+        path = folder / str(sk.get("pickled_model", ""))
+        if sk.get("serialization_format") == "skops" and path.is_file():
+            from shipyard.flavors.sklearn import load_skops
+
+            return load_skops(path, trusted=trusted), "skops"
+        if trusted and path.is_file():
+            from shipyard.flavors.sklearn import load_pickle
+
+            return load_pickle(path, trusted=True), "pickle"
+        return None
+    onnx_flavor = flavors.get("onnx")
+    if isinstance(onnx_flavor, dict):
+        path = folder / str(onnx_flavor.get("data", "model.onnx"))
+        if path.is_file():
+            import onnx
+
+            return onnx.load(str(path)), "skops"
+    return None
+
+
+def _example_of(model: Any) -> Any:
+    """One row of zeros in the columns a fitted scikit-learn model names (or counts)."""
+    import numpy as np
+    import pandas as pd
+
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        return pd.DataFrame([dict.fromkeys(map(str, names), 0.0)])
+    count = getattr(model, "n_features_in_", None)
+    return np.zeros((1, int(count))) if isinstance(count, int) else None
+
+
+def _recorded(
+    folder: Path, flavors: Mapping[str, Any], example: Any, artifacts: LocalArtifactStore
+) -> tuple[str, str, Signature, dict[str, Any]]:
+    """A manifest written without loading the model: a pickled scikit-learn model (it loads
+    only when trusted) or a flavor shipyard does not run ("mlflow")."""
+    import platform
+
+    from shipyard.flavors import _lock_environment
+    from shipyard.flavors.signature import Signature, infer_signature
+
+    sk = flavors.get("sklearn")
+    pickled = isinstance(sk, dict) and (folder / str(sk.get("pickled_model", ""))).is_file()
+    signature = infer_signature(example) if example is not None else Signature(())
+    manifest: dict[str, Any] = {
+        "format": 1,
+        "signature": signature.to_dict(),
+        "input_example": signature.example_doc(example, n=100) if example is not None else [],
+        "python": str((flavors.get("python_function") or {}).get("python_version", "")),
+        "files": {},
+    }
+    if pickled and example is not None:
+        assert isinstance(sk, dict)
+        model_file = folder / str(sk["pickled_model"])
+        manifest["files"]["model.joblib"] = artifacts.put_file(model_file)[0]
+        manifest["serialization"] = "pickle"
+        manifest["requirements"] = {"scikit-learn": str(sk.get("sklearn_version", ""))}
+        manifest["flavor"] = "sklearn"
+    else:
+        manifest["flavor"] = "mlflow"
+        manifest["requirements"] = {}
+        manifest["python"] = manifest["python"] or platform.python_version()
+    _lock_environment(manifest, artifacts, ())
+    digest = artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())[0]
+    return manifest["flavor"], digest, signature, manifest
+
+
+def _with_directory(
+    folder: Path,
+    mlmodel: Mapping[str, Any],
+    saved: tuple[str, str, Signature, dict[str, Any]],
+    artifacts: LocalArtifactStore,
+) -> tuple[str, str, Signature, dict[str, Any]]:
+    """The saved manifest with the directory's files added under "mlflow/" (stored again:
+    a manifest's digest covers every file it names)."""
+    flavor, _, signature, manifest = saved
+    sizes = {}
+    for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+        relative = path.relative_to(folder).as_posix()
+        manifest["files"][PREFIX + relative], sizes[relative] = artifacts.put_file(path)
+    manifest["mlflow"] = {
+        "sizes": sizes,
+        "flavors": sorted(mlmodel["flavors"]),
+        "model_id": mlmodel.get("model_id"),
+        "run_id": mlmodel.get("run_id"),
+    }
+    digest = artifacts.put_bytes(json.dumps(manifest, sort_keys=True).encode())[0]
+    return flavor, digest, signature, manifest
+
+
+def directory_files(manifest: Mapping[str, Any]) -> dict[str, str]:
+    """The MLflow directory's files a manifest keeps: relative path → digest."""
+    files: Mapping[str, str] = manifest.get("files", {})
+    return {k[len(PREFIX) :]: v for k, v in files.items() if k.startswith(PREFIX)}
+
+
+class MlflowFlavor:
+    """A model in an MLflow flavor shipyard does not run: kept for MLflow clients only."""
+
+    name = "mlflow"
+    converts = False
+
+    def owns(self, model: Any) -> bool:
+        return False
+
+    def takes_missing(self, model: Any) -> bool:
+        return False
+
+    def save(self, model: Any, folder: Path, signature: Signature) -> Saved:
+        raise InvalidArgumentError("MLflow models are registered from their directory")
+
+    def load(
+        self,
+        files: Mapping[str, Path],
+        manifest: Mapping[str, Any],
+        signature: Signature,
+        *,
+        trusted: bool,
+    ) -> Predictor:
+        kept = ", ".join((manifest.get("mlflow") or {}).get("flavors", [])) or "unknown"
+        raise ModelLoadError(
+            f"this version is an MLflow model in the flavor(s) {kept}, which shipyard does not "
+            "serve (it serves scikit-learn and ONNX models logged with MLflow); load it with "
+            "mlflow.pyfunc.load_model against this server"
+        )
+
+    def to_onnx(
+        self, model: Any, signature: Signature, example_columns: Mapping[str, np.ndarray]
+    ) -> bytes:
+        from shipyard.errors import ConversionError
+
+        raise ConversionError("MLflow models in flavors shipyard does not run are not converted")
+
+
+MLFLOW = MlflowFlavor()
