@@ -5,6 +5,7 @@ import json
 import math
 import sys
 
+import mlflow
 from mlflow import MlflowClient
 from mlflow.entities import ViewType
 
@@ -19,6 +20,13 @@ def _walk(client, run_id, path):
             yield from _walk(client, run_id, f.path)
         else:
             yield f
+
+
+def _predictions(uri):
+    import numpy as np
+
+    model = mlflow.sklearn.load_model(uri)  # MLflow's own loader (skops: its trusted types)
+    return [int(p) for p in model.predict(np.arange(40.0).reshape(20, 2)[::4])]
 
 
 client = MlflowClient()
@@ -72,7 +80,12 @@ for model in client.search_registered_models(max_results=1000):
         "tags": model.tags,
         "aliases": model.aliases,
         "versions": {
-            v.version: {"description": v.description or "", "tags": v.tags, "run_id": v.run_id}
+            v.version: {
+                "description": v.description or "",
+                "tags": v.tags,
+                "run_id": v.run_id,
+                "predictions": _predictions(f"models:/{model.name}/{v.version}"),
+            }
             for v in client.search_model_versions(f"name='{model.name}'")
         },
     }

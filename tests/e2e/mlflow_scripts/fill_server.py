@@ -61,7 +61,7 @@ with tempfile.TemporaryDirectory() as tmp:
     client.delete_run(run_ids[2])
 
 mlflow.set_experiment("churn-model")
-X, y = np.arange(40.0).reshape(20, 2), np.arange(20) % 2
+X, y = np.arange(40.0).reshape(20, 2), (np.arange(20) >= 10).astype(int)
 versions = {}
 for name, count in (("churn", 3), ("fraud", 2), ("pricing", 1)):
     for v in range(count):

@@ -2,7 +2,8 @@
 shipyard's registry.
 
 A version's model directory (MLmodel + model.skops, …) is downloaded and registered by
-`Registry.register_mlflow_model`, which reads the MLmodel file; the new version is tagged with
+`Registry.register_mlflow_model`, which reads the MLmodel file (a pickle is kept but loads
+only when trusted; the summary says so); the new version is tagged with
 the MLflow version it came from, in the same transaction, so a second import finds it and
 copies nothing. shipyard numbers versions itself (densely): where MLflow deleted a version the
 numbers differ, and aliases follow the mapping.
@@ -49,6 +50,11 @@ class ModelImport:
             self.progress("models", done, len(models))
 
     def _model(self, model: MlflowModel) -> None:
+        if self._exists(model.name):
+            self.summary.unchanged["models"] += 1
+        else:
+            self.registry.create_model(model.name, description=model.description)
+            self.summary.copied["models"] += 1
         mapping = self._imported(model.name)
         for version in self.source.versions(model.name):
             if version.version in mapping:
@@ -58,14 +64,6 @@ class ModelImport:
             if copied is not None:
                 mapping[version.version] = copied
                 self.summary.copied["model versions"] += 1
-        if not mapping:
-            if not self._exists(model.name):
-                self.summary.skip(
-                    "models",
-                    model.name,
-                    "no version could be imported (shipyard makes a model with its first version)",
-                )
-            return
         self._metadata(model)
         self._aliases(model, mapping)
 
@@ -93,19 +91,14 @@ class ModelImport:
         if version.status != "READY":
             self.summary.skip("model versions", what, f"MLflow status {version.status}")
             return None
-        register = getattr(self.registry, "register_mlflow_model", None)
-        if register is None:
-            self.summary.skip(
-                "model versions", what, "this shipyard cannot read MLflow model folders yet"
-            )
-            return None
         tags = dict(version.tags) | {VERSION_TAG: str(version.version)}
         run_id = version.run_id if version.run_id and self._run_exists(version.run_id) else None
         try:
             with tempfile.TemporaryDirectory(prefix="mlflow-model-") as tmp:
                 folder = Path(tmp)
                 self.source.artifacts.download(self.source.model_location(version), folder)
-                mv = register(
+                caveat = _caveat(folder)
+                mv = self.registry.register_mlflow_model(
                     version.name,
                     folder,
                     run_id=run_id,
@@ -115,6 +108,9 @@ class ModelImport:
         except ShipyardError as exc:
             self.summary.skip("model versions", what, exc.message.splitlines()[0])
             return None
+        if caveat or mv.flavor == "mlflow":
+            why = caveat or "a flavor shipyard does not run: kept for MLflow clients, not served"
+            self.summary.note("model versions", f"{what} → {mv.version}", why)
         return int(mv.version)
 
     def _run_exists(self, run_id: str) -> bool:
@@ -155,3 +151,16 @@ class ModelImport:
                     self.summary.skip("aliases", f"{model.name}@{alias}", exc.message)
                     continue
                 self.summary.copied["aliases"] += 1
+
+
+def _caveat(folder: Path) -> str | None:
+    """What a user must know about a model directory shipyard keeps: a pickle."""
+    from shipyard.flavors.mlflow_dir import read_mlmodel
+
+    sk = read_mlmodel(folder)["flavors"].get("sklearn")
+    if isinstance(sk, dict) and sk.get("serialization_format") in ("pickle", "cloudpickle"):
+        return (
+            f"the model is a {sk['serialization_format']} file: it loads only when trusted "
+            "(load_model(..., trusted=True))"
+        )
+    return None

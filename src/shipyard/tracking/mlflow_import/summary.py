@@ -25,9 +25,13 @@ class ImportSummary:
     copied: Counter[str] = field(default_factory=Counter)
     unchanged: Counter[str] = field(default_factory=Counter)
     skipped: list[Skipped] = field(default_factory=list)
+    notes: list[Skipped] = field(default_factory=list)  # copied, with something to know
 
     def skip(self, kind: str, what: str, why: str) -> None:
         self.skipped.append(Skipped(kind, what, why))
+
+    def note(self, kind: str, what: str, why: str) -> None:
+        self.notes.append(Skipped(kind, what, why))
 
     @property
     def copied_anything(self) -> bool:
@@ -39,6 +43,7 @@ class ImportSummary:
             "copied": dict(self.copied),
             "unchanged": dict(self.unchanged),
             "skipped": [s.__dict__ for s in self.skipped],
+            "notes": [s.__dict__ for s in self.notes],
         }
 
     def lines(self) -> list[str]:
@@ -49,9 +54,17 @@ class ImportSummary:
         if self.unchanged:
             already = ", ".join(f"{n} {k}" for k, n in self.unchanged.items() if n)
             out.append(f"already there: {already}")
-        reasons = Counter((s.kind, s.why) for s in self.skipped)
-        for (kind, why), n in reasons.items():
-            examples = [s.what for s in self.skipped if (s.kind, s.why) == (kind, why)][:3]
-            more = ", …" if n > len(examples) else ""
-            out.append(f"skipped {n} {kind}: {why} ({', '.join(examples)}{more})")
+        out += _grouped("skipped", self.skipped)
+        out += _grouped("note: copied", self.notes)
         return out
+
+
+def _grouped(label: str, items: list[Skipped]) -> list[str]:
+    """One line per (kind, reason), with how many and a few examples."""
+    out = []
+    reasons = Counter((s.kind, s.why) for s in items)
+    for (kind, why), n in reasons.items():
+        examples = [s.what for s in items if (s.kind, s.why) == (kind, why)][:3]
+        more = ", …" if n > len(examples) else ""
+        out.append(f"{label} {n} {kind}: {why} ({', '.join(examples)}{more})")
+    return out
