@@ -12,6 +12,7 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +23,7 @@ import pytest
 
 from shipyard.config import Settings
 from tests.e2e.test_mlflow_client import mlflow_python  # noqa: F401  (a fixture)
-from tests.helpers import SHIPYARD, free_port, run_cli
+from tests.helpers import SHIPYARD, free_port, run_cli, wait_for
 
 # a real server filled by a real client, ONNX conversions of the imported versions: minutes
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
@@ -268,6 +269,7 @@ def test_the_server_database_is_imported_the_same_way(
         ("sqlite:///{not_mlflow}", "is not an MLflow tracking database"),
         ("sqlite:///{missing}", "no MLflow database at"),
         ("ftp://example.org/x", "--from must be an MLflow server"),
+        ("http://127.0.0.1:{not_mlflow_server}", "does not answer MLflow's REST API"),
     ],
 )
 def test_bad_sources_are_one_line_with_exit_code_2(
@@ -276,7 +278,31 @@ def test_bad_sources_are_one_line_with_exit_code_2(
     not_mlflow = tmp_path / "other.db"
     with sqlite3.connect(not_mlflow) as conn:
         conn.execute("create table runs (id text)")
-    where = source.format(closed=free_port(), not_mlflow=not_mlflow, missing=tmp_path / "no.db")
-    out = run_cli(tmp_path / "home", "import", "mlflow", "--from", where, check=False)
+    port = free_port()
+    other = subprocess.Popen(  # any HTTP server but MLflow's
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}"))
+        where = source.format(
+            closed=free_port(),
+            not_mlflow=not_mlflow,
+            missing=tmp_path / "no.db",
+            not_mlflow_server=port,
+        )
+        out = run_cli(tmp_path / "home", "import", "mlflow", "--from", where, check=False)
+    finally:
+        other.terminate()
+        other.wait()
     assert out.returncode == 2, out.stderr
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1, out.stderr
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False

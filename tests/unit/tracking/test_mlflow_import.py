@@ -203,3 +203,22 @@ def test_a_source_that_is_not_mlflow_is_refused(uri: str, message: str) -> None:
 def test_artifacts_from_must_be_a_folder_or_a_server(tmp_path: Path) -> None:
     with pytest.raises(InvalidArgumentError, match="no folder"):
         open_source(f"sqlite:///{tmp_path / 'm.db'}", artifacts_from=str(tmp_path / "nope"))
+
+
+def test_versions_that_cannot_be_copied_are_skipped_with_the_reason(
+    stores: Any, source: FakeSource, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    versions = [
+        MlflowVersion("m", 1, "", 1, None, f"file://{tmp_path / 'gone'}"),
+        MlflowVersion("m", 2, "", 1, None, "s3://bucket/m/2"),
+        MlflowVersion("m", 3, "", 1, None, "", status="FAILED_REGISTRATION"),
+    ]
+    monkeypatch.setattr(source, "models", lambda: [MlflowModel("m", "", 1, aliases={"a": 1})])
+    monkeypatch.setattr(source, "versions", lambda name: versions)
+    summary = _copy(stores, source)
+    why = {(s.kind, s.what): s.why for s in summary.skipped}
+    assert "no files at" in why["model versions", "m/1"]
+    assert "--artifacts-from" in why["model versions", "m/2"]
+    assert "FAILED_REGISTRATION" in why["model versions", "m/3"]
+    assert "version 1 was not imported" in why["aliases", "m@a"]
+    assert any("skipped 1 aliases" in line for line in summary.lines())
