@@ -376,9 +376,7 @@ def _like(text: str, pattern: str, fold: bool) -> bool:
     return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL if fold else re.DOTALL) is not None
 
 
-def _page(
-    body: Mapping[str, Any], items: list[Any], most: int
-) -> tuple[list[Any], str | None]:
+def _page(body: Mapping[str, Any], items: list[Any], most: int) -> tuple[list[Any], str | None]:
     limit = convert.integer(body, "max_results", 100) or 100
     if not 1 <= limit <= most:
         raise InvalidArgumentError(
