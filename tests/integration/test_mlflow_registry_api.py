@@ -296,6 +296,11 @@ def test_artifact_proxy_paths_and_bad_input(client: httpx.Client) -> None:
         _error(client.put(PROXY + root + "/" + bad, content=b"x"), 400, "INVALID_PARAMETER_VALUE")
     _error(client.put(PROXY + "whatever", content=b"x"), 400, "INVALID_PARAMETER_VALUE")
     _error(client.get(PROXY + root + "/nothing"), 404, "RESOURCE_DOES_NOT_EXIST")
+    # a JSON body is held to the API's limit on both prefixes; a proxied upload streams past it
+    huge = b'{"name": "' + b"x" * (9 << 20) + b'"}'
+    assert client.post("/ajax-api/2.0/mlflow/experiments/create", content=huge).status_code == 413
+    assert client.post(API + "experiments/create", content=huge).status_code == 413
+    assert client.put(PROXY + root + "/big.bin", content=huge).status_code == 200
     _error(
         client.put(PROXY + f"{exp_id}/{'f' * 32}/artifacts/x", content=b"x"),
         404,
