@@ -307,6 +307,7 @@ def test_artifact_proxy_paths_and_bad_input(client: httpx.Client) -> None:
         "RESOURCE_DOES_NOT_EXIST",
     )
     assert client.delete(PROXY + root + "/plots").json() == {}
+    assert client.delete(PROXY + root + "/big.bin").json() == {}
     assert client.get(PROXY[:-1], params={"path": root}).json() == {}
     client.post(API + "runs/delete", json={"run_id": run_id})
     _error(client.put(PROXY + root + "/late.txt", content=b"x"), 400, "INVALID_STATE")
