@@ -72,6 +72,7 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "runs/delete-tag"): ("runs", "delete_tag"),
     ("POST", "runs/log-inputs"): ("runs", "log_inputs"),
     ("GET", "metrics/get-history"): ("runs", "metric_history"),
+    ("GET", "metrics/get-history-bulk-interval"): ("runs", "metric_history_interval"),
     ("POST", "runs/outputs"): ("logged_models", "log_outputs"),
     # MLflow 3's logged models ({…}: a path parameter, handed over as a field)
     ("POST", "logged-models"): ("logged_models", "create"),
@@ -247,7 +248,7 @@ async def _request_fields(request: Request) -> dict[str, Any] | str:
                 )
             else:
                 fields[key] = value
-        for key in ("experiment_ids", "order_by"):  # repeated fields stay lists
+        for key in ("experiment_ids", "order_by", "run_ids"):  # repeated fields stay lists
             if isinstance(fields.get(key), str):
                 fields[key] = [fields[key]]
         return fields
