@@ -365,3 +365,61 @@ def test_scopes_for_registry_writes(settings: Settings, tmp_path: Path) -> None:
         )
         assert lead.post(API + "registered-models/alias", json=alias).json() == {}
         assert job.get(API + "registered-models/alias", params=alias).status_code == 200
+
+
+def test_rename_moves_versions_aliases_and_tags_unless_served(
+    client: httpx.Client, settings: Settings, tmp_path: Path
+) -> None:
+    from shipyard.registry import Registry
+    from shipyard.rollout.deployments import Deployments
+    from shipyard.stores import open_stores
+
+    X, model = _data()
+    exp_id = client.post(API + "experiments/create", json={"name": "r"}).json()["experiment_id"]
+    run_id = client.post(API + "runs/create", json={"experiment_id": exp_id}).json()["run"]["info"][
+        "run_id"
+    ]
+    _upload(client, f"{exp_id}/{run_id}/artifacts/m", mlflow_directory(tmp_path / "m", model, X))
+    for _ in range(2):
+        made = client.post(
+            API + "model-versions/create", json={"name": "old", "source": f"runs:/{run_id}/m"}
+        )
+        assert made.status_code == 200, made.text
+    client.post(
+        API + "registered-models/set-tag", json={"name": "old", "key": "team", "value": "a"}
+    )
+    client.post(
+        API + "model-versions/set-tag",
+        json={"name": "old", "version": "2", "key": "k", "value": "v"},
+    )
+    client.post(
+        API + "registered-models/alias", json={"name": "old", "alias": "champion", "version": "2"}
+    )
+    renamed = client.post(API + "registered-models/rename", json={"name": "old", "new_name": "new"})
+    assert renamed.status_code == 200, renamed.text
+    body = renamed.json()["registered_model"]
+    assert body["name"] == "new" and body["aliases"] == [{"alias": "champion", "version": "2"}]
+    assert body["tags"] == [{"key": "team", "value": "a"}]
+    _error(
+        client.get(API + "registered-models/get", params={"name": "old"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    reg = Registry(open_stores(settings))
+    mv = reg.resolve("models:/new@champion")
+    assert (mv.version, mv.tags["k"], mv.run_id) == (2, "v", run_id)
+    assert [v.version for v in reg.list_versions("new")] == [1, 2]
+    assert reg.load("models:/new/2").predict(X).tolist() == model.predict(X).tolist()
+    _error(
+        client.post(API + "registered-models/rename", json={"name": "new", "new_name": "bad name"}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    Deployments(open_stores(settings)).create("churn-api", "models:/new@champion")
+    message = _error(
+        client.post(API + "registered-models/rename", json={"name": "new", "new_name": "newer"}),
+        400,
+        "INVALID_STATE",
+    )
+    assert "churn-api" in message
+    assert reg.resolve("models:/new@champion").version == 2  # nothing changed

@@ -88,6 +88,7 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "registered-models/create"): ("registry", "create_model"),
     ("GET", "registered-models/get"): ("registry", "get_model"),
     ("GET", "registered-models/search"): ("registry", "search_models"),
+    ("POST", "registered-models/rename"): ("registry", "rename_model"),
     ("PATCH", "registered-models/update"): ("registry", "update_model"),
     ("DELETE", "registered-models/delete"): ("registry", "delete_model"),
     ("POST", "registered-models/set-tag"): ("registry", "set_model_tag"),
