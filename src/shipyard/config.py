@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     header_timeout_seconds: float = Field(default=10.0, gt=0)
     keep_alive_seconds: float = Field(default=5.0, gt=0)
     api_max_body_bytes: int = Field(default=8 * 1024 * 1024, ge=0)
+    # an artifact uploaded through MLflow's proxy (/api/2.0/mlflow-artifacts) streams to disk
+    # in chunks, so its limit is the disk's: 50 GiB by default
+    artifact_max_bytes: int = Field(default=50 * 1024**3, ge=0)
     # shipyard's own HTTP protocol on uvicorn's connections (hot routes answered directly, the
     # limits above, one write per answer); false: uvicorn's own protocol (serving/uvicorn_fence)
     fast_path: bool = True

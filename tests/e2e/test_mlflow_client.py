@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,7 +25,10 @@ from shipyard.serving.http import BackgroundServer
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 MLFLOW_VERSION = "3.18.0"  # the newest 3.x pip offered when this was written
+# what a team's client environment holds besides mlflow: ONNX models load through onnxruntime
+CLIENT_EXTRAS = ("onnx", "onnxruntime")
 SCRIPT = Path(__file__).parent / "mlflow_scripts" / "train.py"
+MODELS_SCRIPT = Path(__file__).parent / "mlflow_scripts" / "models.py"
 
 
 def _cache_dir() -> Path:
@@ -36,7 +40,7 @@ def _cache_dir() -> Path:
 def mlflow_python() -> Path:
     """The Python of a virtualenv holding mlflow==MLFLOW_VERSION (made if missing; skipped
     with pip's reason when pip cannot install it)."""
-    venv = _cache_dir() / f"mlflow-{MLFLOW_VERSION}"
+    venv = _cache_dir() / f"mlflow-{MLFLOW_VERSION}-onnx"
     python = venv / "bin" / "python"
     if python.exists():
         return python
@@ -53,6 +57,7 @@ def mlflow_python() -> Path:
             "install",
             "-q",
             f"mlflow=={MLFLOW_VERSION}",
+            *CLIENT_EXTRAS,
         ],
         capture_output=True,
         text=True,
@@ -93,7 +98,9 @@ def served(
         yield srv, token
 
 
-def _run_script(python: Path, url: str, cwd: Path, token: str | None) -> dict[str, object]:
+def _run_script(
+    python: Path, url: str, cwd: Path, token: str | None, script: Path = SCRIPT
+) -> dict[str, Any]:
     env = {
         **({"MLFLOW_TRACKING_TOKEN": token} if token else {}),
         "PATH": os.environ.get("PATH", ""),
@@ -104,7 +111,7 @@ def _run_script(python: Path, url: str, cwd: Path, token: str | None) -> dict[st
         "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
     }
     done = subprocess.run(
-        [str(python), str(SCRIPT)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
+        [str(python), str(script)], cwd=cwd, env=env, capture_output=True, text=True, timeout=300
     )
     assert done.returncode == 0, done.stderr[-4000:]
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -163,3 +170,95 @@ def test_an_unchanged_mlflow_script_logs_to_shipyard(
         "metrics.r2 > 0.5", experiments="mlflow-compat", order_by="metrics.r2 DESC"
     )
     assert [r.id for r in top] == run_ids[:4]
+
+
+def _native_models(settings: Settings) -> dict[str, list[float]]:
+    """Two models registered by shipyard itself, as MLflow clients should load them: a
+    scikit-learn classifier (skops) and an ONNX regressor. Returns their expected outputs."""
+    import numpy as np
+    import pandas as pd
+    from skl2onnx import to_onnx
+    from sklearn.linear_model import LinearRegression, LogisticRegression
+
+    from shipyard.registry import Registry
+    from shipyard.stores import open_stores
+
+    rng = np.random.default_rng(7)  # the script's data
+    X = pd.DataFrame({"tenure": rng.normal(size=200), "spend": rng.normal(size=200)})
+    y = (X.tenure - 0.5 * X.spend + rng.normal(scale=0.3, size=200) > 0).astype(int)
+    reg = Registry(open_stores(settings))
+    classifier = LogisticRegression(C=2.0).fit(X, y)
+    reg.register("native-skops", classifier, input_example=X[:5])
+    reg.set_alias("native-skops", "prod", 1)
+    regressor = LinearRegression().fit(X.to_numpy(), X.tenure * 2.0 + X.spend)
+    proto = to_onnx(regressor, X.to_numpy()[:1].astype(np.float64), target_opset=17)
+    reg.register("native-onnx", proto, input_example=X.to_numpy()[:5])
+    return {
+        "models:/native-skops@prod": classifier.predict(X).tolist(),
+        "models:/native-onnx/1": regressor.predict(X.to_numpy()).tolist(),
+    }
+
+
+def test_mlflow_models_register_in_shipyard_and_serve(
+    mlflow_python: Path, settings: Settings, tmp_path: Path
+) -> None:
+    """log_model(registered_model_name=…), an alias, load_model by alias, version and logged
+    model; the same version served by shipyard on its ONNX fast path; the pickled one only
+    when trusted; shipyard's own models loaded by MLflow's client."""
+    import httpx
+
+    from shipyard.access import ApiKeys
+    from shipyard.errors import UntrustedModelError
+    from shipyard.registry import Registry
+    from shipyard.serving.app import create_serving_app
+    from shipyard.stores import open_stores
+
+    expected_native = _native_models(settings)
+    settings = settings.model_copy(update={"auth_required": True})
+    keys = ApiKeys(open_stores(settings))
+    token = keys.create("ml-team", scopes=["read", "track", "admin"])[1]
+    with BackgroundServer(create_server_app_for(settings)) as server:
+        server.wait_ready()
+        seen = _run_script(mlflow_python, server.url, tmp_path, token, MODELS_SCRIPT)
+    expected = seen["expected"]
+    assert seen["by_alias"] == seen["by_version"] == seen["native"] == expected
+    assert seen["logged"] == expected
+    assert seen["version_status"] == "READY" and seen["version_source"] == seen["model_uri"]
+    assert seen["version_run"] == seen["run_id"] and seen["aliases"] == {"champion": "1"}
+    assert seen["found"] == [["churn", "1"]]
+    assert seen["artifacts"] == [["docs/notes.txt", False, 20]]
+    assert seen["notes"] == "trained on 200 rows\n"
+    for uri, outputs in expected_native.items():
+        assert seen["shipyard_made"][uri] == pytest.approx(outputs, rel=1e-9), uri
+
+    # the same versions in shipyard: converted to ONNX (parity checked), served by it
+    reg = Registry(open_stores(settings))
+    Registry.wait_for_conversions(timeout=120)
+    mv = reg.resolve("models:/churn@champion")
+    assert (mv.version, mv.flavor, mv.run_id) == (1, "sklearn", seen["run_id"])
+    assert reg.get_version("churn", 1).onnx_status == "ok"
+    with pytest.raises(UntrustedModelError):
+        reg.load("models:/churn-pickled/1")
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(7)
+    X = pd.DataFrame({"tenure": rng.normal(size=200), "spend": rng.normal(size=200)})
+    assert reg.load("models:/churn-pickled/1", trusted=True).predict(X).tolist() == expected
+    rows = X.to_dict(orient="records")
+    with BackgroundServer(create_serving_app(settings, "models:/churn@champion")) as srv:
+        srv.wait_ready()
+        headers = {"Authorization": f"Bearer {token}"}
+        meta = httpx.get(f"{srv.url}/v2/models/churn", headers=headers).json()
+        r = httpx.post(
+            f"{srv.url}/endpoints/churn/predict", json={"instances": rows}, headers=headers
+        )
+    assert meta["platform"] == "onnxruntime", meta
+    assert r.status_code == 200, r.text
+    assert r.json()["predictions"] == expected
+
+
+def create_server_app_for(settings: Settings) -> Any:
+    from shipyard.server.app import create_server_app
+
+    return create_server_app(settings, refresh_seconds=1.0)

@@ -223,3 +223,44 @@ def test_2345_runs_come_in_3_pages_without_duplicate_or_gap_while_runs_are_added
         if not token:
             break
     assert pages == 3 and len(seen) == len(set(seen)) == 2345 and set(seen) == made
+
+
+def test_metric_history_bulk_interval_samples_as_mlflow_does(client: httpx.Client) -> None:
+    exp_id = client.post("experiments/create", json={"name": "charts"}).json()["experiment_id"]
+    runs = []
+    for offset in (0.0, 1.0):
+        run_id = client.post("runs/create", json={"experiment_id": exp_id}).json()["run"]["info"][
+            "run_id"
+        ]
+        metrics = [
+            {"key": "loss", "value": offset + s / 100, "timestamp": 1000 + s, "step": s}
+            for s in range(100)
+        ]
+        assert (
+            client.post("runs/log-batch", json={"run_id": run_id, "metrics": metrics}).json() == {}
+        )
+        runs.append(run_id)
+    url = "metrics/get-history-bulk-interval"
+    answer = client.get(url, params={"run_ids": runs, "metric_key": "loss", "max_results": 10})
+    points = answer.json()["metrics"]
+    wanted = [*range(0, 100, 10), 99]  # every 10th step, and the last one kept
+    for offset, run_id in zip((0.0, 1.0), runs, strict=True):
+        mine = [p for p in points if p["run_id"] == run_id]
+        assert [p["step"] for p in mine] == wanted
+        assert [p["value"] for p in mine] == [offset + s / 100 for s in wanted]
+    window = client.get(
+        url,
+        params={"run_ids": runs[0], "metric_key": "loss", "start_step": 20, "end_step": 29},
+    ).json()["metrics"]
+    assert [p["step"] for p in window] == list(range(20, 30))
+    _error(
+        client.get(url, params={"run_ids": runs, "metric_key": "loss", "start_step": 5}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )
+    _error(client.get(url, params={"metric_key": "loss"}), 400, "INVALID_PARAMETER_VALUE")
+    _error(
+        client.get(url, params={"run_ids": ["f" * 32], "metric_key": "loss"}),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from shipyard.errors import InvalidArgumentError, ModelLoadError
+from shipyard.errors import InvalidArgumentError, ModelLoadError, UntrustedModelError
 
 if TYPE_CHECKING:
     import numpy as np
@@ -95,7 +95,10 @@ def save_mlflow_dir(
     mlmodel = read_mlmodel(folder)
     flavors = mlmodel["flavors"]
     example = input_example(folder, mlmodel)
-    native = _native_model(folder, flavors, trusted=trusted)
+    try:
+        native = _native_model(folder, flavors, trusted=trusted)
+    except UntrustedModelError:  # kept as it came: it loads only when trusted
+        native = None
     if native is not None and example is None:
         example = _example_of(native[0])
     if native is not None and example is not None:
@@ -149,8 +152,9 @@ def _example_of(model: Any) -> Any:
 def _recorded(
     folder: Path, flavors: Mapping[str, Any], example: Any, artifacts: LocalArtifactStore
 ) -> tuple[str, str, Signature, dict[str, Any]]:
-    """A manifest written without loading the model: a pickled scikit-learn model (it loads
-    only when trusted) or a flavor shipyard does not run ("mlflow")."""
+    """A manifest written without loading the model: a scikit-learn model pickled, or in
+    skops with types shipyard has not reviewed (either loads only when trusted), or a flavor
+    shipyard does not run ("mlflow")."""
     import platform
 
     from shipyard.flavors import _lock_environment
@@ -169,8 +173,10 @@ def _recorded(
     if pickled and example is not None:
         assert isinstance(sk, dict)
         model_file = folder / str(sk["pickled_model"])
-        manifest["files"]["model.joblib"] = artifacts.put_file(model_file)[0]
-        manifest["serialization"] = "pickle"
+        skops = sk.get("serialization_format") == "skops"
+        name = "model.skops" if skops else "model.joblib"
+        manifest["files"][name] = artifacts.put_file(model_file)[0]
+        manifest["serialization"] = "skops" if skops else "pickle"
         manifest["requirements"] = {"scikit-learn": str(sk.get("sklearn_version", ""))}
         manifest["flavor"] = "sklearn"
     else:

@@ -436,6 +436,26 @@ class Registry:
             reason=reason,
         )
 
+    def rename(self, name: str, new_name: str) -> None:
+        """Rename a model with its versions, aliases, tags and gates. Refused (ConflictError)
+        while an endpoint serves it: its model URI names the model."""
+        from shipyard.registry.usage import endpoint_roles
+
+        _check_name(new_name)
+        model = self._models.get_model(name)
+        versions = self._models.list_versions(name)
+        latest = max((v.version for v in versions), default=None)
+        self._models.rename_model(
+            name,
+            new_name,
+            actor=self.stores.actor,
+            judge=lambda eps: [
+                f"endpoint '{e.name}'"
+                for e in eps
+                if endpoint_roles(e, name, versions, latest, aliases=model.aliases)
+            ],
+        )
+
     def audit(self, name: str | None = None, limit: int = 100) -> list[AuditRecord]:
         if name is not None:
             self._models.get_model(name)  # a clear not-found with a suggestion

@@ -85,9 +85,15 @@ def create_server_app(
 
         mount_mlflow(app, stores)
         install_ui(app)
+        from shipyard.compat.mlflow import ARTIFACT_PREFIXES
         from shipyard.server.limits import BodyLimitMiddleware
 
-        app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
+        app.add_middleware(
+            BodyLimitMiddleware,
+            limit=settings.api_max_body_bytes,
+            prefix=("/api", "/ajax-api"),
+            larger=tuple((p, settings.artifact_max_bytes) for p in ARTIFACT_PREFIXES),
+        )
     lifecycle.limiter = install_auth(app, settings, stores, required=settings.auth_required)
     metrics.registry.register(lifecycle.limiter)  # its Redis errors and degraded state
     return app

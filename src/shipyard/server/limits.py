@@ -4,6 +4,8 @@ and, when it streams (chunked), as soon as it passes the limit; reading stops th
 ASGI in front of the routes, so no handler can forget it.
 
     app.add_middleware(BodyLimitMiddleware, limit=settings.api_max_body_bytes)
+
+Streamed uploads (MLflow's artifact proxy) have their own, larger limit (`larger`).
 """
 
 from __future__ import annotations
@@ -18,16 +20,23 @@ from shipyard.serving.answers import body_too_large, check_declared_length, erro
 class BodyLimitMiddleware:
     """Bodies of requests whose path starts with `prefix` are held to `limit` bytes."""
 
-    def __init__(self, app: Any, limit: int, prefix: str = "/api") -> None:
+    def __init__(
+        self,
+        app: Any,
+        limit: int,
+        prefix: str | tuple[str, ...] = "/api",
+        larger: tuple[tuple[str, int], ...] = (),
+    ) -> None:
         self.app = app
         self.limit = limit
         self.prefix = prefix
+        self.larger = larger  # (path prefix, limit) of routes that stream their bodies
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http" or not scope["path"].startswith(self.prefix):
             await self.app(scope, receive, send)
             return
-        limit = self.limit
+        limit = next((n for p, n in self.larger if scope["path"].startswith(p)), self.limit)
         try:
             check_declared_length(_Headers(scope["headers"]), limit)
         except ShipyardError as exc:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
-from shipyard.errors import ConflictError, NotFoundError
+from shipyard.errors import AlreadyExistsError, ConflictError, NotFoundError
 from shipyard.stores import audit
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
@@ -208,6 +208,41 @@ class ModelEditStore(ModelStore):
             )
             return len(versions)
 
+    def rename_model(self, name: str, new_name: str, *, actor: str, judge: EndpointJudge) -> None:
+        """Give a model, its versions, tags, aliases, gates and gate reports another name, in
+        one transaction. Refused while an endpoint names it (its URI would break) or when
+        `new_name` is taken."""
+        with self._db.write() as conn:
+            self._lock_model(conn, name)
+            self._require_model(conn, name)
+            if self._model_exists(conn, new_name):
+                raise AlreadyExistsError(f"registered model '{new_name}' already exists")
+            users = judge(_endpoints(conn))
+            if users:
+                raise ConflictError(
+                    f"model '{name}' is served by {', '.join(users)}; point those at another "
+                    "model before renaming it (their model URIs name it)",
+                    field="name",
+                )
+            _copy_rows(conn, t.registered_models, name, new_name)
+            _copy_rows(conn, t.model_versions, name, new_name)
+            for table in (t.model_version_tags, t.gate_reports, t.model_tags, t.aliases):
+                conn.execute(table.update().where(table.c.name == name).values(name=new_name))
+            conn.execute(
+                t.model_gates.update().where(t.model_gates.c.name == name).values(name=new_name)
+            )
+            conn.execute(t.model_versions.delete().where(t.model_versions.c.name == name))
+            conn.execute(t.registered_models.delete().where(t.registered_models.c.name == name))
+            audit.append(
+                conn,
+                actor=actor,
+                action="model.rename",
+                subject_type="model",
+                subject=new_name,
+                before={"name": name},
+                after={"name": new_name},
+            )
+
     def _lock_model(self, conn: Connection, name: str) -> None:
         # one change per model at a time (alias moves, registrations; see ModelStore.set_alias)
         conn.execute(
@@ -244,3 +279,12 @@ def _remove_versions(conn: Connection, name: str, versions: list[int]) -> None:
         for start in range(0, len(versions), 500):
             chunk = versions[start : start + 500]
             conn.execute(table.delete().where(table.c.name == name, table.c.version.in_(chunk)))
+
+
+def _copy_rows(conn: Connection, table: sa.Table, name: str, new_name: str) -> None:
+    """Insert `table`'s rows of model `name` again under `new_name` (children follow later)."""
+    rows = [dict(r._mapping) for r in conn.execute(sa.select(table).where(table.c.name == name))]
+    for row in rows:
+        row["name"] = new_name
+    if rows:
+        conn.execute(table.insert(), rows)

@@ -46,6 +46,20 @@ version = client.get_model_version("churn", "1")
 registered = client.get_registered_model("churn")
 found = client.search_model_versions("name='churn'")
 artifacts = client.list_artifacts(run.info.run_id, "docs")
+# models shipyard registered itself (the test did, before this script ran)
+
+
+def flat(out):
+    """A pyfunc's answer as a list: MLflow's ONNX flavor answers a frame of its outputs."""
+    if isinstance(out, pd.DataFrame):
+        out = out.iloc[:, 0]
+    return np.asarray(out.tolist() if hasattr(out, "tolist") else out).ravel().tolist()
+
+
+shipyard_made = {
+    uri: flat(mlflow.pyfunc.load_model(uri).predict(X))
+    for uri in ("models:/native-skops@prod", "models:/native-onnx/1")
+}
 local = client.download_artifacts(run.info.run_id, "docs/notes.txt", tempfile.mkdtemp())
 print(
     json.dumps(
@@ -67,6 +81,7 @@ print(
             "found": [(v.name, v.version) for v in found],
             "artifacts": [(a.path, a.is_dir, a.file_size) for a in artifacts],
             "notes": Path(local).read_text(),
+            "shipyard_made": shipyard_made,
             "python": sys.version.split()[0],
         }
     )

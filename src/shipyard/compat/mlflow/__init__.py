@@ -9,13 +9,17 @@ handlers (calling `tracking`'s Experiments, RunQueries and RemoteRuns); `convert
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from shipyard.compat.mlflow.app import MlflowApi
     from shipyard.stores import Stores
+
+
+# where MLflow's artifact proxy streams uploads (the server's body limit is larger there)
+ARTIFACT_PREFIXES: Final = ("/api/2.0/mlflow-artifacts/", "/ajax-api/2.0/mlflow-artifacts/")
 
 
 def mount_mlflow(app: FastAPI, stores: Stores, **options: Any) -> MlflowApi:
@@ -26,4 +30,4 @@ def mount_mlflow(app: FastAPI, stores: Stores, **options: Any) -> MlflowApi:
     return mount(app, stores, **options)
 
 
-__all__ = ["mount_mlflow"]
+__all__ = ["ARTIFACT_PREFIXES", "mount_mlflow"]

@@ -3,12 +3,15 @@
     mount_mlflow(app, stores)       # what create_server_app does (control plane only)
 
 Every route is answered under both /api/2.0/mlflow/ and /ajax-api/2.0/mlflow/ by one
-dispatcher: a POST's JSON body or a GET's query string becomes a dict, the handler (in
-`experiments.py` / `runs.py`, run in a worker thread: the stores block) returns the answer's
-dict. Fields a handler does not know are ignored, as MLflow's server does. Any route not in
-`ROUTES` (traces, logged models, the registry, webhooks…) answers 404 ENDPOINT_NOT_FOUND, so
-a client's fallbacks work. Errors are MLflow's `{error_code, message}` with its statuses.
-Auth is the server's (routes.required_scope: reads need "read", writes "track").
+dispatcher: a POST's JSON body or a GET's query string (plus a path's parameters, e.g. a
+logged model's id) becomes a dict, the handler (in `experiments.py`, `runs.py`,
+`logged_models.py`, `registry.py`, run in a worker thread: the stores block) returns the
+answer's dict. Fields a handler does not know are ignored, as MLflow's server does. Any route
+not in `ROUTES` (traces, prompts, gateway, webhooks…) answers 404 ENDPOINT_NOT_FOUND, so a
+client's fallbacks work. Errors are MLflow's `{error_code, message}` with its statuses.
+`artifacts.py` is the `mlflow-artifacts` proxy (streamed files, its own routes).
+Auth is the server's (routes.required_scope: reads need "read", tracking and registering
+"track", moving an alias or deleting "admin").
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from shipyard.errors import (
     AlreadyExistsError,
     ConflictError,
     ForbiddenError,
+    GateBlockedError,
     InvalidArgumentError,
+    ModelLoadError,
     NotFoundError,
     PayloadTooLargeError,
     RateLimitedError,
     ShipyardError,
     StoreError,
     UnauthorizedError,
+    UntrustedModelError,
 )
 
 if TYPE_CHECKING:
@@ -66,6 +72,7 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "runs/delete-tag"): ("runs", "delete_tag"),
     ("POST", "runs/log-inputs"): ("runs", "log_inputs"),
     ("GET", "metrics/get-history"): ("runs", "metric_history"),
+    ("GET", "metrics/get-history-bulk-interval"): ("runs", "metric_history_interval"),
     ("POST", "runs/outputs"): ("logged_models", "log_outputs"),
     # MLflow 3's logged models ({…}: a path parameter, handed over as a field)
     ("POST", "logged-models"): ("logged_models", "create"),
@@ -81,6 +88,7 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "registered-models/create"): ("registry", "create_model"),
     ("GET", "registered-models/get"): ("registry", "get_model"),
     ("GET", "registered-models/search"): ("registry", "search_models"),
+    ("POST", "registered-models/rename"): ("registry", "rename_model"),
     ("PATCH", "registered-models/update"): ("registry", "update_model"),
     ("DELETE", "registered-models/delete"): ("registry", "delete_model"),
     ("POST", "registered-models/set-tag"): ("registry", "set_model_tag"),
@@ -140,6 +148,9 @@ def error_code(exc: ShipyardError) -> tuple[int, str]:
         (RateLimitedError, 429, "REQUEST_LIMIT_EXCEEDED"),
         (PayloadTooLargeError, 413, "INVALID_PARAMETER_VALUE"),
         (StoreError, 503, "TEMPORARILY_UNAVAILABLE"),
+        (UntrustedModelError, 400, "INVALID_PARAMETER_VALUE"),
+        (ModelLoadError, 400, "INVALID_PARAMETER_VALUE"),
+        (GateBlockedError, 400, "INVALID_STATE"),
     )
     for kind, status, code in table:
         if isinstance(exc, kind):
@@ -238,7 +249,7 @@ async def _request_fields(request: Request) -> dict[str, Any] | str:
                 )
             else:
                 fields[key] = value
-        for key in ("experiment_ids", "order_by"):  # repeated fields stay lists
+        for key in ("experiment_ids", "order_by", "run_ids"):  # repeated fields stay lists
             if isinstance(fields.get(key), str):
                 fields[key] = [fields[key]]
         return fields

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+from shipyard.compat.mlflow import ARTIFACT_PREFIXES
 from shipyard.compat.mlflow.app import error_code, error_response
 from shipyard.errors import InvalidArgumentError, ShipyardError
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:
     from shipyard.stores import Stores
     from shipyard.tracking.logged_models import ArtifactRecord
 
-PREFIXES: Final = ("/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts")
+PREFIXES: Final = tuple(p.rstrip("/") for p in ARTIFACT_PREFIXES)
 UPLOAD_BUFFER: Final = 1 << 20
 _HEADERS: Final = {
     "X-Content-Type-Options": "nosniff",

@@ -119,6 +119,11 @@ class RegistryRoutes:
             out["next_page_token"] = token
         return out
 
+    def rename_model(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        name, new_name = convert.required(body, "name"), convert.required(body, "new_name")
+        self.registry.rename(name, new_name)
+        return {"registered_model": self.model_json(self.registry.get_model(new_name))}
+
     def update_model(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = convert.required(body, "name")
         description = convert.text(body, "description", required=False)

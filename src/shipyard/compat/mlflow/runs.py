@@ -28,6 +28,7 @@ DEFAULT_RUNS_PAGE = 1000
 # MLflow's limits on one log-batch request
 MAX_BATCH_METRICS, MAX_BATCH_PARAMS, MAX_BATCH_TAGS = 1000, 100, 100
 MAX_HISTORY_PAGE = 25_000
+MAX_INTERVAL_RUNS, MAX_INTERVAL_POINTS = 100, 2500  # get-history-bulk-interval's limits
 
 
 class RunRoutes:
@@ -86,6 +87,40 @@ class RunRoutes:
         if start + limit < len(points):
             out["next_page_token"] = convert.offset_token(start + limit)
         return out
+
+    def metric_history_interval(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One metric of up to 100 runs, sampled to about `max_results` steps within
+        [start_step, end_step], each run's first and last step kept (as MLflow samples)."""
+        run_ids = convert.strings(body, "run_ids")
+        if not 1 <= len(run_ids) <= MAX_INTERVAL_RUNS:
+            raise InvalidArgumentError(
+                f"run_ids must name 1 to {MAX_INTERVAL_RUNS} runs, got {len(run_ids)}",
+                field="run_ids",
+            )
+        key = convert.required(body, "metric_key")
+        limit = convert.integer(body, "max_results", MAX_INTERVAL_POINTS) or 0
+        if not 1 <= limit <= MAX_INTERVAL_POINTS:
+            raise InvalidArgumentError(
+                f"max_results must be between 1 and {MAX_INTERVAL_POINTS}", field="max_results"
+            )
+        bounds = (convert.integer(body, "start_step"), convert.integer(body, "end_step"))
+        if (bounds[0] is None) != (bounds[1] is None) or (
+            bounds[0] is not None and bounds[1] is not None and bounds[0] > bounds[1]
+        ):
+            raise InvalidArgumentError(
+                "give both start_step and end_step (start_step <= end_step), or neither",
+                field="start_step",
+            )
+        histories = {r: self.queries.metric_history(self.queries.get(r).id, key) for r in run_ids}
+        steps = sampled_steps([[p.step for p in h] for h in histories.values()], limit, bounds)
+        out = []
+        for run_id, history in histories.items():
+            chosen = sorted(
+                (p for p in history if p.step in steps), key=lambda p: (p.step, p.timestamp)
+            )
+            for i in evenly_spaced(len(chosen), max(limit, len(steps))):
+                out.append({**convert.metric_json(chosen[i]), "run_id": run_id})
+        return {"metrics": out}
 
     # -- writing -----------------------------------------------------------------------------
 
@@ -211,3 +246,34 @@ def _metric(body: Mapping[str, Any]) -> MetricPoint:
         convert.integer(body, "step", 0) or 0,
         convert.integer(body, "timestamp") or time.time_ns() // 1_000_000,
     )
+
+
+def evenly_spaced(total: int, most: int) -> list[int]:
+    """Up to `most` indices of `total`, evenly spread, the first and the last always in."""
+    if total <= most:
+        return list(range(total))
+    if most == 1:
+        return [total - 1]
+    step = (total - 1) / (most - 1)
+    return sorted({round(i * step) for i in range(most)})
+
+
+def sampled_steps(
+    runs: list[list[int]], limit: int, bounds: tuple[int | None, int | None]
+) -> set[int]:
+    """MLflow's step sample for a chart: about `limit` of the runs' steps within the bounds
+    (0 to the last step when none are given), each run's first and last step added."""
+    import bisect
+
+    edges = {step for run in runs if run for step in (min(run), max(run))}
+    steps = sorted({step for run in runs for step in run})
+    low = 0 if bounds[0] is None else bounds[0]
+    high = (steps[-1] if steps else 0) if bounds[1] is None else bounds[1]
+    start, end = bisect.bisect_left(steps, low), bisect.bisect_right(steps, high)
+    if end - start <= limit:
+        chosen = set(steps[start:end])
+    else:
+        interval = (end - start) / limit
+        chosen = {steps[start + int(i * interval)] for i in range(limit)}
+        chosen.add(steps[end - 1])
+    return chosen | {step for step in edges if low <= step <= high}
