@@ -38,6 +38,13 @@ def mlflow(
             "its --artifacts-destination folder).",
         ),
     ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="A token for an MLflow server behind auth (what MLFLOW_TRACKING_TOKEN holds); "
+            "for basic auth put user:password in the URL."
+        ),
+    ] = None,
     models: Annotated[
         bool, typer.Option(help="Also import registered models, versions and aliases.")
     ] = True,
@@ -57,7 +64,7 @@ def mlflow(
     from shipyard.stores import open_stores
     from shipyard.tracking.mlflow_import import import_mlflow, open_source
 
-    opened = open_source(source, artifacts_from=artifacts_from)
+    opened = open_source(source, artifacts_from=artifacts_from, token=token)
     with Progress(
         SpinnerColumn(),
         TextColumn("{task.description}"),

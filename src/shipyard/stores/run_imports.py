@@ -50,6 +50,17 @@ class CopiedRun:
     datasets: Sequence[DatasetRecord]
 
 
+@dataclass(frozen=True)
+class CopiedState:
+    """A run found here: its status and end time, where it was imported from (None: not an
+    import), and whether its files are still to copy."""
+
+    status: str
+    end_time: int | None
+    imported_from: str | None
+    pending: bool
+
+
 class RunImportStore:
     def __init__(self, db: Database) -> None:
         self._db = db
@@ -72,42 +83,48 @@ class RunImportStore:
             )
             return True
 
-    def tags_of(self, run_ids: Sequence[str], key: str) -> dict[str, str | None]:
-        """Which of `run_ids` exist, each with its tag `key` (None when it has none)."""
-        r, tg = t.runs.c, t.run_tags.c
-        out: dict[str, str | None] = {}
+    def states(
+        self, run_ids: Sequence[str], *, imported_key: str, pending_key: str
+    ) -> dict[str, CopiedState]:
+        """Which of `run_ids` exist here, each with what an importer compares."""
+        r = t.runs.c
+        imported, pending = t.run_tags.alias("imported"), t.run_tags.alias("pending")
+        joined = t.runs.outerjoin(
+            imported, sa.and_(imported.c.run_id == r.id, imported.c.key == imported_key)
+        ).outerjoin(pending, sa.and_(pending.c.run_id == r.id, pending.c.key == pending_key))
+        out: dict[str, CopiedState] = {}
         with self._db.read() as conn:
             for start in range(0, len(run_ids), _CHUNK):
-                chunk = list(run_ids[start : start + _CHUNK])
                 rows = conn.execute(
-                    sa.select(r.id, tg.value)
-                    .select_from(
-                        t.runs.outerjoin(t.run_tags, sa.and_(tg.run_id == r.id, tg.key == key))
-                    )
-                    .where(r.id.in_(chunk))
+                    sa.select(r.id, r.status, r.end_time, imported.c.value, pending.c.value)
+                    .select_from(joined)
+                    .where(r.id.in_(list(run_ids[start : start + _CHUNK])))
                 )
-                out.update({run_id: value for run_id, value in rows})
+                for run_id, status, end_time, origin, left in rows:
+                    out[run_id] = CopiedState(status, end_time, origin, left is not None)
         return out
 
-    def write_run(self, run: CopiedRun) -> None:
-        """The run and everything in it, in one transaction; the experiment must exist."""
+    def write_run(self, run: CopiedRun, *, replace: bool = False) -> None:
+        """The run and everything in it, in one transaction; the experiment must exist.
+        `replace`: the run is here already (an earlier import): its params, tags, metrics and
+        dataset inputs are replaced by these (its artifact files stay)."""
         if len(run.id) > 32:
             raise InvalidArgumentError(f"run id '{run.id}' is longer than 32 characters")
         with self._db.write() as conn:
             exp_id = conn.execute(
                 sa.select(t.experiments.c.id).where(t.experiments.c.name == run.experiment)
             ).scalar_one()
-            conn.execute(t.runs.insert().values(**_run_row(run, int(exp_id))))
-            _insert(
-                conn,
-                t.params,
-                [{"run_id": run.id, "key": k, "value": v} for k, v in run.params.items()],
-            )
-            _insert(
-                conn,
-                t.run_tags,
-                [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()],
-            )
+            row = _run_row(run, int(exp_id))
+            if replace:
+                for table in (t.params, t.run_tags, t.metrics, t.latest_metrics, t.dataset_inputs):
+                    conn.execute(table.delete().where(table.c.run_id == run.id))
+                conn.execute(t.runs.update().where(t.runs.c.id == run.id).values(**row))
+            else:
+                conn.execute(t.runs.insert().values(**row))
+            params = [{"run_id": run.id, "key": k, "value": v} for k, v in run.params.items()]
+            _insert(conn, t.params, params)
+            tags = [{"run_id": run.id, "key": k, "value": v} for k, v in run.tags.items()]
+            _insert(conn, t.run_tags, tags)
             _write_metrics(conn, run.id, run.metrics)
             for dataset in run.datasets:
                 _write_dataset(conn, run.id, dataset)
@@ -144,7 +161,7 @@ def _run_row(run: CopiedRun, exp_id: int) -> dict[str, object]:
     }
 
 
-def _insert(conn: Connection, table: sa.Table, rows: list[dict[str, object]]) -> None:
+def _insert(conn: Connection, table: sa.Table, rows: Sequence[Mapping[str, object]]) -> None:
     for start in range(0, len(rows), _CHUNK):
         conn.execute(table.insert(), rows[start : start + _CHUNK])
 

@@ -222,3 +222,26 @@ def test_versions_that_cannot_be_copied_are_skipped_with_the_reason(
     assert "FAILED_REGISTRATION" in why["model versions", "m/3"]
     assert "version 1 was not imported" in why["aliases", "m@a"]
     assert any("skipped 1 aliases" in line for line in summary.lines())
+
+
+def test_a_run_that_was_running_is_copied_again_when_it_ends(
+    stores: Any, source: FakeSource, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _copy(stores, source)
+    assert RunQueries(stores).get(RUN_IDS[2]).status == "RUNNING"  # SCHEDULED then
+    original = source._run
+
+    def ended(i: int, run_id: str) -> MlflowRun:
+        run = original(i, run_id)
+        if i == 2:
+            run.status, run.end_time = "FINISHED", 99_000
+            run.params = {**run.params, "late": "yes"}
+        return run
+
+    monkeypatch.setattr(source, "_run", ended)
+    summary = _copy(stores, source)
+    assert dict(summary.copied) == {"runs updated": 1}
+    run = RunQueries(stores).get(RUN_IDS[2])
+    assert (run.status, run.end_time, run.params["late"]) == ("FINISHED", 99_000, "yes")
+    assert len(RunQueries(stores).metric_history(RUN_IDS[2], "loss")) == 51  # not doubled
+    assert not _copy(stores, source).copied_anything

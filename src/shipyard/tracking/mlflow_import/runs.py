@@ -3,7 +3,9 @@
 A run keeps its MLflow id. Its metadata (params, tags, every metric point, dataset inputs)
 lands in one transaction with a pending tag; its artifact files follow; then the pending tag
 goes. So a second import skips every run without a pending tag, and one killed half way
-finishes the files of the run it was on (files already stored are not fetched again).
+finishes the files of the run it was on (files already stored are not fetched again). A run
+that was still running in MLflow when it was copied, and has a new status or end time there
+now, is copied again over the first copy (in one transaction too).
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from shipyard.errors import ShipyardError
 from shipyard.stores.records import ArtifactRecord
-from shipyard.stores.run_imports import CopiedRun
+from shipyard.stores.run_imports import CopiedRun, CopiedState
 from shipyard.tracking.mlflow_import.artifacts import safe_path
 from shipyard.tracking.remote import ForeignDataset
 
@@ -67,32 +69,32 @@ class RunImport:
         done = 0
         self.progress("runs", 0, None)
         for page in self.source.runs(list(experiments)):
-            pending = self._store.tags_of([r.id for r in page], PENDING)
-            origin = self._store.tags_of(list(pending), IMPORTED_FROM)
+            found = self._store.states(
+                [r.id for r in page], imported_key=IMPORTED_FROM, pending_key=PENDING
+            )
             for run in page:
-                self._one(run, experiments, pending, origin)
+                self._one(run, experiments, found.get(run.id))
                 done += 1
                 self.progress("runs", done, None)
 
-    def _one(
-        self,
-        run: MlflowRun,
-        experiments: dict[str, str],
-        pending: dict[str, str | None],
-        origin: dict[str, str | None],
-    ) -> None:
-        if run.id in pending and pending[run.id] is None:
-            if origin.get(run.id) is None:
-                self.summary.skip("runs", run.id, "a shipyard run with this id exists already")
-            else:
-                self.summary.unchanged["runs"] += 1
+    def _one(self, run: MlflowRun, experiments: dict[str, str], found: CopiedState | None) -> None:
+        """Copy a new run, finish a half-copied one, update one that changed in MLflow since
+        (it was running: a new status or end time), skip the rest."""
+        if found is not None and found.imported_from is None:
+            self.summary.skip("runs", run.id, "a shipyard run with this id exists already")
+            return
+        changed = found is not None and (found.status, found.end_time) != (
+            _STATUSES.get(run.status, run.status),
+            run.end_time,
+        )
+        if found is not None and not found.pending and not changed:
+            self.summary.unchanged["runs"] += 1
             return
         try:
-            if run.id not in pending:
-                self._store.write_run(self._copied(run, experiments[run.experiment_id]))
-                self.summary.copied["runs"] += 1
-            else:
-                self.summary.copied["runs resumed"] += 1
+            if found is None or changed:
+                copied = self._copied(run, experiments[run.experiment_id])
+                self._store.write_run(copied, replace=found is not None)
+            self.summary.copied[_counted(found, changed)] += 1
             self._artifacts(run)
             self._store.finish(run.id, pending_key=PENDING, stage=run.lifecycle_stage)
         except ShipyardError as exc:
@@ -147,3 +149,9 @@ class RunImport:
                 continue
             runs.log_artifact(run.id, ArtifactRecord(path, digest, size))
             self.summary.copied["artifacts"] += 1
+
+
+def _counted(found: CopiedState | None, changed: bool) -> str:
+    if found is None:
+        return "runs"
+    return "runs updated" if changed else "runs resumed"

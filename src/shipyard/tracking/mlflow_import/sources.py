@@ -45,18 +45,24 @@ class MlflowSource(Protocol):
 
 
 def open_source(
-    uri: str, *, artifacts_from: str | None = None, timeout: float = 30.0
+    uri: str,
+    *,
+    artifacts_from: str | None = None,
+    token: str | None = None,
+    timeout: float = 30.0,
 ) -> MlflowSource:
     """`http(s)://host:port` (a tracking server) or `sqlite:///mlflow.db` /
     `postgresql://…` (its database). `artifacts_from`: where `mlflow-artifacts:/` files are
-    for a database source (the server's URL, or its --artifacts-destination folder)."""
+    for a database source (the server's URL, or its --artifacts-destination folder). A server
+    behind auth takes `token` (sent as a Bearer token, as MLFLOW_TRACKING_TOKEN is) or a
+    user and password in the URL (http://user:password@host, basic auth)."""
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
     if scheme in ("http", "https"):
-        return RestSource(uri, timeout=timeout)
+        return RestSource(uri, token=token, timeout=timeout)
     if scheme.split("+")[0] in ("sqlite", "postgresql", "postgres", "mysql"):
         from shipyard.stores.mlflow_db import MlflowDatabase
 
-        return DatabaseSource(MlflowDatabase(uri), _artifacts(artifacts_from, timeout))
+        return DatabaseSource(MlflowDatabase(uri), _artifacts(artifacts_from, timeout, token))
     raise InvalidArgumentError(
         f"--from must be an MLflow server (http://host:port) or database (sqlite:///mlflow.db, "
         f"postgresql://…), not {uri!r}",
@@ -64,29 +70,43 @@ def open_source(
     )
 
 
-def _artifacts(where: str | None, timeout: float) -> Artifacts:
+def _artifacts(where: str | None, timeout: float, token: str | None = None) -> Artifacts:
     if where is None:
         return Artifacts(LocalArtifacts(), None)
     if where.startswith(("http://", "https://")):
-        return Artifacts(LocalArtifacts(), ProxiedArtifacts(_client(where, timeout)))
+        return Artifacts(LocalArtifacts(), ProxiedArtifacts(_client(where, timeout, token)))
     root = Path(where.removeprefix("file://"))
     if not root.is_dir():
         raise InvalidArgumentError(f"--artifacts-from: no folder {root}", field="artifacts_from")
     return Artifacts(LocalArtifacts(root), None)
 
 
-def _client(url: str, timeout: float) -> httpx.Client:
+def _client(url: str, timeout: float, token: str | None = None) -> httpx.Client:
+    """A client of the server at `url`; a user and password in the URL become basic auth."""
     import httpx
 
-    return httpx.Client(base_url=url.rstrip("/"), timeout=timeout, follow_redirects=True)
+    parsed = httpx.URL(url)
+    auth = None
+    if parsed.username:
+        auth = httpx.BasicAuth(parsed.username, parsed.password)
+        parsed = parsed.copy_with(username=None, password=None)
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    return httpx.Client(
+        base_url=str(parsed).rstrip("/"),
+        auth=auth,
+        headers=headers,
+        timeout=timeout,
+        follow_redirects=True,
+    )
 
 
 class RestSource:
-    def __init__(self, url: str, *, timeout: float = 30.0) -> None:
-        from shipyard.stores.database import redact
+    def __init__(self, url: str, *, token: str | None = None, timeout: float = 30.0) -> None:
+        import httpx
 
-        self.label = redact(url) if "@" in url else url
-        self.client = _client(url, timeout)
+        parsed = httpx.URL(url)
+        self.label = str(parsed.copy_with(password=None)) if parsed.password else url
+        self.client = _client(url, timeout, token)
         self.artifacts = Artifacts(LocalArtifacts(), ProxiedArtifacts(self.client))
 
     def _call(self, method: str, route: str, **kwargs: Any) -> dict[str, Any]:
