@@ -306,3 +306,62 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+@pytest.mark.postgres
+def test_an_mlflow_database_on_postgresql_is_imported(
+    mlflow_server: dict[str, Any], pg_url: str, tmp_path: Path
+) -> None:
+    """The server's tables copied into PostgreSQL (as `mlflow db upgrade` would have made
+    them there): the same import, through the same reflected tables."""
+    _copy_tables(mlflow_server["db"], pg_url)
+    home = tmp_path / "home"
+    source = ["--from", pg_url, "--artifacts-from", str(mlflow_server["artifacts"])]
+    first = _import(home, *source)
+    assert first["copied"]["runs"] == len(mlflow_server["truth"]["runs"])
+    _check_runs(mlflow_server["truth"], home)
+    _check_models(mlflow_server["truth"], home, first)
+    assert _import(home, *source)["copied"] == {}
+
+
+MLFLOW_TABLES = [
+    "alembic_version",
+    "experiments",
+    "experiment_tags",
+    "runs",
+    "params",
+    "metrics",
+    "latest_metrics",
+    "tags",
+    "datasets",
+    "inputs",
+    "input_tags",
+    "registered_models",
+    "registered_model_tags",
+    "registered_model_aliases",
+    "model_versions",
+    "model_version_tags",
+    "logged_models",
+]
+
+
+def _copy_tables(sqlite_path: Path, url: str) -> None:
+    import sqlalchemy as sa
+
+    source = sa.create_engine(f"sqlite:///{sqlite_path}")
+    target = sa.create_engine(url)
+    found = sa.MetaData()
+    found.reflect(source, only=MLFLOW_TABLES)
+    made = sa.MetaData()
+    for name in MLFLOW_TABLES:
+        table = found.tables[name]
+        copy = sa.Table(
+            name, made, *(sa.Column(c.name, c.type, primary_key=c.primary_key) for c in table.c)
+        )
+        made.create_all(target, tables=[copy])
+        with source.connect() as read, target.begin() as write:
+            rows = [dict(r) for r in read.execute(sa.select(table)).mappings()]
+            if rows:
+                write.execute(copy.insert(), rows)
+    source.dispose()
+    target.dispose()

@@ -59,6 +59,7 @@ def mlflow(
       shipyard import mlflow --from http://localhost:5000
       shipyard import mlflow --from sqlite:///mlflow.db --artifacts-from ./mlartifacts
     """
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn
 
     from shipyard.stores import open_stores
@@ -70,6 +71,7 @@ def mlflow(
         TextColumn("{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        console=Console(stderr=True),  # stdout stays the summary (or its JSON)
         transient=True,
     ) as bar:
         tasks: dict[str, Any] = {}
