@@ -67,7 +67,11 @@ class RunImportStore:
 
     def ensure_experiment(self, name: str, *, created_at: int, actor: str, origin: str) -> bool:
         """Make the experiment with its original creation time unless one of that name exists
-        (audited as a create that says where it came from); True when it was made."""
+        (audited as a create that says where it came from); True when it was made.
+        InvalidArgumentError for a name shipyard refuses (one with '/')."""
+        from shipyard.stores.experiments import check_name
+
+        check_name(name, field="name")
         e = t.experiments.c
         with self._db.write() as conn:
             if conn.execute(sa.select(e.id).where(e.name == name)).first() is not None:

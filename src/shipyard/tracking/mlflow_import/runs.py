@@ -47,10 +47,18 @@ class RunImport:
         names: dict[str, str] = {}
         for exp in self.source.experiments():
             name = DEFAULT[1] if exp.id == DEFAULT[0] else exp.name
+            try:
+                made = self._store.ensure_experiment(
+                    name,
+                    created_at=exp.created_at,
+                    actor=self.stores.actor,
+                    origin=self.source.label,
+                )
+            except ShipyardError as exc:
+                why = f"{exc.message.splitlines()[0]}; its runs are not imported"
+                self.summary.skip("experiments", name, why)
+                continue
             names[exp.id] = name
-            made = self._store.ensure_experiment(
-                name, created_at=exp.created_at, actor=self.stores.actor, origin=self.source.label
-            )
             if not made:
                 self.summary.unchanged["experiments"] += 1
                 continue
@@ -80,6 +88,11 @@ class RunImport:
     def _one(self, run: MlflowRun, experiments: dict[str, str], found: CopiedState | None) -> None:
         """Copy a new run, finish a half-copied one, update one that changed in MLflow since
         (it was running: a new status or end time), skip the rest."""
+        if run.experiment_id not in experiments:
+            self.summary.skip(
+                "runs", run.id, f"its experiment {run.experiment_id} was not imported"
+            )
+            return
         if found is not None and found.imported_from is None:
             self.summary.skip("runs", run.id, "a shipyard run with this id exists already")
             return
