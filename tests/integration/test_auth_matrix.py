@@ -68,8 +68,14 @@ OPEN = {
     "/health",  # MLflow clients' probes
     "/version",
 }
-# MLflow's REST API: reads need `read` (its searches are POSTs), every other call `track`
-MLFLOW = tuple(f"/{api}/{v}/mlflow/" for api in ("api", "ajax-api") for v in ("2.0", "3.0"))
+# MLflow's REST API and its artifact proxy: reads need `read` (its searches are POSTs), other
+# calls `track` (but alias moves and deletes: `admin`, tested in test_mlflow_registry_api.py)
+MLFLOW = tuple(
+    f"/{api}/{v}/{service}/"
+    for api in ("api", "ajax-api")
+    for v in ("2.0", "3.0")
+    for service in ("mlflow", "mlflow-artifacts")
+)
 # the `predict` scope's routes (POST)
 PREDICT = {
     "/endpoints/{name}/predict",

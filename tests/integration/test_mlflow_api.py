@@ -264,3 +264,47 @@ def test_metric_history_bulk_interval_samples_as_mlflow_does(client: httpx.Clien
         404,
         "RESOURCE_DOES_NOT_EXIST",
     )
+
+
+def test_experiment_tags_are_kept_and_searched(client: httpx.Client) -> None:
+    made = client.post(
+        "experiments/create",
+        json={"name": "tagged", "tags": [{"key": "team", "value": "growth"}]},
+    ).json()
+    exp_id = made["experiment_id"]
+    client.post("experiments/create", json={"name": "untagged"})
+    assert (
+        client.post(
+            "experiments/set-experiment-tag",
+            json={"experiment_id": exp_id, "key": "mlflow.note.content", "value": "churn work"},
+        ).json()
+        == {}
+    )
+    got = client.get("experiments/get", params={"experiment_id": exp_id}).json()["experiment"]
+    assert {t["key"]: t["value"] for t in got["tags"]} == {
+        "team": "growth",
+        "mlflow.note.content": "churn work",
+    }
+    found = client.post("experiments/search", json={"filter": "tags.team = 'growth'"}).json()
+    assert [e["name"] for e in found["experiments"]] == ["tagged"]
+    assert (
+        client.post(
+            "experiments/delete-experiment-tag", json={"experiment_id": exp_id, "key": "team"}
+        ).json()
+        == {}
+    )
+    _error(
+        client.post(
+            "experiments/delete-experiment-tag", json={"experiment_id": exp_id, "key": "team"}
+        ),
+        404,
+        "RESOURCE_DOES_NOT_EXIST",
+    )
+    assert client.post("experiments/search", json={"filter": "tags.team = 'growth'"}).json() == {
+        "experiments": []
+    }
+    _error(
+        client.post("experiments/set-experiment-tag", json={"experiment_id": exp_id, "key": ""}),
+        400,
+        "INVALID_PARAMETER_VALUE",
+    )

@@ -43,7 +43,10 @@ OPEN = {
     "/version",
 }
 # MLflow's searches are POSTs that only read (README, MLflow clients)
-READ_POSTS = re.compile(r"^/(?:ajax-)?api/2\.0/mlflow/(?:runs|experiments)/search/?$")
+READ_POSTS = re.compile(
+    r"^/(?:ajax-)?api/2\.0/mlflow/(?:runs/search|experiments/search|logged-models/search"
+    r"|registered-models/get-latest-versions)/?$"
+)
 HOT = {"/endpoints/{name}/predict", "/v2/models/{name}/infer"}
 
 

@@ -10,7 +10,8 @@ artifact files are kept: another run, version or pipeline may hold the same byte
 from __future__ import annotations
 
 import builtins
-from dataclasses import asdict, dataclass
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -39,6 +40,7 @@ class ExperimentRecord:
     last_run_at: int | None
     statuses: dict[str, int]
     lifecycle_stage: str = "active"  # "deleted": soft-deleted by an MLflow client
+    tags: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +106,9 @@ class ExperimentStore:
                     conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
                 conn.execute(t.runs.delete().where(t.runs.c.id.in_(chunk)))
             logged_models.delete_for_experiment(conn, exp_id)
+            conn.execute(
+                t.experiment_tags.delete().where(t.experiment_tags.c.experiment_id == exp_id)
+            )
             conn.execute(t.experiments.delete().where(t.experiments.c.id == exp_id))
             audit.append(
                 conn,
@@ -124,9 +129,11 @@ class ExperimentStore:
             raise NotFoundError(f"experiment with id {exp_id} not found", kind="experiment")
         return found[0]
 
-    def create(self, name: str, *, actor: str) -> ExperimentRecord:
-        """A new, empty experiment (audited); AlreadyExistsError when the name is taken, by an
-        active or a deleted one."""
+    def create(
+        self, name: str, *, actor: str, tags: Mapping[str, str] | None = None
+    ) -> ExperimentRecord:
+        """A new, empty experiment (audited), with its `tags`; AlreadyExistsError when the
+        name is taken, by an active or a deleted one."""
         check_name(name, field="name")
         e = t.experiments.c
         with self._db.write() as conn:
@@ -134,7 +141,13 @@ class ExperimentStore:
             if stage is not None:
                 extra = " (deleted: restore it or choose another name)" if stage != "active" else ""
                 raise AlreadyExistsError(f"experiment '{name}' already exists{extra}", field="name")
-            conn.execute(t.experiments.insert().values(name=name, created_at=now_ms()))
+            done = conn.execute(t.experiments.insert().values(name=name, created_at=now_ms()))
+            if tags:
+                exp_id = (done.inserted_primary_key or (None,))[0]
+                conn.execute(
+                    t.experiment_tags.insert(),
+                    [{"experiment_id": exp_id, "key": k, "value": v} for k, v in tags.items()],
+                )
             audit.append(
                 conn,
                 actor=actor,
@@ -145,6 +158,21 @@ class ExperimentStore:
                 after={"name": name},
             )
             return self._records(conn, name)[0]
+
+    def set_tag(self, name: str, key: str, value: str | None) -> None:
+        """Set a tag of the experiment, or remove it (`value` None; NotFoundError if absent)."""
+        et = t.experiment_tags.c
+        with self._db.write() as conn:
+            exp_id = self._require(conn, name)
+            where = (et.experiment_id == exp_id) & (et.key == key)
+            done = conn.execute(t.experiment_tags.delete().where(where))
+            if value is None:
+                if not done.rowcount:
+                    raise NotFoundError(f"experiment '{name}' has no tag {key!r}", field="key")
+                return
+            conn.execute(
+                t.experiment_tags.insert().values(experiment_id=exp_id, key=key, value=value)
+            )
 
     def set_stage(self, name: str, stage: str, *, actor: str) -> ExperimentRecord:
         """Mark the experiment "deleted" or "active" again (audited); its runs are kept."""
@@ -201,6 +229,14 @@ class ExperimentStore:
         ).all()
         statuses: dict[int, dict[str, int]] = {}
         last: dict[int, int] = {}
+        tags: dict[int, dict[str, str]] = {}
+        et = t.experiment_tags.c
+        for exp_id, key, value in conn.execute(
+            sa.select(et.experiment_id, et.key, et.value).where(
+                et.experiment_id.in_([row.id for row in rows])
+            )
+        ):
+            tags.setdefault(exp_id, {})[key] = value
         for exp_id, status, count, latest in counts:
             statuses.setdefault(exp_id, {})[status] = int(count)
             last[exp_id] = max(last.get(exp_id, 0), int(latest))
@@ -213,6 +249,7 @@ class ExperimentStore:
                 last.get(row.id),
                 statuses.get(row.id, {}),
                 row.lifecycle_stage,
+                tags.get(row.id, {}),
             )
             for row in rows
         ]

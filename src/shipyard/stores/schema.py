@@ -27,6 +27,14 @@ experiments = sa.Table(
     sa.Column("lifecycle_stage", sa.String(16), nullable=False, server_default="active"),
 )
 
+experiment_tags = sa.Table(
+    "experiment_tags",
+    metadata,
+    sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), primary_key=True),
+    sa.Column("key", sa.String(250), primary_key=True),
+    sa.Column("value", sa.Text, nullable=False),
+)
+
 runs = sa.Table(
     "runs",
     metadata,

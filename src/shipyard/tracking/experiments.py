@@ -17,6 +17,7 @@ delete and restore: a lifecycle stage, nothing removed.
 from __future__ import annotations
 
 import builtins
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 # the records this capability returns (the edges import them from here)
@@ -44,9 +45,18 @@ class Experiments:
     def get_by_id(self, experiment_id: int) -> ExperimentRecord:
         return self._experiments.by_id(experiment_id)
 
-    def create(self, name: str) -> ExperimentRecord:
+    def create(self, name: str, *, tags: Mapping[str, str] | None = None) -> ExperimentRecord:
         """A new, empty experiment (audited); AlreadyExistsError when the name is taken."""
-        return self._experiments.create(name, actor=self._stores.actor)
+        for key, value in (tags or {}).items():
+            _check_tag(key, value)
+        return self._experiments.create(name, actor=self._stores.actor, tags=tags)
+
+    def set_tag(self, name: str, key: str, value: str) -> None:
+        _check_tag(key, value)
+        self._experiments.set_tag(name, key, value)
+
+    def delete_tag(self, name: str, key: str) -> None:
+        self._experiments.set_tag(name, key, None)
 
     def mark_deleted(self, name: str) -> ExperimentRecord:
         """MLflow's delete: the experiment and its runs stay, marked "deleted" until
@@ -69,3 +79,18 @@ class Experiments:
     def delete(self, name: str, *, reason: str | None = None) -> DeletedExperiment:
         """Delete the experiment and its runs, or raise ConflictError naming what uses them."""
         return self._experiments.delete(name, actor=self._stores.actor, reason=reason)
+
+
+def _check_tag(key: str, value: str) -> None:
+    from shipyard.errors import InvalidArgumentError
+
+    if not key or len(key) > 250 or any(ord(c) < 32 for c in key):
+        raise InvalidArgumentError(
+            "an experiment tag's key must be 1 to 250 characters without control characters",
+            field="key",
+        )
+    if "\x00" in value or len(value) > 5000:
+        raise InvalidArgumentError(
+            f"experiment tag {key!r}: the value must be at most 5000 characters, without NUL",
+            field="value",
+        )

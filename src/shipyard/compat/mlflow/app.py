@@ -59,6 +59,8 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "experiments/update"): ("experiments", "update"),
     ("POST", "experiments/delete"): ("experiments", "delete"),
     ("POST", "experiments/restore"): ("experiments", "restore"),
+    ("POST", "experiments/set-experiment-tag"): ("experiments", "set_tag"),
+    ("POST", "experiments/delete-experiment-tag"): ("experiments", "delete_tag"),
     ("POST", "runs/create"): ("runs", "create"),
     ("GET", "runs/get"): ("runs", "get"),
     ("POST", "runs/update"): ("runs", "update"),

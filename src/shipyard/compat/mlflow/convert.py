@@ -43,7 +43,7 @@ def experiment_json(record: ExperimentRecord) -> dict[str, Any]:
         "lifecycle_stage": record.lifecycle_stage,
         "creation_time": record.created_at,
         "last_update_time": max(record.created_at, record.last_run_at or 0),
-        "tags": [],
+        "tags": [{"key": k, "value": v} for k, v in record.tags.items()],
     }
 
 

@@ -2,7 +2,7 @@
 
 MLflow's ids are strings of shipyard's experiment ids; its default experiment "0" is the one
 named "default" (made when first asked for). Delete and restore are MLflow's soft delete (a
-lifecycle stage); experiment tags are not kept yet (sent ones are ignored, none come back).
+lifecycle stage). Tags are kept; a search filters by them (`tags.team = 'a'`).
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ MAX_EXPERIMENTS_PAGE = 50_000
 VIEW_TYPES = {"ACTIVE_ONLY": "active", "DELETED_ONLY": "deleted", "ALL": None}
 _VIEW_NUMBERS = {"1": "ACTIVE_ONLY", "2": "DELETED_ONLY", "3": "ALL"}
 _CLAUSE = re.compile(
-    r"""\s*(?:attributes?\.|attr\.)?(?P<key>name|creation_time|last_update_time)\s*
+    r"""\s*(?:attributes?\.|attr\.)?(?P<key>name|creation_time|last_update_time
+    |tags\.`[^`]+`|tags\."[^"]+"|tags\.[\w.\-]+)\s*
     (?P<op>=|!=|>=|<=|>|<|(?i:not\s+like|like|ilike))\s*
     (?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?\d+)\s*""",
     re.VERBOSE,
@@ -67,7 +68,19 @@ class ExperimentRoutes:
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name = convert.required(body, "name")
-        return {"experiment_id": convert.experiment_id(self.experiments.create(name))}
+        tags = convert.key_values(body, "tags")
+        return {"experiment_id": convert.experiment_id(self.experiments.create(name, tags=tags))}
+
+    def set_tag(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        exp = self.record(convert.required(body, "experiment_id"))
+        value = convert.text(body, "value", required=False) or ""
+        self.experiments.set_tag(exp.name, convert.required(body, "key"), value)
+        return {}
+
+    def delete_tag(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        exp = self.record(convert.required(body, "experiment_id"))
+        self.experiments.delete_tag(exp.name, convert.required(body, "key"))
+        return {}
 
     def get(self, body: Mapping[str, Any]) -> dict[str, Any]:
         exp_id = convert.required(body, "experiment_id")
@@ -120,8 +133,8 @@ class ExperimentRoutes:
 
 
 def _matches(experiment: dict[str, Any], text: str | None) -> bool:
-    """Whether the experiment passes an MLflow experiment filter (name and time clauses
-    joined by AND; tags are not kept here, so a tag clause is refused)."""
+    """Whether the experiment passes an MLflow experiment filter (name, time and tag
+    clauses joined by AND; an experiment without the tag does not pass)."""
     if not text or not text.strip():
         return True
     for part in re.split(r"\s+and\s+", text.strip(), flags=re.IGNORECASE):
@@ -129,10 +142,18 @@ def _matches(experiment: dict[str, Any], text: str | None) -> bool:
         if m is None:
             raise InvalidArgumentError(
                 f"cannot search experiments by {part!r}: use name (= != LIKE ILIKE), "
-                "creation_time or last_update_time",
+                "creation_time, last_update_time or tags.<key>",
                 field="filter",
             )
-        if not _compare(experiment[m["key"]], " ".join(m["op"].upper().split()), m["value"]):
+        key = m["key"]
+        if key.startswith("tags."):
+            tags = {t["key"]: t["value"] for t in experiment["tags"]}
+            actual = tags.get(key[5:].strip('`"'))
+            if actual is None:
+                return False
+        else:
+            actual = experiment[key]
+        if not _compare(actual, " ".join(m["op"].upper().split()), m["value"]):
             return False
     return True
 

@@ -1,5 +1,6 @@
 """MLflow 3's logged models: a model an MLflow client logs (its files, params, tags, status)
-before or without registering it, and the files under it (content-addressed, like a run's).
+before or without registering it, and the files under it (content-addressed, like a run's);
+and experiments' tags (MLflow clients set them; the UI shows them).
 
 Revision ID: 0012
 Revises: 0011
@@ -42,8 +43,15 @@ def upgrade() -> None:
         sa.Column("digest", sa.String(64), nullable=False),
         sa.Column("size", sa.BigInteger, nullable=False),
     )
+    op.create_table(
+        "experiment_tags",
+        sa.Column("experiment_id", sa.Integer, sa.ForeignKey("experiments.id"), primary_key=True),
+        sa.Column("key", sa.String(250), primary_key=True),
+        sa.Column("value", sa.Text, nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("experiment_tags")
     op.drop_table("logged_model_artifacts")
     op.drop_table("logged_models")
