@@ -44,7 +44,7 @@ class FakeSource:
     def experiments(self) -> list[MlflowExperiment]:
         return [
             MlflowExperiment("0", "Default", 1_000),
-            MlflowExperiment("1", "churn", 2_000, tags={"team": "a"}),
+            MlflowExperiment("1", "churn", 2_000, tags={"team": "a", "": "refused"}),
             MlflowExperiment("2", "old", 3_000, lifecycle_stage="deleted"),
             MlflowExperiment("3", "/Users/ana/churn", 4_000),  # a name shipyard refuses
         ]
@@ -135,7 +135,8 @@ def test_runs_keep_their_ids_history_and_files(stores: Any, source: FakeSource) 
     assert Experiments(stores).get("old").lifecycle_stage == "deleted"
     assert Experiments(stores).get("churn").created_at == 2_000
     why = {(s.kind, s.what): s.why for s in summary.skipped}
-    assert "no tags" in why["experiment tags", "churn"]
+    assert Experiments(stores).get("churn").tags == {"team": "a"}
+    assert "1 to 250 characters" in why["experiment tags", "churn: "]
     assert "its runs are not imported" in why["experiments", "/Users/ana/churn"]
     from shipyard.registry import Registry
 

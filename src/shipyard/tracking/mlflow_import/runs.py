@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from shipyard.errors import ShipyardError
 from shipyard.stores.records import ArtifactRecord
 from shipyard.stores.run_imports import CopiedRun, CopiedState
+from shipyard.tracking.experiments import Experiments
 from shipyard.tracking.mlflow_import.artifacts import safe_path
 from shipyard.tracking.remote import ForeignDataset
 
@@ -42,8 +43,6 @@ class RunImport:
 
     def experiments(self) -> dict[str, str]:
         """MLflow experiment id → shipyard experiment name, each made if missing."""
-        from shipyard.tracking.experiments import Experiments
-
         names: dict[str, str] = {}
         for exp in self.source.experiments():
             name = DEFAULT[1] if exp.id == DEFAULT[0] else exp.name
@@ -65,13 +64,18 @@ class RunImport:
             self.summary.copied["experiments"] += 1
             if exp.lifecycle_stage == "deleted":
                 Experiments(self.stores).mark_deleted(name)
-            self._experiment_tags(exp)
+            self._experiment_tags(name, exp)
         return names
 
-    def _experiment_tags(self, exp: MlflowExperiment) -> None:
-        shown = {k: v for k, v in exp.tags.items() if not k.startswith("mlflow.")}
-        if shown:
-            self.summary.skip("experiment tags", exp.name, "shipyard experiments have no tags")
+    def _experiment_tags(self, name: str, exp: MlflowExperiment) -> None:
+        """Copy the experiment's tags (its note, a team…), each on its own: a refused one is
+        skipped and said so."""
+        experiments = Experiments(self.stores)
+        for key, value in exp.tags.items():
+            try:
+                experiments.set_tag(name, key, value)
+            except ShipyardError as exc:
+                self.summary.skip("experiment tags", f"{exp.name}: {key}", exc.message)
 
     def runs(self, experiments: dict[str, str]) -> None:
         done = 0
