@@ -238,7 +238,17 @@ def children(
         if where is not None:
             stmt = stmt.where(where)
         out.append(stmt.correlate(t.runs).scalar_subquery().label(label))
-    return out
+    if dialect == "postgresql":
+        return out
+    # SQLite hands JSON over as text: the three objects as one array, one parse per run
+    text = [sa.func.coalesce(col.element, _text("{}")) for col in out]
+    whole = _text("[") + text[0] + _text(",") + text[1] + _text(",") + text[2] + _text("]")
+    return [whole.label("_kids")]
+
+
+def _text(value: str) -> sa.ColumnElement[str]:
+    """A string written into the SQL text (not a bound parameter), typed so `+` is `||`."""
+    return sa.literal_column(f"'{value}'", sa.Text)
 
 
 def exact(kind: str, value: Any, dialect: str) -> Any:
@@ -301,10 +311,16 @@ def records(
         parent,
         stage,
         experiment,
-        params_json,
-        tags_json,
-        metrics_json,
+        *kids,
     ) in rows:
+        if len(kids) == 1:  # SQLite: [params, tags, metrics] as JSON text
+            params, tags, metrics = orjson.loads(kids[0])
+            # `exact` writes finite metrics as JSON numbers with a point or an exponent,
+            # which load as floats: only a NULL (NaN) or an "Inf" text needs a second look
+            if "null" in kids[0] or "Inf" in kids[0]:
+                metrics = _floats(metrics)
+        else:  # PostgreSQL: decoded by psycopg, integral values as int
+            params, tags, metrics = kids[0] or {}, kids[1] or {}, _floats(kids[2] or {})
         out.append(
             RunRecord(
                 run_id,
@@ -320,9 +336,9 @@ def records(
                 None if git_dirty is None else bool(git_dirty),  # SQLite's driver gives 0/1
                 env_digest,
                 parent,
-                _json_object(params_json) if params_json is not None else {},
-                _metrics_object(metrics_json),
-                _json_object(tags_json) if tags_json is not None else {},
+                params,
+                metrics,
+                tags,
                 tuple(datasets.get(run_id, ())),
                 tuple(artifacts.get(run_id, ())),
                 stage,
@@ -331,21 +347,5 @@ def records(
     return out
 
 
-def _json_object(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):  # psycopg decodes json itself
-        return value
-    return orjson.loads(value)  # type: ignore[no-any-return]
-
-
-def _metrics_object(value: Any) -> dict[str, float]:
-    if isinstance(value, str):
-        d = orjson.loads(value)
-        # `exact` writes finite values as JSON numbers with a decimal point or an exponent,
-        # which load as floats; only a NULL (NaN) or "Inf" text needs a second look
-        if "null" not in value and "Inf" not in value:
-            return d  # type: ignore[no-any-return]
-    else:
-        d = value or {}  # PostgreSQL: decoded by psycopg, integral values as int
-    return {k: math.nan if v is None else float(v) for k, v in d.items()}
+def _floats(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: math.nan if v is None else float(v) for k, v in metrics.items()}
