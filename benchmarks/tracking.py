@@ -15,6 +15,9 @@ Workloads (identical data on both sides):
   4. a filtered, ordered search over those runs (median of several repetitions)
   5. log + register a small scikit-learn model, set an alias, load it by alias
   6. `import shipyard` vs `import mlflow` in fresh interpreters (median of 5)
+  7. the first keyset page (100 runs) of a filtered search ordered by a metric, over 100,000
+     runs written straight into each side's database (benchmarks/seed_runs.py); shipyard's
+     median of 5, MLflow's single call (it takes minutes: see the README)
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from seed_runs import SeedRun, seed_mlflow, seed_runs, seed_shipyard
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 VENV = BENCH_DIR / ".venv-bench"
@@ -46,9 +51,17 @@ RESULT_MARKER = "BENCH_RESULT "
 SEARCH_FILTER_SHIPYARD = 'metrics.m0 > 0.5 and params.p0 = "a"'
 SEARCH_FILTER_MLFLOW = "metrics.m0 > 0.5 and params.p0 = 'a'"
 SEARCH_ORDER = ["metrics.m1 DESC"]
+PAGE_SIZE = 100
+PAGED_EXPERIMENT = "paged"
 
 # The issue's targets: minimum speed-up of shipyard over MLflow per workload.
-SPEEDUP_TARGETS = {"log_metric": 100.0, "create_runs": 20.0, "search": 10.0, "log_register": 10.0}
+SPEEDUP_TARGETS = {
+    "log_metric": 100.0,
+    "create_runs": 20.0,
+    "search": 10.0,  # the issue asks 20x: raise it once a quiet run shows it
+    "paged_search": 20.0,
+    "log_register": 10.0,
+}
 IMPORT_TARGET_S = 0.3
 
 
@@ -61,6 +74,9 @@ class Config:
     search_reps: int = 5
     load_reps: int = 3
     import_reps: int = 5
+    paged_runs: int = 100_000
+    paged_reps: int = 5
+    mlflow_paged_reps: int = 1
 
 
 def log(message: str) -> None:
@@ -176,6 +192,27 @@ class ShipyardSide:
         )
         return [r.params["p4"] for r in runs]
 
+    def seed_paged(self, runs: list[SeedRun]) -> None:
+        from shipyard.config import get_settings
+        from shipyard.stores import open_stores
+
+        stores = open_stores()  # creates and migrates the database
+        experiment_id = stores.metadata.runs.get_or_create_experiment(PAGED_EXPERIMENT)
+        db_path = Path(get_settings().resolved_db_url.removeprefix("sqlite:///"))
+        seed_shipyard(db_path, experiment_id, runs)
+
+    def paged_search(self) -> tuple[list[str], bool]:
+        from shipyard.stores import open_stores
+        from shipyard.tracking import RunQueries
+
+        runs, token = RunQueries(open_stores()).page(
+            SEARCH_FILTER_SHIPYARD,
+            experiments=PAGED_EXPERIMENT,
+            order_by=SEARCH_ORDER,
+            limit=PAGE_SIZE,
+        )
+        return [r.params["p4"] for r in runs], token is not None
+
     def log_register(self, model: Any, X: Any) -> None:
         with self.sy.start_run(experiment="models") as run:
             mv = run.log_model(model, name="bench", input_example=X[:5])
@@ -255,6 +292,20 @@ class MlflowSide:
         )
         return [r.data.params["p4"] for r in runs]
 
+    def seed_paged(self, runs: list[SeedRun]) -> None:
+        location = (self.workdir / "mlartifacts" / PAGED_EXPERIMENT).as_uri()
+        self.paged_id = self.client.create_experiment(PAGED_EXPERIMENT, artifact_location=location)
+        seed_mlflow(self.workdir / "mlflow.db", int(self.paged_id), location, runs)
+
+    def paged_search(self) -> tuple[list[str], bool]:
+        runs = self.client.search_runs(
+            [self.paged_id],
+            SEARCH_FILTER_MLFLOW,
+            order_by=SEARCH_ORDER,
+            max_results=PAGE_SIZE,
+        )
+        return [r.data.params["p4"] for r in runs], bool(runs.token)
+
     def log_register(self, model: Any, X: Any) -> None:
         self._experiment("models")
         with self.mlflow.start_run():
@@ -313,6 +364,9 @@ def run_side(name: str, workdir: Path, cfg: Config) -> dict[str, Any]:
     log(f"  [{name}] load model by alias, median of {cfg.load_reps}")
     t["load"], loaded = median_time(side.load, cfg.load_reps)
     predictions_match = bool(np.array_equal(np.asarray(loaded.predict(X)), model.predict(X)))
+    paged: tuple[list[str], bool] = ([], False)
+    if cfg.paged_runs:
+        paged = run_paged(side, cfg, t)
     return {
         "side": name,
         "version": side.version(),
@@ -320,8 +374,26 @@ def run_side(name: str, workdir: Path, cfg: Config) -> dict[str, Any]:
         "counts": {"log_metric": cfg.metrics, "log_batch": cfg.batch, "create_runs": n_runs},
         "stored": stored,
         "search_found": found,
+        "paged_found": paged[0],
+        "paged_more": paged[1],
         "predictions_match": predictions_match,
     }
+
+
+def run_paged(
+    side: ShipyardSide | MlflowSide, cfg: Config, t: dict[str, float]
+) -> tuple[list[str], bool]:
+    """Workload 7: seed `cfg.paged_runs` runs (untimed), then time the first page."""
+    name = side.name
+    runs = list(seed_runs(grid_data(cfg.paged_runs)))
+    log(f"  [{name}] writing {cfg.paged_runs:,} runs straight into its database (untimed)")
+    with stopwatch(t, "paged_seed"):
+        side.seed_paged(runs)
+    del runs
+    reps = cfg.paged_reps if name == "shipyard" else cfg.mlflow_paged_reps
+    log(f"  [{name}] first page of {PAGE_SIZE} over {cfg.paged_runs:,} runs, median of {reps}")
+    t["paged_search"], found = median_time(side.paged_search, reps)
+    return found  # type: ignore[no-any-return]
 
 
 # -- the parent: venv, subprocesses, table -------------------------------------------------------
@@ -447,6 +519,21 @@ def speedup(sy: float, ml: float, sy_n: int = 1, ml_n: int = 1) -> float:
     return (ml / ml_n) / (sy / sy_n)
 
 
+def paged_rows(cfg: Config, s: dict[str, float], m: dict[str, float]) -> list[dict[str, Any]]:
+    if not cfg.paged_runs:
+        return []
+    return [
+        {
+            "key": "paged_search",
+            "what": f"first page of {PAGE_SIZE} over {cfg.paged_runs:,} runs (s)",
+            "shipyard": s["paged_search"],
+            "mlflow": m["paged_search"],
+            "unit": "s",
+            "speedup": speedup(s["paged_search"], m["paged_search"]),
+        }
+    ]
+
+
 def build_report(cfg: Config, load_start: tuple[float, ...]) -> dict[str, Any]:
     log("import times (fresh interpreters)")
     imports = {m: import_times(m, cfg.import_reps) for m in ("shipyard", "mlflow")}
@@ -490,6 +577,7 @@ def build_report(cfg: Config, load_start: tuple[float, ...]) -> dict[str, Any]:
             "unit": "s",
             "speedup": speedup(s["search"], m["search"]),
         },
+        *paged_rows(cfg, s, m),
         {
             "key": "log_register",
             "what": "log + register sklearn model + alias (s)",
@@ -561,6 +649,7 @@ def build_report(cfg: Config, load_start: tuple[float, ...]) -> dict[str, Any]:
             "the speed-up are per run, and the search ran over different run sets."
         )
     same_runs = sy["search_found"] == ml["search_found"]
+    same_page = (sy["paged_found"], sy["paged_more"]) == (ml["paged_found"], ml["paged_more"])
     return {
         "versions": {
             "shipyard": sy["version"],
@@ -575,6 +664,9 @@ def build_report(cfg: Config, load_start: tuple[float, ...]) -> dict[str, Any]:
             "shipyard_found": len(sy["search_found"]),
             "mlflow_found": len(ml["search_found"]),
             "same_runs_same_order": same_runs,
+            "paged_shipyard_found": len(sy["paged_found"]),
+            "paged_mlflow_found": len(ml["paged_found"]),
+            "paged_same_runs_same_order": same_page,
         },
         "stored": {"shipyard": sy["stored"], "mlflow": ml["stored"]},
         "predictions_match": {
@@ -629,6 +721,12 @@ def print_table(report: dict[str, Any]) -> None:
         f"{search['mlflow_found']} runs; same runs in the same order: "
         f"{'yes' if search['same_runs_same_order'] else 'NO'}"
     )
+    if report["config"]["paged_runs"]:
+        print(
+            f"first page returned shipyard {search['paged_shipyard_found']} / mlflow "
+            f"{search['paged_mlflow_found']} runs; same runs in the same order (and both say "
+            f"more follow): {'yes' if search['paged_same_runs_same_order'] else 'NO'}"
+        )
     st = report["stored"]
     print(
         f"metric points read back (single / batch): shipyard {st['shipyard']['log_metric']} / "
@@ -658,6 +756,12 @@ def main(argv: list[str] | None = None) -> None:
         help="fewer runs for MLflow only (per-run figures are compared)",
     )
     parser.add_argument(
+        "--paged-runs",
+        type=int,
+        default=100_000,
+        help="runs in workload 7, the paged search (0: skip it)",
+    )
+    parser.add_argument(
         "--reinstall",
         action="store_true",
         help="pip install --upgrade mlflow and shipyard into the venv",
@@ -678,7 +782,9 @@ def main(argv: list[str] | None = None) -> None:
         argv_out = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--reinstall"]
         os.execv(str(VENV_PYTHON), [str(VENV_PYTHON), str(Path(__file__).resolve()), *argv_out])
 
-    cfg = Config(runs=args.runs, mlflow_runs=args.mlflow_runs or args.runs)
+    cfg = Config(
+        runs=args.runs, mlflow_runs=args.mlflow_runs or args.runs, paged_runs=args.paged_runs
+    )
     load_start = os.getloadavg()
     report = build_report(cfg, load_start)
     if args.json:

@@ -33,6 +33,61 @@ ATTRIBUTES: dict[str, sa.ColumnElement[Any]] = {
 _KEYED = {"metrics": t.latest_metrics, "params": t.params, "tags": t.run_tags}
 
 
+def _bind(name: str, value: Any, col: Any) -> sa.BindParameter[Any]:
+    """A parameter bound to `value`, typed like the column it meets (as a literal would be)."""
+    return sa.bindparam(name, value, type_=col.type)
+
+
+def search_shape(
+    experiments: Sequence[str] | None,
+    clauses: Sequence[Clause],
+    order_by: Sequence[OrderKey],
+    after: Sequence[Any] | None,
+    lifecycle: str | None,
+) -> tuple[Any, ...]:
+    """What the text of `where` + `ordered`'s statement depends on: how many experiments,
+    each clause's kind, operator, number of values and (attributes) column, each order key's
+    kind, direction and (attributes) column, which page-token values are NULL. Never the
+    values themselves, nor the keys of params, metrics and tags: those are bound."""
+    return (
+        len(experiments or ()),
+        tuple(
+            (c.kind, c.key if c.kind == "attributes" else None, c.op, len(_clause_values(c)))
+            for c in clauses
+        ),
+        tuple((k.kind, k.key if k.kind == "attributes" else None, k.descending) for k in order_by),
+        None if after is None else tuple(v is None for v in after),
+        lifecycle is not None,
+    )
+
+
+def bound_values(
+    experiments: Sequence[str] | None,
+    clauses: Sequence[Clause],
+    order_by: Sequence[OrderKey],
+    after: Sequence[Any] | None,
+    lifecycle: str | None,
+) -> dict[str, Any]:
+    """The values of the parameters `where` and `ordered` bind, by name."""
+    out: dict[str, Any] = {}
+    if lifecycle is not None:
+        out["stage"] = lifecycle
+    for i, name in enumerate(experiments or ()):
+        out[f"exp{i}"] = name
+    for i, clause in enumerate(clauses):
+        if clause.kind != "attributes":
+            out[f"c{i}k"] = clause.key
+        for j, value in enumerate(_clause_values(clause)):
+            out[f"c{i}v{j}"] = value
+    for i, key in enumerate(order_by):
+        if key.kind != "attributes":
+            out[f"o{i}k"] = key.key
+    for i, value in enumerate(after or ()):
+        if value is not None:
+            out[f"a{i}"] = value
+    return out
+
+
 def run_join() -> sa.FromClause:
     return t.runs.join(t.experiments, t.runs.c.experiment_id == t.experiments.c.id)
 
@@ -44,13 +99,20 @@ def where(
     lifecycle: str | None = "active",
 ) -> sa.Select[Any]:
     """`stmt` (over `run_join()`) narrowed to the experiments, the filter's clauses and the
-    lifecycle stage (None: any; runs an MLflow client deleted are "deleted")."""
+    lifecycle stage (None: any; runs an MLflow client deleted are "deleted"). Every value is
+    a bound parameter named as `bound_values` names it, so the statement's text depends only
+    on the search's shape (`search_shape`) and can be compiled once per shape."""
     if lifecycle is not None:
-        stmt = stmt.where(t.runs.c.lifecycle_stage == lifecycle)
+        stmt = stmt.where(
+            t.runs.c.lifecycle_stage == _bind("stage", lifecycle, t.runs.c.lifecycle_stage)
+        )
     if experiments:
-        stmt = stmt.where(t.experiments.c.name.in_(list(experiments)))
-    for clause in clauses:
-        stmt = stmt.where(_clause_to_sql(clause))
+        names = t.experiments.c.name
+        stmt = stmt.where(
+            names.in_([_bind(f"exp{i}", e, names) for i, e in enumerate(experiments)])
+        )
+    for i, clause in enumerate(clauses):
+        stmt = stmt.where(_clause_to_sql(clause, i))
     return stmt
 
 
@@ -59,34 +121,51 @@ def ordered(
 ) -> sa.Select[Any]:
     """`stmt` in the total order (the keys NULLs last, newest start_time, id), starting after
     the run whose sort values are `after` (one per key, then its start_time and id)."""
+    return ordered_by(stmt, order_by, after)[0]
+
+
+def ordered_by(
+    stmt: sa.Select[Any],
+    order_by: Sequence[OrderKey],
+    after: Sequence[Any] | None = None,
+    present_first: bool = False,
+) -> tuple[sa.Select[Any], list[tuple[sa.ColumnElement[Any], bool]]]:
+    """`ordered`, and the column and direction of each of the caller's keys. `present_first`:
+    only the runs whose first key (a param, metric or tag) is set and not NULL, which sort
+    before all others (NULLs last): joined, not outer-joined, so the planner may walk that
+    key's index in order and stop at the page's end."""
     keys: list[tuple[sa.ColumnElement[Any], bool]] = []
     for i, key in enumerate(order_by):
-        stmt, col = _order_column(stmt, key, i)
+        stmt, col = _order_column(stmt, key, i, present_first and i == 0)
         keys.append((col, key.descending))
         stmt = stmt.order_by((col.desc() if key.descending else col.asc()).nulls_last())
     stmt = stmt.order_by(t.runs.c.start_time.desc(), t.runs.c.id)
     if after is not None:
-        keys += [(t.runs.c.start_time, True), (t.runs.c.id, False)]
-        if len(after) != len(keys):
+        total = [*keys, (t.runs.c.start_time, True), (t.runs.c.id, False)]
+        if len(after) != len(total):
             raise InvalidArgumentError(
                 "page_token does not belong to this order_by; ask for the first page again",
                 field="page_token",
             )
-        stmt = stmt.where(_after(keys, after))
-    return stmt
+        stmt = stmt.where(_after(total, after))
+    return stmt, keys
 
 
 def _after(keys: Sequence[tuple[sa.ColumnElement[Any], bool]], values: Sequence[Any]) -> Any:
     """Rows sorting strictly after `values` in the order of `keys` (NULLs last)."""
     ors = []
+    bound = [
+        None if v is None else _bind(f"a{i}", v, c)
+        for i, ((c, _), v) in enumerate(zip(keys, values, strict=True))
+    ]
     for i, (col, descending) in enumerate(keys):
-        value = values[i]
+        value = bound[i]
         if value is None:
             continue  # nothing sorts after NULL in this key: only ties on it go on
         beyond = col < value if descending else col > value
         same = [
             c.is_(None) if v is None else c == v
-            for (c, _), v in zip(keys[:i], values[:i], strict=True)
+            for (c, _), v in zip(keys[:i], bound[:i], strict=True)
         ]
         ors.append(sa.and_(*same, sa.or_(beyond, col.is_(None))))
     return sa.or_(*ors) if ors else sa.false()
@@ -136,7 +215,13 @@ def column_summary(
     return out
 
 
-def _compare(col: Any, op: str, value: Any) -> sa.ColumnElement[bool]:
+def _compare(col: Any, clause: Clause, i: int) -> sa.ColumnElement[bool]:
+    """`col <op> value(s)` with the values bound as `bound_values` names them."""
+    op = clause.op
+    values = [_bind(f"c{i}v{j}", v, col) for j, v in enumerate(_clause_values(clause))]
+    value = values[0] if values else None
+    if op in ("IN", "NOT IN"):
+        return col.in_(values) if op == "IN" else col.not_in(values)  # type: ignore[no-any-return]
     if op == "=":
         return col == value  # type: ignore[no-any-return]
     if op == "!=":
@@ -152,32 +237,36 @@ def _compare(col: Any, op: str, value: Any) -> sa.ColumnElement[bool]:
     if op == "LIKE":
         return col.like(value)  # type: ignore[no-any-return]
     if op == "ILIKE":
-        return sa.func.lower(col).like(str(value).lower())
-    if op == "IN":
-        return col.in_(list(value))  # type: ignore[no-any-return]
-    if op == "NOT IN":
-        return col.not_in(list(value))  # type: ignore[no-any-return]
+        return sa.func.lower(col).like(value)
     raise InvalidArgumentError(f"unknown comparison operator {op!r}")
 
 
-def _clause_to_sql(clause: Clause) -> sa.ColumnElement[bool]:
+def _clause_values(clause: Clause) -> list[Any]:
+    if clause.op in ("IN", "NOT IN"):
+        return list(clause.value)
+    if clause.op == "ILIKE":
+        return [str(clause.value).lower()]
+    return [clause.value]
+
+
+def _clause_to_sql(clause: Clause, i: int) -> sa.ColumnElement[bool]:
     if clause.kind == "attributes":
         col = ATTRIBUTES.get(clause.key)
         if col is None:
             raise InvalidArgumentError(
                 f"unknown run attribute '{clause.key}'; known: {', '.join(sorted(ATTRIBUTES))}"
             )
-        return _compare(col, clause.op, clause.value)
+        return _compare(col, clause, i)
     table = _KEYED[clause.kind]
     return sa.exists().where(
         table.c.run_id == t.runs.c.id,
-        table.c.key == clause.key,
-        _compare(table.c.value, clause.op, clause.value),
+        table.c.key == _bind(f"c{i}k", clause.key, table.c.key),
+        _compare(table.c.value, clause, i),
     )
 
 
 def _order_column(
-    stmt: sa.Select[Any], key: OrderKey, i: int
+    stmt: sa.Select[Any], key: OrderKey, i: int, present: bool = False
 ) -> tuple[sa.Select[Any], sa.ColumnElement[Any]]:
     if key.kind == "attributes":
         col = ATTRIBUTES.get(key.key)
@@ -185,7 +274,11 @@ def _order_column(
             raise InvalidArgumentError(f"cannot order by unknown attribute '{key.key}'")
         return stmt, col
     alias = _KEYED[key.kind].alias(f"order_{i}")
-    stmt = stmt.outerjoin(alias, sa.and_(alias.c.run_id == t.runs.c.id, alias.c.key == key.key))
+    on_key = alias.c.key == _bind(f"o{i}k", key.key, alias.c.key)
+    if present:
+        stmt = stmt.join(alias, sa.and_(alias.c.run_id == t.runs.c.id, on_key))
+        return stmt.where(alias.c.value.is_not(None)), alias.c.value
+    stmt = stmt.outerjoin(alias, sa.and_(alias.c.run_id == t.runs.c.id, on_key))
     return stmt, alias.c.value
 
 
@@ -224,12 +317,3 @@ def group_summary(
             item.update(min=row[2], mean=row[3], max=row[4])
         out.append(item)
     return out
-
-
-def exact(kind: str, value: Any, dialect: str) -> Any:
-    """What to aggregate of a `kind` column in a run's JSON object. SQLite's JSON functions
-    write a REAL with 15 significant digits (0.30000000000000004 would come back 0.3): its
-    metrics go in as text of 17, which parse back exactly."""
-    if kind != "metrics" or dialect == "postgresql":
-        return value
-    return sa.case((value.is_(None), None), else_=sa.func.printf("%!.17g", value))

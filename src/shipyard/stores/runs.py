@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import sqlalchemy as sa
 
 from shipyard.errors import InvalidArgumentError, NotFoundError
-from shipyard.stores import run_search
+from shipyard.stores import run_search, run_statements
 from shipyard.stores import schema as t
 from shipyard.stores.clock import now_ms
 from shipyard.stores.database import dialect_insert
@@ -24,6 +23,7 @@ from shipyard.stores.records import (
     OrderKey,
     RunRecord,
 )
+from shipyard.stores.run_statements import SearchRequest, SearchStatements
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -50,6 +50,7 @@ class RunStore:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._upserts: dict[tuple[str, str], Any] = {}
+        self._statements: SearchStatements | None = None
 
     # -- experiments ---------------------------------------------------------------------------
 
@@ -294,18 +295,16 @@ class RunStore:
 
     def get_run(self, run_id: str) -> RunRecord:
         runs = self._load_runs(
-            sa.select(*_run_columns())
+            sa.select(*run_statements.run_columns())
             .select_from(run_search.run_join())
-            .where(t.runs.c.id == run_id),
-            with_details=True,
+            .where(t.runs.c.id == run_id)
         )
         if not runs:
             full = self.run_id_of_prefix(run_id)
             runs = self._load_runs(
-                sa.select(*_run_columns())
+                sa.select(*run_statements.run_columns())
                 .select_from(run_search.run_join())
-                .where(t.runs.c.id == full),
-                with_details=True,
+                .where(t.runs.c.id == full)
             )
             if not runs:
                 raise NotFoundError(f"run '{run_id}' not found", kind="run", name=run_id)
@@ -379,14 +378,13 @@ class RunStore:
         the previous page's last run, `run_search.sort_values`) starts a keyset page; `keys`
         and `max_keys` narrow the params, metrics and tags returned (`_children`); `lifecycle`:
         "active" (default), "deleted" or None (both)."""
-        stmt = sa.select(*_run_columns()).select_from(run_search.run_join())
-        stmt = run_search.where(stmt, experiments, clauses, lifecycle)
-        stmt = run_search.ordered(stmt, order_by, after)
-        if limit is not None:
-            stmt = stmt.limit(limit)
-        if offset:
-            stmt = stmt.offset(offset)
-        return self._load_runs(stmt, with_details=False, keys=keys, max_keys=max_keys)
+        request = SearchRequest(
+            experiments, clauses, order_by, limit, offset, after, keys, max_keys, lifecycle
+        )
+        with self._db.read() as conn:
+            if self._statements is None:
+                self._statements = SearchStatements(conn.dialect.name)
+            return run_statements.records(self._statements.rows(conn, request), {}, {})
 
     def column_summary(
         self, *, experiments: Sequence[str] | None = None, clauses: Sequence[Clause] = ()
@@ -408,103 +406,15 @@ class RunStore:
         with self._db.read() as conn:
             return run_search.group_summary(conn, experiments, clauses, by, metric, limit)
 
-    def _children(
-        self, keys: Mapping[str, Sequence[str]] | None = None, max_keys: int | None = None
-    ) -> list[sa.Label[Any]]:
-        """Params, tags and latest metrics of each run as one JSON object per run, computed by
-        the database in the same query (one round trip, one row per run, no IN lists).
-        `keys` keeps only the named keys of a kind ("params", "metrics", "tags") it names;
-        `max_keys` keeps the first keys (by name) of each kind."""
-        agg = (
-            sa.func.json_object_agg
-            if self._db.dialect == "postgresql"
-            else sa.func.json_group_object
-        )
-        out = []
-        for table, kind, label in (
-            (t.params, "params", "_params"),
-            (t.run_tags, "tags", "_tags"),
-            (t.latest_metrics, "metrics", "_metrics"),
-        ):
-            rows = sa.select(table.c.key, table.c.value).where(table.c.run_id == t.runs.c.id)
-            if keys is not None and kind in keys:
-                rows = rows.where(table.c.key.in_(list(keys[kind])))
-            if max_keys is not None:
-                rows = rows.order_by(table.c.key).limit(max_keys)
-            agg_from: sa.FromClause
-            if max_keys is None and (keys is None or kind not in keys):
-                agg_from, where = table, rows.whereclause
-                agg_call = agg(table.c.key, run_search.exact(kind, table.c.value, self._db.dialect))
-            else:
-                kept = rows.correlate(t.runs).subquery()
-                agg_from, where = kept, None
-                agg_call = agg(kept.c.key, run_search.exact(kind, kept.c.value, self._db.dialect))
-            stmt = sa.select(agg_call).select_from(agg_from)
-            if where is not None:
-                stmt = stmt.where(where)
-            out.append(stmt.correlate(t.runs).scalar_subquery().label(label))
-        return out
-
-    def _load_runs(
-        self,
-        stmt: sa.Select[Any],
-        *,
-        with_details: bool,
-        keys: Mapping[str, Sequence[str]] | None = None,
-        max_keys: int | None = None,
-    ) -> list[RunRecord]:
-        stmt = stmt.add_columns(*self._children(keys, max_keys))
+    def _load_runs(self, stmt: sa.Select[Any]) -> list[RunRecord]:
+        """The runs `stmt` (over `run_search.run_join()`) selects, with their details."""
+        stmt = stmt.add_columns(*run_statements.children(self._db.dialect))
         with self._db.read() as conn:
             rows = conn.execute(stmt).all()
             if not rows:
                 return []
-            datasets, artifacts = _details(conn, [r.id for r in rows]) if with_details else ({}, {})
-        # positional unpacking: Row attribute lookups by name cost more than the query
-        out = []
-        for (
-            run_id,
-            _exp_id,
-            name,
-            status,
-            start_time,
-            end_time,
-            error,
-            user,
-            source,
-            git_commit,
-            git_dirty,
-            env_digest,
-            parent,
-            stage,
-            experiment,
-            params_json,
-            tags_json,
-            metrics_json,
-        ) in rows:
-            out.append(
-                RunRecord(
-                    run_id,
-                    experiment,
-                    name,
-                    status,
-                    start_time,
-                    end_time,
-                    user,
-                    error,
-                    source,
-                    git_commit,
-                    git_dirty,
-                    env_digest,
-                    parent,
-                    _json_object(params_json),
-                    _metrics_object(metrics_json),
-                    _json_object(tags_json),
-                    tuple(datasets.get(run_id, ())),
-                    tuple(artifacts.get(run_id, ())),
-                    stage,
-                )
-            )
-        return out
+            datasets, artifacts = _details(conn, [r.id for r in rows])
+        return run_statements.records(rows, datasets, artifacts)
 
 
 def _details(
@@ -542,54 +452,9 @@ def _experiment_id(conn: Connection, name: str) -> int:
     return int(conn.execute(sa.select(e.id).where(e.name == name)).scalar_one())
 
 
-def _json_object(value: Any) -> dict[str, Any]:
-    if value is None:
-        return {}
-    if isinstance(value, dict):  # psycopg decodes json itself
-        return value
-    return orjson.loads(value)  # type: ignore[no-any-return]
-
-
-def _metrics_object(value: Any) -> dict[str, float]:
-    d = _json_object(value)
-    if None in d.values():  # NaN is stored as NULL
-        return {k: math.nan if v is None else float(v) for k, v in d.items()}
-    return {k: float(v) for k, v in d.items()}
-
-
 def _stored(value: float) -> float | None:
     return None if math.isnan(value) else value
 
 
 def _loaded(value: float | None) -> float:
     return math.nan if value is None else value
-
-
-def _run_columns() -> list[sa.ColumnElement[Any]]:
-    """The run columns in the order `_load_runs` unpacks them (explicit, so a new column in a
-    later migration cannot shift them)."""
-    c = t.runs.c
-    return [
-        c.id,
-        c.experiment_id,
-        c.name,
-        c.status,
-        c.start_time,
-        c.end_time,
-        c.error,
-        c.user,
-        c.source,
-        c.git_commit,
-        c.git_dirty,
-        c.environment_digest,
-        c.parent_run_id,
-        c.lifecycle_stage,
-        t.experiments.c.name.label("experiment"),
-    ]
-
-
-def _group(rows: Iterable[Any]) -> dict[str, dict[str, Any]]:
-    out: dict[str, dict[str, Any]] = {}
-    for run_id, key, value in rows:
-        out.setdefault(run_id, {})[key] = value
-    return out
