@@ -377,8 +377,7 @@ def _matches(
 
 
 def _like(text: str, pattern: str, fold: bool) -> bool:
-    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL if fold else re.DOTALL) is not None
+    return convert.like(text, pattern, fold=fold)
 
 
 def _page(body: Mapping[str, Any], items: list[Any], most: int) -> tuple[list[Any], str | None]:
