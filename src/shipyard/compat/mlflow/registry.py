@@ -184,8 +184,17 @@ class RegistryRoutes:
         model_id = convert.text(body, "model_id", required=False)
         run_id = convert.text(body, "run_id", required=False)
         tags = convert.key_values(body, "tags")
+        for key in tags:
+            _not_hidden(key)
         with tempfile.TemporaryDirectory(prefix="shipyard-mlflow-") as tmp:
-            found_run = self._fetch_source(source, model_id, Path(tmp))
+            try:
+                found_run = self._fetch_source(source, model_id, Path(tmp))
+            except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                raise InvalidArgumentError(
+                    f"the files at {source[:200]!r} do not form a directory: one path is both a "
+                    "file and a folder (e.g. 'model/x' and 'model/x/y')",
+                    field="source",
+                ) from None
             tags[SOURCE_TAG] = source
             if model_id or _MODELS_ID_URI.match(source):
                 tags[MODEL_ID_TAG] = model_id or source.split("/")[-1]
@@ -290,12 +299,12 @@ class RegistryRoutes:
     def set_version_tag(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, version = convert.required(body, "name"), _version(body)
         key, value = convert.required(body, "key"), convert.text(body, "value", required=False)
-        self.registry.set_version_tag(name, version, key, value or "")
+        self.registry.set_version_tag(name, version, _not_hidden(key), value or "")
         return {}
 
     def delete_version_tag(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, version = convert.required(body, "name"), _version(body)
-        self.registry.delete_tag(name, convert.required(body, "key"), version)
+        self.registry.delete_tag(name, _not_hidden(convert.required(body, "key")), version)
         return {}
 
     def download_uri(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -328,6 +337,18 @@ class RegistryRoutes:
 
 def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in tags.items() if k not in HIDDEN_TAGS]
+
+
+def _not_hidden(key: str) -> str:
+    """A version tag key a client may write: not one this module keeps for MLflow's version
+    fields (the stage moves only through transition-stage, which needs "admin")."""
+    if key.strip().casefold() in HIDDEN_TAGS:
+        raise InvalidArgumentError(
+            f"tag '{key}' holds a model version field (source, model id, stage) and cannot be "
+            "set by hand; use transition-stage to change the stage",
+            field="key",
+        )
+    return key
 
 
 def _version(body: Mapping[str, Any]) -> int:
