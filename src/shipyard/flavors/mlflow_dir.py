@@ -180,7 +180,13 @@ def _native_model(
         if path is not None:
             import onnx
 
-            return onnx.load(str(path)), "skops"
+            try:  # onnx refuses external data outside the directory, and garbage
+                return onnx.load(str(path)), "skops"
+            except Exception as exc:
+                raise InvalidArgumentError(
+                    f"the ONNX model cannot be read: {type(exc).__name__}: {str(exc)[:300]}",
+                    field="source",
+                ) from exc
     return None
 
 
