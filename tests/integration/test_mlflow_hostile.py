@@ -609,3 +609,26 @@ def test_a_server_killed_mid_upload_records_nothing_and_doctor_cleans(
     assert found and not stores.artifacts.stale_temp_files(0)
     for digest_file in (settings.home / "artifacts").rglob("*"):
         assert "half" not in digest_file.name
+
+
+@pytest.mark.parametrize("location", ["/etc/hostname", "../../../../../etc/hostname", "garbage"])
+def test_onnx_external_data_outside_the_directory_is_refused(
+    http: httpx.Client, location: str
+) -> None:
+    """An ONNX model whose weights are 'external data' at /etc/hostname or ../: refused with
+    MLflow's 400 (not a bare 500 the client retries), nothing of the file stored."""
+    from onnx import TensorProto, helper
+
+    weights = TensorProto(name="W", data_type=TensorProto.UINT8, dims=[5])
+    weights.data_location = TensorProto.EXTERNAL
+    weights.external_data.add(key="location", value=location)
+    x = helper.make_tensor_value_info("x", TensorProto.UINT8, [5])
+    y = helper.make_tensor_value_info("y", TensorProto.UINT8, [5])
+    node = helper.make_node("Add", ["x", "W"], ["y"])
+    graph = helper.make_graph([node], "g", [x], [y], initializer=[weights])
+    exp_id, run_id = _run(http)
+    flavors = {"onnx": {"data": "model.onnx"}}
+    _ok(_put(http, exp_id, run_id, "model/MLmodel", _mlmodel(flavors)))
+    data = helper.make_model(graph).SerializeToString() if location != "garbage" else b"\x08" * 99
+    _ok(_put(http, exp_id, run_id, "model/model.onnx", data))
+    _refused(_register(http, "external", run_id), 400)
