@@ -632,3 +632,37 @@ def test_onnx_external_data_outside_the_directory_is_refused(
     data = helper.make_model(graph).SerializeToString() if location != "garbage" else b"\x08" * 99
     _ok(_put(http, exp_id, run_id, "model/model.onnx", data))
     _refused(_register(http, "external", run_id), 400)
+
+
+def test_an_untrusted_server_never_unpickles_an_mlflow_pickle_it_serves(
+    http: httpx.Client, tmp_path: Path
+) -> None:
+    """A pickle registered through MLflow's API and deployed on an untrusted server: the
+    endpoint refuses to load it; the pickle's code never runs (registering, deploying, the
+    ONNX conversion, downloading it as an MLflow model)."""
+    import time
+
+    marker = tmp_path / "pickle-ran-in-server"
+    exp_id, run_id = _run(http)
+    flavors = {
+        "sklearn": {"pickled_model": "model.pkl", "serialization_format": "cloudpickle"},
+        "python_function": {"loader_module": "mlflow.sklearn", "model_path": "model.pkl"},
+    }
+    _ok(_put(http, exp_id, run_id, "model/MLmodel", _mlmodel(flavors, signature=SKLEARN_SIGNATURE)))
+    _ok(_put(http, exp_id, run_id, "model/model.pkl", pickle.dumps(_Evil(marker))))
+    mv = _ok(_register(http, "served", run_id))["model_version"]
+    made = http.post(
+        "/api/endpoints", json={"name": "served", "model_uri": f"models:/served/{mv['version']}"}
+    )
+    assert made.status_code in (201, 400, 403, 409, 422), made.text
+    deadline = time.monotonic() + 8
+    while time.monotonic() < deadline:
+        http.post("/endpoints/served/predict", json={"a": 0.0, "b": 0.0, "c": 0.0})
+        time.sleep(0.5)
+    answer = http.post("/endpoints/served/predict", json={"a": 0.0, "b": 0.0, "c": 0.0})
+    assert answer.status_code >= 400, answer.text
+    if made.status_code == 201:  # deployed: its load was refused, naming the pickle
+        assert answer.status_code == 503 and "pickle" in answer.text, answer.text
+    got = http.get(f"{ARTIFACTS}registry/served/{mv['version']}/model.pkl")
+    assert got.status_code == 200
+    assert not marker.exists(), "the server unpickled an untrusted model"
