@@ -491,6 +491,7 @@ def test_alias_moves_deletes_and_stages_need_admin(settings: Settings) -> None:
         alias = {"name": "guarded", "alias": "champion", "version": "2"}
         version = {"name": "guarded", "version": "1"}
         stage = {**version, "stage": "Production"}
+        renamed = {"name": "guarded", "new_name": "taken"}
         attempts = []
         for prefix in ("/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/", "/api/2.0/mlflow//"):
             for suffix in ("", "/"):
@@ -500,6 +501,7 @@ def test_alias_moves_deletes_and_stages_need_admin(settings: Settings) -> None:
                     ("DELETE", prefix + "registered-models/delete" + suffix, {"name": "guarded"}),
                     ("DELETE", prefix + "model-versions/delete" + suffix, version),
                     ("POST", prefix + "model-versions/transition-stage" + suffix, stage),
+                    ("POST", prefix + "registered-models/rename" + suffix, renamed),
                 ]
         for token in (None, keys["read"], keys["track"]):
             headers = {"authorization": f"Bearer {token}"} if token else {}
