@@ -202,11 +202,23 @@ class RegistryRoutes:
             mv = self.registry.register_mlflow_model(
                 name,
                 tmp,
-                run_id=run_id or found_run,
+                run_id=self._lineage(run_id, found_run),
                 description=convert.text(body, "description", required=False) or "",
                 tags=tags,
             )
         return {"model_version": self.version_json(mv)}
+
+    def _lineage(self, given: str | None, found: str | None) -> str | None:
+        """The version's run: the one its files came from. A `run_id` naming another run (or,
+        for a source with none, no run at all) would give the version a lineage it lacks."""
+        if given and found and given != found:
+            raise InvalidArgumentError(
+                f"run_id '{given}' is not the run the source's files come from ('{found}')",
+                field="run_id",
+            )
+        if given and not found:
+            self.runs.stage(given)  # NotFoundError when there is no such run
+        return given or found
 
     def _fetch_source(self, source: str, model_id: str | None, folder: Path) -> str | None:
         """Copy the MLflow model at `source` into `folder`; returns the run it came from."""
@@ -214,7 +226,8 @@ class RegistryRoutes:
 
         match = _MODELS_ID_URI.match(source)
         if model_id or match:
-            found = self.models.get(model_id or (match.group("id") if match else ""))
+            wanted = model_id or (match.group("id") if match else "")
+            found = self.models.get(wanted, allow_deleted=False)
             self.models.download(found.id, folder)
             return found.source_run_id
         runs = _RUNS_URI.match(source)
@@ -225,8 +238,9 @@ class RegistryRoutes:
         if proxied is not None:
             place = place_of(proxied.group("path"))
             if place.kind == "model":
-                self.models.download(place.owner, folder, place.path)
-                return self.models.get(place.owner).source_run_id
+                owner = self.models.get(place.owner, allow_deleted=False)
+                self.models.download(owner.id, folder, place.path)
+                return owner.source_run_id
             if place.kind == "run":
                 self._download_run(place.owner, place.path, folder)
                 return place.owner
