@@ -668,3 +668,32 @@ def test_an_untrusted_server_never_unpickles_an_mlflow_pickle_it_serves(
     got = http.get(f"{ARTIFACTS}registry/served/{mv['version']}/model.pkl")
     assert got.status_code == 200
     assert not marker.exists(), "the server unpickled an untrusted model"
+
+
+def test_version_lineage_and_logged_model_edges(http: httpx.Client) -> None:
+    """A version claiming a run that does not exist, one made from a deleted logged model, a
+    logged model's listing asked for '../'."""
+    exp_id, run_id = _run(http)
+    _ok(_put(http, exp_id, run_id, "model/MLmodel", _mlmodel({"custom": {}})))
+    claimed = http.post(
+        API + "model-versions/create",
+        json={"name": "lineage", "source": f"runs:/{run_id}/model", "run_id": "f" * 32},
+    )
+    assert claimed.status_code in (200, 400, 404), claimed.text
+    if claimed.status_code == 200:
+        assert claimed.json()["model_version"].get("run_id") in (run_id, None), claimed.text
+    model = _ok(http.post(API + "logged-models", json={"experiment_id": exp_id}))["model"]
+    model_id = model["info"]["model_id"]
+    base = f"{ARTIFACTS}{exp_id}/models/{model_id}/artifacts"
+    _ok(http.put(f"{base}/MLmodel", content=_mlmodel({"custom": {}})))
+    for path in ("../..", "%2e%2e/%2e%2e", "/etc"):
+        listed = http.get(
+            API + f"logged-models/{model_id}/artifacts/directories",
+            params={"artifact_directory_path": path},
+        )
+        assert listed.status_code in (400, 404) or not listed.json().get("files"), listed.text
+    _ok(http.delete(API + f"logged-models/{model_id}"))
+    late = http.post(
+        API + "model-versions/create", json={"name": "lineage", "source": f"models:/{model_id}"}
+    )
+    assert late.status_code in (400, 404), late.text
