@@ -37,6 +37,9 @@ _ZERO = {"boolean": False, "string": "", "binary": b"", "integer": 0, "long": 0}
 # an MLmodel file is a few KB; its YAML, aliases expanded, a few thousand nodes
 MAX_MLMODEL_BYTES = 1 << 20
 MAX_MLMODEL_NODES = 100_000
+# an input example larger than this is not read (parsed, it would take ~10x as much memory):
+# the signature's row stands in
+MAX_EXAMPLE_BYTES = 32 << 20
 
 
 def read_mlmodel(folder: Path) -> dict[str, Any]:
@@ -107,8 +110,8 @@ def input_example(folder: Path, mlmodel: Mapping[str, Any]) -> Any:
     info = mlmodel.get("saved_input_example_info") or {}
     info = info if isinstance(info, dict) else {}
     path = inside(folder, info.get("artifact_path"))
-    if info and path is not None:
-        doc = json.loads(path.read_text())
+    if info and path is not None and path.stat().st_size <= MAX_EXAMPLE_BYTES:
+        doc = json.loads(path.read_bytes())
         if info.get("type") == "dataframe" and isinstance(doc, dict) and "columns" in doc:
             return pd.DataFrame(doc.get("data", []), columns=doc["columns"])
         if info.get("type") == "ndarray":
@@ -141,7 +144,13 @@ def save_mlflow_dir(
     `trusted` lets a pickled model be loaded now (to describe it and convert it later)."""
     mlmodel = read_mlmodel(folder)
     flavors = mlmodel["flavors"]
-    example = input_example(folder, mlmodel)
+    try:  # the client's files: a broken example is its mistake (400), not the server's (500)
+        example = input_example(folder, mlmodel)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidArgumentError(
+            f"the model's input example or signature cannot be read: {str(exc)[:300]}",
+            field="source",
+        ) from exc
     try:
         native = _native_model(folder, flavors, trusted=trusted)
     except UntrustedModelError:  # kept as it came: it loads only when trusted
