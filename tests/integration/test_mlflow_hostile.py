@@ -697,3 +697,31 @@ def test_version_lineage_and_logged_model_edges(http: httpx.Client) -> None:
         API + "model-versions/create", json={"name": "lineage", "source": f"models:/{model_id}"}
     )
     assert late.status_code in (400, 404), late.text
+
+
+@pytest.mark.parametrize(
+    ("kind", "example"),
+    [
+        ("dataframe", b"not json"),
+        ("dataframe", b'{"columns": ["a"], "data": [[1, 2, 3]]}'),
+        ("dataframe", b'{"columns": 5, "data": 7}'),
+        ("ndarray", b'{"inputs": [[1, 2], [3]]}'),
+        ("ndarray", b'"text"'),
+        ("dataframe", b"\xff\xfe\x00"),
+    ],
+)
+def test_a_broken_input_example_answers_400_or_is_ignored(
+    http: httpx.Client, kind: str, example: bytes
+) -> None:
+    exp_id, run_id = _run(http)
+    mlmodel = _mlmodel(
+        {"custom": {}},
+        saved_input_example_info={"artifact_path": "input_example.json", "type": kind},
+        signature=SKLEARN_SIGNATURE,
+    )
+    _ok(_put(http, exp_id, run_id, "model/MLmodel", mlmodel))
+    _ok(_put(http, exp_id, run_id, "model/input_example.json", example))
+    answer = _register(http, "examples", run_id)
+    assert answer.status_code in (200, 400), answer.text
+    if answer.status_code == 400:
+        _refused(answer, 400)
