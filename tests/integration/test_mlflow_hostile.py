@@ -390,6 +390,13 @@ def test_a_source_path_that_is_a_file_and_a_directory(http: httpx.Client) -> Non
         ("runs/search", b'{"order_by": {"a": 1}}'),
         ("runs/search", b'{"experiment_ids": "0", "filter": 5}'),
         ("experiments/search", b'{"max_results": 100000000}'),
+        ("runs/search", b'{"filter": "params.`a\' OR 1=1 --` = \'x\'"}'),
+        ("runs/search", b'{"filter": "tags."x\\" OR 1=1" = \'x\'"}'),
+        ("runs/search", b'{"order_by": ["metrics.`x; DROP TABLE runs` DESC"]}'),
+        ("runs/search", b'{"order_by": ["attributes.start_time; DROP TABLE runs"]}'),
+        ("runs/search", b'{"filter": "metrics.x > 1e999999"}'),
+        ("runs/search", b'{"filter": "' + b"(" * 5000 + b'"}'),
+        ("runs/search", b'{"filter": "' + b"metrics.a > 1 AND " * 2000 + b'metrics.a > 1"}'),
         ("experiments/search", b'{"page_token": "eyJvZmZzZXQiOiB0cnVlfQ=="}'),
         ("registered-models/create", b'{"name": "../../etc"}'),
         ("registered-models/create", b'{"name": "a\\u0000b"}'),
@@ -725,3 +732,32 @@ def test_a_broken_input_example_answers_400_or_is_ignored(
     assert answer.status_code in (200, 400), answer.text
     if answer.status_code == 400:
         _refused(answer, 400)
+
+
+def test_a_client_that_hangs_up_mid_upload_leaves_nothing(
+    http: httpx.Client, settings: Settings
+) -> None:
+    """Content-Length says 50 MB, 3 MB arrive, the socket closes: no file recorded, the
+    temporary file removed at once (not left for the doctor)."""
+    import socket
+    import time
+
+    from shipyard.stores import open_stores
+
+    exp_id, run_id = _run(http)
+    host, port = http.base_url.host, http.base_url.port
+    assert port is not None
+    with socket.create_connection((host, port)) as sock:
+        head = (
+            f"PUT {ARTIFACTS}{exp_id}/{run_id}/artifacts/cut.bin HTTP/1.1\r\n"
+            f"Host: {host}:{port}\r\nContent-Length: {50 << 20}\r\n\r\n"
+        )
+        sock.sendall(head.encode())
+        for _ in range(3):
+            sock.sendall(b"c" * (1 << 20))
+    stores = open_stores(settings)
+    deadline = time.monotonic() + 10
+    while stores.artifacts.stale_temp_files(0) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not stores.artifacts.stale_temp_files(0)
+    assert _files(http, exp_id, run_id) == []
