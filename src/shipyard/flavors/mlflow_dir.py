@@ -34,22 +34,71 @@ SERVED = ("sklearn", "onnx")  # MLflow flavors shipyard runs itself
 _ZERO = {"boolean": False, "string": "", "binary": b"", "integer": 0, "long": 0}
 
 
+# an MLmodel file is a few KB; its YAML, aliases expanded, a few thousand nodes
+MAX_MLMODEL_BYTES = 1 << 20
+MAX_MLMODEL_NODES = 100_000
+# an input example larger than this is not read (parsed, it would take ~10x as much memory):
+# the signature's row stands in
+MAX_EXAMPLE_BYTES = 32 << 20
+
+
 def read_mlmodel(folder: Path) -> dict[str, Any]:
-    """The MLmodel file as a dict (InvalidArgumentError when there is none or it is not YAML)."""
+    """The MLmodel file as a dict (InvalidArgumentError when there is none, it is not YAML,
+    or it is too large once its aliases are expanded: a "billion laughs" file)."""
     import yaml
 
     path = folder / "MLmodel"
-    if not path.is_file():
+    if not path.is_file() or path.is_symlink():
         raise InvalidArgumentError(
             "this is not an MLflow model directory: it has no MLmodel file", field="source"
+        )
+    if path.stat().st_size > MAX_MLMODEL_BYTES:
+        raise InvalidArgumentError(
+            f"the MLmodel file is larger than {MAX_MLMODEL_BYTES} bytes", field="source"
         )
     try:
         doc = yaml.safe_load(path.read_text())
     except (yaml.YAMLError, UnicodeDecodeError) as exc:
         raise InvalidArgumentError(f"the MLmodel file is not YAML: {exc}", field="source") from exc
+    _check_size(doc)
     if not isinstance(doc, dict) or not isinstance(doc.get("flavors"), dict):
         raise InvalidArgumentError("the MLmodel file names no flavors", field="source")
     return doc
+
+
+def _check_size(doc: Any) -> None:
+    """Refuse a document of more than MAX_MLMODEL_NODES values counted as a reader walks
+    them (an alias counts each time it is used), stopping as soon as it is over."""
+    stack, seen = [doc], 0
+    while stack:
+        node = stack.pop()
+        seen += 1
+        if seen > MAX_MLMODEL_NODES:
+            raise InvalidArgumentError(
+                f"the MLmodel file holds more than {MAX_MLMODEL_NODES} values once its YAML "
+                "aliases are expanded",
+                field="source",
+            )
+        if isinstance(node, dict):
+            stack.extend(node.keys())
+            stack.extend(node.values())
+        elif isinstance(node, list | tuple):
+            stack.extend(node)
+
+
+def inside(folder: Path, name: Any) -> Path | None:
+    """The regular file `name` (as an MLmodel names it) inside `folder`, else None: an
+    absolute path, "..", or a symlink never reach outside the model directory."""
+    import os
+
+    text = str(name or "")
+    if not text or "\x00" in text:
+        return None
+    root = os.path.realpath(folder)
+    path = os.path.realpath(os.path.join(root, text))
+    if os.path.commonpath([root, path]) != root or path == root or not os.path.isfile(path):
+        return None
+    return Path(path)
 
 
 def input_example(folder: Path, mlmodel: Mapping[str, Any]) -> Any:
@@ -59,9 +108,10 @@ def input_example(folder: Path, mlmodel: Mapping[str, Any]) -> Any:
     import pandas as pd
 
     info = mlmodel.get("saved_input_example_info") or {}
-    path = folder / str(info.get("artifact_path", ""))
-    if info and path.is_file():
-        doc = json.loads(path.read_text())
+    info = info if isinstance(info, dict) else {}
+    path = inside(folder, info.get("artifact_path"))
+    if info and path is not None and path.stat().st_size <= MAX_EXAMPLE_BYTES:
+        doc = json.loads(path.read_bytes())
         if info.get("type") == "dataframe" and isinstance(doc, dict) and "columns" in doc:
             return pd.DataFrame(doc.get("data", []), columns=doc["columns"])
         if info.get("type") == "ndarray":
@@ -94,7 +144,13 @@ def save_mlflow_dir(
     `trusted` lets a pickled model be loaded now (to describe it and convert it later)."""
     mlmodel = read_mlmodel(folder)
     flavors = mlmodel["flavors"]
-    example = input_example(folder, mlmodel)
+    try:  # the client's files: a broken example is its mistake (400), not the server's (500)
+        example = input_example(folder, mlmodel)
+    except (ValueError, TypeError, KeyError, AttributeError) as exc:
+        raise InvalidArgumentError(
+            f"the model's input example or signature cannot be read: {str(exc)[:300]}",
+            field="source",
+        ) from exc
     try:
         native = _native_model(folder, flavors, trusted=trusted)
     except UntrustedModelError:  # kept as it came: it loads only when trusted
@@ -117,23 +173,29 @@ def _native_model(
     """(the model, how shipyard saves it) for what shipyard loads safely, else None."""
     sk = flavors.get("sklearn")
     if isinstance(sk, dict):
-        path = folder / str(sk.get("pickled_model", ""))
-        if sk.get("serialization_format") == "skops" and path.is_file():
+        path = inside(folder, sk.get("pickled_model"))
+        if sk.get("serialization_format") == "skops" and path is not None:
             from shipyard.flavors.sklearn import load_skops
 
             return load_skops(path, trusted=trusted), "skops"
-        if trusted and path.is_file():
+        if trusted and path is not None:
             from shipyard.flavors.sklearn import load_pickle
 
             return load_pickle(path, trusted=True), "pickle"
         return None
     onnx_flavor = flavors.get("onnx")
     if isinstance(onnx_flavor, dict):
-        path = folder / str(onnx_flavor.get("data", "model.onnx"))
-        if path.is_file():
+        path = inside(folder, onnx_flavor.get("data", "model.onnx"))
+        if path is not None:
             import onnx
 
-            return onnx.load(str(path)), "skops"
+            try:  # onnx refuses external data outside the directory, and garbage
+                return onnx.load(str(path)), "skops"
+            except Exception as exc:
+                raise InvalidArgumentError(
+                    f"the ONNX model cannot be read: {type(exc).__name__}: {str(exc)[:300]}",
+                    field="source",
+                ) from exc
     return None
 
 
@@ -161,7 +223,7 @@ def _recorded(
     from shipyard.flavors.signature import Signature, infer_signature
 
     sk = flavors.get("sklearn")
-    pickled = isinstance(sk, dict) and (folder / str(sk.get("pickled_model", ""))).is_file()
+    model_file = inside(folder, sk.get("pickled_model")) if isinstance(sk, dict) else None
     signature = infer_signature(example) if example is not None else Signature(())
     manifest: dict[str, Any] = {
         "format": 1,
@@ -170,9 +232,8 @@ def _recorded(
         "python": str((flavors.get("python_function") or {}).get("python_version", "")),
         "files": {},
     }
-    if pickled and example is not None:
+    if model_file is not None and example is not None:
         assert isinstance(sk, dict)
-        model_file = folder / str(sk["pickled_model"])
         skops = sk.get("serialization_format") == "skops"
         name = "model.skops" if skops else "model.joblib"
         manifest["files"][name] = artifacts.put_file(model_file)[0]

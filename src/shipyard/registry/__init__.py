@@ -159,6 +159,9 @@ class Registry:
         scikit-learn and ONNX models run as shipyard's own; a pickle loads only if trusted)."""
         from shipyard.flavors.mlflow_dir import save_mlflow_dir
 
+        for key, value in (tags or {}).items():  # a remote caller's: no approval_*, no monitoring
+            _check_tag_key(key, version_tag=True)
+            _check_text(value, "value")
         saved = save_mlflow_dir(Path(folder), self.stores.artifacts, trusted=trusted)
         return self.record_saved(name, saved, run_id=run_id, description=description, tags=tags)
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from shipyard.errors import NotFoundError
+from shipyard.errors import ConflictError, NotFoundError
 from shipyard.stores.artifacts import clean_path
 
 # the records this capability takes and returns (the edges import them from here)
@@ -112,9 +112,10 @@ class LoggedModels:
     @contextmanager
     def upload(self, model_id: str, path: str) -> Iterator[ArtifactWriter]:
         """A writer for one file of the model: stored and recorded when the block ends
-        without an error, discarded otherwise."""
+        without an error, discarded otherwise. A deleted model refuses it."""
         path = clean_path(path)
-        self._store.get(model_id)
+        if self._store.get(model_id).lifecycle_stage != "active":
+            raise ConflictError(f"logged model '{model_id}' is deleted: it takes no more files")
         with self.stores.artifacts.writer() as out:
             yield out
             digest, size = out.commit()

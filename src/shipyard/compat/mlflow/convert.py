@@ -257,3 +257,30 @@ def read_offset(token: str | None) -> int:
     except (binascii.Error, ValueError, KeyError, TypeError):
         raise InvalidArgumentError("invalid page_token", field="page_token") from None
     return offset
+
+
+def like(text: str, pattern: str, *, fold: bool = False) -> bool:
+    """SQL's LIKE ('%': any run of characters, '_': one), ILIKE with `fold`, in time linear in
+    the pattern's pieces: each piece between '%'s is found leftmost in turn, never by
+    backtracking (a filter of many '%' must not hold a worker, and the GIL, for hours)."""
+    import re
+
+    flags = re.DOTALL | (re.IGNORECASE if fold else 0)
+    pieces = pattern.split("%")
+    compiled = [
+        re.compile("".join("." if ch == "_" else re.escape(ch) for ch in piece), flags)
+        for piece in pieces
+    ]
+    if len(pieces) == 1:
+        return compiled[0].fullmatch(text) is not None
+    head = compiled[0].match(text)
+    if head is None:
+        return False
+    position = head.end()
+    for piece in compiled[1:-1]:
+        found = piece.search(text, position)
+        if found is None:
+            return False
+        position = found.end()
+    start = len(text) - len(pieces[-1])  # a piece matches as many characters as it has
+    return start >= position and compiled[-1].fullmatch(text, start) is not None

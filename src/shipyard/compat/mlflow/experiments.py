@@ -166,8 +166,7 @@ def _compare(actual: Any, op: str, raw: str) -> bool:
     if isinstance(actual, int) != isinstance(value, int):
         raise InvalidArgumentError(f"wrong type of value {raw} for {op}", field="filter")
     if op in ("LIKE", "ILIKE", "NOT LIKE"):
-        pattern = re.escape(value).replace("%", ".*").replace("_", ".")
-        hit = re.fullmatch(pattern, actual, re.IGNORECASE if op == "ILIKE" else 0) is not None
+        hit = convert.like(actual, value, fold=op == "ILIKE")
         return hit if op != "NOT LIKE" else not hit
     ops = {
         "=": actual == value,

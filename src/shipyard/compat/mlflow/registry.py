@@ -184,8 +184,17 @@ class RegistryRoutes:
         model_id = convert.text(body, "model_id", required=False)
         run_id = convert.text(body, "run_id", required=False)
         tags = convert.key_values(body, "tags")
+        for key in tags:
+            _not_hidden(key)
         with tempfile.TemporaryDirectory(prefix="shipyard-mlflow-") as tmp:
-            found_run = self._fetch_source(source, model_id, Path(tmp))
+            try:
+                found_run = self._fetch_source(source, model_id, Path(tmp))
+            except (FileExistsError, NotADirectoryError, IsADirectoryError):
+                raise InvalidArgumentError(
+                    f"the files at {source[:200]!r} do not form a directory: one path is both a "
+                    "file and a folder (e.g. 'model/x' and 'model/x/y')",
+                    field="source",
+                ) from None
             tags[SOURCE_TAG] = source
             if model_id or _MODELS_ID_URI.match(source):
                 tags[MODEL_ID_TAG] = model_id or source.split("/")[-1]
@@ -193,11 +202,23 @@ class RegistryRoutes:
             mv = self.registry.register_mlflow_model(
                 name,
                 tmp,
-                run_id=run_id or found_run,
+                run_id=self._lineage(run_id, found_run),
                 description=convert.text(body, "description", required=False) or "",
                 tags=tags,
             )
         return {"model_version": self.version_json(mv)}
+
+    def _lineage(self, given: str | None, found: str | None) -> str | None:
+        """The version's run: the one its files came from. A `run_id` naming another run (or,
+        for a source with none, no run at all) would give the version a lineage it lacks."""
+        if given and found and given != found:
+            raise InvalidArgumentError(
+                f"run_id '{given}' is not the run the source's files come from ('{found}')",
+                field="run_id",
+            )
+        if given and not found:
+            self.runs.stage(given)  # NotFoundError when there is no such run
+        return given or found
 
     def _fetch_source(self, source: str, model_id: str | None, folder: Path) -> str | None:
         """Copy the MLflow model at `source` into `folder`; returns the run it came from."""
@@ -205,7 +226,8 @@ class RegistryRoutes:
 
         match = _MODELS_ID_URI.match(source)
         if model_id or match:
-            found = self.models.get(model_id or (match.group("id") if match else ""))
+            wanted = model_id or (match.group("id") if match else "")
+            found = self.models.get(wanted, allow_deleted=False)
             self.models.download(found.id, folder)
             return found.source_run_id
         runs = _RUNS_URI.match(source)
@@ -216,8 +238,9 @@ class RegistryRoutes:
         if proxied is not None:
             place = place_of(proxied.group("path"))
             if place.kind == "model":
-                self.models.download(place.owner, folder, place.path)
-                return self.models.get(place.owner).source_run_id
+                owner = self.models.get(place.owner, allow_deleted=False)
+                self.models.download(owner.id, folder, place.path)
+                return owner.source_run_id
             if place.kind == "run":
                 self._download_run(place.owner, place.path, folder)
                 return place.owner
@@ -290,12 +313,12 @@ class RegistryRoutes:
     def set_version_tag(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, version = convert.required(body, "name"), _version(body)
         key, value = convert.required(body, "key"), convert.text(body, "value", required=False)
-        self.registry.set_version_tag(name, version, key, value or "")
+        self.registry.set_version_tag(name, version, _not_hidden(key), value or "")
         return {}
 
     def delete_version_tag(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, version = convert.required(body, "name"), _version(body)
-        self.registry.delete_tag(name, convert.required(body, "key"), version)
+        self.registry.delete_tag(name, _not_hidden(convert.required(body, "key")), version)
         return {}
 
     def download_uri(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -328,6 +351,18 @@ class RegistryRoutes:
 
 def _tags(tags: Mapping[str, str]) -> list[dict[str, str]]:
     return [{"key": k, "value": v} for k, v in tags.items() if k not in HIDDEN_TAGS]
+
+
+def _not_hidden(key: str) -> str:
+    """A version tag key a client may write: not one this module keeps for MLflow's version
+    fields (the stage moves only through transition-stage, which needs "admin")."""
+    if key.strip().casefold() in HIDDEN_TAGS:
+        raise InvalidArgumentError(
+            f"tag '{key}' holds a model version field (source, model id, stage) and cannot be "
+            "set by hand; use transition-stage to change the stage",
+            field="key",
+        )
+    return key
 
 
 def _version(body: Mapping[str, Any]) -> int:
@@ -377,8 +412,7 @@ def _matches(
 
 
 def _like(text: str, pattern: str, fold: bool) -> bool:
-    regex = "".join(".*" if ch == "%" else "." if ch == "_" else re.escape(ch) for ch in pattern)
-    return re.fullmatch(regex, text, re.IGNORECASE | re.DOTALL if fold else re.DOTALL) is not None
+    return convert.like(text, pattern, fold=fold)
 
 
 def _page(body: Mapping[str, Any], items: list[Any], most: int) -> tuple[list[Any], str | None]:
