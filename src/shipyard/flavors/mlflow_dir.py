@@ -259,6 +259,13 @@ def _with_directory(
     a manifest's digest covers every file it names)."""
     flavor, _, signature, manifest = saved
     sizes = {}
+    links = sorted(p.name for p in folder.rglob("*") if p.is_symlink())
+    if links:  # a link may point anywhere on this machine: never followed
+        raise InvalidArgumentError(
+            f"the model directory holds symbolic links ({', '.join(links[:5])}); copy the files "
+            "themselves",
+            field="source",
+        )
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
         relative = path.relative_to(folder).as_posix()
         manifest["files"][PREFIX + relative], sizes[relative] = artifacts.put_file(path)

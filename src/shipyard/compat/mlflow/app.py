@@ -16,6 +16,7 @@ Auth is the server's (routes.required_scope: reads need "read", tracking and reg
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -43,6 +44,7 @@ if TYPE_CHECKING:
 
     from shipyard.stores import Stores
 
+log = logging.getLogger("shipyard.compat.mlflow")
 PREFIXES: Final = ("/api/2.0/mlflow", "/ajax-api/2.0/mlflow")
 # MLflow 3's newer routes (server-info, traces, logged models…): none answered yet
 PREFIXES_3: Final = ("/api/3.0/mlflow", "/ajax-api/3.0/mlflow")
@@ -233,6 +235,9 @@ class MlflowApi:
             status, code = error_code(exc)
             message = exc.to_dict()["error"] if isinstance(exc, StoreError) else exc.message
             return error_response(status, code, message)
+        except Exception:  # a bug: MLflow's shape still, the details in the server's log
+            log.exception("MLflow API %s %s failed", request.method, request.url.path)
+            return error_response(500, "INTERNAL_ERROR", "the server failed; see its log")
         return json_response(answer)
 
 

@@ -225,8 +225,16 @@ class RegistryRoutes:
         from shipyard.compat.mlflow.artifacts import place_of
 
         match = _MODELS_ID_URI.match(source)
-        if model_id or match:
-            wanted = model_id or (match.group("id") if match else "")
+        if match and model_id and model_id != match.group("id"):
+            raise InvalidArgumentError(
+                f"source names the logged model {match.group('id')} but model_id says "
+                f"{model_id}: give one, or the same in both",
+                field="model_id",
+            )
+        if model_id:  # the model the version links to must exist, wherever its files come from
+            self.models.get(model_id, allow_deleted=False)
+        if match or (model_id and not _RUNS_URI.match(source) and not _PROXY_URI.match(source)):
+            wanted = match.group("id") if match else str(model_id)
             found = self.models.get(wanted, allow_deleted=False)
             self.models.download(found.id, folder)
             return found.source_run_id
