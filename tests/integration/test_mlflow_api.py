@@ -223,3 +223,16 @@ def test_2345_runs_come_in_3_pages_without_duplicate_or_gap_while_runs_are_added
         if not token:
             break
     assert pages == 3 and len(seen) == len(set(seen)) == 2345 and set(seen) == made
+
+
+def test_a_model_linked_metric_is_not_logged_twice(client: httpx.Client) -> None:
+    """MLflow 3's log_model re-logs a step's metrics with the model's id: the run's history
+    keeps each point once (as MLflow does); a new point with a model id is still logged."""
+    exp_id = client.post("experiments/create", json={"name": "linked"}).json()["experiment_id"]
+    run_id = _run(client, exp_id, "r", 0.5)
+    same = {"key": "r2", "value": 0.5, "timestamp": 1, "step": 0, "model_id": "m-1"}
+    new = {"key": "r2", "value": 0.7, "timestamp": 2, "step": 1, "model_id": "m-1"}
+    body = {"run_id": run_id, "metrics": [same, new]}
+    assert client.post("runs/log-batch", json=body).json() == {}
+    history = client.get("metrics/get-history", params={"run_id": run_id, "metric_key": "r2"})
+    assert [(m["step"], m["value"]) for m in history.json()["metrics"]] == [(0, 0.5), (1, 0.7)]

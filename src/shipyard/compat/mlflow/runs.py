@@ -154,7 +154,7 @@ class RunRoutes:
         raw = body.get("metrics") or []
         if not isinstance(raw, list):
             raise InvalidArgumentError("'metrics' must be a list", field="metrics")
-        metrics = [_metric(m) for m in raw]
+        metrics = self._new_points(run_id, raw)
         params = convert.key_values(body, "params")
         tags = convert.key_values(body, "tags")
         for what, items, most in (
@@ -172,6 +172,25 @@ class RunRoutes:
         if name:
             self.runs.update(run_id, name=name)
         return {}
+
+    def _new_points(self, run_id: str, raw: list[Any]) -> list[MetricPoint]:
+        """The batch's metric points, less those that link points the run already has to a
+        logged model (MLflow 3's log_model re-logs a step's metrics with its model_id; MLflow
+        keeps a point once, so a run's history does not grow)."""
+        points = [_metric(m) for m in raw]
+        linked = {p.key for m, p in zip(raw, points, strict=True) if m.get("model_id")}
+        if not linked:
+            return points
+        have = {
+            (p.key, p.step, p.timestamp, p.value)
+            for key in linked
+            for p in self.queries.metric_history(run_id, key)
+        }
+        return [
+            p
+            for m, p in zip(raw, points, strict=True)
+            if not (m.get("model_id") and (p.key, p.step, p.timestamp, p.value) in have)
+        ]
 
     def log_inputs(self, body: Mapping[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body)
