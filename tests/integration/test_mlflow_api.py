@@ -236,3 +236,32 @@ def test_a_model_linked_metric_is_not_logged_twice(client: httpx.Client) -> None
     assert client.post("runs/log-batch", json=body).json() == {}
     history = client.get("metrics/get-history", params={"run_id": run_id, "metric_key": "r2"})
     assert [(m["step"], m["value"]) for m in history.json()["metrics"]] == [(0, 0.5), (1, 0.7)]
+
+
+def test_mlflow_2_log_model_records_the_run_s_model_history(client: httpx.Client) -> None:
+    """MLflow 2's log_model posts runs/log-model: kept in the run's mlflow.log-model.history
+    tag, one entry per model, as MLflow's server does."""
+    import json
+
+    exp_id = client.post("experiments/create", json={"name": "models"}).json()["experiment_id"]
+    run_id = _run(client, exp_id, "r", 0.5)
+    for path in ("model", "other"):
+        model = {
+            "run_id": run_id,
+            "artifact_path": path,
+            "utc_time_created": "2026-12-07 23:00:00.000000",
+            "flavors": {"sklearn": {"sklearn_version": "1.7.2", "config": {"x": 1}}},
+            "signature": {"inputs": "[]"},
+        }
+        body = {"run_id": run_id, "model_json": json.dumps(model)}
+        assert client.post("runs/log-model", json=body).json() == {}
+    run = client.get("runs/get", params={"run_id": run_id}).json()["run"]
+    tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
+    history = json.loads(tags["mlflow.log-model.history"])
+    assert [h["artifact_path"] for h in history] == ["model", "other"]
+    assert history[0]["flavors"] == {"sklearn": {"sklearn_version": "1.7.2"}}
+    assert "signature" not in history[0]
+    bad = {"run_id": run_id, "model_json": json.dumps({"run_id": run_id})}
+    assert "artifact_path" in _error(
+        client.post("runs/log-model", json=bad), 400, "INVALID_PARAMETER_VALUE"
+    )

@@ -65,6 +65,7 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "runs/set-tag"): ("runs", "set_tag"),
     ("POST", "runs/delete-tag"): ("runs", "delete_tag"),
     ("POST", "runs/log-inputs"): ("runs", "log_inputs"),
+    ("POST", "runs/log-model"): ("runs", "log_model"),
     ("GET", "metrics/get-history"): ("runs", "metric_history"),
     ("POST", "runs/outputs"): ("logged_models", "log_outputs"),
     # MLflow 3's logged models ({…}: a path parameter, handed over as a field)

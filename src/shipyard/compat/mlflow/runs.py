@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from shipyard.tracking.remote import RunRecord
 
 RUN_NAME_TAG = "mlflow.runName"
+# MLflow 2's log_model records each model logged to a run in this tag (a JSON list)
+LOGGED_MODELS_TAG = "mlflow.log-model.history"
 MAX_RUNS_PAGE = 50_000
 DEFAULT_RUNS_PAGE = 1000
 # MLflow's limits on one log-batch request
@@ -191,6 +193,37 @@ class RunRoutes:
             for m, p in zip(raw, points, strict=True)
             if not (m.get("model_id") and (p.key, p.step, p.timestamp, p.value) in have)
         ]
+
+    def log_model(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """MLflow 2's record of a model logged to the run (its files go through the artifact
+        proxy): appended to the run's mlflow.log-model.history tag, as MLflow's server does."""
+        import json
+
+        run_id, text = _run_id(body), convert.required(body, "model_json")
+        try:
+            model = json.loads(text)
+        except ValueError:
+            raise InvalidArgumentError("model_json is not valid JSON", field="model_json") from None
+        missing = {"artifact_path", "flavors", "utc_time_created", "run_id"} - set(
+            model if isinstance(model, dict) else ()
+        )
+        if missing or not isinstance(model["flavors"], dict):
+            raise InvalidArgumentError(
+                f"Model json is missing mandatory fields: {sorted(missing or {'flavors'})}",
+                field="model_json",
+            )
+        kept = ("run_id", "utc_time_created", "artifact_path", "model_uuid")
+        entry = {k: v for k, v in model.items() if k in kept}
+        entry["flavors"] = {
+            name: {k: v for k, v in conf.items() if k != "config"}
+            if isinstance(conf, dict)
+            else conf
+            for name, conf in model["flavors"].items()
+        }
+        previous = self.queries.get(run_id).tags.get(LOGGED_MODELS_TAG)
+        history = json.loads(previous) if previous else []
+        self.runs.log(run_id, tags={LOGGED_MODELS_TAG: json.dumps([*history, entry])})
+        return {}
 
     def log_inputs(self, body: Mapping[str, Any]) -> dict[str, Any]:
         run_id = _run_id(body)
