@@ -23,8 +23,14 @@ import pytest
 from shipyard.config import Settings
 from shipyard.serving.http import BackgroundServer
 
-# one worker runs them all (pytest -n): the client venvs are built once, side by side
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.xdist_group("mlflow-clients")]
+# one worker runs them all (pytest -n): the client venvs are built once, side by side; the
+# first test waits for its client's build (minutes on a cold cache), hence the longer timeout
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("mlflow-clients"),
+    pytest.mark.timeout(900),
+]
 
 # the clients a team may still run: the last 2.x lines teams pinned (2.16, the newest 2.22
 # patch), the first 3.x and the newest 3.x pip offered when this was written
@@ -44,21 +50,21 @@ def _cache_dir() -> Path:
 
 class ClientVenvs:
     """One virtualenv per mlflow version under the cache dir, reused while it exists; the
-    missing ones are built at once (pip installs in parallel), each awaited when asked for."""
+    missing ones are built side by side (a thread each), each awaited when asked for."""
 
     def __init__(self, versions: set[str]) -> None:
-        self.building: dict[str, tuple[subprocess.Popen[bytes], Path, Any, float]] = {}
-        for version in sorted(versions):
-            if not self.venv(version).joinpath("bin", "python").exists():
-                self._start(version)
+        from concurrent.futures import ThreadPoolExecutor
+
+        missing = sorted(v for v in versions if not self.venv(v).joinpath("bin", "python").exists())
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(missing)))
+        self.building = {v: self.pool.submit(self._build, v) for v in missing}
 
     @staticmethod
     def venv(version: str) -> Path:
         return _cache_dir() / f"mlflow-{version}-onnx"
 
-    def _start(self, version: str) -> None:
-        import tempfile
-
+    def _build(self, version: str) -> str | None:
+        """Make the venv (whole or not at all); returns why pip could not, or None."""
         started = time.perf_counter()
         venv = self.venv(version)
         building = venv.with_name(f"{venv.name}.tmp-{os.getpid()}")
@@ -66,30 +72,36 @@ class ClientVenvs:
         building.parent.mkdir(parents=True, exist_ok=True)
         base = getattr(sys, "_base_executable", sys.executable)
         subprocess.run([base, "-m", "venv", str(building)], check=True)
-        # pip's output, read if it fails; open until pip ends (closed with the object)
-        log = tempfile.TemporaryFile()  # noqa: SIM115
-        command = [str(building / "bin" / "python"), "-m", "pip", "install", "-q"]
-        pip = subprocess.Popen(
-            [*command, f"mlflow=={version}", *CLIENT_EXTRAS], stdout=log, stderr=log
+        pip = subprocess.run(
+            [
+                str(building / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                f"mlflow=={version}",
+                *CLIENT_EXTRAS,
+            ],
+            capture_output=True,
+            text=True,
         )
-        self.building[version] = (pip, building, log, started)
+        if pip.returncode != 0:
+            shutil.rmtree(building, ignore_errors=True)
+            return " | ".join(pip.stderr.strip().splitlines()[-3:])
+        try:
+            building.rename(venv)  # a half-made venv is never reused
+        except OSError:  # another session made it meanwhile
+            shutil.rmtree(building, ignore_errors=True)
+        print(f"mlflow {version} venv: {time.perf_counter() - started:.0f} s")
+        return None
 
     def python(self, version: str) -> Path:
         """The venv's Python (skipped with pip's reason when pip could not install it)."""
-        venv = self.venv(version)
         if version in self.building:
-            pip, building, log, started = self.building.pop(version)
-            if pip.wait() != 0:
-                shutil.rmtree(building, ignore_errors=True)
-                log.seek(0)
-                tail = " | ".join(log.read().decode(errors="replace").strip().splitlines()[-3:])
-                pytest.skip(f"pip could not install mlflow=={version}: {tail}")
-            try:
-                building.rename(venv)  # whole or not at all: a half-made venv is never reused
-            except OSError:  # another session made it meanwhile
-                shutil.rmtree(building, ignore_errors=True)
-            print(f"mlflow {version} venv: {time.perf_counter() - started:.0f} s")
-        return venv / "bin" / "python"
+            failed = self.building[version].result()
+            if failed is not None:
+                pytest.skip(f"pip could not install mlflow=={version}: {failed}")
+        return self.venv(version) / "bin" / "python"
 
 
 @pytest.fixture(scope="session")
