@@ -322,9 +322,9 @@ def test_every_mlflow_client_trains_registers_and_loads(
     mlflow_version: str, mlflow_venvs: ClientVenvs, settings: Settings, tmp_path: Path
 ) -> None:
     """The same MLflow 2 team script on each client: params, step metrics, a file and the
-    dataset logged; two versions registered by log_model; the champion aliased; a filtered
-    search paged; the champion loaded by alias and by version predicts as the trained model,
-    and shipyard's own API sees all of it (a pickled model loads there only trusted)."""
+    dataset logged; two versions registered by log_model; the champion aliased, the other
+    staged; a filtered search paged; the champion loaded by alias and by version predicts as
+    the trained model, and shipyard's own API sees all of it (a pickle loads only trusted)."""
     from shipyard.access import ApiKeys
     from shipyard.stores import open_stores
 
@@ -392,6 +392,7 @@ def _check_churn_models(stores: Any, seen: dict[str, Any]) -> None:
     assert seen["champion"] == ["1", ids[1], "READY"]
     assert seen["by_alias"] == seen["by_version"] == seen["expected"]
     assert seen["version_2"] == seen["expected_2"] != seen["expected"]
+    assert seen["staging"] == seen["expected_2"]  # models:/churn/Staging: get-latest-versions
     reg = Registry(stores)
     mv = reg.resolve("models:/churn@champion")
     assert (mv.version, mv.flavor, mv.run_id) == (1, "sklearn", ids[1])

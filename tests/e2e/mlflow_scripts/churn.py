@@ -63,6 +63,9 @@ while True:
 by_alias = mlflow.pyfunc.load_model("models:/churn@champion")
 by_version = mlflow.pyfunc.load_model("models:/churn/1")
 second = mlflow.pyfunc.load_model("models:/churn/2")
+# the stages MLflow 2 teams used before aliases (deprecated in 3.x, still answered)
+client.transition_model_version_stage("churn", "2", "Staging")
+staging = mlflow.pyfunc.load_model("models:/churn/Staging")
 first = client.get_run(runs[0]["id"])
 champion = client.get_model_version_by_alias("churn", "champion")
 print(
@@ -78,6 +81,7 @@ print(
             "by_alias": by_alias.predict(X).tolist(),
             "by_version": by_version.predict(X).tolist(),
             "version_2": second.predict(X).tolist(),
+            "staging": staging.predict(X).tolist(),
             "champion": [champion.version, champion.run_id, champion.status],
             "history": [
                 [m.step, m.value] for m in client.get_metric_history(runs[0]["id"], "loss")
