@@ -2,8 +2,9 @@
 against `shipyard server` on a loopback port: what it logs is what shipyard's own Python API
 sees, and what it searches and reads back is what it wrote.
 
-The client's virtualenv is made once per machine (CI: once per run) under
-$SHIPYARD_TEST_CACHE or ~/.cache/shipyard-tests, and reused while it exists."""
+Each client version has its own virtualenv, made once per machine (CI: once per run) under
+$SHIPYARD_TEST_CACHE or ~/.cache/shipyard-tests and reused while it exists; the missing ones
+the selected tests need are installed side by side when the first of them runs."""
 
 from __future__ import annotations
 
@@ -22,13 +23,24 @@ import pytest
 from shipyard.config import Settings
 from shipyard.serving.http import BackgroundServer
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+# one worker runs them all (pytest -n): the client venvs are built once, side by side; the
+# first test waits for its client's build (minutes on a cold cache), hence the longer timeout
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.xdist_group("mlflow-clients"),
+    pytest.mark.timeout(900),
+]
 
-MLFLOW_VERSION = "3.18.0"  # the newest 3.x pip offered when this was written
+# the clients a team may still run: the last 2.x lines teams pinned (2.16, the newest 2.22
+# patch), the first 3.x and the newest 3.x pip offered when this was written
+MLFLOW_VERSIONS = ("2.16.2", "2.22.5", "3.0.1", "3.18.0")
+MLFLOW_VERSION = MLFLOW_VERSIONS[-1]  # the tests that need MLflow 3's logged models
 # what a team's client environment holds besides mlflow: ONNX models load through onnxruntime
 CLIENT_EXTRAS = ("onnx", "onnxruntime")
 SCRIPT = Path(__file__).parent / "mlflow_scripts" / "train.py"
 MODELS_SCRIPT = Path(__file__).parent / "mlflow_scripts" / "models.py"
+CHURN_SCRIPT = Path(__file__).parent / "mlflow_scripts" / "churn.py"
 
 
 def _cache_dir() -> Path:
@@ -36,41 +48,79 @@ def _cache_dir() -> Path:
     return Path(root) if root else Path.home() / ".cache" / "shipyard-tests"
 
 
+class ClientVenvs:
+    """One virtualenv per mlflow version under the cache dir, reused while it exists; the
+    missing ones are built side by side (a thread each), each awaited when asked for."""
+
+    def __init__(self, versions: set[str]) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        missing = sorted(v for v in versions if not self.venv(v).joinpath("bin", "python").exists())
+        self.pool = ThreadPoolExecutor(max_workers=max(1, len(missing)))
+        self.building = {v: self.pool.submit(self._build, v) for v in missing}
+
+    @staticmethod
+    def venv(version: str) -> Path:
+        return _cache_dir() / f"mlflow-{version}-onnx"
+
+    def _build(self, version: str) -> str | None:
+        """Make the venv (whole or not at all); returns why pip could not, or None."""
+        started = time.perf_counter()
+        venv = self.venv(version)
+        building = venv.with_name(f"{venv.name}.tmp-{os.getpid()}")
+        shutil.rmtree(building, ignore_errors=True)
+        building.parent.mkdir(parents=True, exist_ok=True)
+        base = getattr(sys, "_base_executable", sys.executable)
+        subprocess.run([base, "-m", "venv", str(building)], check=True)
+        pip = subprocess.run(
+            [
+                str(building / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "-q",
+                f"mlflow=={version}",
+                *CLIENT_EXTRAS,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if pip.returncode != 0:
+            shutil.rmtree(building, ignore_errors=True)
+            return " | ".join(pip.stderr.strip().splitlines()[-3:])
+        try:
+            building.rename(venv)  # a half-made venv is never reused
+        except OSError:  # another session made it meanwhile
+            shutil.rmtree(building, ignore_errors=True)
+        print(f"mlflow {version} venv: {time.perf_counter() - started:.0f} s")
+        return None
+
+    def python(self, version: str) -> Path:
+        """The venv's Python (skipped with pip's reason when pip could not install it)."""
+        if version in self.building:
+            failed = self.building[version].result()
+            if failed is not None:
+                pytest.skip(f"pip could not install mlflow=={version}: {failed}")
+        return self.venv(version) / "bin" / "python"
+
+
 @pytest.fixture(scope="session")
-def mlflow_python() -> Path:
-    """The Python of a virtualenv holding mlflow==MLFLOW_VERSION (made if missing; skipped
-    with pip's reason when pip cannot install it)."""
-    venv = _cache_dir() / f"mlflow-{MLFLOW_VERSION}-onnx"
-    python = venv / "bin" / "python"
-    if python.exists():
-        return python
-    building = venv.with_name(f"{venv.name}.tmp-{os.getpid()}")
-    shutil.rmtree(building, ignore_errors=True)
-    building.parent.mkdir(parents=True, exist_ok=True)
-    base = getattr(sys, "_base_executable", sys.executable)
-    subprocess.run([base, "-m", "venv", str(building)], check=True)
-    pip = subprocess.run(
-        [
-            str(building / "bin" / "python"),
-            "-m",
-            "pip",
-            "install",
-            "-q",
-            f"mlflow=={MLFLOW_VERSION}",
-            *CLIENT_EXTRAS,
-        ],
-        capture_output=True,
-        text=True,
-    )
-    if pip.returncode != 0:
-        shutil.rmtree(building, ignore_errors=True)
-        tail = " | ".join(pip.stderr.strip().splitlines()[-3:])
-        pytest.skip(f"pip could not install mlflow=={MLFLOW_VERSION}: {tail}")
-    try:
-        building.rename(venv)  # whole or not at all: a half-made venv is never reused
-    except OSError:  # another session made it meanwhile
-        shutil.rmtree(building, ignore_errors=True)
-    return python
+def mlflow_venvs(request: pytest.FixtureRequest) -> ClientVenvs:
+    """The venvs of the client versions the selected tests use, their builds all started."""
+    wanted = set()
+    for item in request.session.items:
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None and "mlflow_version" in callspec.params:
+            wanted.add(callspec.params["mlflow_version"])
+        elif "mlflow_python" in getattr(item, "fixturenames", ()):
+            wanted.add(MLFLOW_VERSION)
+    return ClientVenvs(wanted)
+
+
+@pytest.fixture(scope="session")
+def mlflow_python(mlflow_venvs: ClientVenvs) -> Path:
+    """The Python of a virtualenv holding mlflow==MLFLOW_VERSION."""
+    return mlflow_venvs.python(MLFLOW_VERSION)
 
 
 @pytest.fixture
@@ -117,8 +167,10 @@ def _run_script(
     return json.loads(done.stdout.strip().splitlines()[-1])  # type: ignore[no-any-return]
 
 
+@pytest.mark.parametrize("mlflow_version", MLFLOW_VERSIONS)
 def test_an_unchanged_mlflow_script_logs_to_shipyard(
-    mlflow_python: Path,
+    mlflow_version: str,
+    mlflow_venvs: ClientVenvs,
     served: tuple[BackgroundServer, str | None],
     settings: Settings,
     tmp_path: Path,
@@ -126,10 +178,11 @@ def test_an_unchanged_mlflow_script_logs_to_shipyard(
     from shipyard.stores import open_stores
     from shipyard.tracking import RunQueries
 
+    python = mlflow_venvs.python(mlflow_version)
     server, token = served
     started = time.perf_counter()
-    seen = _run_script(mlflow_python, server.url, tmp_path, token)
-    print(f"mlflow script: {time.perf_counter() - started:.1f} s")
+    seen = _run_script(python, server.url, tmp_path, token)
+    print(f"mlflow {mlflow_version} script: {time.perf_counter() - started:.1f} s")
     run_ids = seen["run_ids"]
     assert isinstance(run_ids, list) and len(run_ids) == 5
 
@@ -262,3 +315,95 @@ def create_server_app_for(settings: Settings) -> Any:
     from shipyard.server.app import create_server_app
 
     return create_server_app(settings, refresh_seconds=1.0)
+
+
+@pytest.mark.parametrize("mlflow_version", MLFLOW_VERSIONS)
+def test_every_mlflow_client_trains_registers_and_loads(
+    mlflow_version: str, mlflow_venvs: ClientVenvs, settings: Settings, tmp_path: Path
+) -> None:
+    """The same MLflow 2 team script on each client: params, step metrics, a file and the
+    dataset logged; two versions registered by log_model; the champion aliased, the other
+    staged; a filtered search paged; the champion loaded by alias and by version predicts as
+    the trained model, and shipyard's own API sees all of it (a pickle loads only trusted)."""
+    from shipyard.access import ApiKeys
+    from shipyard.stores import open_stores
+
+    python = mlflow_venvs.python(mlflow_version)
+    settings = settings.model_copy(update={"auth_required": True})
+    stores = open_stores(settings)
+    token = ApiKeys(stores).create("ml-team", scopes=["read", "track", "admin"])[1]
+    with BackgroundServer(create_server_app_for(settings)) as server:
+        server.wait_ready()
+        started = time.perf_counter()
+        seen = _run_script(python, server.url, tmp_path, token, CHURN_SCRIPT)
+        print(f"mlflow {mlflow_version} churn script: {time.perf_counter() - started:.1f} s")
+    assert seen["mlflow"] == mlflow_version
+    _check_churn_runs(stores, seen)
+    _check_churn_models(stores, seen)
+
+
+def _check_churn_runs(stores: Any, seen: dict[str, Any]) -> None:
+    """What the client logged is what shipyard's own API holds; the search paged in rmse
+    order, every matching run once and none other."""
+    from shipyard.tracking import RunQueries
+
+    runs = seen["runs"]
+    ids = [r["id"] for r in runs]
+    queries = RunQueries(stores)
+    assert {r.id for r in queries.search(experiments="churn")} == set(ids) and len(ids) == 5
+    for run in runs:
+        record = queries.get(run["id"])
+        assert record.params == {
+            "alpha": str(run["alpha"]),
+            "solver": "auto",
+            "features": "tenure,spend",
+        }
+        assert record.metrics["rmse"] == pytest.approx(run["rmse"], rel=1e-14)
+        history = queries.metric_history(run["id"], "loss")
+        assert [(p.step, p.value) for p in history] == [
+            (e, run["rmse"] * (4 - e)) for e in range(4)
+        ]
+        assert [(d.name, d.role, d.rows) for d in record.datasets] == [
+            ("churn-train", "training", 300)
+        ]
+        assert "docs/notes.txt" in {a.path for a in record.artifacts}
+    assert seen["history"] == [[e, runs[0]["rmse"] * (4 - e)] for e in range(4)]
+    assert seen["params"] == {"alpha": "0.1", "solver": "auto", "features": "tenure,spend"}
+    assert seen["datasets"] == ["churn-train"]
+    assert seen["docs"] == ["docs/notes.txt"]
+    assert ["docs", True, None] in seen["artifacts"]
+    matching = sorted((r for r in runs if r["rmse"] < 1), key=lambda r: r["rmse"])
+    expected_ids = [r["id"] for r in matching]
+    assert 2 < len(expected_ids) < 5
+    assert seen["pages"] == [expected_ids[i : i + 2] for i in range(0, len(expected_ids), 2)]
+
+
+def _check_churn_models(stores: Any, seen: dict[str, Any]) -> None:
+    """Registered, aliased and loaded: the champion predicts as the model the script trained,
+    through MLflow's client and through shipyard's registry."""
+    import numpy as np
+    import pandas as pd
+
+    from shipyard.errors import UntrustedModelError
+    from shipyard.registry import Registry
+
+    ids = [r["id"] for r in seen["runs"]]
+    assert seen["versions"] == {"1": ids[1], "2": ids[3]}
+    assert seen["champion"] == ["1", ids[1], "READY"]
+    assert seen["by_alias"] == seen["by_version"] == seen["expected"]
+    assert seen["version_2"] == seen["expected_2"] != seen["expected"]
+    assert seen["staging"] == seen["expected_2"]  # models:/churn/Staging: get-latest-versions
+    reg = Registry(stores)
+    mv = reg.resolve("models:/churn@champion")
+    assert (mv.version, mv.flavor, mv.run_id) == (1, "sklearn", ids[1])
+    rng = np.random.default_rng(11)
+    X = pd.DataFrame({"tenure": rng.normal(size=300), "spend": rng.normal(size=300)})
+    # MLflow 2 and 3.0 pickle scikit-learn models by default (cloudpickle), later 3.x use skops
+    if seen["formats"]["1"] in ("cloudpickle", "pickle"):
+        with pytest.raises(UntrustedModelError):
+            reg.load("models:/churn@champion")
+    else:
+        assert seen["formats"]["1"] == "skops"
+    # (shipyard may answer from its ONNX conversion: float32, parity-checked)
+    loaded = reg.load("models:/churn@champion", trusted=True)
+    assert loaded.predict(X).tolist() == pytest.approx(seen["expected"], rel=1e-5, abs=1e-6)

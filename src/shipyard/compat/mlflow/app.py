@@ -75,6 +75,7 @@ ROUTES: Final[dict[tuple[str, str], tuple[str, str]]] = {
     ("POST", "runs/set-tag"): ("runs", "set_tag"),
     ("POST", "runs/delete-tag"): ("runs", "delete_tag"),
     ("POST", "runs/log-inputs"): ("runs", "log_inputs"),
+    ("POST", "runs/log-model"): ("runs", "log_model"),
     ("GET", "metrics/get-history"): ("runs", "metric_history"),
     ("GET", "metrics/get-history-bulk-interval"): ("runs", "metric_history_interval"),
     ("POST", "runs/outputs"): ("logged_models", "log_outputs"),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
     from shipyard.tracking.remote import RunRecord
 
 RUN_NAME_TAG = "mlflow.runName"
+# MLflow 2's log_model records each model logged to a run in this tag (a JSON list)
+LOGGED_MODELS_TAG = "mlflow.log-model.history"
 MAX_RUNS_PAGE = 50_000
 DEFAULT_RUNS_PAGE = 1000
 # MLflow's limits on one log-batch request
@@ -189,7 +191,7 @@ class RunRoutes:
         raw = body.get("metrics") or []
         if not isinstance(raw, list):
             raise InvalidArgumentError("'metrics' must be a list", field="metrics")
-        metrics = [_metric(m) for m in raw]
+        metrics = self._new_points(run_id, raw)
         params = convert.key_values(body, "params")
         tags = convert.key_values(body, "tags")
         for what, items, most in (
@@ -206,6 +208,56 @@ class RunRoutes:
         self.runs.log(run_id, metrics=metrics, params=params, tags=tags)
         if name:
             self.runs.update(run_id, name=name)
+        return {}
+
+    def _new_points(self, run_id: str, raw: list[Any]) -> list[MetricPoint]:
+        """The batch's metric points, less those that link points the run already has to a
+        logged model (MLflow 3's log_model re-logs a step's metrics with its model_id; MLflow
+        keeps a point once, so a run's history does not grow)."""
+        points = [_metric(m) for m in raw]
+        linked = {p.key for m, p in zip(raw, points, strict=True) if m.get("model_id")}
+        if not linked:
+            return points
+        have = {
+            (p.key, p.step, p.timestamp, p.value)
+            for key in linked
+            for p in self.queries.metric_history(run_id, key)
+        }
+        return [
+            p
+            for m, p in zip(raw, points, strict=True)
+            if not (m.get("model_id") and (p.key, p.step, p.timestamp, p.value) in have)
+        ]
+
+    def log_model(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        """MLflow 2's record of a model logged to the run (its files go through the artifact
+        proxy): appended to the run's mlflow.log-model.history tag, as MLflow's server does."""
+        import json
+
+        run_id, text = _run_id(body), convert.required(body, "model_json")
+        try:
+            model = json.loads(text)
+        except ValueError:
+            raise InvalidArgumentError("model_json is not valid JSON", field="model_json") from None
+        missing = {"artifact_path", "flavors", "utc_time_created", "run_id"} - set(
+            model if isinstance(model, dict) else ()
+        )
+        if missing or not isinstance(model["flavors"], dict):
+            raise InvalidArgumentError(
+                f"Model json is missing mandatory fields: {sorted(missing or {'flavors'})}",
+                field="model_json",
+            )
+        kept = ("run_id", "utc_time_created", "artifact_path", "model_uuid")
+        entry = {k: v for k, v in model.items() if k in kept}
+        entry["flavors"] = {
+            name: {k: v for k, v in conf.items() if k != "config"}
+            if isinstance(conf, dict)
+            else conf
+            for name, conf in model["flavors"].items()
+        }
+        previous = self.queries.get(run_id).tags.get(LOGGED_MODELS_TAG)
+        history = json.loads(previous) if previous else []
+        self.runs.log(run_id, tags={LOGGED_MODELS_TAG: json.dumps([*history, entry])})
         return {}
 
     def log_inputs(self, body: Mapping[str, Any]) -> dict[str, Any]:
