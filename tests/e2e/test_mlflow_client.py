@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +20,8 @@ import pytest
 
 from shipyard.config import Settings
 from shipyard.serving.http import BackgroundServer
+from tests.e2e.conftest import ClientVenvs
+from tests.e2e.mlflow_venvs import MLFLOW_VERSIONS
 
 # one worker runs them all (pytest -n): the client venvs are built once, side by side; the
 # first test waits for its client's build (minutes on a cold cache), hence the longer timeout
@@ -32,95 +32,10 @@ pytestmark = [
     pytest.mark.timeout(900),
 ]
 
-# the clients a team may still run: the last 2.x lines teams pinned (2.16, the newest 2.22
-# patch), the first 3.x and the newest 3.x pip offered when this was written
-MLFLOW_VERSIONS = ("2.16.2", "2.22.5", "3.0.1", "3.18.0")
 MLFLOW_VERSION = MLFLOW_VERSIONS[-1]  # the tests that need MLflow 3's logged models
-# what a team's client environment holds besides mlflow: ONNX models load through onnxruntime
-CLIENT_EXTRAS = ("onnx", "onnxruntime")
 SCRIPT = Path(__file__).parent / "mlflow_scripts" / "train.py"
 MODELS_SCRIPT = Path(__file__).parent / "mlflow_scripts" / "models.py"
 CHURN_SCRIPT = Path(__file__).parent / "mlflow_scripts" / "churn.py"
-
-
-def _cache_dir() -> Path:
-    root = os.environ.get("SHIPYARD_TEST_CACHE")
-    return Path(root) if root else Path.home() / ".cache" / "shipyard-tests"
-
-
-class ClientVenvs:
-    """One virtualenv per mlflow version under the cache dir, reused while it exists; the
-    missing ones are built side by side (a thread each), each awaited when asked for."""
-
-    def __init__(self, versions: set[str]) -> None:
-        from concurrent.futures import ThreadPoolExecutor
-
-        missing = sorted(v for v in versions if not self.venv(v).joinpath("bin", "python").exists())
-        self.pool = ThreadPoolExecutor(max_workers=max(1, len(missing)))
-        self.building = {v: self.pool.submit(self._build, v) for v in missing}
-
-    @staticmethod
-    def venv(version: str) -> Path:
-        return _cache_dir() / f"mlflow-{version}-onnx"
-
-    def _build(self, version: str) -> str | None:
-        """Make the venv (whole or not at all); returns why pip could not, or None."""
-        started = time.perf_counter()
-        venv = self.venv(version)
-        building = venv.with_name(f"{venv.name}.tmp-{os.getpid()}")
-        shutil.rmtree(building, ignore_errors=True)
-        building.parent.mkdir(parents=True, exist_ok=True)
-        base = getattr(sys, "_base_executable", sys.executable)
-        subprocess.run([base, "-m", "venv", str(building)], check=True)
-        pip = subprocess.run(
-            [
-                str(building / "bin" / "python"),
-                "-m",
-                "pip",
-                "install",
-                "-q",
-                f"mlflow=={version}",
-                *CLIENT_EXTRAS,
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if pip.returncode != 0:
-            shutil.rmtree(building, ignore_errors=True)
-            return " | ".join(pip.stderr.strip().splitlines()[-3:])
-        try:
-            building.rename(venv)  # a half-made venv is never reused
-        except OSError:  # another session made it meanwhile
-            shutil.rmtree(building, ignore_errors=True)
-        print(f"mlflow {version} venv: {time.perf_counter() - started:.0f} s")
-        return None
-
-    def python(self, version: str) -> Path:
-        """The venv's Python (skipped with pip's reason when pip could not install it)."""
-        if version in self.building:
-            failed = self.building[version].result()
-            if failed is not None:
-                pytest.skip(f"pip could not install mlflow=={version}: {failed}")
-        return self.venv(version) / "bin" / "python"
-
-
-@pytest.fixture(scope="session")
-def mlflow_venvs(request: pytest.FixtureRequest) -> ClientVenvs:
-    """The venvs of the client versions the selected tests use, their builds all started."""
-    wanted = set()
-    for item in request.session.items:
-        callspec = getattr(item, "callspec", None)
-        if callspec is not None and "mlflow_version" in callspec.params:
-            wanted.add(callspec.params["mlflow_version"])
-        elif "mlflow_python" in getattr(item, "fixturenames", ()):
-            wanted.add(MLFLOW_VERSION)
-    return ClientVenvs(wanted)
-
-
-@pytest.fixture(scope="session")
-def mlflow_python(mlflow_venvs: ClientVenvs) -> Path:
-    """The Python of a virtualenv holding mlflow==MLFLOW_VERSION."""
-    return mlflow_venvs.python(MLFLOW_VERSION)
 
 
 @pytest.fixture

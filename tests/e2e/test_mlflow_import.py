@@ -22,7 +22,6 @@ import httpx
 import pytest
 
 from shipyard.config import Settings
-from tests.e2e.test_mlflow_client import mlflow_python  # noqa: F401  (a fixture)
 from tests.helpers import SHIPYARD, free_port, run_cli, wait_for
 
 # a real server filled by a real client, ONNX conversions of the imported versions: minutes
@@ -45,7 +44,7 @@ def _client_env(url: str, home: Path) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def mlflow_server(
-    mlflow_python: Path,  # noqa: F811
+    mlflow_python: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[dict[str, Any]]:
     """A running `mlflow server`, filled by fill_server.py; yields its URL, database,
