@@ -25,7 +25,13 @@ from shipyard.config import Settings
 from tests.helpers import SHIPYARD, free_port, run_cli, wait_for
 
 # a real server filled by a real client, ONNX conversions of the imported versions: minutes
-pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.timeout(900)]
+# one worker runs the module: its MLflow server is filled once (minutes), not once per worker
+pytestmark = [
+    pytest.mark.e2e,
+    pytest.mark.slow,
+    pytest.mark.timeout(900),
+    pytest.mark.xdist_group("mlflow-import"),
+]
 
 SCRIPTS = Path(__file__).parent / "mlflow_scripts"
 RUNS = 300
