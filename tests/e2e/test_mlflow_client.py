@@ -212,7 +212,11 @@ def test_mlflow_models_register_in_shipyard_and_serve(
 
     rng = np.random.default_rng(7)
     X = pd.DataFrame({"tenure": rng.normal(size=200), "spend": rng.normal(size=200)})
-    assert reg.load("models:/churn-pickled/1", trusted=True).predict(X).tolist() == expected
+    pickled = reg.load("models:/churn-pickled/1", trusted=True)
+    assert pickled.predict(X).tolist() == expected
+    # saved unloaded, described when loaded: probabilities and classes as the model has them
+    assert pickled.has_proba and pickled.classes == [0, 1]
+    assert pickled.predict_proba(X).argmax(axis=1).tolist() == expected
     rows = X.to_dict(orient="records")
     with BackgroundServer(create_serving_app(settings, "models:/churn@champion")) as srv:
         srv.wait_ready()

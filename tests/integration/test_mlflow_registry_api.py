@@ -423,3 +423,57 @@ def test_rename_moves_versions_aliases_and_tags_unless_served(
     )
     assert "churn-api" in message
     assert reg.resolve("models:/new@champion").version == 2  # nothing changed
+
+
+def test_what_mlflow_clients_send_on_their_own(client: httpx.Client, tmp_path: Path) -> None:
+    """The prompt filter every client adds to search_registered_models, copy_model_version's
+    models:/ source, the download URI as a source, runs:/<run>/<name> naming a logged model,
+    and the aliases MLflow reserves."""
+    X, model = _data()
+    exp_id = client.post(API + "experiments/create", json={"name": "own"}).json()["experiment_id"]
+    run_id = client.post(API + "runs/create", json={"experiment_id": exp_id}).json()["run"]["info"][
+        "run_id"
+    ]
+    logged = client.post(
+        API + "logged-models",
+        json={"experiment_id": exp_id, "name": "model", "source_run_id": run_id},
+    ).json()["model"]["info"]["model_id"]
+    _upload(
+        client, f"{exp_id}/models/{logged}/artifacts", mlflow_directory(tmp_path / "m", model, X)
+    )
+    made = client.post(
+        API + "model-versions/create",
+        json={"name": "own", "source": f"runs:/{run_id}/model", "run_id": run_id},
+    )
+    assert made.status_code == 200, made.text
+    client.post(
+        API + "registered-models/set-tag", json={"name": "own", "key": "team", "value": "x"}
+    )
+    prompt_filter = "tag.`mlflow.prompt.is_prompt` != 'true'"
+    for text in (prompt_filter, f"name LIKE 'ow%' AND {prompt_filter}"):
+        found = client.get(API + "registered-models/search", params={"filter": text}).json()
+        assert [m["name"] for m in found["registered_models"]] == ["own"], text
+    hidden = client.get(
+        API + "registered-models/search", params={"filter": "tag.team != 'x'"}
+    ).json()
+    assert hidden["registered_models"] == []
+    for source in ("models:/own/1", "mlflow-artifacts:/registry/own/1"):
+        copy = client.post(
+            API + "model-versions/create", json={"name": "own-copy", "source": source}
+        )
+        assert copy.status_code == 200, copy.text
+    versions = client.get(
+        API + "model-versions/search", params={"filter": "name='own-copy'"}
+    ).json()
+    assert [v["version"] for v in versions["model_versions"]] == ["2", "1"]
+    back = client.get(PROXY + "registry/own-copy/2/model.skops").content
+    assert back == (tmp_path / "m" / "model.skops").read_bytes()
+    for reserved in ("latest", "v3", "V12"):
+        _error(
+            client.post(
+                API + "registered-models/alias",
+                json={"name": "own", "alias": reserved, "version": "1"},
+            ),
+            400,
+            "INVALID_PARAMETER_VALUE",
+        )

@@ -91,12 +91,23 @@ class LoadedModel:
 
     @property
     def has_proba(self) -> bool:
+        if self.manifest.get("described_at_load"):  # saved unloaded (an MLflow pickle)
+            return callable(getattr(self._native, "predict_proba", None))
         return bool(self.manifest.get("has_proba"))
 
     @property
     def classes(self) -> list[Any] | None:
         classes = self.manifest.get("classes")
+        if classes is None and self.manifest.get("described_at_load"):
+            found = getattr(self._native, "classes_", None)
+            classes = (
+                None if found is None else [getattr(c, "item", lambda c=c: c)() for c in found]
+            )
         return list(classes) if classes is not None else None
+
+    @property
+    def _native(self) -> Any:
+        return getattr(self.predictor, "model", None)
 
     def predict(self, data: Any) -> np.ndarray:
         return self.predictor.predict_columns(self.signature.check_frame(data))

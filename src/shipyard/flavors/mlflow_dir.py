@@ -238,6 +238,7 @@ def _recorded(
         name = "model.skops" if skops else "model.joblib"
         manifest["files"][name] = artifacts.put_file(model_file)[0]
         manifest["serialization"] = "skops" if skops else "pickle"
+        manifest["described_at_load"] = True  # probabilities, classes: from the loaded model
         manifest["requirements"] = {"scikit-learn": str(sk.get("sklearn_version", ""))}
         manifest["flavor"] = "sklearn"
     else:

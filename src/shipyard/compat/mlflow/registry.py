@@ -43,7 +43,7 @@ _RUNS_URI = re.compile(r"^runs:/(?P<run>[^/]+)/?(?P<path>.*)$")
 _MODELS_ID_URI = re.compile(r"^models:/(?P<id>m-[0-9a-f]{32})/?$")
 _PROXY_URI = re.compile(r"^mlflow-artifacts:(?://[^/]*)?/(?P<path>.+)$")
 _CLAUSE = re.compile(
-    r"""\s*(?P<key>name|run_id|source_path|tags\.`?[^`=!<> ]+`?|version_number)\s*
+    r"""\s*(?P<key>name|run_id|source_path|tags?\.`[^`]+`|tags?\.[^`=!<> ]+|version_number)\s*
     (?P<op>=|!=|(?i:like|ilike))\s*(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|\d+)\s*""",
     re.VERBOSE,
 )
@@ -161,6 +161,12 @@ class RegistryRoutes:
 
     def set_alias(self, body: Mapping[str, Any]) -> dict[str, Any]:
         name, alias = convert.required(body, "name"), convert.required(body, "alias")
+        if alias.lower() == "latest" or re.fullmatch(r"[vV]\d+", alias):
+            raise InvalidArgumentError(
+                f"alias {alias!r} is reserved: 'latest' and v<number> name versions "
+                "(models:/<name>/latest, …); choose another alias",
+                field="alias",
+            )
         version = _version(body)
         self.registry.set_alias(name, alias, version, reason="MLflow client")
         return {}
@@ -240,6 +246,10 @@ class RegistryRoutes:
             return found.source_run_id
         runs = _RUNS_URI.match(source)
         proxied = _PROXY_URI.match(source)
+        if source.startswith("models:/"):  # another version (copy_model_version): its files
+            mv = self.registry.resolve(source)
+            self._download_version(f"{mv.name}/{mv.version}", folder)
+            return mv.run_id
         if runs is not None:
             self._download_run(runs.group("run"), runs.group("path"), folder)
             return runs.group("run")
@@ -252,12 +262,25 @@ class RegistryRoutes:
             if place.kind == "run":
                 self._download_run(place.owner, place.path, folder)
                 return place.owner
+            self._download_version(place.owner, folder)
+            return self.registry.resolve("models:/" + place.owner).run_id
         raise InvalidArgumentError(
             f"source {source[:200]!r} is not a model this server stores: give a logged model "
             "(models:/m-…), a run's artifacts (runs:/<run_id>/<path>) or an mlflow-artifacts:/ "
             "URI this server handed out",
             field="source",
         )
+
+    def _download_version(self, owner: str, folder: Path) -> None:
+        import shutil
+
+        from shipyard.registry.mlflow_export import VersionFiles
+
+        files = VersionFiles(self.registry.stores)
+        for record in files.files(owner):
+            dest = folder / record.path
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(files.file(owner, record.path)[1], dest)
 
     def _download_run(self, run_id: str, prefix: str, folder: Path) -> None:
         import shutil
@@ -273,8 +296,13 @@ class RegistryRoutes:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(self.runs.artifact_file(run_id, record.path)[1], dest)
             copied += 1
-        if not copied:
-            raise NotFoundError(f"run '{run_id}' has no artifacts under {prefix!r}")
+        if copied:
+            return
+        # MLflow 3 keeps a run's model as a logged model: runs:/<run>/<name> names it
+        logged = self.models.search([], source_run_id=run_id, names=[prefix] if prefix else [])
+        if not logged:
+            raise NotFoundError(f"run '{run_id}' has no artifacts nor logged model at {prefix!r}")
+        self.models.download(logged[0].id, folder)
 
     def get_version(self, body: Mapping[str, Any]) -> dict[str, Any]:
         mv = self.registry.get_version(convert.required(body, "name"), _version(body))
@@ -384,7 +412,7 @@ def _version(body: Mapping[str, Any]) -> int:
 
 def _clauses(text: str | None) -> list[tuple[str, str, str]]:
     """MLflow's registry filter: clauses joined by AND on name, run_id, source_path,
-    version_number and tags.<key> with =, !=, LIKE, ILIKE."""
+    version_number and tags.<key> (or tag.<key>) with =, !=, LIKE, ILIKE."""
     if not text or not text.strip():
         return []
     out = []
@@ -399,7 +427,8 @@ def _clauses(text: str | None) -> list[tuple[str, str, str]]:
         value = match.group("value")
         if value[0] in "'\"":
             value = value[1:-1]
-        out.append((match.group("key").replace("`", ""), match.group("op").lower(), value))
+        key = re.sub(r"^tag\.", "tags.", match.group("key")).replace("`", "")
+        out.append((key, match.group("op").lower(), value))
     return out
 
 
@@ -408,7 +437,9 @@ def _matches(
 ) -> bool:
     for key, op, value in clauses:
         have = tags.get(key[5:]) if key.startswith("tags.") else fields.get(key)
-        if have is None:
+        if have is None:  # a missing tag is no value: "!=" holds (what the client's own
+            if op == "!=":  # `tag.mlflow.prompt.is_prompt != 'true'` relies on), the rest not
+                continue
             return False
         if op == "=" and have != value:
             return False
