@@ -114,6 +114,8 @@ def test_log_register_alias_and_download_a_model(
     assert created["data"]["params"] == [{"key": "C", "value": "1.0"}]
     assert isinstance(info["creation_timestamp_ms"], int)
 
+    got = client.get(API + "runs/get", params={"run_id": run["run_id"]}).json()["run"]
+    assert got["outputs"] == {"model_outputs": [{"model_id": model_id, "step": 0}]}
     folder = mlflow_directory(tmp_path / "model", model, X)
     _upload(client, f"{exp_id}/models/{model_id}/artifacts", folder)
     listing = client.get(PROXY[:-1], params={"path": f"{exp_id}/models/{model_id}/artifacts"})

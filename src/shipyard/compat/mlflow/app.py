@@ -185,7 +185,7 @@ class MlflowApi:
         runs, models = RemoteRuns(stores), LoggedModels(stores)
         self.groups: dict[str, Any] = {
             "experiments": experiments,
-            "runs": RunRoutes(RunQueries(stores), runs, experiments),
+            "runs": RunRoutes(RunQueries(stores), runs, experiments, models),
             "logged_models": LoggedModelRoutes(models, experiments),
             "registry": RegistryRoutes(Registry(stores), runs, models),
             "meta": ServerInfo(),

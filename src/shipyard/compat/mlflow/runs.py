@@ -20,6 +20,7 @@ from shipyard.tracking.remote import MetricPoint
 if TYPE_CHECKING:
     from shipyard.compat.mlflow.experiments import ExperimentRoutes
     from shipyard.tracking import RemoteRuns, RunQueries
+    from shipyard.tracking.logged_models import LoggedModels
     from shipyard.tracking.remote import RunRecord
 
 RUN_NAME_TAG = "mlflow.runName"
@@ -35,11 +36,16 @@ MAX_INTERVAL_RUNS, MAX_INTERVAL_POINTS = 100, 2500  # get-history-bulk-interval'
 
 class RunRoutes:
     def __init__(
-        self, queries: RunQueries, runs: RemoteRuns, experiments: ExperimentRoutes
+        self,
+        queries: RunQueries,
+        runs: RemoteRuns,
+        experiments: ExperimentRoutes,
+        models: LoggedModels | None = None,
     ) -> None:
         self.queries = queries
         self.runs = runs
         self.experiments = experiments
+        self.models = models
 
     # -- reading -----------------------------------------------------------------------------
 
@@ -49,7 +55,14 @@ class RunRoutes:
         return convert.run_json(run, exp_id, metrics)
 
     def get(self, body: Mapping[str, Any]) -> dict[str, Any]:
-        return {"run": self.run_json(self.queries.get(_run_id(body)))}
+        """The run, with the models it logged as its outputs (MLflow 3's model_outputs)."""
+        out = self.run_json(self.queries.get(_run_id(body)))
+        if self.models is not None:
+            logged = self.models.search([], source_run_id=out["info"]["run_id"])
+            if logged:
+                outputs = [{"model_id": m.id, "step": 0} for m in reversed(logged)]
+                out["outputs"] = {"model_outputs": outputs}
+        return {"run": out}
 
     def search(self, body: Mapping[str, Any]) -> dict[str, Any]:
         limit = convert.integer(body, "max_results", DEFAULT_RUNS_PAGE) or 0

@@ -166,7 +166,9 @@ class Artifacts:
         scheme = urlparse(uri).scheme or "path"
         if scheme == "mlflow-artifacts":
             return "artifacts are on an MLflow server: pass --artifacts-from http://<server>"
-        return f"artifacts in {scheme}:// are read through a server: pass --artifacts-from"
+        if scheme == "runs":  # MLflow itself has no files there (a logged model holds them)
+            return f"its source {uri} names no files the server hands out"
+        return f"artifacts in {scheme}:/ are read through an MLflow server: import from its URL"
 
     def download(self, uri: str, dest: Path) -> list[ArtifactFile]:
         """Copy every file under `uri` into `dest`; NotFoundError when there is none."""
