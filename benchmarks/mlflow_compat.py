@@ -138,15 +138,17 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 180) 
 
 
 def stop(proc: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group (MLflow's workers and job runner too)."""
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    except ProcessLookupError:
-        pass
+    """SIGTERM to the server's process group (MLflow's workers and job runner too), then
+    SIGKILL to whatever of that group is left."""
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(proc.pid, sig)
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            continue
+        except ProcessLookupError:
+            break
+    proc.wait()
 
 
 def onnx_settled(url: str, versions: int, timeout: float = 300) -> tuple[float, list[str]]:
