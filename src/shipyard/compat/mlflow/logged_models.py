@@ -10,6 +10,7 @@ A logged model's files go through the artifact proxy under
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
@@ -55,6 +56,7 @@ class LoggedModelRoutes:
         return {"info": info, "data": {"params": params, "metrics": []}}
 
     def create(self, body: Mapping[str, Any]) -> dict[str, Any]:
+        _warm_model_libraries()
         experiment = self.experiments.record(convert.required(body, "experiment_id"))
         m = self.models.create(
             experiment.id,
@@ -146,6 +148,25 @@ class LoggedModelRoutes:
                 raise InvalidArgumentError("each of 'models' must be an object", field="models")
             self.models.get(convert.required(item, "model_id"))
         return {}
+
+
+_WARMING: list[threading.Thread] = []
+
+
+def _warm_model_libraries() -> None:
+    """Import skops (and the scikit-learn modules it lists: seconds) in the background once a
+    client logs a model: registering it loads the model moments later, while the client is
+    still saving and uploading it."""
+    if not _WARMING:
+
+        def warm() -> None:
+            import importlib
+
+            importlib.import_module("skops.io")
+
+        thread = threading.Thread(target=warm, name="shipyard-warm-skops", daemon=True)
+        _WARMING.append(thread)
+        thread.start()
 
 
 def _clauses(text: str | None) -> list[tuple[str, str, str]]:
