@@ -68,6 +68,16 @@ def test_experiments_list_show_rename_and_delete(
     assert listed["scratch"]["statuses"] == {"FINISHED": 2}
     code, out, _ = cli(capsys, "experiments", "show", "scratch")
     assert code == 0 and "experiment scratch: 2 run(s)" in out and "loss" in out
+    # an MLflow client's soft delete shows, and restore undoes it
+    from shipyard.stores import open_stores
+    from shipyard.tracking import Experiments
+
+    Experiments(open_stores(settings)).mark_deleted("kept")
+    code, out, _ = cli(capsys, "experiments", "list")
+    assert code == 0 and "kept (deleted)" in out and "scratch (deleted)" not in out
+    assert "experiment kept (deleted):" in cli(capsys, "experiments", "show", "kept")[1]
+    Experiments(open_stores(settings)).restore("kept")
+    assert "(deleted)" not in cli(capsys, "experiments", "list")[1]
 
     assert cli(capsys, "experiments", "rename", "scratch", "scratch-old")[0] == 0
     assert "did you mean 'scratch-old'" in refused(capsys, "experiments", "show", "scratch")

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from shipyard.cli._common import confirm, fmt_value, new_app, print_json, table, ts
+
+if TYPE_CHECKING:
+    from shipyard.tracking.experiments import ExperimentRecord
 
 app = new_app("""List, show, rename and delete experiments.
 
@@ -40,10 +43,15 @@ def list_experiments(
         f"{len(found)} experiment(s)",
         ["name", "runs", "statuses", "created", "last run"],
         [
-            [e.name, e.runs, _statuses(e.statuses), ts(e.created_at), ts(e.last_run_at)]
+            [_name(e), e.runs, _statuses(e.statuses), ts(e.created_at), ts(e.last_run_at)]
             for e in found
         ],
     )
+
+
+def _name(e: ExperimentRecord) -> str:
+    """The name, marked when an MLflow client deleted the experiment (it can restore it)."""
+    return f"{e.name} (deleted)" if e.lifecycle_stage == "deleted" else e.name
 
 
 def _statuses(statuses: dict[str, int]) -> str:
@@ -72,7 +80,7 @@ def show(
         print_json({**exp.to_dict(), "recent_runs": [r.to_dict() for r in runs]})
         return
     typer.echo(
-        f"experiment {exp.name}: {exp.runs} run(s) ({_statuses(exp.statuses) or 'none'}), "
+        f"experiment {_name(exp)}: {exp.runs} run(s) ({_statuses(exp.statuses) or 'none'}), "
         f"created {ts(exp.created_at)}, last run {ts(exp.last_run_at)}"
     )
     if runs:
