@@ -168,7 +168,10 @@ class Artifacts:
             return "artifacts are on an MLflow server: pass --artifacts-from http://<server>"
         if scheme == "runs":  # MLflow itself has no files there (a logged model holds them)
             return f"its source {uri} names no files the server hands out"
-        return f"artifacts in {scheme}:/ are read through an MLflow server: import from its URL"
+        return (
+            f"artifacts in {scheme}:// are read through an MLflow server that proxies them: "
+            "pass --artifacts-from http://<server>"
+        )
 
     def download(self, uri: str, dest: Path) -> list[ArtifactFile]:
         """Copy every file under `uri` into `dest`; NotFoundError when there is none."""
