@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import math
+import re
 import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -284,3 +285,39 @@ def like(text: str, pattern: str, *, fold: bool = False) -> bool:
         position = found.end()
     start = len(text) - len(pieces[-1])  # a piece matches as many characters as it has
     return start >= position and compiled[-1].fullmatch(text, start) is not None
+
+
+def clauses(text: str | None, pattern: re.Pattern[str], usage: str) -> list[tuple[str, str, str]]:
+    """An MLflow filter of clauses joined by AND, each `pattern` (groups key, op, value):
+    (key with `tag.` read as `tags.` and no backquotes, op in lower case, value unquoted).
+    `usage` says what a clause may be when one cannot be read."""
+    if not text or not text.strip():
+        return []
+    out = []
+    for part in re.split(r"\s+(?i:and)\s+", text.strip()):
+        match = pattern.fullmatch(part)
+        if match is None:
+            raise InvalidArgumentError(
+                f"cannot read the filter clause {part!r}: {usage}", field="filter"
+            )
+        value = match.group("value")
+        if value[0] in "'\"":
+            value = value[1:-1]
+        key = re.sub(r"^tag\.", "tags.", match.group("key")).replace("`", "")
+        out.append((key, match.group("op").lower(), value))
+    return out
+
+
+def offset_page(
+    body: Mapping[str, Any], items: Sequence[Any], most: int
+) -> tuple[list[Any], str | None]:
+    """`items` paged by `max_results` (100 by default, `most` at most) from `page_token`:
+    (the page, the next token or None on the last page)."""
+    limit = integer(body, "max_results", 100) or 100
+    if not 1 <= limit <= most:
+        raise InvalidArgumentError(
+            f"max_results must be between 1 and {most}, got {limit}", field="max_results"
+        )
+    start = read_offset(text(body, "page_token", required=False))
+    end = start + limit
+    return list(items[start:end]), offset_token(end) if end < len(items) else None

@@ -125,16 +125,10 @@ class LoggedModelRoutes:
             if all(_holds(m, key, op, value) for key, op, value in clauses)
         ]
         found = _ordered(found, body.get("order_by"))
-        limit = convert.integer(body, "max_results", 100) or 100
-        if not 1 <= limit <= MAX_PAGE:
-            raise InvalidArgumentError(
-                f"max_results must be between 1 and {MAX_PAGE}, got {limit}", field="max_results"
-            )
-        start = convert.read_offset(convert.text(body, "page_token", required=False))
-        page = found[start : start + limit]
+        page, token = convert.offset_page(body, found, MAX_PAGE)
         out: dict[str, Any] = {"models": [self.model_json(m) for m in page]}
-        if start + limit < len(found):
-            out["next_page_token"] = convert.offset_token(start + limit)
+        if token:
+            out["next_page_token"] = token
         return out
 
     def log_outputs(self, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -170,30 +164,14 @@ def _warm_model_libraries() -> None:
 
 
 def _clauses(text: str | None) -> list[tuple[str, str, str]]:
-    if not text or not text.strip():
-        return []
-    out = []
-    for part in re.split(r"\s+(?i:and)\s+", text.strip()):
-        match = _CLAUSE.fullmatch(part)
-        if match is None:
-            raise InvalidArgumentError(
-                f"cannot read the filter clause {part!r}: use name, model_type, status, "
-                "source_run_id, tags.<key> or params.<key> with =, !=, LIKE or ILIKE",
-                field="filter",
-            )
-        out.append(
-            (
-                match.group("key").replace("`", ""),
-                match.group("op").lower(),
-                match.group("value")[1:-1],
-            )
-        )
-    return out
+    usage = (
+        "use name, model_type, status, source_run_id, tags.<key> or params.<key> with =, "
+        "!=, LIKE or ILIKE"
+    )
+    return convert.clauses(text, _CLAUSE, usage)
 
 
 def _holds(m: LoggedModelRecord, key: str, op: str, value: str) -> bool:
-    from shipyard.compat.mlflow.registry import _like
-
     if key.startswith("tags."):
         have = m.tags.get(key[5:])
     elif key.startswith("params."):
@@ -206,7 +184,7 @@ def _holds(m: LoggedModelRecord, key: str, op: str, value: str) -> bool:
         return bool(have == value)
     if op == "!=":
         return bool(have != value)
-    return _like(str(have), value, op == "ilike")
+    return convert.like(str(have), value, fold=op == "ilike")
 
 
 def _ordered(found: list[LoggedModelRecord], order_by: Any) -> list[LoggedModelRecord]:

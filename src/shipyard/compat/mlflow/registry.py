@@ -113,7 +113,7 @@ class RegistryRoutes:
             m for m in self.registry.list_models() if _matches(clauses, {"name": m.name}, m.tags)
         ]
         found.sort(key=lambda m: m.name)
-        page, token = _page(body, found, MAX_MODELS_PAGE)
+        page, token = convert.offset_page(body, found, MAX_MODELS_PAGE)
         out: dict[str, Any] = {"registered_models": [self.model_json(m) for m in page]}
         if token:
             out["next_page_token"] = token
@@ -340,7 +340,7 @@ class RegistryRoutes:
                 if _matches(clauses, fields, mv.tags):
                     found.append(mv)
         found.sort(key=lambda mv: (mv.name, -mv.version))
-        page, token = _page(body, found, MAX_VERSIONS_PAGE)
+        page, token = convert.offset_page(body, found, MAX_VERSIONS_PAGE)
         out: dict[str, Any] = {"model_versions": [self.version_json(mv) for mv in page]}
         if token:
             out["next_page_token"] = token
@@ -411,25 +411,10 @@ def _version(body: Mapping[str, Any]) -> int:
 
 
 def _clauses(text: str | None) -> list[tuple[str, str, str]]:
-    """MLflow's registry filter: clauses joined by AND on name, run_id, source_path,
-    version_number and tags.<key> (or tag.<key>) with =, !=, LIKE, ILIKE."""
-    if not text or not text.strip():
-        return []
-    out = []
-    for part in re.split(r"\s+(?i:and)\s+", text.strip()):
-        match = _CLAUSE.fullmatch(part)
-        if match is None:
-            raise InvalidArgumentError(
-                f"cannot read the filter clause {part!r}: use name, run_id, tags.<key> "
-                "with =, !=, LIKE or ILIKE and a quoted value",
-                field="filter",
-            )
-        value = match.group("value")
-        if value[0] in "'\"":
-            value = value[1:-1]
-        key = re.sub(r"^tag\.", "tags.", match.group("key")).replace("`", "")
-        out.append((key, match.group("op").lower(), value))
-    return out
+    """MLflow's registry filter: name, run_id, source_path, version_number and tags.<key>
+    (or tag.<key>) with =, !=, LIKE, ILIKE."""
+    usage = "use name, run_id, tags.<key> with =, !=, LIKE or ILIKE and a quoted value"
+    return convert.clauses(text, _CLAUSE, usage)
 
 
 def _matches(
@@ -445,21 +430,6 @@ def _matches(
             return False
         if op == "!=" and have == value:
             return False
-        if op in ("like", "ilike") and not _like(have, value, op == "ilike"):
+        if op in ("like", "ilike") and not convert.like(have, value, fold=op == "ilike"):
             return False
     return True
-
-
-def _like(text: str, pattern: str, fold: bool) -> bool:
-    return convert.like(text, pattern, fold=fold)
-
-
-def _page(body: Mapping[str, Any], items: list[Any], most: int) -> tuple[list[Any], str | None]:
-    limit = convert.integer(body, "max_results", 100) or 100
-    if not 1 <= limit <= most:
-        raise InvalidArgumentError(
-            f"max_results must be between 1 and {most}, got {limit}", field="max_results"
-        )
-    start = convert.read_offset(convert.text(body, "page_token", required=False))
-    end = start + limit
-    return items[start:end], convert.offset_token(end) if end < len(items) else None
