@@ -500,3 +500,9 @@ def watch(
         if once or verdict.action in ("promote", "rollback"):
             return
         time.sleep(interval)
+
+
+# `deploy render` lives in its own module (assets, not endpoints)
+from shipyard.cli.deploy_render import render_command  # noqa: E402
+
+app.command("render")(render_command)
