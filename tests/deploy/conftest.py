@@ -47,7 +47,7 @@ def tool(name: str, *, where: tuple[Path, ...] = ()) -> str:
     if found is None and venv_bin.exists():
         found = str(venv_bin)
     if found is None:
-        message = f"{name} is not installed (bash .ci/run installs it; see .ci/validators)"
+        message = f"{name} is not installed (bash .ci/validators and make .venv/.installed-dev do)"
         if os.environ.get("CI"):
             pytest.fail(message)
         pytest.skip(message)

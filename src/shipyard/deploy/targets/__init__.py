@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
-from shipyard.deploy.facts import Facts, VersionFacts
+from shipyard.deploy.facts import Facts, VersionFacts, kube_name
 from shipyard.deploy.options import RenderOptions
 from shipyard.errors import InvalidArgumentError
 
@@ -36,10 +36,48 @@ class Context:
     read_files: Callable[[VersionFacts, bool], Mapping[str, bytes]]
     # (version, onnx_only) -> relative path -> bytes, every file verified against its digest
 
-    def image(self) -> str:
-        """The serving image the manifests run."""
-        model = self.facts.model
-        return self.options.image or f"shipyard-{self.facts.app}:v{model.version}"
+    def image(self, version: VersionFacts | None = None) -> str:
+        """The serving image of a version (default: the subject's): `--image` for the
+        subject's, `--set candidate_image=` for a rollout's candidate, else a local tag."""
+        version = version or self.facts.model
+        if version == self.facts.model and self.options.image:
+            return self.options.image
+        candidate = self.options.settings.get("candidate_image")
+        if version != self.facts.model and candidate:
+            return candidate
+        return f"shipyard-{kube_name(version.name)}:v{version.version}"
+
+    def serve_args(self, version: VersionFacts | None = None) -> list[str]:
+        """The arguments of the image's `shipyard` entry point that serve a version: from the
+        bundle baked into the image (`/opt/model`), or pulled by its pinned URI from the
+        stores the environment names, refused unless its manifest has the recorded digest."""
+        version = version or self.facts.model
+        source = BUNDLE_DIR if self.options.model_source == "bake" else version.uri
+        args = ["serve", source, "--name", self.facts.app]
+        args += ["--host", "0.0.0.0", "--port", str(self.options.port)]
+        args += ["--drain", _number(self.options.drain_seconds)]
+        if self.options.model_source == "pull":
+            args += ["--digest", version.digest]
+        if version.needs_trust:
+            args.append("--trusted")
+        return args
+
+    @property
+    def live_path(self) -> str:
+        return "/v2/health/live"
+
+    @property
+    def ready_path(self) -> str:
+        """The V2 ready route of the served model: 200 once it is loaded and warmed up."""
+        return f"/v2/models/{self.facts.app}/ready"
+
+
+# where the docker target puts a baked model's bundle in the image
+BUNDLE_DIR = "/opt/model"
+
+
+def _number(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 
 def target_module(name: str) -> ModuleType:
