@@ -1,0 +1,329 @@
+"""The helm target: a chart serving one model version with `shipyard serve`.
+
+The templates (Deployment with startup, readiness and liveness probes, Service, HPA on CPU
+and requests in flight, PodDisruptionBudget, ServiceMonitor behind `serviceMonitor.enabled`,
+NetworkPolicy, NOTES.txt) are fixed Go-template files in `deploy/templates/helm/`; what the
+model and the options decide goes into `values.yaml`, and `values.schema.json` (JSON Schema
+draft-07, which Helm checks on lint, template, install and upgrade) refuses values of the
+wrong type or shape: a negative replica count, an unknown key, a bad image reference, a CPU
+or memory quantity Kubernetes would refuse. The container's arguments are built from the
+values exactly as `Context.serve_args()` builds them, so `helm template` with the rendered
+values gives the same command as the k8s target.
+
+    shipyard deploy render models:/churn@champion -t helm -o deploy/chart
+    helm lint --strict deploy/chart && helm upgrade --install churn deploy/chart
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib import resources
+from typing import Any
+
+from shipyard.deploy.options import _CPU, _IMAGE, _MEMORY
+from shipyard.deploy.targets import BUNDLE_DIR, Context
+from shipyard.errors import InvalidArgumentError
+
+SETTINGS: dict[str, str] = {
+    "service_monitor": "true: values.yaml turns the ServiceMonitor on (needs the Prometheus "
+    "Operator's CRD); default false",
+    "stores_secret": "a Secret holding SHIPYARD_DB_URL and SHIPYARD_ARTIFACTS, given to the "
+    "server as environment (needed with --model-source pull)",
+    "chart_version": "the chart's SemVer version (default 0.1.0)",
+}
+
+# the chart's fixed files: package data path -> path in the chart
+_FIXED = {
+    "helmignore": ".helmignore",
+    "templates/_helpers.tpl": "templates/_helpers.tpl",
+    "templates/NOTES.txt": "templates/NOTES.txt",
+    "templates/deployment.yaml": "templates/deployment.yaml",
+    "templates/hpa.yaml": "templates/hpa.yaml",
+    "templates/networkpolicy.yaml": "templates/networkpolicy.yaml",
+    "templates/pdb.yaml": "templates/pdb.yaml",
+    "templates/service.yaml": "templates/service.yaml",
+    "templates/servicemonitor.yaml": "templates/servicemonitor.yaml",
+}
+_SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+
+def render(context: Context) -> dict[str, str | bytes]:
+    """The chart's files: Chart.yaml, values.yaml, values.schema.json and the templates."""
+    options = context.options
+    settings = _settings(context)
+    if not re.match(_SEMVER, settings["chart_version"]):
+        raise InvalidArgumentError(
+            f"--set chart_version={settings['chart_version']} is not a SemVer version "
+            "(e.g. 0.1.0 or 1.2.0-rc.1)",
+            field="set",
+        )
+    if options.model_source == "pull" and not settings["stores_secret"]:
+        raise InvalidArgumentError(
+            "--model-source pull: the server reads the stores at start; name the Secret "
+            "holding SHIPYARD_DB_URL and SHIPYARD_ARTIFACTS with --set stores_secret=NAME",
+            field="set",
+        )
+    values = chart_values(context, settings)
+    folder = resources.files("shipyard.deploy").joinpath("templates", "helm")
+    files: dict[str, str | bytes] = {
+        "Chart.yaml": _chart_yaml(context, settings["chart_version"]),
+        "values.yaml": _values_yaml(context, values),
+        "values.schema.json": json.dumps(values_schema(), indent=2) + "\n",
+    }
+    for source, target in _FIXED.items():
+        files[target] = folder.joinpath(*source.split("/")).read_text(encoding="utf-8")
+    return files
+
+
+def _settings(context: Context) -> dict[str, str]:
+    given = context.options.settings
+    service_monitor = given.get("service_monitor", "false").lower()
+    if service_monitor not in ("true", "false"):
+        raise InvalidArgumentError(
+            f"--set service_monitor={given['service_monitor']}: give true or false",
+            field="set",
+        )
+    secret = given.get("stores_secret", "")
+    if secret and not re.match(_DNS_SUBDOMAIN, secret):
+        raise InvalidArgumentError(
+            f"--set stores_secret={secret} is not a Kubernetes Secret name (lower case "
+            "letters, digits, '-' and '.')",
+            field="set",
+        )
+    return {
+        "service_monitor": service_monitor,
+        "stores_secret": secret,
+        "chart_version": given.get("chart_version", "0.1.0"),
+    }
+
+
+def chart_values(context: Context, settings: dict[str, str]) -> dict[str, Any]:
+    """values.yaml as data: what the model's facts and the options decide."""
+    options = context.options
+    model = context.facts.model
+    return {
+        "image": context.image(),
+        "imagePullPolicy": "IfNotPresent",
+        "imagePullSecrets": [],
+        "nameOverride": "",
+        "fullnameOverride": "",
+        "model": {
+            "name": model.name,
+            "version": model.version,
+            "uri": model.uri,
+            "digest": model.digest,
+            "endpoint": context.facts.app,
+            "source": options.model_source,
+            "bundleDir": BUNDLE_DIR,
+            "trusted": model.needs_trust,
+        },
+        "server": {
+            "port": options.port,
+            "drainSeconds": _number(options.drain_seconds),
+            "shutdownSeconds": 10,
+            "extraArgs": [],
+        },
+        "storesSecret": settings["stores_secret"],
+        "replicas": options.replicas,
+        "autoscaling": {
+            "enabled": True,
+            "maxReplicas": options.max_replicas,
+            "cpuUtilization": 70,
+            "inFlightPerReplica": 8,
+        },
+        "resources": {"cpu": options.cpu, "memory": options.memory},
+        "probes": {"startupSeconds": 120},
+        "service": {"type": "ClusterIP", "port": 80},
+        "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
+        "serviceMonitor": {
+            "enabled": settings["service_monitor"] == "true",
+            "interval": "15s",
+            "labels": {},
+        },
+        "networkPolicy": {"enabled": True, "from": []},
+        "podAnnotations": {},
+        "nodeSelector": {},
+        "tolerations": [],
+    }
+
+
+# one comment above each top-level key of values.yaml
+_COMMENTS = {
+    "image": "the serving image (`shipyard deploy render -t docker` builds it); best by digest: "
+    "registry/repo@sha256:…",
+    "imagePullSecrets": "names of Secrets for a private registry",
+    "model": "the version served, pinned: a render never follows an alias. source: bake (the "
+    "image holds the model at bundleDir) or pull (the server fetches uri from the stores "
+    "storesSecret names, refused unless its manifest has this digest). trusted: the model "
+    "runs its own code (pickle, a Python model)",
+    "server": "after SIGTERM the server stays up, not ready, for drainSeconds; Kubernetes "
+    "waits drainSeconds + shutdownSeconds before it kills the pod",
+    "storesSecret": "a Secret with SHIPYARD_DB_URL, SHIPYARD_ARTIFACTS… given as environment",
+    "replicas": "replicas, and the autoscaler's minimum",
+    "autoscaling": "on CPU and on shipyard_requests_in_flight per replica (that one needs a "
+    "custom-metrics adapter such as prometheus-adapter; 0 scales on CPU alone)",
+    "resources": "CPU request; memory request and limit, per replica",
+    "probes": "seconds a replica may take to load and warm up the model before it is restarted",
+    "serviceMonitor": "Prometheus Operator scraping of /metrics",
+    "networkPolicy": "ingress to the server's port from this namespace and these peers",
+}
+
+
+def _values_yaml(context: Context, values: dict[str, Any]) -> str:
+    import textwrap
+
+    import yaml
+
+    model = context.facts.model
+    named = f" ({model.name}@{model.alias})" if model.alias else ""
+    lines = [
+        f"# Values of the chart serving {model.uri}{named}, rendered by shipyard "
+        f"{context.facts.shipyard_version}.",
+        "# values.schema.json checks them: helm lint, template, install and upgrade refuse bad "
+        "ones.",
+    ]
+    for key, value in values.items():
+        if key in _COMMENTS:
+            lines.append("")
+            lines += ["# " + line for line in textwrap.wrap(_COMMENTS[key], 94)]
+        dumped = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False, width=1000)
+        lines.append(dumped.rstrip("\n"))
+    return "\n".join(lines) + "\n"
+
+
+def _chart_yaml(context: Context, version: str) -> str:
+    import yaml
+
+    facts = context.facts
+    model = facts.model
+    flavor = model.flavor
+    doc = {
+        "apiVersion": "v2",
+        "name": facts.app,
+        "description": f"Serves {model.uri} ({flavor}) with shipyard: the Open Inference "
+        "Protocol (V2) and /endpoints/NAME/predict.",
+        "type": "application",
+        "version": version,
+        "appVersion": str(model.version),
+        "kubeVersion": ">=1.25.0-0",
+        "keywords": ["shipyard", "model-serving", flavor],
+        "annotations": {
+            "shipyard.dev/model-uri": model.uri,
+            "shipyard.dev/model-digest": model.digest,
+            "shipyard.dev/rendered-by": f"shipyard {facts.shipyard_version}",
+        },
+    }
+    text: str = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
+    return text
+
+
+def _number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _object(properties: dict[str, Any], *, required: bool = True) -> dict[str, Any]:
+    """A JSON Schema object with exactly these keys (a misspelt key is refused)."""
+    out: dict[str, Any] = {
+        "type": "object",
+        "additionalProperties": False,
+        "properties": properties,
+    }
+    if required:
+        out["required"] = list(properties)
+    return out
+
+
+def _int(minimum: int, maximum: int | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": "integer", "minimum": minimum}
+    if maximum is not None:
+        out["maximum"] = maximum
+    return out
+
+
+_STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
+
+
+def values_schema() -> dict[str, Any]:
+    """values.schema.json: JSON Schema draft-07, as Helm checks it."""
+    name = {"type": "string", "pattern": _DNS_LABEL, "maxLength": 63}
+    properties: dict[str, Any] = {
+        "image": {"type": "string", "pattern": _IMAGE.pattern, "maxLength": 512},
+        "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
+        "imagePullSecrets": {
+            "type": "array",
+            "items": {"type": "string", "pattern": _DNS_SUBDOMAIN},
+        },
+        "nameOverride": {"type": "string", "pattern": f"^$|{_DNS_LABEL}", "maxLength": 63},
+        "fullnameOverride": {"type": "string", "pattern": f"^$|{_DNS_LABEL}", "maxLength": 63},
+        "model": _object(
+            {
+                "name": {"type": "string", "minLength": 1},
+                "version": _int(1),
+                "uri": {"type": "string", "pattern": r"^models:/[^/@]+/[1-9][0-9]*$"},
+                "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "endpoint": name,
+                "source": {"enum": ["bake", "pull"]},
+                "bundleDir": {"type": "string", "pattern": "^/"},
+                "trusted": {"type": "boolean"},
+            }
+        ),
+        "server": _object(
+            {
+                "port": _int(1, 65535),
+                "drainSeconds": {"type": "number", "minimum": 0, "maximum": 3600},
+                "shutdownSeconds": _int(1, 600),
+                "extraArgs": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        "storesSecret": {"type": "string", "pattern": f"^$|{_DNS_SUBDOMAIN}"},
+        "replicas": _int(1, 1000),
+        "autoscaling": _object(
+            {
+                "enabled": {"type": "boolean"},
+                "maxReplicas": _int(1, 1000),
+                "cpuUtilization": _int(1, 100),
+                "inFlightPerReplica": {"type": "number", "minimum": 0},
+            }
+        ),
+        "resources": _object(
+            {
+                "cpu": {"type": "string", "pattern": _CPU.pattern},
+                "memory": {"type": "string", "pattern": _MEMORY.pattern},
+            }
+        ),
+        "probes": _object({"startupSeconds": _int(2, 3600)}),
+        "service": _object(
+            {"type": {"enum": ["ClusterIP", "NodePort", "LoadBalancer"]}, "port": _int(1, 65535)}
+        ),
+        "podDisruptionBudget": _object({"enabled": {"type": "boolean"}, "maxUnavailable": _int(1)}),
+        "serviceMonitor": _object(
+            {
+                "enabled": {"type": "boolean"},
+                "interval": {"type": "string", "pattern": "^[1-9][0-9]*(ms|s|m|h)$"},
+                "labels": _STRING_MAP,
+            }
+        ),
+        "networkPolicy": _object(
+            {"enabled": {"type": "boolean"}, "from": {"type": "array", "items": {"type": "object"}}}
+        ),
+        "podAnnotations": _STRING_MAP,
+        "nodeSelector": _STRING_MAP,
+        "tolerations": {"type": "array", "items": {"type": "object"}},
+    }
+    required = list(properties)
+    # Helm passes `global` to every chart: allowed, never required
+    properties["global"] = {"type": "object"}
+    return {
+        "$schema": "http://json-schema.org/draft-07/schema#",
+        "title": "Values of a shipyard model-serving chart",
+        "type": "object",
+        "additionalProperties": False,
+        "required": required,
+        "properties": properties,
+        # the pull source reads the stores: it needs the Secret that names them
+        "if": {"properties": {"model": {"properties": {"source": {"const": "pull"}}}}},
+        "then": {"properties": {"storesSecret": {"minLength": 1}}},
+    }
