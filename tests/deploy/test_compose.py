@@ -278,3 +278,19 @@ def test_the_server_of_the_stack_serves_the_imported_version(
     finally:
         proc.terminate()
         proc.communicate(timeout=60)
+
+
+def test_an_endpoint_in_a_canary_serves_its_stable_version(
+    canary_endpoint: str, stores: Any
+) -> None:
+    files = Deploy(stores).render("compose", endpoint=canary_endpoint).files
+    facts = json.loads(str(files["model-version.json"]))
+    assert (facts["endpoint"], facts["uri"]) == ("churn-api", "models:/churn/1")
+    assert "in a canary of models:/churn/2: the stack serves its stable" in str(files["README.md"])
+
+
+def test_rendering_again_over_the_stack_shows_no_change(
+    churn: Any, stores: Any, stack: Path
+) -> None:
+    written = Deploy(stores).write(render(stores), stack, what="compose test")
+    assert written.changed == () and written.diff == ""  # the model's bytes read back as text
