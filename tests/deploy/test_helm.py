@@ -279,3 +279,19 @@ def test_pulling_the_model_without_the_stores_secret_is_refused_and_writes_nothi
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--set stores_secret=NAME" in err[0]
     assert not out.exists()
+
+
+def test_an_endpoint_renders_a_chart_named_after_it(
+    canary_endpoint: str, stores: Any, tmp_path: Path
+) -> None:
+    deploy = Deploy(stores)
+    rendered = deploy.render("helm", endpoint=canary_endpoint)
+    deploy.write(rendered.files, tmp_path / "chart", what="helm test")
+    assert helm("lint", "--strict", str(tmp_path / "chart")).returncode == 0
+    values = (tmp_path / "chart" / "values.yaml").read_text()
+    assert "in a canary of models:/churn/2: this chart serves its stable" in values
+    (container,) = deployment(template(tmp_path / "chart"))["spec"]["template"]["spec"][
+        "containers"
+    ]
+    assert container["args"][2:4] == ["--name", "churn-api"]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/churn-api/ready"

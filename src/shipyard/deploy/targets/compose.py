@@ -68,6 +68,7 @@ def render(context: Context) -> dict[str, str | bytes]:
             port=ports["shipyard"],
             prometheus_port=ports["prometheus"],
             grafana_port=ports["grafana"],
+            rollout=_rollout_note(context),
         ),
         "monitoring/README.md": folder.joinpath("monitoring-README.md").read_text("utf-8"),
         "import-model.py": folder.joinpath("import-model.py.in").read_text("utf-8"),
@@ -76,6 +77,18 @@ def render(context: Context) -> dict[str, str | bytes]:
     for path, data in sorted(bundle.items()):
         files[f"model/{path}"] = data
     return files
+
+
+def _rollout_note(context: Context) -> str:
+    """The stack serves one version: an endpoint's candidate is not imported."""
+    endpoint = context.facts.endpoint
+    if endpoint is None or endpoint.candidate is None:
+        return ""
+    return (
+        f"\nEndpoint {endpoint.name} is in a {endpoint.policy} of {endpoint.candidate.uri}: "
+        "the stack serves its stable\nversion; start the rollout in the stack with "
+        "`shipyard deploy canary` (or ab, shadow, bluegreen).\n"
+    )
 
 
 def _ports(context: Context) -> dict[str, int]:

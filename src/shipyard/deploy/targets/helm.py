@@ -185,6 +185,7 @@ def _values_yaml(context: Context, values: dict[str, Any]) -> str:
         "# values.schema.json checks them: helm lint, template, install and upgrade refuse bad "
         "ones.",
     ]
+    lines += _rollout_note(context)
     for key, value in values.items():
         if key in _COMMENTS:
             lines.append("")
@@ -192,6 +193,18 @@ def _values_yaml(context: Context, values: dict[str, Any]) -> str:
         dumped = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False, width=1000)
         lines.append(dumped.rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+def _rollout_note(context: Context) -> list[str]:
+    """A chart serves one version: an endpoint's candidate is the argo target's job."""
+    endpoint = context.facts.endpoint
+    if endpoint is None or endpoint.candidate is None:
+        return []
+    return [
+        f"# Endpoint {endpoint.name} is in a {endpoint.policy} of {endpoint.candidate.uri}: this "
+        "chart serves its stable",
+        "# version only; `shipyard deploy render --endpoint NAME -t argo` renders the rollout.",
+    ]
 
 
 def _chart_yaml(context: Context, version: str) -> str:
