@@ -145,18 +145,31 @@ def _stores_env() -> dict[str, str]:
     }
 
 
+_HEALTHY = {"condition": "service_healthy"}
+_VOLUMES = ("postgres-data", "redis-data", "shipyard-data", "prometheus-data", "grafana-data")
+
+
 def _compose_yaml(context: Context, ports: dict[str, int]) -> str:
-    options = context.options
     model = context.facts.model
-    image = _server_image(context)
-    port = options.port
-    server_args = ["server", "--host", "0.0.0.0", "--port", str(port)]
-    server_args += ["--drain", _number(options.drain_seconds)]
-    if model.needs_trust:
-        server_args.append("--trusted")
-    ready = f"http://127.0.0.1:{port}/health/ready"
-    healthy = {"condition": "service_healthy"}
-    services: dict[str, Any] = {
+    services = {
+        **_store_services(),
+        **_shipyard_services(context, _server_image(context)),
+        **_monitoring_services(ports),
+    }
+    doc = {
+        "name": f"shipyard-{context.facts.app}",
+        "services": services,
+        "volumes": {name: {} for name in _VOLUMES},
+    }
+    named = f" ({model.name}@{model.alias})" if model.alias else ""
+    header = _HEADER.format(uri=model.uri, named=named, version=context.facts.shipyard_version)
+    return header + _yaml(doc)
+
+
+def _store_services() -> dict[str, Any]:
+    """PostgreSQL and Redis, each with a healthcheck the others wait for."""
+    check = {"interval": "5s", "timeout": "3s", "retries": 20}
+    return {
         "postgres": {
             "image": POSTGRES_IMAGE,
             "environment": {
@@ -167,23 +180,29 @@ def _compose_yaml(context: Context, ports: dict[str, int]) -> str:
             "volumes": ["postgres-data:/var/lib/postgresql/data"],
             "healthcheck": {
                 "test": ["CMD", "pg_isready", "--username=shipyard", "--dbname=shipyard"],
-                "interval": "5s",
-                "timeout": "3s",
-                "retries": 20,
+                **check,
             },
             "restart": "unless-stopped",
         },
         "redis": {
             "image": REDIS_IMAGE,
             "volumes": ["redis-data:/data"],
-            "healthcheck": {
-                "test": ["CMD", "redis-cli", "ping"],
-                "interval": "5s",
-                "timeout": "3s",
-                "retries": 20,
-            },
+            "healthcheck": {"test": ["CMD", "redis-cli", "ping"], **check},
             "restart": "unless-stopped",
         },
+    }
+
+
+def _shipyard_services(context: Context, image: dict[str, Any]) -> dict[str, Any]:
+    """The `model` one-shot (import-model.py), then `shipyard server` once it succeeded."""
+    options = context.options
+    port = options.port
+    server_args = ["server", "--host", "0.0.0.0", "--port", str(port)]
+    server_args += ["--drain", _number(options.drain_seconds)]
+    if context.facts.model.needs_trust:
+        server_args.append("--trusted")
+    ready = f"http://127.0.0.1:{port}/health/ready"
+    return {
         "model": {
             **image,
             "entrypoint": ["python", "/stack/import-model.py"],
@@ -194,7 +213,7 @@ def _compose_yaml(context: Context, ports: dict[str, int]) -> str:
                 "./model-version.json:/stack/model-version.json:ro",
                 "./model:/stack/model:ro",
             ],
-            "depends_on": {"postgres": healthy, "redis": healthy},
+            "depends_on": {"postgres": _HEALTHY, "redis": _HEALTHY},
             "restart": "no",
         },
         "shipyard": {
@@ -204,10 +223,11 @@ def _compose_yaml(context: Context, ports: dict[str, int]) -> str:
             "volumes": ["shipyard-data:/data"],
             "ports": [f"127.0.0.1:{port}:{port}"],
             "depends_on": {
-                "postgres": healthy,
-                "redis": healthy,
+                "postgres": _HEALTHY,
+                "redis": _HEALTHY,
                 "model": {"condition": "service_completed_successfully"},
             },
+            # no curl in the image: the standard library asks the readiness route
             "healthcheck": {
                 "test": [
                     "CMD",
@@ -223,6 +243,12 @@ def _compose_yaml(context: Context, ports: dict[str, int]) -> str:
             "stop_grace_period": f"{int(options.drain_seconds) + 10}s",
             "restart": "unless-stopped",
         },
+    }
+
+
+def _monitoring_services(ports: dict[str, int]) -> dict[str, Any]:
+    """Prometheus scraping the server, Grafana reading Prometheus; both read monitoring/."""
+    return {
         "prometheus": {
             "image": PROMETHEUS_IMAGE,
             "command": [
@@ -235,7 +261,7 @@ def _compose_yaml(context: Context, ports: dict[str, int]) -> str:
                 "prometheus-data:/prometheus",
             ],
             "ports": [f"127.0.0.1:{ports['prometheus']}:9090"],
-            "depends_on": {"shipyard": healthy},
+            "depends_on": {"shipyard": _HEALTHY},
             "restart": "unless-stopped",
         },
         "grafana": {
@@ -255,23 +281,6 @@ def _compose_yaml(context: Context, ports: dict[str, int]) -> str:
             "restart": "unless-stopped",
         },
     }
-    doc = {
-        "name": f"shipyard-{context.facts.app}",
-        "services": services,
-        "volumes": {
-            name: {}
-            for name in (
-                "postgres-data",
-                "redis-data",
-                "shipyard-data",
-                "prometheus-data",
-                "grafana-data",
-            )
-        },
-    }
-    named = f" ({model.name}@{model.alias})" if model.alias else ""
-    header = _HEADER.format(uri=model.uri, named=named, version=context.facts.shipyard_version)
-    return header + _yaml(doc)
 
 
 def _env_example(context: Context) -> str:
