@@ -259,9 +259,24 @@ def _int(minimum: int, maximum: int | None = None) -> dict[str, Any]:
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 
 
+def _model_schema() -> dict[str, Any]:
+    """The served version: pinned by number and digest, named as the server serves it."""
+    return _object(
+        {
+            "name": {"type": "string", "minLength": 1},
+            "version": _int(1),
+            "uri": {"type": "string", "pattern": r"^models:/[^/@]+/[1-9][0-9]*$"},
+            "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "endpoint": {"type": "string", "pattern": _DNS_LABEL, "maxLength": 63},
+            "source": {"enum": ["bake", "pull"]},
+            "bundleDir": {"type": "string", "pattern": "^/"},
+            "trusted": {"type": "boolean"},
+        }
+    )
+
+
 def values_schema() -> dict[str, Any]:
     """values.schema.json: JSON Schema draft-07, as Helm checks it."""
-    name = {"type": "string", "pattern": _DNS_LABEL, "maxLength": 63}
     properties: dict[str, Any] = {
         "image": {"type": "string", "pattern": _IMAGE.pattern, "maxLength": 512},
         "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
@@ -271,18 +286,7 @@ def values_schema() -> dict[str, Any]:
         },
         "nameOverride": {"type": "string", "pattern": f"^$|{_DNS_LABEL}", "maxLength": 63},
         "fullnameOverride": {"type": "string", "pattern": f"^$|{_DNS_LABEL}", "maxLength": 63},
-        "model": _object(
-            {
-                "name": {"type": "string", "minLength": 1},
-                "version": _int(1),
-                "uri": {"type": "string", "pattern": r"^models:/[^/@]+/[1-9][0-9]*$"},
-                "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
-                "endpoint": name,
-                "source": {"enum": ["bake", "pull"]},
-                "bundleDir": {"type": "string", "pattern": "^/"},
-                "trusted": {"type": "boolean"},
-            }
-        ),
+        "model": _model_schema(),
         "server": _object(
             {
                 "port": _int(1, 65535),
