@@ -116,8 +116,15 @@ def test_the_container_runs_what_serve_args_gives(
     assert pod["terminationGracePeriodSeconds"] > context.options.drain_seconds
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert env["SHIPYARD_HOME"] == "/var/lib/shipyard"
     if context.options.model_source == "pull":
-        assert container["envFrom"] == [{"secretRef": {"name": "shipyard-stores"}}]
+        assert env["SHIPYARD_DB_URL"] == {
+            "secretKeyRef": {"name": "shipyard-stores", "key": "db_url"}
+        }
+        assert env["SHIPYARD_ARTIFACTS"]["secretKeyRef"]["key"] == "artifacts"
+    else:
+        assert "SHIPYARD_DB_URL" not in env
 
 
 def test_values_override_the_render_and_the_autoscaler_owns_the_replicas(chart: Path) -> None:
@@ -148,7 +155,10 @@ def test_values_override_the_render_and_the_autoscaler_owns_the_replicas(chart: 
         ("serviceMonitor.enabled=yes", "Expected: boolean, given: string"),
         ("server.drainSeconds=-3", "server.drainSeconds: Must be greater than or equal to 0"),
         ("service.type=Ingress", "service.type must be one of the following"),
-        ("model.source=pull", "storesSecret: String length must be greater than or equal to 1"),
+        (
+            "model.source=pull,storesSecret=",
+            "storesSecret: String length must be greater than or equal to 1",
+        ),
     ],
 )
 def test_the_schema_refuses_a_bad_value_given_with_set(
@@ -239,8 +249,11 @@ def test_two_renders_are_byte_identical_and_an_option_changes_only_values(
     ("given", "message"),
     [
         ({"service_monitor": "maybe"}, "service_monitor=maybe: give true or false"),
-        ({"chart_version": "1.0"}, "is not a SemVer version"),
-        ({"stores_secret": "Not_A_Secret"}, "is not a Kubernetes Secret name"),
+        ({"chart_version": "1.0"}, "chart_version=1.0 is not a SemVer version"),
+        ({"stores_secret": "Not_A_Secret"}, "stores_secret=Not_A_Secret is not a Secret's name"),
+        ({"scrape_interval": "soon"}, "scrape_interval=soon is not a duration"),
+        ({"cpu_utilization": "150"}, "cpu_utilization=150 is not a whole number from 1 to 100"),
+        ({"in_flight_target": "-1"}, "in_flight_target=-1 is not a whole number"),
     ],
 )
 def test_a_bad_setting_is_refused(
@@ -255,30 +268,40 @@ def test_a_bad_setting_is_refused(
     assert info.value.details["field"] == "set"
 
 
-def test_pulling_the_model_without_the_stores_secret_is_refused_and_writes_nothing(
+def test_a_refused_setting_writes_nothing(
     churn: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from shipyard.cli.main import main
 
     out = tmp_path / "chart"
+    args = ["deploy", "render", "models:/churn@champion", "-t", "helm", "-o", str(out)]
     with pytest.raises(SystemExit) as exit_info:
-        main(
-            [
-                "deploy",
-                "render",
-                "models:/churn@champion",
-                "-t",
-                "helm",
-                "-o",
-                str(out),
-                "--model-source",
-                "pull",
-            ]
-        )
+        main([*args, "--set", "in_flight_target=0"])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "--set stores_secret=NAME" in err[0]
+    assert len(err) == 1 and "in_flight_target=0 is not a whole number" in err[0]
     assert not out.exists()
+
+
+def test_settings_reach_the_values(churn: Any, stores: Any, tmp_path: Path) -> None:
+    given = {"cpu_utilization": "55", "in_flight_target": "12", "scrape_interval": "30s"}
+    chart = rendered_chart(
+        stores,
+        tmp_path / "chart",
+        model_source="pull",
+        settings={**given, "service_monitor": "true"},
+    )
+    docs = template(chart)
+    (hpa,) = (doc for doc in docs if doc["kind"] == "HorizontalPodAutoscaler")
+    targets = [m.get("resource", m.get("pods"))["target"] for m in hpa["spec"]["metrics"]]
+    assert targets == [
+        {"type": "Utilization", "averageUtilization": 55},
+        {"type": "AverageValue", "averageValue": "12"},
+    ]
+    (monitor,) = (doc for doc in docs if doc["kind"] == "ServiceMonitor")
+    assert monitor["spec"]["endpoints"][0]["interval"] == "30s"
+    env = deployment(docs)["spec"]["template"]["spec"]["containers"][0]["env"]
+    assert env[1]["valueFrom"]["secretKeyRef"]["name"] == "churn-stores"  # <app>-stores
 
 
 def test_an_endpoint_renders_a_chart_named_after_it(

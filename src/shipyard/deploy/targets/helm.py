@@ -26,10 +26,14 @@ from shipyard.deploy.targets import BUNDLE_DIR, Context
 from shipyard.errors import InvalidArgumentError
 
 SETTINGS: dict[str, str] = {
+    "stores_secret": "Secret with keys db_url and artifacts, for --model-source pull "
+    "(default: <app>-stores)",
+    "cpu_utilization": "the HPA's target average CPU utilization in percent (default 70)",
+    "in_flight_target": "the HPA's target average of shipyard_requests_in_flight per pod "
+    "(default 4; needs a custom-metrics adapter such as prometheus-adapter)",
+    "scrape_interval": "the ServiceMonitor's scrape interval (default 15s)",
     "service_monitor": "true: values.yaml turns the ServiceMonitor on (needs the Prometheus "
     "Operator's CRD); default false",
-    "stores_secret": "a Secret holding SHIPYARD_DB_URL and SHIPYARD_ARTIFACTS, given to the "
-    "server as environment (needed with --model-source pull)",
     "chart_version": "the chart's SemVer version (default 0.1.0)",
 }
 
@@ -46,30 +50,18 @@ _FIXED = {
     "templates/servicemonitor.yaml": "templates/servicemonitor.yaml",
 }
 _SEMVER = r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$"
+_INTERVAL = "^[1-9][0-9]*(ms|s|m|h)$"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _DNS_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 
 
 def render(context: Context) -> dict[str, str | bytes]:
     """The chart's files: Chart.yaml, values.yaml, values.schema.json and the templates."""
-    options = context.options
     settings = _settings(context)
-    if not re.match(_SEMVER, settings["chart_version"]):
-        raise InvalidArgumentError(
-            f"--set chart_version={settings['chart_version']} is not a SemVer version "
-            "(e.g. 0.1.0 or 1.2.0-rc.1)",
-            field="set",
-        )
-    if options.model_source == "pull" and not settings["stores_secret"]:
-        raise InvalidArgumentError(
-            "--model-source pull: the server reads the stores at start; name the Secret "
-            "holding SHIPYARD_DB_URL and SHIPYARD_ARTIFACTS with --set stores_secret=NAME",
-            field="set",
-        )
     values = chart_values(context, settings)
     folder = resources.files("shipyard.deploy").joinpath("templates", "helm")
     files: dict[str, str | bytes] = {
-        "Chart.yaml": _chart_yaml(context, settings["chart_version"]),
+        "Chart.yaml": _chart_yaml(context, str(settings["chart_version"])),
         "values.yaml": _values_yaml(context, values),
         "values.schema.json": json.dumps(values_schema(), indent=2) + "\n",
     }
@@ -78,7 +70,8 @@ def render(context: Context) -> dict[str, str | bytes]:
     return files
 
 
-def _settings(context: Context) -> dict[str, str]:
+def _settings(context: Context) -> dict[str, Any]:
+    """The `--set` keys, each checked as values.schema.json would check its value."""
     given = context.options.settings
     service_monitor = given.get("service_monitor", "false").lower()
     if service_monitor not in ("true", "false"):
@@ -86,21 +79,28 @@ def _settings(context: Context) -> dict[str, str]:
             f"--set service_monitor={given['service_monitor']}: give true or false",
             field="set",
         )
-    secret = given.get("stores_secret", "")
-    if secret and not re.match(_DNS_SUBDOMAIN, secret):
-        raise InvalidArgumentError(
-            f"--set stores_secret={secret} is not a Kubernetes Secret name (lower case "
-            "letters, digits, '-' and '.')",
-            field="set",
-        )
-    return {
-        "service_monitor": service_monitor,
-        "stores_secret": secret,
-        "chart_version": given.get("chart_version", "0.1.0"),
+    checks = {
+        "stores_secret": (f"{context.facts.app}-stores", _DNS_SUBDOMAIN, "a Secret's name"),
+        "scrape_interval": ("15s", _INTERVAL, "a duration like 15s or 1m"),
+        "chart_version": ("0.1.0", _SEMVER, "a SemVer version like 0.1.0 or 1.2.0-rc.1"),
     }
+    out: dict[str, Any] = {"service_monitor": service_monitor == "true"}
+    for key, (default, pattern, what) in checks.items():
+        value = given.get(key, default)
+        if not re.match(pattern, value):
+            raise InvalidArgumentError(f"--set {key}={value} is not {what}", field="set")
+        out[key] = value
+    for key, fallback, top in (("cpu_utilization", 70, 100), ("in_flight_target", 4, 100_000)):
+        text = given.get(key, str(fallback))
+        if not text.isdigit() or not 1 <= int(text) <= top:
+            raise InvalidArgumentError(
+                f"--set {key}={text} is not a whole number from 1 to {top}", field="set"
+            )
+        out[key] = int(text)
+    return out
 
 
-def chart_values(context: Context, settings: dict[str, str]) -> dict[str, Any]:
+def chart_values(context: Context, settings: dict[str, Any]) -> dict[str, Any]:
     """values.yaml as data: what the model's facts and the options decide."""
     options = context.options
     model = context.facts.model
@@ -131,16 +131,16 @@ def chart_values(context: Context, settings: dict[str, str]) -> dict[str, Any]:
         "autoscaling": {
             "enabled": True,
             "maxReplicas": options.max_replicas,
-            "cpuUtilization": 70,
-            "inFlightPerReplica": 8,
+            "cpuUtilization": settings["cpu_utilization"],
+            "inFlightPerReplica": settings["in_flight_target"],
         },
         "resources": {"cpu": options.cpu, "memory": options.memory},
-        "probes": {"startupSeconds": 120},
+        "probes": {"startupSeconds": 300},
         "service": {"type": "ClusterIP", "port": 80},
         "podDisruptionBudget": {"enabled": True, "maxUnavailable": 1},
         "serviceMonitor": {
-            "enabled": settings["service_monitor"] == "true",
-            "interval": "15s",
+            "enabled": settings["service_monitor"],
+            "interval": settings["scrape_interval"],
             "labels": {},
         },
         "networkPolicy": {"enabled": True, "from": []},
@@ -161,7 +161,8 @@ _COMMENTS = {
     "runs its own code (pickle, a Python model)",
     "server": "after SIGTERM the server stays up, not ready, for drainSeconds; Kubernetes "
     "waits drainSeconds + shutdownSeconds before it kills the pod",
-    "storesSecret": "a Secret with SHIPYARD_DB_URL, SHIPYARD_ARTIFACTS… given as environment",
+    "storesSecret": "with model.source pull: the Secret whose keys db_url and artifacts become "
+    "SHIPYARD_DB_URL and SHIPYARD_ARTIFACTS",
     "replicas": "replicas, and the autoscaler's minimum",
     "autoscaling": "on CPU and on shipyard_requests_in_flight per replica (that one needs a "
     "custom-metrics adapter such as prometheus-adapter; 0 scales on CPU alone)",
@@ -319,7 +320,7 @@ def values_schema() -> dict[str, Any]:
         "serviceMonitor": _object(
             {
                 "enabled": {"type": "boolean"},
-                "interval": {"type": "string", "pattern": "^[1-9][0-9]*(ms|s|m|h)$"},
+                "interval": {"type": "string", "pattern": _INTERVAL},
                 "labels": _STRING_MAP,
             }
         ),
