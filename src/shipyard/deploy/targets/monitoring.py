@@ -28,6 +28,7 @@ import json
 from typing import Any
 
 from shipyard.deploy.targets import Context
+from shipyard.deploy.targets.yamldoc import dump_yaml
 from shipyard.errors import InvalidArgumentError
 
 SETTINGS = {
@@ -55,9 +56,9 @@ def render(context: Context) -> dict[str, str | bytes]:
     slo = _slo(context)
     groups = rule_groups(context, slo)
     return {
-        RULES_FILE: _yaml({"groups": groups}),
-        "prometheus-rule.yaml": _yaml(_prometheus_rule(context, groups)),
-        "rules.test.yml": _yaml(rules_test(context, slo)),
+        RULES_FILE: dump_yaml({"groups": groups}),
+        "prometheus-rule.yaml": dump_yaml(_prometheus_rule(context, groups)),
+        "rules.test.yml": dump_yaml(rules_test(context, slo)),
         "grafana-dashboard.json": json.dumps(dashboard(context, slo), indent=2, sort_keys=True)
         + "\n",
     }
@@ -261,30 +262,3 @@ def rules_test(context: Context, slo: Slo) -> dict[str, Any]:
         "evaluation_interval": "1m",
         "tests": cases(context, slo, _alerts(context, slo)),
     }
-
-
-class _Dumper:
-    """PyYAML's safe dumper writing multi-line strings as literal blocks (PromQL reads as
-    written) and keeping the key order of the code (fixed, so renders are identical)."""
-
-    @staticmethod
-    def make() -> Any:
-        import yaml
-
-        dumper: Any = type("Dumper", (yaml.SafeDumper,), {})
-
-        def text(dumper: Any, value: str) -> Any:
-            style = "|" if "\n" in value else None
-            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-        dumper.add_representer(str, text)
-        return dumper
-
-
-def _yaml(doc: Any) -> str:
-    import yaml
-
-    out: str = yaml.dump(
-        doc, Dumper=_Dumper.make(), sort_keys=False, width=4096, default_flow_style=False
-    )
-    return out
