@@ -50,6 +50,26 @@ def test_rules_pass_promtool_and_their_own_unit_tests(
     assert rule["spec"]["groups"] == plain["groups"]
 
 
+def test_the_prometheus_rule_matches_the_crds_schema(
+    churn: Any, stores: Any, tmp_path: Path
+) -> None:
+    """Against the PrometheusRule CRD's schema (vendored, see schemas/prometheusrule/README.md;
+    read with jsonschema directly: its Go regex `(?i)` is no ECMA regex for check-jsonschema's
+    metaschema check). The same check refuses a `for` Prometheus cannot parse."""
+    import json
+
+    import jsonschema
+
+    schema_file = Path(__file__).parent / "schemas" / "prometheusrule" / "prometheusrule_v1.json"
+    schema = json.loads(schema_file.read_text())
+    validator = jsonschema.validators.validator_for(schema)(schema)
+    files = _render(stores, tmp_path, model_uri="models:/churn@champion")
+    rule = yaml.safe_load(str(files["prometheus-rule.yaml"]))
+    assert [e.message for e in validator.iter_errors(rule)] == []
+    rule["spec"]["groups"][1]["rules"][0]["for"] = "5 minutes"
+    assert any("5 minutes" in e.message for e in validator.iter_errors(rule))
+
+
 def _mutated(tmp_path: Path, old: str, new: str) -> subprocess.CompletedProcess[str]:
     rules = tmp_path / "rules.yml"
     text = rules.read_text()
