@@ -25,6 +25,7 @@ So no traffic, and traffic that stopped, are silent; the test file proves both.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from shipyard.deploy.targets import Context
@@ -39,7 +40,7 @@ SETTINGS = {
     "drift_share": "share of drifted features that alerts after 15 minutes (default 0.3)",
 }
 
-# (severity, long window, short window, burn rate, for): the SRE workbook's table 5-8
+# (severity, long window, short window, burn rate): the SRE workbook's table 5-8
 BURN_ALERTS = (
     ("page", "1h", "5m", 14.4),
     ("page", "6h", "30m", 6.0),
@@ -64,14 +65,14 @@ def render(context: Context) -> dict[str, str | bytes]:
     }
 
 
+@dataclass(frozen=True)
 class Slo:
     """The thresholds of one render, checked."""
 
-    def __init__(self, latency: str, target: float, error_ratio: float, drift: float) -> None:
-        self.latency = latency  # the bucket bound as the histogram's `le` label writes it
-        self.target = target
-        self.error_ratio = error_ratio
-        self.drift = drift
+    latency: str  # the bucket bound as the histogram's `le` label writes it
+    target: float
+    error_ratio: float
+    drift: float
 
     def burn_threshold(self, rate: float) -> str:
         """The bad-request share that spends the budget `rate` times as fast as allowed."""
