@@ -45,6 +45,7 @@ def test_argo_validates(stores: Any, churn: Any, canary_endpoint: str, tmp_path:
     for template in _docs(files, "analysistemplates.yaml"):
         validate_custom(tmp_path, template, "argoproj.io_analysistemplates.yaml")
     assert render(stores, "argo", **kwargs) == files
+    assert not any("&id" in str(text) for text in files.values())  # no YAML anchors
 
 
 def test_argo_steps_mirror_the_canary_policy(stores: Any, canary_endpoint: str) -> None:

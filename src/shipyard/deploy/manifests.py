@@ -30,16 +30,49 @@ SHUTDOWN_MARGIN = 10
 
 
 def dump(docs: Sequence[Mapping[str, Any]], *, header: str = "") -> str:
-    """A multi-document YAML stream: each document after `---`, keys in insertion order."""
+    """A multi-document YAML stream: each document after `---`, keys in insertion order, no
+    anchors or aliases, multi-line text (a PromQL query) as a literal block."""
     import yaml
 
+    class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    def text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
+        style = (
+            "|"
+            if "\n" in data and not any(line.endswith(" ") for line in data.split("\n"))
+            else None
+        )
+        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+    Dumper.add_representer(str, text)
     parts = [f"# {line}\n" for line in header.splitlines()] if header else []
     for doc in docs:
-        body = yaml.safe_dump(
-            dict(doc), sort_keys=False, default_flow_style=False, width=100, allow_unicode=True
+        body = yaml.dump(
+            dict(doc),
+            Dumper=Dumper,
+            sort_keys=False,
+            default_flow_style=False,
+            width=100,
+            allow_unicode=True,
         )
         parts.append("---\n" + body)
     return "".join(parts)
+
+
+def header_of(context: Context, note: str = "") -> str:
+    """The comment at the top of every rendered file: what it was rendered from."""
+    facts = context.facts
+    lines = [f"Rendered by shipyard {facts.shipyard_version} for {facts.model.uri}"]
+    if facts.model.alias:
+        lines[0] += f" (alias {facts.model.alias}, pinned)"
+    endpoint = facts.endpoint
+    if endpoint is not None:
+        lines.append(f"endpoint {endpoint.name}, policy {endpoint.policy}")
+        if endpoint.candidate is not None:
+            lines.append(f"a {endpoint.policy} of {endpoint.candidate.uri} is in progress")
+    return "\n".join(lines + ([note] if note else []))
 
 
 def labels(context: Context, *, component: str = "server") -> dict[str, str]:

@@ -33,9 +33,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from shipyard.deploy.facts import VersionFacts
-from shipyard.deploy.manifests import POD_SETTINGS, dump, labels, metadata, pod_template
+from shipyard.deploy.manifests import (
+    POD_SETTINGS,
+    dump,
+    header_of,
+    labels,
+    metadata,
+    pod_template,
+)
 from shipyard.deploy.targets import Context
-from shipyard.deploy.targets.k8s import header_of, service
+from shipyard.deploy.targets.k8s import service
 from shipyard.errors import InvalidArgumentError
 
 SETTINGS = POD_SETTINGS | {
@@ -65,7 +72,7 @@ class Plan:
 
 def render(context: Context) -> dict[str, str | bytes]:
     plan = plan_of(context)
-    header = header_of(context)
+    header = header_of(context, f"the Rollout moves to {plan.version.uri}")
     app = context.facts.app
     return {
         "rollout.yaml": dump([rollout(context, plan)], header=header),

@@ -18,6 +18,7 @@ from shipyard.deploy.manifests import (
     POD_SETTINGS,
     PORT_NAME,
     dump,
+    header_of,
     labels,
     metadata,
     pod_template,
@@ -35,7 +36,7 @@ SETTINGS = POD_SETTINGS | {
 
 
 def render(context: Context) -> dict[str, str | bytes]:
-    header = header_of(context)
+    header = _header(context)
     docs = {
         "deployment.yaml": deployment(context),
         "service.yaml": service(context),
@@ -47,20 +48,10 @@ def render(context: Context) -> dict[str, str | bytes]:
     return {path: dump([doc], header=header) for path, doc in docs.items()}
 
 
-def header_of(context: Context) -> str:
-    facts = context.facts
-    lines = [f"Rendered by shipyard {facts.shipyard_version} for {facts.model.uri}"]
-    if facts.model.alias:
-        lines[0] += f" (alias {facts.model.alias}, pinned)"
-    endpoint = facts.endpoint
-    if endpoint is not None:
-        lines.append(f"endpoint {endpoint.name}, policy {endpoint.policy}")
-        if endpoint.candidate is not None:
-            lines.append(
-                f"a {endpoint.policy} of {endpoint.candidate.uri} is in progress: this serves "
-                "the stable version (the argo and kserve targets render the traffic split)"
-            )
-    return "\n".join(lines)
+def _header(context: Context) -> str:
+    rolling = context.facts.endpoint is not None and context.facts.endpoint.candidate is not None
+    note = "this serves the stable version; the argo and kserve targets split the traffic"
+    return header_of(context, note if rolling else "")
 
 
 def deployment(context: Context) -> dict[str, Any]:

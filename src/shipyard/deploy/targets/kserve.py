@@ -30,9 +30,16 @@ import re
 from typing import Any
 
 from shipyard.deploy.facts import VersionFacts
-from shipyard.deploy.manifests import POD_SETTINGS, UID, container, dump, grace_seconds, labels
+from shipyard.deploy.manifests import (
+    POD_SETTINGS,
+    UID,
+    container,
+    dump,
+    grace_seconds,
+    header_of,
+    labels,
+)
 from shipyard.deploy.targets import Context
-from shipyard.deploy.targets.k8s import header_of
 from shipyard.errors import InvalidArgumentError
 
 SETTINGS = POD_SETTINGS | {
@@ -77,7 +84,10 @@ def render(context: Context) -> dict[str, str | bytes]:
         },
         "spec": {"predictor": _predictor(context, serving, mode, percent)},
     }
-    return {"inferenceservice.yaml": dump([doc], header=header_of(context))}
+    note = f"the predictor serves {serving.uri}"
+    if percent is not None:
+        note += f", {percent}% of requests (the previous revision answers the rest)"
+    return {"inferenceservice.yaml": dump([doc], header=header_of(context, note))}
 
 
 def _predictor(
