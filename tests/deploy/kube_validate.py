@@ -42,7 +42,8 @@ def crd_schema(crd_file: str, version: str) -> dict[str, Any]:
     """The openAPIV3Schema of one served version of a vendored CRD, made strict the way the
     API server's strict field validation is: an object that lists its properties and does not
     preserve unknown fields refuses any other property."""
-    crd = yaml.safe_load((SCHEMAS / crd_file).read_text())
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # the CRDs are up to 2 MB
+    crd = yaml.load((SCHEMAS / crd_file).read_text(), Loader=loader)
     (found,) = [v for v in crd["spec"]["versions"] if v["name"] == version]
     schema: dict[str, Any] = found["schema"]["openAPIV3Schema"]
     _strict(schema)

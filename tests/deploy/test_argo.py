@@ -36,10 +36,21 @@ def test_argo_validates(stores: Any, churn: Any, canary_endpoint: str, tmp_path:
         else {"endpoint": canary_endpoint}
     )
     files = render(stores, "argo", **kwargs)
-    assert sorted(files) == ["analysistemplates.yaml", "rollout.yaml", "services.yaml"]
-    services = files["services.yaml"]
-    assert isinstance(services, str)
-    validate_core(tmp_path, services)
+    assert sorted(files) == [
+        "analysistemplates.yaml",
+        "hpa.yaml",
+        "pdb.yaml",
+        "podmonitor.yaml",
+        "rollout.yaml",
+        "services.yaml",
+    ]
+    validate_core(
+        tmp_path, "".join(str(files[n]) for n in ("services.yaml", "hpa.yaml", "pdb.yaml"))
+    )
+    (monitor,) = _docs(files, "podmonitor.yaml")
+    validate_custom(tmp_path, monitor, "monitoring.coreos.com_podmonitors.yaml")
+    (hpa,) = _docs(files, "hpa.yaml")
+    assert hpa["spec"]["scaleTargetRef"]["kind"] == "Rollout"
     (rollout,) = _docs(files, "rollout.yaml")
     validate_custom(tmp_path, rollout, "argoproj.io_rollouts.yaml")
     for template in _docs(files, "analysistemplates.yaml"):
@@ -207,3 +218,18 @@ def _evaluate(
     got = re.search(r"got:\s*\[?\{?\}?\s*([-+0-9.eEInfNa]+)", run.stdout + run.stderr)
     assert got, run.stdout + run.stderr
     return [float(got.group(1))]
+
+
+def test_argo_bluegreen_is_one_step_analysed_for_its_keep(stores: Any, churn: Any) -> None:
+    from shipyard.rollout import Deployments
+
+    deployments = Deployments(stores)
+    deployments.create("bg", "models:/churn/1")
+    deployments.bluegreen("bg", "models:/churn/2", keep_seconds=120)
+    files = render(stores, "argo", endpoint="bg")
+    (rollout,) = _docs(files, "rollout.yaml")
+    steps = rollout["spec"]["strategy"]["canary"]["steps"]
+    assert [next(iter(s)) for s in steps] == ["setWeight", "analysis"]
+    assert steps[0]["setWeight"] == 100
+    for template in _templates(files).values():
+        assert template["spec"]["metrics"][0]["initialDelay"] == "120s"

@@ -110,3 +110,15 @@ def test_kserve_refuses_bad_settings_and_an_ab_test(stores: Any, churn: Any) -> 
         with pytest.raises(InvalidArgumentError) as err:
             Deploy(stores).render("kserve", options=_options(**settings), **kwargs)
         assert err.value.details["field"] == field
+
+
+def test_kserve_bluegreen_stages_the_candidate_at_zero(stores: Any, churn: Any, tmp_path: Path):
+    from shipyard.rollout import Deployments
+
+    deployments = Deployments(stores)
+    deployments.create("bg", "models:/churn/1")
+    deployments.bluegreen("bg", "models:/churn/2")
+    isvc = _isvc(render(stores, "kserve", endpoint="bg"))
+    assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0  # deployed, warm, no traffic
+    assert isvc["spec"]["predictor"]["containers"][0]["image"] == "shipyard-churn:v2"
+    validate_custom(tmp_path, isvc, CRD)

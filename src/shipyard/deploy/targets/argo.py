@@ -1,6 +1,7 @@
 """Argo Rollouts: a Rollout whose canary steps mirror the endpoint's canary policy, a stable
 and a canary Service, and two AnalysisTemplates on shipyard's own metrics (the candidate's
-server-error rate against stable's, its p99 latency against stable's), via Prometheus.
+server-error rate against stable's, its p99 latency against stable's), via Prometheus; with
+the k8s target's HPA (scaling the Rollout) and PodDisruptionBudget, and a PodMonitor.
 
 The Rollout's pod template serves the version the rollout moves to: the candidate of an
 endpoint in a canary (or blue-green), else the subject's version. Argo runs the steps when the
@@ -34,18 +35,20 @@ from typing import Any
 
 from shipyard.deploy.facts import VersionFacts
 from shipyard.deploy.manifests import (
-    POD_SETTINGS,
+    METRICS_PATH,
+    PORT_NAME,
     dump,
     header_of,
-    labels,
     metadata,
     pod_template,
+    selector,
 )
 from shipyard.deploy.targets import Context
-from shipyard.deploy.targets.k8s import service
+from shipyard.deploy.targets.k8s import SETTINGS as K8S_SETTINGS
+from shipyard.deploy.targets.k8s import hpa, pdb, service
 from shipyard.errors import InvalidArgumentError
 
-SETTINGS = POD_SETTINGS | {
+SETTINGS = K8S_SETTINGS | {
     "prometheus_url": "Prometheus the analysis queries "
     "(default http://prometheus-operated.monitoring.svc:9090)",
     "analysis_interval": "seconds between two measurements of an analysis (default 30)",
@@ -78,6 +81,28 @@ def render(context: Context) -> dict[str, str | bytes]:
         "rollout.yaml": dump([rollout(context, plan)], header=header),
         "services.yaml": dump([service(context), service(context, f"{app}-canary")], header=header),
         "analysistemplates.yaml": dump(analysis_templates(context, plan), header=header),
+        "hpa.yaml": dump([hpa(context, ("argoproj.io/v1alpha1", "Rollout"))], header=header),
+        "pdb.yaml": dump([pdb(context)], header=header),
+        "podmonitor.yaml": dump([pod_monitor(context)], header=header),
+    }
+
+
+def pod_monitor(context: Context) -> dict[str, Any]:
+    """Prometheus scrapes the pods themselves, stable and canary alike, each once: Argo
+    narrows each Service's selector to its ReplicaSet, and both point at the same pods once
+    the weight is 100, so a ServiceMonitor would miss pods or count them twice."""
+    interval = context.options.setting("scrape_interval", "15s")
+    return {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": metadata(context, context.facts.app),
+        "spec": {
+            "selector": {"matchLabels": selector(context)},
+            "namespaceSelector": {"matchNames": [context.options.namespace]},
+            "podMetricsEndpoints": [
+                {"port": PORT_NAME, "path": METRICS_PATH, "interval": interval}
+            ],
+        },
     }
 
 
@@ -163,7 +188,7 @@ def rollout(context: Context, plan: Plan) -> dict[str, Any]:
         "spec": {
             "replicas": context.options.replicas,
             "revisionHistoryLimit": 5,
-            "selector": {"matchLabels": dict(list(labels(context).items())[:2])},
+            "selector": {"matchLabels": selector(context)},
             "template": pod_template(context, plan.version),
             "strategy": {
                 "canary": {

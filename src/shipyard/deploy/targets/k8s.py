@@ -86,7 +86,8 @@ def service(context: Context, name: str | None = None) -> dict[str, Any]:
     }
 
 
-def hpa(context: Context) -> dict[str, Any]:
+def hpa(context: Context, target: tuple[str, str] = ("apps/v1", "Deployment")) -> dict[str, Any]:
+    """The HPA of the replicas: of the Deployment, or (argo) of the Rollout."""
     options = context.options
     cpu = _int_setting(context, "cpu_utilization", "70", 1, 100)
     in_flight = _int_setting(context, "in_flight_target", "4", 1, 100_000)
@@ -96,8 +97,8 @@ def hpa(context: Context) -> dict[str, Any]:
         "metadata": metadata(context, context.facts.app),
         "spec": {
             "scaleTargetRef": {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
+                "apiVersion": target[0],
+                "kind": target[1],
                 "name": context.facts.app,
             },
             "minReplicas": options.replicas,
