@@ -29,9 +29,10 @@ UID = 10001
 SHUTDOWN_MARGIN = 10
 
 
-def dump(docs: Sequence[Mapping[str, Any]], *, header: str = "") -> str:
-    """A multi-document YAML stream: each document after `---`, keys in insertion order, no
-    anchors or aliases, multi-line text (a PromQL query) as a literal block."""
+def dump_yaml(doc: Any, *, width: int = 4096) -> str:
+    """One YAML document: keys in insertion order, no anchors or aliases (a step two jobs
+    share is written out in each, as a reader expects), multi-line text (PromQL, a shell
+    script) as a literal block."""
     import yaml
 
     class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML ships no types
@@ -39,25 +40,28 @@ def dump(docs: Sequence[Mapping[str, Any]], *, header: str = "") -> str:
             return True
 
     def text(dumper: yaml.SafeDumper, data: str) -> yaml.ScalarNode:
-        style = (
-            "|"
-            if "\n" in data and not any(line.endswith(" ") for line in data.split("\n"))
-            else None
+        # a literal block cannot keep a line's trailing spaces: those stay quoted
+        literal = "\n" in data and not any(line.endswith(" ") for line in data.split("\n"))
+        return dumper.represent_scalar(
+            "tag:yaml.org,2002:str", data, style="|" if literal else None
         )
-        return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     Dumper.add_representer(str, text)
+    out: str = yaml.dump(
+        doc,
+        Dumper=Dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        width=width,
+        allow_unicode=True,
+    )
+    return out
+
+
+def dump(docs: Sequence[Mapping[str, Any]], *, header: str = "") -> str:
+    """A multi-document YAML stream, each document after `---` (as `dump_yaml` writes it)."""
     parts = [f"# {line}\n" for line in header.splitlines()] if header else []
-    for doc in docs:
-        body = yaml.dump(
-            dict(doc),
-            Dumper=Dumper,
-            sort_keys=False,
-            default_flow_style=False,
-            width=100,
-            allow_unicode=True,
-        )
-        parts.append("---\n" + body)
+    parts += ["---\n" + dump_yaml(dict(doc), width=100) for doc in docs]
     return "".join(parts)
 
 

@@ -36,8 +36,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from shipyard.deploy.manifests import dump_yaml
 from shipyard.deploy.targets import Context
-from shipyard.deploy.targets.yamldoc import dump_yaml
 from shipyard.errors import InvalidArgumentError
 
 WORKFLOW = ".github/workflows/shipyard-model.yml"

@@ -28,8 +28,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from shipyard.deploy.manifests import dump_yaml
 from shipyard.deploy.targets import Context
-from shipyard.deploy.targets.yamldoc import dump_yaml
 from shipyard.errors import InvalidArgumentError
 
 SETTINGS = {
