@@ -93,7 +93,7 @@ def requirements_txt(version: VersionFacts) -> str:
     return "\n".join(header + pins) + "\n"
 
 
-def bundle_files(context: Context, version: VersionFacts) -> dict[str, bytes]:
+def bundle_files(context: Context, version: VersionFacts) -> dict[str, str | bytes]:
     """The version's files as a bundle under model/, each verified against its digest."""
     from shipyard.registry.bundle import pack
 
@@ -107,7 +107,15 @@ def bundle_files(context: Context, version: VersionFacts) -> dict[str, bytes]:
         onnx_digest=version.onnx_digest,
         files=files,
     )
-    return {f"model/{path}": data for path, data in packed.items()}
+    return {f"model/{path}": _text_or_bytes(data) for path, data in packed.items()}
+
+
+def _text_or_bytes(data: bytes) -> str | bytes:
+    """Text files as text (what the writer's diff reads back from the folder), same bytes."""
+    try:
+        return data.decode()
+    except UnicodeDecodeError:
+        return data
 
 
 def _base_image(python: str, chosen: str) -> str:
@@ -176,60 +184,75 @@ def _dockerignore(*, bake: bool, wheel: str | None) -> str:
 def _dockerfile(
     context: Context, base: str, wheel: str | None, requirement: str, extras: list[str]
 ) -> str:
+    lines = [
+        *_header(context, wheel, requirement, extras),
+        *_builder(base, wheel, requirement),
+        *_runtime(context, base),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _header(context: Context, wheel: str | None, requirement: str, extras: list[str]) -> list[str]:
+    """The comments that say what the image is, how to build it and why it is so."""
     version = context.facts.model
     bake = context.options.model_source == "bake"
-    port = context.options.port
-    args = context.serve_args()
-    if "--digest" not in args:  # the baked bundle is checked against the recorded digest too
-        args += ["--digest", f"sha256:{version.digest}"]
-    ready = f"http://127.0.0.1:{port}/v2/health/ready"
-    probe = ["python", "-c", f"import urllib.request; urllib.request.urlopen('{ready}', timeout=4)"]
+    port, tag = context.options.port, context.image()
     alias = f" (alias {version.alias} when rendered)" if version.alias else ""
-    tag = context.image()
-    out = [
+    run = f"#   docker run -p {port}:{port} {tag}"
+    if not bake:
+        run += " -e SHIPYARD_DB_URL=… -e SHIPYARD_ARTIFACTS=…"
+    folder = wheel.rsplit("/", 1)[0] if wheel and "/" in wheel else "."
+    if wheel:
+        source = [
+            f"# shipyard comes from the wheel {wheel}, copied into the build",
+            "# context (no index needs to know shipyard); --set shipyard_requirement=",
+            "# shipyard==X installs it from your index instead.",
+        ]
+    else:
+        source = [
+            f"# shipyard comes from the index pip is given ({requirement}); --set",
+            "# shipyard_requirement=wheels/<wheel> copies a wheel instead.",
+        ]
+    if bake:
+        model = [
+            "# runtime: that virtualenv on the same slim base, as a non-root user, with the",
+            f"# model's bundle in {BUNDLE_DIR}, every file checked against its digest when the",
+            "# server starts.",
+        ]
+    else:
+        model = [
+            "# runtime: that virtualenv on the same slim base, as a non-root user; the server",
+            "# pulls the pinned version from SHIPYARD_DB_URL/SHIPYARD_ARTIFACTS at start and",
+            "# refuses it unless its manifest has the digest above.",
+        ]
+    return [
         "# syntax=docker/dockerfile:1",
         "#",
-        f"# The serving image of {version.uri}{alias}: {version.flavor}, manifest digest",
-        f"# sha256:{version.digest}. Rendered by shipyard {context.facts.shipyard_version}; build",
-        "# from this folder:",
+        f"# The serving image of {version.uri}{alias}, a {version.flavor} model",
+        f"# with manifest digest sha256:{version.digest}.",
+        f"# Rendered by shipyard {context.facts.shipyard_version}. Build from this folder:",
         "#",
-    ]
-    if wheel:
-        out += [
-            f"#   pip wheel --no-deps -w {wheel.rsplit('/', 1)[0] if '/' in wheel else '.'} "
-            "<shipyard's source folder>   # the wheel below",
-        ]
-    out += [
+        *([f"#   pip wheel --no-deps -w {folder} <shipyard's source folder>"] if wheel else []),
         f"#   docker build -t {tag} .",
-        f"#   docker run -p {port}:{port} {tag}"
-        + ("" if bake else " -e SHIPYARD_DB_URL=… -e SHIPYARD_ARTIFACTS=…"),
+        run,
         "#",
-        "# builder: a virtualenv with the model's lock (requirements.txt: exact versions of its",
-        "# framework and what that needs) and shipyard installed in one resolve, so the lock",
-        "# decides every version they share. shipyard comes "
-        + (
-            f"from the wheel {wheel}, copied into\n# the build context (no index needs to "
-            "know shipyard); --set shipyard_requirement=shipyard==X\n# installs it from "
-            "your index instead."
-            if wheel
-            else f"from the index pip is given ({requirement});\n# --set "
-            "shipyard_requirement=wheels/<wheel> copies a wheel instead."
-        ),
-        "# runtime: that virtualenv on the same slim base, as a non-root user, "
-        + (
-            f"with the model's\n# bundle in {BUNDLE_DIR} (every file checked against its "
-            "digest when the server starts)."
-            if bake
-            else "pulling the\n# pinned version from SHIPYARD_DB_URL/SHIPYARD_ARTIFACTS at "
-            "start, refused unless its\n# manifest has the digest above."
-        ),
-        f"# Extras: {', '.join(extras) or 'none'} (--set extras=); no torch, ray or tracking "
-        "server extras\n# unless the model's lock names them.",
+        "# builder: a virtualenv with the model's lock (requirements.txt: the exact versions",
+        "# of its framework and what that needs) and shipyard, installed in one resolve so",
+        "# the lock decides every version they share.",
+        *source,
+        *model,
+        f"# Extras: {', '.join(extras) or 'none'} (--set extras=). No torch, ray or tracking",
+        "# server extras unless the model's lock names them.",
         "#",
         "# The base is python:<the model's Python>-slim pinned by the digest of its multi-arch",
-        "# index (see shipyard/deploy/targets/docker.py for where each digest was found);",
+        "# index (shipyard/deploy/targets/docker.py says where each digest was found);",
         "# --set base_image=IMAGE@sha256:… replaces it.",
         "",
+    ]
+
+
+def _builder(base: str, wheel: str | None, requirement: str) -> list[str]:
+    return [
         f"FROM {base} AS builder",
         "",
         "ENV PIP_DISABLE_PIP_VERSION_CHECK=1",
@@ -238,13 +261,23 @@ def _dockerfile(
         "",
         "WORKDIR /build",
         "COPY requirements.txt ./",
-    ]
-    if wheel:
-        out.append(f"COPY {wheel} ./{wheel}")
-    out += [
+        *([f"COPY {wheel} ./{wheel}"] if wheel else []),
         f'RUN {VENV}/bin/pip install --no-cache-dir -r requirements.txt "{requirement}"',
         "",
         "",
+    ]
+
+
+def _runtime(context: Context, base: str) -> list[str]:
+    version = context.facts.model
+    port = context.options.port
+    args = context.serve_args()
+    if "--digest" not in args:  # the baked bundle is checked against the recorded digest too
+        args += ["--digest", f"sha256:{version.digest}"]
+    ready = f"http://127.0.0.1:{port}/v2/health/ready"
+    probe = ["python", "-c", f"import urllib.request; urllib.request.urlopen('{ready}', timeout=4)"]
+    bake = context.options.model_source == "bake"
+    return [
         f"FROM {base} AS runtime",
         "",
         f'LABEL org.opencontainers.image.title="{context.facts.app}" \\',
@@ -264,10 +297,7 @@ def _dockerfile(
         "       --shell /usr/sbin/nologin shipyard",
         "",
         f"COPY --from=builder {VENV} {VENV}",
-    ]
-    if bake:
-        out.append(f"COPY model/ {BUNDLE_DIR}/")
-    out += [
+        *([f"COPY model/ {BUNDLE_DIR}/"] if bake else []),
         "",
         f"USER {UID}:{UID}",
         "WORKDIR /home/shipyard",
@@ -275,13 +305,12 @@ def _dockerfile(
         f"EXPOSE {port}",
         "",
         "# No curl in slim images: the standard library asks the readiness route, which",
-        "# answers 200 once the model is loaded and warmed up and 503 while it loads or drains.",
-        "# (/v2/health/ready, not /v2/models/NAME/ready: off loopback the server requires",
-        "# API keys, and only the health routes answer without one.)",
+        "# answers 200 once the model is loaded and warmed up and 503 while it loads or drains",
+        "# (/v2/health/ready, not /v2/models/NAME/ready: off loopback the server requires API",
+        "# keys, and only the health routes answer without one).",
         "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
         f"    CMD {json.dumps(probe)}",
         "",
         'ENTRYPOINT ["shipyard"]',
         f"CMD {json.dumps(args)}",
     ]
-    return "\n".join(out) + "\n"
