@@ -288,3 +288,20 @@ def test_the_image_environment_installs_without_heavy_packages(
     )  # fmt: skip
     assert got.returncode == 0, got.stderr
     assert json.loads(got.stdout) == churn.load("models:/churn/1").predict(X[:20]).tolist()
+
+
+def test_a_bundle_that_runs_its_own_code_loads_only_when_trusted(
+    stores: Any, logreg: Any, breast_cancer: Any, tmp_path: Path
+) -> None:
+    from shipyard.errors import UntrustedModelError
+    from shipyard.registry import Registry
+
+    X, _ = breast_cancer
+    Registry(stores).register("pickled", logreg, input_example=X[:5], serialization="pickle")
+    files = Deploy(stores).render("docker", model_uri="models:/pickled/1").files
+    assert "--trusted" in str(files["Dockerfile"]).rsplit("CMD", 1)[1]
+    Deploy.write(files, tmp_path / "docker", what="docker test")
+    with pytest.raises(UntrustedModelError):
+        load_bundle(tmp_path / "docker/model")
+    model = load_bundle(tmp_path / "docker/model", trusted=True)
+    assert np.array_equal(model.predict(X[:10]), logreg.predict(X[:10]))

@@ -246,8 +246,9 @@ def served_uri(registry: Any, uri: str, *, digest: str | None = None) -> str:
         read_bundle(Path(uri), digest=digest)
         return uri
     if looks_like_folder(uri) and not uri.startswith(("models:/", "runs:/")):
+        what = f"{uri} holds no {BUNDLE_FILE}" if Path(uri).is_dir() else f"no folder {uri}"
         raise InvalidArgumentError(
-            f"{uri} holds no {BUNDLE_FILE}: a bundle is the model/ folder of "
+            f"{what}: a bundle is the model/ folder of "
             "`shipyard deploy render MODEL_URI --target docker`",
             field="model_uri",
         )
