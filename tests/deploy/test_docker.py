@@ -61,13 +61,20 @@ def test_two_renders_are_byte_identical_and_hadolint_passes(
     first, second = _render(stores), _render(stores)
     assert first == second
     assert {".dockerignore", "Dockerfile", "requirements.txt", "model/bundle.json"} <= set(first)
-    out = _written(stores, tmp_path / "docker")
-    lint = subprocess.run(
-        [tool("hadolint"), "--no-color", str(out / "Dockerfile")], capture_output=True, text=True
-    )
-    assert lint.returncode == 0, lint.stdout + lint.stderr
-    text = (out / "Dockerfile").read_text()
-    assert "# hadolint ignore" not in text
+    variants: list[dict[str, Any]] = [
+        {},
+        {"model_source": "pull"},
+        {"settings": {"shipyard_requirement": "shipyard==0.1.0", "extras": "postgres,s3"}},
+    ]
+    for i, options in enumerate(variants):  # baked, pulled, shipyard from an index
+        out = _written(stores, tmp_path / f"docker{i}", **options)
+        lint = subprocess.run(
+            [tool("hadolint"), "--no-color", str(out / "Dockerfile")],
+            capture_output=True,
+            text=True,
+        )
+        assert lint.returncode == 0, lint.stdout + lint.stderr
+        assert "hadolint ignore" not in (out / "Dockerfile").read_text()
 
 
 def test_the_dockerfile_serves_exactly_this_version(churn: Any, stores: Any) -> None:

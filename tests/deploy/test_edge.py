@@ -147,7 +147,8 @@ def test_a_fresh_virtualenv_with_the_lock_predicts_as_shipyard_serves(
     )  # fmt: skip
     assert ran.returncode == 0, ran.stderr
     answer = json.loads(ran.stdout)
-    served = _served_predictions(tmp_path, rows)
+    digest = Deploy(stores).facts(model_uri="models:/churn/1").model.digest
+    served = _served_predictions(rows, digest)
     assert answer["predictions"] == served
     assert answer["predictions"] == churn.load("models:/churn/1").predict(X[:60]).tolist()
     refused = subprocess.run(
@@ -160,13 +161,24 @@ def test_a_fresh_virtualenv_with_the_lock_predicts_as_shipyard_serves(
         refused.stderr.strip() == "error: row 0: 'mean radius' must be a number (double), got text"
     )
     _check_http_mode(venv, out, rows[:5], served[:5])
+    installed = subprocess.run(  # the bundle is a package too: its command, its module
+        [f"{venv}/bin/pip", "install", "-q", "--no-deps", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert installed.returncode == 0, installed.stderr[-2000:]
+    command = subprocess.run(
+        [f"{venv}/bin/churn-predict", str(tmp_path / "rows.json")],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path,
+    )  # fmt: skip
+    assert command.returncode == 0 and json.loads(command.stdout) == answer
 
 
-def _served_predictions(tmp_path: Path, rows: list[dict[str, Any]]) -> list[Any]:
-    """What `shipyard serve models:/churn/1` answers for the rows."""
+def _served_predictions(rows: list[dict[str, Any]], digest: str) -> list[Any]:
+    """What `shipyard serve models:/churn@champion --digest …` answers for the rows (the
+    alias pinned to the version whose manifest has that digest, as a pulling image does)."""
     env = {**os.environ}
     proc = subprocess.Popen(
-        [*SHIPYARD, "serve", "models:/churn/1", "--port", "0"],
+        [*SHIPYARD, "serve", "models:/churn@champion", "--port", "0", "--digest", digest],
         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
     )  # fmt: skip
     try:

@@ -30,6 +30,7 @@ from shipyard.errors import IntegrityError, InvalidArgumentError, NotFoundError
 
 if TYPE_CHECKING:
     from shipyard.flavors import LoadedModel
+    from shipyard.registry import Registry
 
 BUNDLE_FILE = "bundle.json"
 MANIFEST_FILE = "manifest.json"
@@ -237,7 +238,7 @@ def _checked(data: bytes | None, digest: str, what: str) -> bytes:
     return data
 
 
-def served_uri(registry: Any, uri: str, *, digest: str | None = None) -> str:
+def served_uri(registry: Registry, uri: str, *, digest: str | None = None) -> str:
     """What `shipyard serve MODEL_URI [--digest sha256:…]` loads: a bundle folder (verified
     now, pinned to `digest` when given), or the registered version `uri` names, pinned to its
     number when `digest` is given and refused unless its manifest has that digest (an image
