@@ -223,3 +223,27 @@ def _announced(proc: subprocess.Popen[str], pattern: str) -> str:
             return f"http://127.0.0.1:{found[1]}"
     proc.kill()
     raise AssertionError(f"no announcement: {proc.stderr.read()}")
+
+
+def test_a_model_fitted_on_an_array_takes_rows_as_lists(
+    stores: Any, logreg: Any, breast_cancer: Any, tmp_path: Path
+) -> None:
+    from sklearn.linear_model import LogisticRegression
+
+    from shipyard.registry import Registry
+
+    X, y = breast_cancer
+    model = LogisticRegression(max_iter=5000).fit(X.values, y)
+    registry = Registry(stores)
+    registry.register("arrays", model, input_example=X.values[:5])
+    Registry.wait_for_conversions(timeout=120)
+    Deploy.write(_render(stores, "models:/arrays/1").files, tmp_path / "edge", what="edge test")
+    module = _predictor_module(tmp_path / "edge/arrays_edge")
+    predictor = module.Predictor(tmp_path / "edge/arrays_edge")
+    rows = X.values[:25].tolist()
+    answer = predictor.predict({"instances": rows})
+    assert (
+        answer["predictions"] == registry.load("models:/arrays/1").predict(X.values[:25]).tolist()
+    )
+    with pytest.raises(module.InputError, match="row 0: 29 values, the model takes 30"):
+        predictor.predict([rows[0][:29]])

@@ -5,11 +5,12 @@ without shipyard: only the standard library, numpy and onnxruntime.
     python predictor.py --serve --port 8080       # POST /predict, GET /health, GET /signature
     from predictor import Predictor               # Predictor().predict([{"x": 1.0, ...}])
 
-Input is JSON: a list of rows ({"column": value, ...}), {"instances": [rows]}, or
-{"inputs": {"column": [values]}}. Every row is checked against signature.json (the model's
-columns, their types, whether a value may be missing) before the model runs; a bad row is a
-one-line error that names the row and the column. The answer is
-{"predictions": [...], "probabilities": [[...]]} (probabilities when the model has them).
+Input is JSON: a list of rows ({"column": value, ...}; a model fitted on an array also takes
+[value, ...]), {"instances": [rows]}, or {"inputs": {"column": [values]}}. Every row is
+checked against signature.json (the model's columns, their types, whether a value may be
+missing) before the model runs; a bad row is a one-line error that names the row and the
+column. The answer is {"predictions": [...], "probabilities": [[...]]} (probabilities when
+the model has them).
 
 This file is copied unchanged from shipyard (shipyard/deploy/targets/edge_predictor.py);
 model.onnx and signature.json sit beside it.
@@ -81,7 +82,14 @@ class Predictor:
             raise InputError("no rows to predict")
         out = np.empty((len(rows), len(self.columns)), dtype=np.float64)
         known = set(self.names)
+        positional = self.signature.get("kind") == "tensor"  # fitted on an array: f0, f1…
         for i, row in enumerate(rows):
+            if positional and isinstance(row, list):
+                if len(row) != len(self.names):
+                    raise InputError(
+                        f"row {i}: {len(row)} values, the model takes {len(self.names)}"
+                    )
+                row = {name: row[j] for j, name in enumerate(self.names)}
             if not isinstance(row, dict):
                 raise InputError(f"row {i}: expected an object of columns, got {_kind(row)}")
             extra = sorted(set(row) - known)
@@ -135,8 +143,8 @@ class Predictor:
                 raise InputError(f"input {spec.name!r}: not a numeric array ({exc})") from None
             shape = list(spec.shape)
             if array.ndim != len(shape) or any(
-                isinstance(d, int) and d != n
-                for d, n in zip(shape[1:], array.shape[1:], strict=True)
+                isinstance(shape[k], int) and shape[k] != array.shape[k]
+                for k in range(1, len(shape))
             ):
                 raise InputError(f"input {spec.name!r}: shape {list(array.shape)}, want {shape}")
             feed[spec.name] = array
