@@ -12,6 +12,14 @@ from typing import Any
 import pytest
 
 
+@pytest.fixture(params=["sqlite"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A render reads its facts once, through the registry and rollout capabilities, and never
+    touches a store again: the render tests run on SQLite, and `test_facts_on_postgres` reads
+    the same facts from PostgreSQL (the stores' own suites run every query on both)."""
+    return f"sqlite:///{tmp_path / 'meta.db'}"
+
+
 @pytest.fixture
 def churn(stores: Any, logreg: Any, breast_cancer: Any) -> Any:
     """Model 'churn': version 1 (alias champion) and version 2 (alias challenger), the same

@@ -153,7 +153,9 @@ def serve_command(
     model_uri: Annotated[
         str | None,
         typer.Argument(
-            metavar="MODEL_URI", help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …"
+            metavar="MODEL_URI",
+            help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …, or a bundle folder "
+            "(the model/ of `shipyard deploy render -t docker`, verified file by file)",
         ),
     ] = None,
     endpoint: Annotated[
@@ -201,6 +203,13 @@ def serve_command(
         float, typer.Option(min=0.1, help="With --endpoint: seconds between policy refreshes.")
     ] = 2.0,
     grpc_port: GrpcPort = None,
+    digest: Annotated[
+        str | None,
+        typer.Option(
+            help="Refuse to serve unless the model's manifest digest is this (sha256:…); "
+            "an alias is then pinned to the version it names now."
+        ),
+    ] = None,
 ) -> None:
     """Serve one model over HTTP (V2 inference protocol and /endpoints/NAME/predict), or one
     stored endpoint as a replica that follows its canary / A/B / shadow / blue-green policy.
@@ -211,6 +220,8 @@ def serve_command(
       shipyard serve --endpoint churn --host 0.0.0.0 --workers 2   # a replica behind a Service
       shipyard serve models:/sentiment/2 --trusted   # a Python model: it runs its own code
       shipyard serve models:/churn@champion --grpc-port 8081   # and V2 gRPC (KServe's proto)
+      shipyard serve /opt/model --name churn   # a rendered bundle, without the stores
+      shipyard serve models:/churn/3 --digest sha256:…   # refused unless it is that manifest
       curl -s localhost:8080/endpoints/churn/predict -d '{"instances": [{...}]}'
     """
     from shipyard.config import get_settings
@@ -221,13 +232,15 @@ def serve_command(
         raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
     listen = _Listen(host, port, log_level, workers, drain, trusted, ignore_env, grpc_port)
     if endpoint is not None:
+        if digest is not None:
+            raise InvalidArgumentError("--digest pins a MODEL_URI, not an --endpoint")
         _serve_endpoint(settings, endpoint, listen, refresh=refresh)
         return
     assert model_uri is not None
     config: dict[str, object] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
     if batching is not None:
         config["batching"] = batching
-    _serve_model(settings, model_uri, listen, name=name, config=config)
+    _serve_model(settings, model_uri, listen, name=name, config=config, digest=digest)
 
 
 @dataclass(frozen=True)
@@ -325,29 +338,33 @@ def _serve_model(
     *,
     name: str | None,
     config: dict[str, object],
+    digest: str | None = None,
 ) -> None:
     from shipyard.registry import Registry, parse_model_uri
+    from shipyard.registry.bundle import is_bundle, served_uri
     from shipyard.serving.app import create_serving_app
     from shipyard.stores import open_stores
 
-    ref = parse_model_uri(model_uri)
     registry = Registry(open_stores(settings))
-    registry.resolve(ref)  # a clear error now rather than a 503 later
-    differences = registry.check_environment(str(ref), ignore_env=listen.ignore_env, warn=False)
-    if differences:  # one readable line rather than a Python warning with a source location
-        text = "; ".join(str(d) for d in differences)
-        typer.echo(f"warning: {ref} was saved in another environment: {text}", err=True)
-    _check_loads(registry, str(ref), listen)
+    uri = served_uri(registry, model_uri, digest=digest)  # a bundle is verified here
+    if not is_bundle(uri):
+        uri = str(parse_model_uri(uri))
+        registry.resolve(uri)  # a clear error now rather than a 503 later
+        differences = registry.check_environment(uri, ignore_env=listen.ignore_env, warn=False)
+        if differences:  # one readable line rather than a Python warning with a source location
+            text = "; ".join(str(d) for d in differences)
+            typer.echo(f"warning: {uri} was saved in another environment: {text}", err=True)
+    _check_loads(registry, uri, listen)
     listen.serve(
         lambda: create_serving_app(
             settings,
-            str(ref),
+            uri,
             endpoint=name,
             trusted=listen.trusted,
             ignore_env=listen.ignore_env,
             config=config,
         ),
-        str(ref),
+        uri,
     )
 
 

@@ -257,9 +257,13 @@ class Registry:
     ) -> LoadedModel:
         """Load a version. A model whose code runs when loaded (pickle, a Python model) needs
         `trusted`; one saved with another major version of its framework needs `ignore_env`
-        (other differences from its lock are warnings)."""
+        (other differences from its lock are warnings). A bundle folder (`registry.bundle`:
+        what the docker target bakes) loads from its own verified files."""
         from shipyard.flavors import load_model
+        from shipyard.registry.bundle import is_bundle, load_bundle
 
+        if is_bundle(uri):
+            return load_bundle(Path(uri), trusted=trusted, ignore_env=ignore_env, backend=backend)
         mv = self.resolve(uri)
         model = load_model(
             self.stores.artifacts,

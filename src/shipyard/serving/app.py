@@ -10,6 +10,7 @@ The layers it puts together: `serving.dataplane` (the endpoints and their answer
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shipyard.serving.answers import body_too_large, check_declared_length, error_answer
@@ -57,6 +58,7 @@ def create_serving_app(
 ) -> FastAPI:
     """The app of `shipyard serve`: one model, named after its registered model."""
     from shipyard.registry import Registry, parse_model_uri
+    from shipyard.registry.bundle import bundle_info, is_bundle
     from shipyard.serving.asgi import mount_data_plane
     from shipyard.serving.auth import install_auth
     from shipyard.serving.dataplane import DataPlane
@@ -66,11 +68,16 @@ def create_serving_app(
     from shipyard.serving.runtime import EndpointTable
     from shipyard.stores import open_stores
 
-    ref = parse_model_uri(model_uri)
     registry = Registry(open_stores(settings))
     metrics = ServingMetrics()
     table = EndpointTable(registry, metrics, trusted=trusted, ignore_env=ignore_env)
-    name = endpoint or ref.name or registry.resolve(ref).name
+    if endpoint:
+        name = endpoint
+    elif is_bundle(model_uri):  # a bundle folder: named after the model it holds
+        name = bundle_info(Path(model_uri)).name
+    else:
+        ref = parse_model_uri(model_uri)
+        name = ref.name or registry.resolve(ref).name
     plane = DataPlane.from_settings(settings, table, metrics)
 
     def load() -> None:
