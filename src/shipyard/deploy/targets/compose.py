@@ -17,9 +17,12 @@ dashboard and alert rules. Ports are published on 127.0.0.1 only; passwords come
 from __future__ import annotations
 
 import json
+import math
 from importlib import resources
 from typing import Any
 
+from shipyard.deploy.manifests import SHUTDOWN_MARGIN
+from shipyard.deploy.manifests import dump_yaml as _yaml
 from shipyard.deploy.options import _IMAGE
 from shipyard.deploy.targets import Context, _number
 from shipyard.errors import InvalidArgumentError
@@ -240,7 +243,7 @@ def _shipyard_services(context: Context, image: dict[str, Any]) -> dict[str, Any
                 "start_period": "30s",
                 "retries": 3,
             },
-            "stop_grace_period": f"{int(options.drain_seconds) + 10}s",
+            "stop_grace_period": f"{math.ceil(options.drain_seconds) + SHUTDOWN_MARGIN}s",
             "restart": "unless-stopped",
         },
     }
@@ -361,18 +364,3 @@ def _version_doc(context: Context) -> dict[str, Any]:
         "signature": model.signature,
         "endpoint": context.facts.app,
     }
-
-
-def _yaml(doc: Any) -> str:
-    """Block YAML, lists indented under their key, no anchors (each value written out)."""
-    import yaml
-
-    class Dumper(yaml.SafeDumper):  # type: ignore[misc]  # PyYAML has no stubs here
-        def ignore_aliases(self, data: Any) -> bool:
-            return True
-
-        def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
-            super().increase_indent(flow, False)
-
-    text: str = yaml.dump(doc, Dumper=Dumper, sort_keys=False, default_flow_style=False, width=1000)
-    return text

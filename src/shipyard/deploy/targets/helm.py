@@ -21,6 +21,7 @@ import re
 from importlib import resources
 from typing import Any
 
+from shipyard.deploy.manifests import SHUTDOWN_MARGIN, dump_yaml
 from shipyard.deploy.options import _CPU, _IMAGE, _MEMORY
 from shipyard.deploy.targets import BUNDLE_DIR, Context
 from shipyard.errors import InvalidArgumentError
@@ -123,7 +124,7 @@ def chart_values(context: Context, settings: dict[str, Any]) -> dict[str, Any]:
         "server": {
             "port": options.port,
             "drainSeconds": _number(options.drain_seconds),
-            "shutdownSeconds": 10,
+            "shutdownSeconds": SHUTDOWN_MARGIN,
             "extraArgs": [],
         },
         "storesSecret": settings["stores_secret"],
@@ -176,8 +177,6 @@ _COMMENTS = {
 def _values_yaml(context: Context, values: dict[str, Any]) -> str:
     import textwrap
 
-    import yaml
-
     model = context.facts.model
     named = f" ({model.name}@{model.alias})" if model.alias else ""
     lines = [
@@ -191,7 +190,7 @@ def _values_yaml(context: Context, values: dict[str, Any]) -> str:
         if key in _COMMENTS:
             lines.append("")
             lines += ["# " + line for line in textwrap.wrap(_COMMENTS[key], 94)]
-        dumped = yaml.safe_dump({key: value}, sort_keys=False, default_flow_style=False, width=1000)
+        dumped = dump_yaml({key: value})
         lines.append(dumped.rstrip("\n"))
     return "\n".join(lines) + "\n"
 
@@ -209,8 +208,6 @@ def _rollout_note(context: Context) -> list[str]:
 
 
 def _chart_yaml(context: Context, version: str) -> str:
-    import yaml
-
     facts = context.facts
     model = facts.model
     flavor = model.flavor
@@ -230,8 +227,7 @@ def _chart_yaml(context: Context, version: str) -> str:
             "shipyard.dev/rendered-by": f"shipyard {facts.shipyard_version}",
         },
     }
-    text: str = yaml.safe_dump(doc, sort_keys=False, default_flow_style=False, width=1000)
-    return text
+    return dump_yaml(doc)
 
 
 def _number(x: float) -> int | float:
