@@ -318,3 +318,36 @@ def test_an_endpoint_renders_a_chart_named_after_it(
     ]
     assert container["args"][2:4] == ["--name", "churn-api"]
     assert container["readinessProbe"]["httpGet"]["path"] == "/v2/models/churn-api/ready"
+
+
+@pytest.mark.slow
+def test_the_charts_command_serves_and_answers_its_probes(
+    churn: Any, stores: Any, tmp_path: Path
+) -> None:
+    """The container's arguments from `helm template` (pull mode: the test's stores stand in
+    for the Secret's), run on a loopback port: the startup/liveness and readiness paths the
+    chart probes answer 200."""
+    import os
+
+    import httpx
+
+    from tests.helpers import SHIPYARD, free_port, wait_ready
+
+    chart = rendered_chart(stores, tmp_path / "chart", model_source="pull", drain_seconds=0)
+    (container,) = deployment(template(chart))["spec"]["template"]["spec"]["containers"]
+    args = list(container["args"])
+    port = free_port()
+    args[args.index("--host") + 1] = "127.0.0.1"
+    args[args.index("--port") + 1] = str(port)
+    proc = subprocess.Popen(
+        [*SHIPYARD, *args], env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            path = container[probe]["httpGet"]["path"]
+            assert httpx.get(url + path, timeout=10).status_code == 200, (probe, path)
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=60)
