@@ -48,7 +48,7 @@ def diff(out: Path, files: Mapping[str, str | bytes]) -> str:
     for name in sorted(set(files) | set(previous)):
         old = _read(out / name) if name in previous or (out / name).exists() else None
         new = files.get(name)
-        if old == new or (old is None and new is None):
+        if _bytes(old) == _bytes(new):  # text rendered as bytes reads back as text
             continue
         chunks.append(_one_diff(name, old, new))
     return "".join(chunks)
@@ -112,6 +112,10 @@ def _read(path: Path) -> str | bytes | None:
         return blob.decode()
     except UnicodeDecodeError:
         return blob
+
+
+def _bytes(data: str | bytes | None) -> bytes | None:
+    return data.encode() if isinstance(data, str) else data
 
 
 def _digest(data: str | bytes) -> str:
