@@ -23,6 +23,13 @@ def test_a_second_write_of_the_same_files_changes_nothing(tmp_path: Path) -> Non
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
 
 
+def test_text_rendered_as_bytes_is_unchanged_when_written_again(tmp_path: Path) -> None:
+    files = {"bundle.json": b'{"a": 1}\n', "model.onnx": bytes(range(256))}
+    write(tmp_path, files, what="t")
+    again = write(tmp_path, files, what="t")
+    assert (again.changed, again.diff) == ((), "")
+
+
 def test_a_changed_render_shows_a_diff_and_drops_files_it_no_longer_writes(
     tmp_path: Path,
 ) -> None:

@@ -53,6 +53,7 @@ OPEN = {
     "/health/ready",
     "/v2/health/live",
     "/v2/health/ready",
+    "/v2/models/{name}/ready",  # a kubelet's readiness probe sends no key
     "/v2",
     "/metrics",
     "/docs",

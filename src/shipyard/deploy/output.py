@@ -48,7 +48,7 @@ def diff(out: Path, files: Mapping[str, str | bytes]) -> str:
     for name in sorted(set(files) | set(previous)):
         old = _read(out / name) if name in previous or (out / name).exists() else None
         new = files.get(name)
-        if _as_bytes(old) == _as_bytes(new):  # a text file read back equals its bytes
+        if _bytes(old) == _bytes(new):  # text rendered as bytes reads back as text
             continue
         chunks.append(_one_diff(name, old, new))
     return "".join(chunks)
@@ -114,7 +114,7 @@ def _read(path: Path) -> str | bytes | None:
         return blob
 
 
-def _as_bytes(data: str | bytes | None) -> bytes | None:
+def _bytes(data: str | bytes | None) -> bytes | None:
     return data.encode() if isinstance(data, str) else data
 
 

@@ -4,8 +4,9 @@ any route runs.
 
 Scopes: `predict` (POST predict/infer), `feedback` (POST feedback: labels and outcomes,
 which decide rollouts and alerts), `read` (GET routes), `admin` (changes through
-/api, and everything else). Health, readiness, /metrics and the API docs stay open so probes
-and scrapers work without secrets.
+/api, and everything else). Health, readiness (a model's V2 ready route too: a kubelet's
+probe sends no key), /metrics and the API docs stay open so probes and scrapers work without
+secrets.
 
 A principal limited to some endpoints (a key's `--endpoint`, a JWT's `endpoints` claim) may
 use, within its scopes, only the routes about one of them: `/endpoints/{name}/…`,

@@ -47,7 +47,9 @@ READY: Final = (
 )
 SERVER_METADATA: Final = Route("server_metadata", "GET", "/v2", None)
 MODEL_METADATA: Final = Route("model_metadata", "GET", "/v2/models/{name}", "read")
-MODEL_READY: Final = Route("model_ready", "GET", "/v2/models/{name}/ready", "read")
+# open like the health routes (which name every endpoint and why one failed): a kubelet's
+# readiness probe sends no key
+MODEL_READY: Final = Route("model_ready", "GET", "/v2/models/{name}/ready", None)
 METRICS: Final = Route("metrics", "GET", "/metrics", None)
 
 ROUTES: Final = (
@@ -91,7 +93,7 @@ HOT_KINDS: Final = tuple(r.kind for r in HOT)
 # /health and /version as MLflow clients probe them (compat.mlflow)
 _OPEN: Final = re.compile(
     r"^/($|health/|v2/health/|metrics$|docs|openapi\.json$|redoc|v2$|favicon|ui(/|$)"
-    r"|health$|version$)"
+    r"|health$|version$|v2/models/[^/]+/ready$)"
 )
 # POST routes that need the `predict` or the `feedback` scope (with any other method, the
 # scope is "read" for GET/HEAD and "admin" otherwise)
