@@ -20,9 +20,10 @@ COPY pyproject.toml README.md ./
 COPY src ./src
 
 # A regular (non-editable) install: the venv holds everything and needs nothing from /src.
-# The quotes stop the shell from reading [postgres] as a glob.
+# The quotes stop the shell from reading [postgres,redis] as a glob. Redis: rate limits and
+# A/B stickiness across replicas, and the online feature store (SHIPYARD_REDIS_URL).
 RUN --mount=type=cache,target=/root/.cache/pip \
-    /opt/venv/bin/pip install ".[postgres]"
+    /opt/venv/bin/pip install ".[postgres,redis]"
 
 
 FROM python:3.11-slim AS runtime

@@ -10,10 +10,10 @@ from typing import Literal
 from shipyard.errors import InvalidArgumentError
 
 # CPU and memory as Kubernetes quantities: 500m, 2, 1Gi, 512Mi
-_CPU = re.compile(r"^\d+(\.\d+)?m?$")
-_MEMORY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
+CPU_QUANTITY = re.compile(r"^\d+(\.\d+)?m?$")
+MEMORY_QUANTITY = re.compile(r"^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$")
 # an image reference: [registry/]repo[:tag][@sha256:<64 hex>]
-_IMAGE = re.compile(
+IMAGE_REFERENCE = re.compile(
     r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*"
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
 )
@@ -36,7 +36,7 @@ class RenderOptions:
     settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.image is not None and not _IMAGE.match(self.image):
+        if self.image is not None and not IMAGE_REFERENCE.match(self.image):
             raise InvalidArgumentError(
                 f"'{self.image}' is not an image reference (e.g. ghcr.io/acme/churn:3 or "
                 "ghcr.io/acme/churn@sha256:<64 hex digits>)",
@@ -50,9 +50,9 @@ class RenderOptions:
                 f"({self.max_replicas})",
                 field="replicas",
             )
-        if not _CPU.match(self.cpu):
+        if not CPU_QUANTITY.match(self.cpu):
             raise InvalidArgumentError(f"--cpu '{self.cpu}' is not like 500m or 2", field="cpu")
-        if not _MEMORY.match(self.memory):
+        if not MEMORY_QUANTITY.match(self.memory):
             raise InvalidArgumentError(
                 f"--memory '{self.memory}' is not like 512Mi or 2Gi", field="memory"
             )

@@ -55,7 +55,7 @@ class Context:
         source = BUNDLE_DIR if self.options.model_source == "bake" else version.uri
         args = ["serve", source, "--name", self.facts.app]
         args += ["--host", "0.0.0.0", "--port", str(self.options.port)]
-        args += ["--drain", _number(self.options.drain_seconds)]
+        args += ["--drain", number_text(self.options.drain_seconds)]
         if self.options.model_source == "pull":
             args += ["--digest", version.digest]
         if version.needs_trust:
@@ -76,7 +76,7 @@ class Context:
 BUNDLE_DIR = "/opt/model"
 
 
-def _number(x: float) -> str:
+def number_text(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else repr(float(x))
 
 

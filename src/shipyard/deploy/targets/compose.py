@@ -23,8 +23,8 @@ from typing import Any
 
 from shipyard.deploy.manifests import SHUTDOWN_MARGIN
 from shipyard.deploy.manifests import dump_yaml as _yaml
-from shipyard.deploy.options import _IMAGE
-from shipyard.deploy.targets import Context, _number
+from shipyard.deploy.options import IMAGE_REFERENCE
+from shipyard.deploy.targets import Context, number_text
 from shipyard.errors import InvalidArgumentError
 
 SETTINGS: dict[str, str] = {
@@ -122,7 +122,7 @@ def _server_image(context: Context) -> dict[str, Any]:
             field="set",
         )
     if image:
-        if not _IMAGE.match(image):
+        if not IMAGE_REFERENCE.match(image):
             raise InvalidArgumentError(
                 f"--set server_image={image} is not an image reference "
                 "(e.g. ghcr.io/acme/shipyard:0.1.0)",
@@ -201,7 +201,7 @@ def _shipyard_services(context: Context, image: dict[str, Any]) -> dict[str, Any
     options = context.options
     port = options.port
     server_args = ["server", "--host", "0.0.0.0", "--port", str(port)]
-    server_args += ["--drain", _number(options.drain_seconds)]
+    server_args += ["--drain", number_text(options.drain_seconds)]
     if context.facts.model.needs_trust:
         server_args.append("--trusted")
     ready = f"http://127.0.0.1:{port}/health/ready"

@@ -22,7 +22,7 @@ from importlib import resources
 from typing import Any
 
 from shipyard.deploy.manifests import SHUTDOWN_MARGIN, dump_yaml
-from shipyard.deploy.options import _CPU, _IMAGE, _MEMORY
+from shipyard.deploy.options import CPU_QUANTITY, IMAGE_REFERENCE, MEMORY_QUANTITY
 from shipyard.deploy.targets import BUNDLE_DIR, Context
 from shipyard.errors import InvalidArgumentError
 
@@ -123,7 +123,7 @@ def chart_values(context: Context, settings: dict[str, Any]) -> dict[str, Any]:
         },
         "server": {
             "port": options.port,
-            "drainSeconds": _number(options.drain_seconds),
+            "drainSeconds": yaml_number(options.drain_seconds),
             "shutdownSeconds": SHUTDOWN_MARGIN,
             "extraArgs": [],
         },
@@ -230,7 +230,7 @@ def _chart_yaml(context: Context, version: str) -> str:
     return dump_yaml(doc)
 
 
-def _number(x: float) -> int | float:
+def yaml_number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
@@ -275,7 +275,7 @@ def _model_schema() -> dict[str, Any]:
 def values_schema() -> dict[str, Any]:
     """values.schema.json: JSON Schema draft-07, as Helm checks it."""
     properties: dict[str, Any] = {
-        "image": {"type": "string", "pattern": _IMAGE.pattern, "maxLength": 512},
+        "image": {"type": "string", "pattern": IMAGE_REFERENCE.pattern, "maxLength": 512},
         "imagePullPolicy": {"enum": ["Always", "IfNotPresent", "Never"]},
         "imagePullSecrets": {
             "type": "array",
@@ -304,8 +304,8 @@ def values_schema() -> dict[str, Any]:
         ),
         "resources": _object(
             {
-                "cpu": {"type": "string", "pattern": _CPU.pattern},
-                "memory": {"type": "string", "pattern": _MEMORY.pattern},
+                "cpu": {"type": "string", "pattern": CPU_QUANTITY.pattern},
+                "memory": {"type": "string", "pattern": MEMORY_QUANTITY.pattern},
             }
         ),
         "probes": _object({"startupSeconds": _int(2, 3600)}),
