@@ -301,7 +301,9 @@ def test_settings_reach_the_values(churn: Any, stores: Any, tmp_path: Path) -> N
     (monitor,) = (doc for doc in docs if doc["kind"] == "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["interval"] == "30s"
     env = deployment(docs)["spec"]["template"]["spec"]["containers"][0]["env"]
-    assert env[1]["valueFrom"]["secretKeyRef"]["name"] == "churn-stores"  # <app>-stores
+    refs = {e["name"]: e["valueFrom"]["secretKeyRef"]["name"] for e in env if "valueFrom" in e}
+    assert refs["SHIPYARD_DB_URL"] == "churn-stores"  # <app>-stores
+    assert refs["SHIPYARD_JWT_SECRET"] == "churn-auth"  # <app>-auth
 
 
 def test_an_endpoint_renders_a_chart_named_after_it(

@@ -90,6 +90,8 @@ def test_k8s_pull_reads_the_stores_from_a_secret(stores: Any, churn: Any, tmp_pa
     assert refs == {
         "SHIPYARD_DB_URL": {"name": "churn-db", "key": "db_url"},
         "SHIPYARD_ARTIFACTS": {"name": "churn-db", "key": "artifacts"},
+        # callers' tokens: a replica's own API keys live in its emptyDir
+        "SHIPYARD_JWT_SECRET": {"name": "churn-auth", "key": "jwt_secret", "optional": True},
     }
     assert c["args"][1] == "models:/churn/2" and "--digest" in c["args"]
     validate_core(tmp_path, _text(files, "deployment.yaml"))

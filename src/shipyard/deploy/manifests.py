@@ -189,8 +189,16 @@ def stores_secret(context: Context) -> str:
     return context.options.setting("stores_secret", f"{context.facts.app}-stores")
 
 
+def auth_secret(context: Context) -> str:
+    """The Secret whose key jwt_secret signs the callers' HS256 tokens: a replica's API keys
+    live in its own emptyDir, so tokens are how callers authenticate to a baked model."""
+    return context.options.setting("auth_secret", f"{context.facts.app}-auth")
+
+
 def env(context: Context) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = [{"name": "SHIPYARD_HOME", "value": HOME}]
+    jwt = {"secretKeyRef": {"name": auth_secret(context), "key": "jwt_secret", "optional": True}}
+    out.append({"name": "SHIPYARD_JWT_SECRET", "valueFrom": jwt})
     if context.options.model_source == "pull":
         secret = stores_secret(context)
         for name, key in (("SHIPYARD_DB_URL", "db_url"), ("SHIPYARD_ARTIFACTS", "artifacts")):
@@ -201,6 +209,8 @@ def env(context: Context) -> list[dict[str, Any]]:
 
 # the --set keys of the targets that run this pod template
 POD_SETTINGS = {
+    "auth_secret": "Secret with key jwt_secret: callers send HS256 tokens signed with it "
+    "(default: <app>-auth; without it every prediction is refused: 401)",
     "stores_secret": "Secret with keys db_url and artifacts, for --model-source pull "
     "(default: <app>-stores)",
 }

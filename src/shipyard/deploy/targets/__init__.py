@@ -50,14 +50,14 @@ class Context:
     def serve_args(self, version: VersionFacts | None = None) -> list[str]:
         """The arguments of the image's `shipyard` entry point that serve a version: from the
         bundle baked into the image (`/opt/model`), or pulled by its pinned URI from the
-        stores the environment names, refused unless its manifest has the recorded digest."""
+        stores the environment names; either way refused unless its manifest has the
+        recorded digest (`--digest`)."""
         version = version or self.facts.model
         source = BUNDLE_DIR if self.options.model_source == "bake" else version.uri
         args = ["serve", source, "--name", self.facts.app]
         args += ["--host", "0.0.0.0", "--port", str(self.options.port)]
         args += ["--drain", number_text(self.options.drain_seconds)]
-        if self.options.model_source == "pull":
-            args += ["--digest", version.digest]
+        args += ["--digest", f"sha256:{version.digest}"]
         if version.needs_trust:
             args.append("--trusted")
         return args

@@ -271,10 +271,8 @@ def _builder(base: str, wheel: str | None, requirement: str) -> list[str]:
 def _runtime(context: Context, base: str) -> list[str]:
     version = context.facts.model
     port = context.options.port
-    args = context.serve_args()
-    if "--digest" not in args:  # the baked bundle is checked against the recorded digest too
-        args += ["--digest", f"sha256:{version.digest}"]
-    ready = f"http://127.0.0.1:{port}/v2/health/ready"
+    args = context.serve_args()  # with --digest: the baked bundle is checked at start too
+    ready = f"http://127.0.0.1:{port}{context.ready_path}"
     probe = ["python", "-c", f"import urllib.request; urllib.request.urlopen('{ready}', timeout=4)"]
     bake = context.options.model_source == "bake"
     return [
@@ -304,10 +302,9 @@ def _runtime(context: Context, base: str) -> list[str]:
         "",
         f"EXPOSE {port}",
         "",
-        "# No curl in slim images: the standard library asks the readiness route, which",
-        "# answers 200 once the model is loaded and warmed up and 503 while it loads or drains",
-        "# (/v2/health/ready, not /v2/models/NAME/ready: off loopback the server requires API",
-        "# keys, and only the health routes answer without one).",
+        "# No curl in slim images: the standard library asks the model's V2 ready route (open",
+        "# like the health routes), which answers 200 once the model is loaded and warmed up",
+        "# and 503 while it loads or drains.",
         "HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 \\",
         f"    CMD {json.dumps(probe)}",
         "",

@@ -29,6 +29,8 @@ from shipyard.errors import InvalidArgumentError
 SETTINGS: dict[str, str] = {
     "stores_secret": "Secret with keys db_url and artifacts, for --model-source pull "
     "(default: <app>-stores)",
+    "auth_secret": "Secret with key jwt_secret: callers send HS256 tokens signed with it "
+    "(default: <app>-auth; without it every prediction is refused: 401)",
     "cpu_utilization": "the HPA's target average CPU utilization in percent (default 70)",
     "in_flight_target": "the HPA's target average of shipyard_requests_in_flight per pod "
     "(default 4; needs a custom-metrics adapter such as prometheus-adapter)",
@@ -82,6 +84,7 @@ def _settings(context: Context) -> dict[str, Any]:
         )
     checks = {
         "stores_secret": (f"{context.facts.app}-stores", _DNS_SUBDOMAIN, "a Secret's name"),
+        "auth_secret": (f"{context.facts.app}-auth", _DNS_SUBDOMAIN, "a Secret's name"),
         "scrape_interval": ("15s", _INTERVAL, "a duration like 15s or 1m"),
         "chart_version": ("0.1.0", _SEMVER, "a SemVer version like 0.1.0 or 1.2.0-rc.1"),
     }
@@ -128,6 +131,7 @@ def chart_values(context: Context, settings: dict[str, Any]) -> dict[str, Any]:
             "extraArgs": [],
         },
         "storesSecret": settings["stores_secret"],
+        "authSecret": settings["auth_secret"],
         "replicas": options.replicas,
         "autoscaling": {
             "enabled": True,
@@ -164,6 +168,9 @@ _COMMENTS = {
     "waits drainSeconds + shutdownSeconds before it kills the pod",
     "storesSecret": "with model.source pull: the Secret whose keys db_url and artifacts become "
     "SHIPYARD_DB_URL and SHIPYARD_ARTIFACTS",
+    "authSecret": "the Secret whose key jwt_secret becomes SHIPYARD_JWT_SECRET: callers send "
+    "HS256 tokens signed with it (a replica's API keys live in its own emptyDir); without it "
+    "every prediction is refused (401)",
     "replicas": "replicas, and the autoscaler's minimum",
     "autoscaling": "on CPU and on shipyard_requests_in_flight per replica (that one needs a "
     "custom-metrics adapter such as prometheus-adapter; 0 scales on CPU alone)",
@@ -293,6 +300,7 @@ def values_schema() -> dict[str, Any]:
             }
         ),
         "storesSecret": {"type": "string", "pattern": f"^$|{_DNS_SUBDOMAIN}"},
+        "authSecret": {"type": "string", "pattern": _DNS_SUBDOMAIN},
         "replicas": _int(1, 1000),
         "autoscaling": _object(
             {

@@ -72,10 +72,8 @@ shipyard.dev/model-version: {{ .Values.model.version | quote }}
 - {{ .Values.server.port | quote }}
 - --drain
 - {{ include "shipyard.drain" . | quote }}
-{{- if eq .Values.model.source "pull" }}
 - --digest
-- {{ .Values.model.digest | quote }}
-{{- end }}
+- {{ printf "sha256:%s" .Values.model.digest | quote }}
 {{- if .Values.model.trusted }}
 - --trusted
 {{- end }}
