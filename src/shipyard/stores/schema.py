@@ -66,6 +66,7 @@ params = sa.Table(
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("key", sa.String(256), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    sqlite_with_rowid=False,  # migration 0013: clustered on (run_id, key)
 )
 
 run_tags = sa.Table(
@@ -74,6 +75,7 @@ run_tags = sa.Table(
     sa.Column("run_id", sa.String(32), sa.ForeignKey("runs.id"), primary_key=True),
     sa.Column("key", sa.String(256), primary_key=True),
     sa.Column("value", sa.Text, nullable=False),
+    sqlite_with_rowid=False,
 )
 
 metrics = sa.Table(
@@ -102,6 +104,7 @@ latest_metrics = sa.Table(
     sa.Column("step", sa.BigInteger, nullable=False),
     sa.Column("timestamp", sa.BigInteger, nullable=False),
     sa.Index("ix_latest_metrics_key_value", "key", "value"),
+    sqlite_with_rowid=False,
 )
 
 run_artifacts = sa.Table(
