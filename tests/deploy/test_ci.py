@@ -225,3 +225,20 @@ def test_the_workflows_jq_filters_read_what_the_cli_prints(
             [jq, "-r", filters[command]], input=printed, capture_output=True, text=True, check=True
         )
         assert set(read.stdout.split()) == expected, (command, read.stdout)
+
+
+def test_the_canary_job_starts_a_canary_the_rollout_capability_accepts(
+    churn: Any, stores: Any
+) -> None:
+    """The canary job's `shipyard deploy canary` (its --steps) as the capability reads it,
+    on an endpoint serving the champion: a step list it refuses would fail in production."""
+    from shipyard.rollout import Deployments
+
+    text = _render(stores, canary_weight="15")
+    (steps,) = re.findall(r"shipyard deploy canary \S+ --model \S+ --steps (\S+)", text)
+    deployments = Deployments(stores)
+    deployments.create("churn", "models:/churn@champion")
+    record = deployments.canary(
+        "churn", "models:/churn/2", steps=[float(x) for x in steps.split(",")]
+    )
+    assert record.policy == "canary" and record.config["weight"] == 15.0

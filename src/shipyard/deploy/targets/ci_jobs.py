@@ -169,101 +169,116 @@ def _validate(context: Context, s: dict[str, str], setup: list[dict[str, Any]]) 
     )
 
 
+# waits for the rollout controller's verdict on the canary step; rolls back on a regression
+_WAIT_FOR_VERDICT = (
+    "deadline=$((SECONDS + 3600))\n"
+    "while :; do\n"
+    '  action="$(shipyard deploy status "$ENDPOINT" --json | jq -r '
+    '\'.would_decide.action // "none"\')"\n'
+    '  case "$action" in\n'
+    '    advance|promote) echo "the canary is healthy ($action)"; break ;;\n'
+    "    rollback)\n"
+    '      shipyard deploy rollback "$ENDPOINT" --reason "CI: the canary\'s verdict"\n'
+    "      exit 1 ;;\n"
+    "  esac\n"
+    "  if (( SECONDS > deadline )); then\n"
+    '    shipyard deploy rollback "$ENDPOINT" --reason "CI: no verdict within an hour"\n'
+    "    exit 1\n"
+    "  fi\n"
+    "  sleep 30\n"
+    "done"
+)
+_REASON = "${{ github.workflow }} run ${{ github.run_id }}"
+
+
 def _release(
     context: Context, s: dict[str, str], setup: list[dict[str, Any]]
 ) -> dict[str, dict[str, Any]]:
-    app = context.facts.app
-    staging_url = "${{ secrets.SHIPYARD_STAGING_URL }}"
-    wait = (
-        "deadline=$((SECONDS + 3600))\n"
-        "while :; do\n"
-        '  action="$(shipyard deploy status "$ENDPOINT" --json | jq -r '
-        '\'.would_decide.action // "none"\')"\n'
-        '  case "$action" in\n'
-        '    advance|promote) echo "the canary is healthy ($action)"; break ;;\n'
-        "    rollback)\n"
-        '      shipyard deploy rollback "$ENDPOINT" --reason "CI: the canary\'s verdict"\n'
-        "      exit 1 ;;\n"
-        "  esac\n"
-        "  if (( SECONDS > deadline )); then\n"
-        '    shipyard deploy rollback "$ENDPOINT" --reason "CI: no verdict within an hour"\n'
-        "    exit 1\n"
-        "  fi\n"
-        "  sleep 30\n"
-        "done"
-    )
-    reason = "${{ github.workflow }} run ${{ github.run_id }}"
-    curl = 'curl --fail-with-body -sS "${auth[@]}"'  # with the API key, when there is one
     return {
-        "staging": _job(
-            ["validate"],
-            [
-                {
-                    "uses": uses("actions/download-artifact"),
-                    "with": {"name": "manifests", "path": "deploy/k8s"},
+        "staging": _staging(context, s),
+        "smoke": _smoke(context, s),
+        **_production(s, setup),
+    }
+
+
+def _staging(context: Context, s: dict[str, str]) -> dict[str, Any]:
+    return _job(
+        ["validate"],
+        [
+            {
+                "uses": uses("actions/download-artifact"),
+                "with": {"name": "manifests", "path": "deploy/k8s"},
+            },
+            {
+                "name": "Apply to staging and wait for the Deployment",
+                "env": {"KUBECONFIG_DATA": "${{ secrets.STAGING_KUBECONFIG }}"},
+                "run": 'printf "%s" "$KUBECONFIG_DATA" > "$RUNNER_TEMP/kubeconfig"\n'
+                'export KUBECONFIG="$RUNNER_TEMP/kubeconfig"\n'
+                "kubectl apply -f deploy/k8s\n"
+                f'kubectl -n "$NAMESPACE" rollout status deployment/{context.facts.app} '
+                "--timeout=10m",
+            },
+        ],
+        environment="staging",
+        env={"NAMESPACE": s["staging_namespace"]},
+        **{"timeout-minutes": 20},
+    )
+
+
+def _smoke(context: Context, s: dict[str, str]) -> dict[str, Any]:
+    app = context.facts.app
+    curl = 'curl --fail-with-body -sS "${auth[@]}"'  # with the API key, when there is one
+    return _job(
+        ["staging"],
+        [
+            {"uses": uses("actions/checkout")},
+            {
+                "name": "Readiness, the served version, one prediction on staging",
+                "run": "auth=()\n"
+                'if [ -n "$TOKEN" ]; then auth=(-H "Authorization: Bearer $TOKEN"); fi\n'
+                'curl --fail-with-body -sS "$STAGING_URL/v2/health/ready"\n'
+                f'{curl} "$STAGING_URL/v2/models/{app}/ready"\n'
+                f'{curl} "$STAGING_URL/v2/models/{app}"\n'
+                'if [ -f "$REQUEST" ]; then\n'
+                f"  {curl} -H 'content-type: application/json' "
+                f'--data @"$REQUEST" "$STAGING_URL/endpoints/{app}/predict"\n'
+                "fi",
+                "env": {
+                    "STAGING_URL": "${{ secrets.SHIPYARD_STAGING_URL }}",
+                    "TOKEN": "${{ secrets.SHIPYARD_STAGING_TOKEN }}",
+                    "REQUEST": s["smoke_request"],
                 },
-                {
-                    "name": "Apply to staging and wait for the Deployment",
-                    "env": {"KUBECONFIG_DATA": "${{ secrets.STAGING_KUBECONFIG }}"},
-                    "run": 'printf "%s" "$KUBECONFIG_DATA" > "$RUNNER_TEMP/kubeconfig"\n'
-                    'export KUBECONFIG="$RUNNER_TEMP/kubeconfig"\n'
-                    "kubectl apply -f deploy/k8s\n"
-                    f'kubectl -n "$NAMESPACE" rollout status deployment/{app} --timeout=10m',
-                },
-            ],
-            environment="staging",
-            env={"NAMESPACE": s["staging_namespace"]},
-            **{"timeout-minutes": 20},
-        ),
-        "smoke": _job(
-            ["staging"],
-            [
-                {"uses": uses("actions/checkout")},
-                {
-                    "name": "Readiness, the served version, one prediction on staging",
-                    "run": "auth=()\n"
-                    'if [ -n "$TOKEN" ]; then auth=(-H "Authorization: Bearer $TOKEN"); fi\n'
-                    'curl --fail-with-body -sS "$STAGING_URL/v2/health/ready"\n'
-                    f'{curl} "$STAGING_URL/v2/models/{app}/ready"\n'
-                    f'{curl} "$STAGING_URL/v2/models/{app}"\n'
-                    'if [ -f "$REQUEST" ]; then\n'
-                    f"  {curl} -H 'content-type: application/json' "
-                    f'--data @"$REQUEST" "$STAGING_URL/endpoints/{app}/predict"\n'
-                    "fi",
-                    "env": {
-                        "STAGING_URL": staging_url,
-                        "TOKEN": "${{ secrets.SHIPYARD_STAGING_TOKEN }}",
-                        "REQUEST": s["smoke_request"],
-                    },
-                },
-            ],
-            **{"timeout-minutes": 10},
-        ),
+            },
+        ],
+        **{"timeout-minutes": 10},
+    )
+
+
+def _production(s: dict[str, str], setup: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The canary behind the production environment's approval, then the promotion. Canary
+    steps end at 100: the controller's verdict on the first step decides."""
+    canary = {
+        "name": f"Canary: {s['canary_weight']}% of production traffic",
+        "run": 'shipyard deploy canary "$ENDPOINT" --model "models:/$MODEL/$VERSION" '
+        f'--steps {s["canary_weight"]},100 --reason "{_REASON}"',
+    }
+    promote = {
+        "name": "Promote: the alias the endpoint follows moves to the version",
+        "run": f'shipyard deploy promote "$ENDPOINT" --reason "{_REASON}"\n'
+        'shipyard deploy status "$ENDPOINT"',
+    }
+    wait = {"name": "Wait for the rollout controller's verdict", "run": _WAIT_FOR_VERDICT}
+    return {
         "canary": _job(
             ["train", "smoke"],
-            [
-                *setup,
-                {
-                    "name": f"Canary: {s['canary_weight']}% of production traffic",
-                    "run": 'shipyard deploy canary "$ENDPOINT" --model "models:/$MODEL/$VERSION" '
-                    f'--steps {s["canary_weight"]} --reason "{reason}"',
-                },
-                {"name": "Wait for the rollout controller's verdict", "run": wait},
-            ],
+            [*setup, canary, wait],
             environment="production",
             env={"VERSION": VERSION},
             **{"timeout-minutes": 90},
         ),
         "promote": _job(
             ["train", "canary"],
-            [
-                *setup,
-                {
-                    "name": "Promote: the alias the endpoint follows moves to the version",
-                    "run": f'shipyard deploy promote "$ENDPOINT" --reason "{reason}"\n'
-                    'shipyard deploy status "$ENDPOINT"',
-                },
-            ],
+            [*setup, promote],
             env={"VERSION": VERSION},
             **{"timeout-minutes": 10},
         ),
