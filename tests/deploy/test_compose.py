@@ -130,7 +130,8 @@ def test_no_secret_is_written(stack: Path) -> None:
 def test_two_renders_are_byte_identical(churn: Any, stores: Any) -> None:
     one, two = render(stores), render(stores)
     assert one == two
-    assert isinstance(one["model/manifest.json"], bytes)
+    assert {"model/bundle.json", "model/manifest.json", "model/model.onnx"} <= set(one)
+    assert not {"import-model.py", "model-version.json"} & set(one)
     other = render(stores, port=9000)
     changed = sorted(name for name in one if one[name] != other[name])
     assert changed == ["README.md", "docker-compose.yaml", "prometheus/prometheus.yml"]
@@ -192,54 +193,77 @@ def test_a_refused_render_writes_nothing(
 
 
 def run_import(stack: Path, home: Path) -> subprocess.CompletedProcess[str]:
-    """import-model.py as the `model` service runs it, on a fresh store of its own."""
+    """The `model` service's command (`shipyard models import …` then `shipyard deploy
+    create …`), the real CLI in a shell, on a fresh store of its own; /model is the render's
+    model/ folder."""
+    entrypoint = compose(stack)["services"]["model"]["entrypoint"]
+    assert entrypoint[:2] == ["sh", "-c"] and " /model " in entrypoint[2]
+    script = entrypoint[2].replace(" /model ", f" {stack / 'model'} ")
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHIPYARD_")}
     env["SHIPYARD_HOME"] = str(home)
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return subprocess.run(
-        [sys.executable, str(stack / "import-model.py")],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
+        ["sh", "-c", script], capture_output=True, text=True, env=env, timeout=180
     )
+
+
+def fresh_stores(home: Path) -> Any:
+    from shipyard.config import Settings
+    from shipyard.stores import open_stores
+
+    return open_stores(Settings(home=home, db_url=None, artifacts=None))
 
 
 def test_the_model_service_imports_the_version_and_points_the_endpoint_at_it(
     stack: Path, stores: Any, tmp_path: Path
 ) -> None:
-    from shipyard.config import Settings
     from shipyard.registry import Registry
     from shipyard.rollout import Deployments
-    from shipyard.stores import open_stores
 
-    facts = json.loads((stack / "model-version.json").read_text())
+    bundle = json.loads((stack / "model" / "bundle.json").read_text())
+    rendered = Registry(stores).resolve("models:/churn@champion")
+    assert bundle["digest"] == rendered.artifact_digest
+    assert (
+        f"--digest sha256:{bundle['digest']}"
+        in compose(stack)["services"]["model"]["entrypoint"][2]
+    )
     home = tmp_path / "stack-home"
     first = run_import(stack, home)
     assert first.returncode == 0, first.stderr
-    assert "endpoint churn -> models:/churn/1" in first.stdout
-    fresh = open_stores(Settings(home=home, db_url=None, artifacts=None))
+    assert "churn: registered as version 1 (churn@served)" in first.stdout
+    assert "endpoint churn -> models:/churn@served (now version 1)" in first.stdout
+    fresh = fresh_stores(home)
     endpoint = Deployments(fresh).get("churn")
     served = Registry(fresh).resolve(endpoint.model_uri)
-    assert served.artifact_digest == facts["digest"]
-    assert (
-        served.artifact_digest == Registry(stores).resolve("models:/churn@champion").artifact_digest
-    )
+    assert served.artifact_digest == rendered.artifact_digest
+    assert (served.flavor, served.signature) == (rendered.flavor, rendered.signature)
+    assert served.onnx_status == "ok" and served.onnx_digest == rendered.onnx_digest
+    audit = [e.action for e in Registry(fresh).audit("churn")]
+    assert "version.import" in audit
     model = Registry(fresh).load(endpoint.model_uri)
-    assert model is not None
+    assert model.backend == "onnxruntime"  # the conversion travelled with the bundle
     again = run_import(stack, home)  # a second `docker compose up` changes nothing
     assert again.returncode == 0, again.stderr
+    assert "churn: already registered as version 1" in again.stdout
     assert len(Registry(fresh).list_versions("churn")) == 1
-    assert Deployments(fresh).get("churn").model_uri == endpoint.model_uri
+    after = Deployments(fresh).get("churn")
+    assert (after.model_uri, after.generation) == (endpoint.model_uri, endpoint.generation)
+    assert [e.action for e in Registry(fresh).audit("churn")] == audit
 
 
 def test_a_model_file_changed_after_the_render_is_refused(stack: Path, tmp_path: Path) -> None:
+    from shipyard.registry import Registry
+
     manifest = json.loads((stack / "model" / "manifest.json").read_text())
     name = sorted(manifest["files"])[0]
     path = stack / "model" / name
     path.write_bytes(path.read_bytes() + b"tampered")
-    result = run_import(stack, tmp_path / "stack-home")
-    assert result.returncode == 2
-    assert f"model/{name} is not the file the manifest names" in result.stderr
+    home = tmp_path / "stack-home"
+    result = run_import(stack, home)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"{name} does not match its digest" in result.stderr
+    assert "endpoint" not in result.stdout  # the endpoint is not created either
+    assert Registry(fresh_stores(home)).list_models() == []
 
 
 @pytest.mark.slow
@@ -248,7 +272,7 @@ def test_the_server_of_the_stack_serves_the_imported_version(
 ) -> None:
     """The server's command from docker-compose.yaml (on a loopback port instead of
     0.0.0.0:8080, no drain on exit) answers predictions on the endpoint the `model` service
-    created."""
+    created, from the imported version."""
     import httpx
 
     from tests.helpers import SHIPYARD, free_port, wait_ready
@@ -284,8 +308,10 @@ def test_an_endpoint_in_a_canary_serves_its_stable_version(
     canary_endpoint: str, stores: Any
 ) -> None:
     files = Deploy(stores).render("compose", endpoint=canary_endpoint).files
-    facts = json.loads(str(files["model-version.json"]))
-    assert (facts["endpoint"], facts["uri"]) == ("churn-api", "models:/churn/1")
+    bundle = json.loads(str(files["model/bundle.json"]))
+    assert bundle["uri"] == "models:/churn/1"
+    script = yaml.safe_load(str(files["docker-compose.yaml"]))["services"]["model"]["entrypoint"]
+    assert "shipyard deploy create churn-api --model churn@served" in script[2]
     assert "in a canary of models:/churn/2: the stack serves its stable" in str(files["README.md"])
 
 

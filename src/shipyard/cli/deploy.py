@@ -29,6 +29,12 @@ def create(
     replace: Annotated[
         bool, typer.Option("--replace", help="Overwrite an existing endpoint.")
     ] = False,
+    if_changed: Annotated[
+        bool,
+        typer.Option(
+            "--if-changed", help="Leave an endpoint that serves this URI already as it is."
+        ),
+    ] = False,
     require_approval: Annotated[
         bool, typer.Option("--require-approval", help="Serve approved versions only.")
     ] = False,
@@ -41,8 +47,9 @@ def create(
     """Create an endpoint serving a model URI (an alias follows the alias when it moves).
 
     \b
-    Example:
+    Examples:
       shipyard deploy create churn --model models:/churn@champion
+      shipyard deploy create churn --model churn@served --replace --if-changed
     """
     from shipyard.registry import Registry
     from shipyard.rollout import Deployments
@@ -55,6 +62,7 @@ def create(
         replace=replace,
         reason=reason,
         override_gates=override_gates,
+        if_changed=if_changed,
     )
     uri = record.model_uri
     mv = Registry(open_stores()).resolve(uri)

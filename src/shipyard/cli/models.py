@@ -22,6 +22,7 @@ Examples:
   shipyard models delete churn --version 1 --yes
   shipyard models env models:/churn/3 > requirements.txt
   shipyard models optimize models:/churn/3 --quantize dynamic
+  shipyard models import churn-stack/model --alias served
 """)
 
 
@@ -157,6 +158,40 @@ def alias(
         raise InvalidArgumentError("give the VERSION to point the alias at (or --delete)")
     reg.set_alias(name, alias_name, version, reason=reason, override_gates=override_gates)
     typer.echo(f"{name}@{alias_name} -> version {version}")
+
+
+@app.command("import")
+def import_bundle(
+    folder: Annotated[Path, typer.Argument(metavar="DIR", help="A bundle folder (model/).")],
+    digest: Annotated[
+        str | None, typer.Option("--digest", help="Refuse it unless its manifest has this.")
+    ] = None,
+    alias_name: Annotated[
+        str | None, typer.Option("--alias", help="Point this alias at the imported version.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Register the version a bundle folder holds (the model/ of a docker or compose
+    render), every file checked against its digest first. Running it again changes nothing.
+
+    \b
+    Example:
+      shipyard models import churn-stack/model --digest sha256:3f… --alias served
+    """
+    from shipyard.registry import Registry
+    from shipyard.registry.bundle_import import import_bundle as import_folder
+    from shipyard.stores import open_stores
+
+    reg = Registry(open_stores())
+    mv, created = import_folder(reg, folder, digest=digest)
+    if alias_name and reg.get_model(mv.name).aliases.get(alias_name) != mv.version:
+        reg.set_alias(mv.name, alias_name, mv.version, reason=f"imported from {folder}")
+    if as_json:
+        print_json({**mv.to_dict(), "created": created, "alias": alias_name})
+        return
+    what = "registered as" if created else "already registered as"
+    named = f" ({mv.name}@{alias_name})" if alias_name else ""
+    typer.echo(f"{mv.name}: {what} version {mv.version}{named}, sha256:{mv.artifact_digest}")
 
 
 @app.command("audit")

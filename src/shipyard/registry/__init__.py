@@ -165,6 +165,12 @@ class Registry:
         saved = save_mlflow_dir(Path(folder), self.stores.artifacts, trusted=trusted)
         return self.record_saved(name, saved, run_id=run_id, description=description, tags=tags)
 
+    def import_bundle(self, folder: str | Path, *, digest: str | None = None) -> ModelVersionRecord:
+        """A bundle folder's version, recorded here once (see `registry.bundle_import`)."""
+        from shipyard.registry.bundle_import import import_bundle
+
+        return import_bundle(self, Path(folder), digest=digest)[0]
+
     def reference_profile(self, mv: ModelVersionRecord) -> dict[str, Any] | None:
         """The monitoring reference recorded with a version, if any."""
         import json

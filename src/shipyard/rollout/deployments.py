@@ -9,11 +9,17 @@ between them — stored on the endpoint, so every replica converges on it within
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from shipyard.errors import AlreadyExistsError, ConflictError, InvalidArgumentError
+from shipyard.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    InvalidArgumentError,
+    NotFoundError,
+)
 from shipyard.policy import (
     EndpointPolicy,
     LastRollout,
@@ -53,14 +59,21 @@ class Deployments:
         replace: bool = False,
         reason: str | None = None,
         override_gates: str | None = None,
+        if_changed: bool = False,
     ) -> EndpointRecord:
         """An endpoint serving a model URI (an alias follows the alias when it moves). The
         version must be approved when `require_approval`; a pinned version must have passed
         its model's quality gates unless `override_gates` gives a reason (an alias passed
         them when it was set). Rollout candidates are always checked: promotion moves the
-        alias to them."""
+        alias to them. `if_changed`: an endpoint that serves this URI already (a rollout of
+        it included) stays as it is; nothing is written."""
         _check_endpoint_name(name)
         uri = str(parse_model_uri(model))
+        if if_changed:
+            with contextlib.suppress(NotFoundError):
+                current = self.endpoints.get(name)
+                if current.model_uri == uri:
+                    return current
         mv = self.registry.resolve(uri)
         if require_approval and mv.approval != "approved":
             raise InvalidArgumentError(

@@ -5,8 +5,9 @@
     docker compose up -d && curl -s localhost:8080/health/ready
 
 Services: PostgreSQL (metadata), Redis (rate limits, online features), the `model` one-shot
-that puts the rendered version (its files travel with the render in `model/`, each checked
-against its digest) into the stack's stores and points the endpoint at it, `shipyard server`
+that imports the rendered version into the stack's stores (its files travel with the render
+in `model/` as a bundle, `registry.bundle`: `shipyard models import /model --digest …`
+checks each against its digest) and points the endpoint at it (alias `served`), `shipyard server`
 (every endpoint, the API and the UI, from the project's own image), Prometheus scraping the
 server's /metrics, and Grafana with Prometheus as its data source and a dashboards folder,
 `monitoring/`, where `shipyard deploy render … -t monitoring -o monitoring` puts its
@@ -16,7 +17,6 @@ dashboard and alert rules. Ports are published on 127.0.0.1 only; passwords come
 
 from __future__ import annotations
 
-import json
 import math
 from importlib import resources
 from typing import Any
@@ -25,6 +25,7 @@ from shipyard.deploy.manifests import SHUTDOWN_MARGIN
 from shipyard.deploy.manifests import dump_yaml as _yaml
 from shipyard.deploy.options import IMAGE_REFERENCE
 from shipyard.deploy.targets import Context, number_text
+from shipyard.deploy.targets.docker import bundle_files
 from shipyard.errors import InvalidArgumentError
 
 SETTINGS: dict[str, str] = {
@@ -42,6 +43,7 @@ PROMETHEUS_IMAGE = "prom/prometheus:v2.53.2"
 GRAFANA_IMAGE = "grafana/grafana:11.2.0"
 _MISSING_ENV = "copy .env.example to .env and set it"
 _PASSWORD = "${POSTGRES_PASSWORD:?" + _MISSING_ENV + "}"
+SERVED_ALIAS = "served"  # the alias the `model` one-shot sets and the endpoint follows
 _HEADER = (
     "# docker compose stack serving {uri}{named}, rendered by shipyard {version}.\n"
     "# cp .env.example .env (and set its variables), then: docker compose up -d\n"
@@ -49,11 +51,10 @@ _HEADER = (
 
 
 def render(context: Context) -> dict[str, str | bytes]:
-    """docker-compose.yaml, .env.example, prometheus.yml, Grafana's provisioning, the model's
-    files and the one-shot that imports them."""
+    """docker-compose.yaml, .env.example, prometheus.yml, Grafana's provisioning and the
+    model's bundle, which the `model` one-shot imports."""
     ports = _ports(context)
     model = context.facts.model
-    bundle = context.read_files(model, False)
     folder = resources.files("shipyard.deploy").joinpath("templates", "compose")
     files: dict[str, str | bytes] = {
         "docker-compose.yaml": _compose_yaml(context, ports),
@@ -74,11 +75,8 @@ def render(context: Context) -> dict[str, str | bytes]:
             rollout=_rollout_note(context),
         ),
         "monitoring/README.md": folder.joinpath("monitoring-README.md").read_text("utf-8"),
-        "import-model.py": folder.joinpath("import-model.py.in").read_text("utf-8"),
-        "model-version.json": json.dumps(_version_doc(context), indent=2, sort_keys=True) + "\n",
+        **bundle_files(context, model),
     }
-    for path, data in sorted(bundle.items()):
-        files[f"model/{path}"] = data
     return files
 
 
@@ -197,7 +195,7 @@ def _store_services() -> dict[str, Any]:
 
 
 def _shipyard_services(context: Context, image: dict[str, Any]) -> dict[str, Any]:
-    """The `model` one-shot (import-model.py), then `shipyard server` once it succeeded."""
+    """The `model` one-shot (`_import_script`), then `shipyard server` once it succeeded."""
     options = context.options
     port = options.port
     server_args = ["server", "--host", "0.0.0.0", "--port", str(port)]
@@ -208,14 +206,9 @@ def _shipyard_services(context: Context, image: dict[str, Any]) -> dict[str, Any
     return {
         "model": {
             **image,
-            "entrypoint": ["python", "/stack/import-model.py"],
+            "entrypoint": ["sh", "-c", _import_script(context)],
             "environment": _stores_env(),
-            "volumes": [
-                "shipyard-data:/data",
-                "./import-model.py:/stack/import-model.py:ro",
-                "./model-version.json:/stack/model-version.json:ro",
-                "./model:/stack/model:ro",
-            ],
+            "volumes": ["shipyard-data:/data", "./model:/model:ro"],
             "depends_on": {"postgres": _HEALTHY, "redis": _HEALTHY},
             "restart": "no",
         },
@@ -247,6 +240,21 @@ def _shipyard_services(context: Context, image: dict[str, Any]) -> dict[str, Any
             "restart": "unless-stopped",
         },
     }
+
+
+def _import_script(context: Context) -> str:
+    """The `model` one-shot: import the bundle (refused unless its manifest has the rendered
+    digest), point alias `served` at it, and create the endpoint on it unless it follows
+    that alias already (a rollout started in the stack stays). Running it again changes
+    nothing."""
+    model = context.facts.model
+    endpoint = context.facts.app
+    served = f"{model.name}@{SERVED_ALIAS}"
+    return (
+        f"shipyard models import /model --digest sha256:{model.digest} --alias {SERVED_ALIAS}"
+        f" && shipyard deploy create {endpoint} --model {served} --replace --if-changed"
+        f" --reason 'docker compose serves {model.uri}'"
+    )
 
 
 def _monitoring_services(ports: dict[str, int]) -> dict[str, Any]:
@@ -351,16 +359,3 @@ _DASHBOARDS = {
         }
     ],
 }
-
-
-def _version_doc(context: Context) -> dict[str, Any]:
-    """What import-model.py needs to record the version: its facts at render time."""
-    model = context.facts.model
-    return {
-        "name": model.name,
-        "uri": model.uri,
-        "digest": model.digest,
-        "flavor": model.flavor,
-        "signature": model.signature,
-        "endpoint": context.facts.app,
-    }
