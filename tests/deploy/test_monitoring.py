@@ -40,7 +40,7 @@ def test_rules_pass_promtool_and_their_own_unit_tests(
     check = _promtool("check", "rules", "rules.yml", cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
     assert "SUCCESS: 13 rules found" in check.stdout
-    test = _promtool("test", "rules", "rules.test.yml", cwd=tmp_path)
+    test = _promtool("test", "rules", "rules.test.yaml", cwd=tmp_path)
     assert test.returncode == 0, test.stdout + test.stderr
     # the PrometheusRule holds exactly the groups promtool checked
     rule = yaml.safe_load((tmp_path / "prometheus-rule.yaml").read_text())
@@ -75,7 +75,7 @@ def _mutated(tmp_path: Path, old: str, new: str) -> subprocess.CompletedProcess[
     text = rules.read_text()
     assert old in text
     rules.write_text(text.replace(old, new, 1))
-    return _promtool("test", "rules", "rules.test.yml", cwd=tmp_path)
+    return _promtool("test", "rules", "rules.test.yaml", cwd=tmp_path)
 
 
 def test_an_absent_style_error_alert_fails_the_silence_cases(
@@ -106,9 +106,9 @@ def test_a_canary_endpoint_alerts_on_the_candidates_errors_alone(
     canary_endpoint: str, stores: Any, tmp_path: Path
 ) -> None:
     files = _render(stores, tmp_path, endpoint=canary_endpoint)
-    test = _promtool("test", "rules", "rules.test.yml", cwd=tmp_path)
+    test = _promtool("test", "rules", "rules.test.yaml", cwd=tmp_path)
     assert test.returncode == 0, test.stdout + test.stderr
-    cases = yaml.safe_load(str(files["rules.test.yml"]))["tests"]
+    cases = yaml.safe_load(str(files["rules.test.yaml"]))["tests"]
     errors = next(c for c in cases if "5xx" in c["name"])
     fired = errors["alert_rule_test"][-1]["exp_alerts"]
     assert [a["exp_labels"]["version"] for a in fired] == ["2"]
@@ -121,7 +121,7 @@ def test_slo_settings_reach_the_rules(churn: Any, stores: Any, tmp_path: Path) -
     rules = str(files["rules.yml"])
     assert 'le="0.1"' in rules and 'le="0.25"' not in rules
     assert "> 0.0144\n" in rules  # 14.4 x (1 - 0.999)
-    test = _promtool("test", "rules", "rules.test.yml", cwd=tmp_path)
+    test = _promtool("test", "rules", "rules.test.yaml", cwd=tmp_path)
     assert test.returncode == 0, test.stdout + test.stderr
 
 
@@ -132,7 +132,7 @@ def test_two_renders_are_byte_identical(churn: Any, stores: Any, tmp_path: Path)
     assert sorted(first) == [
         "grafana-dashboard.json",
         "prometheus-rule.yaml",
-        "rules.test.yml",
+        "rules.test.yaml",
         "rules.yml",
     ]
     again = Deploy(stores).write(first, tmp_path / "a", what="monitoring")

@@ -3,13 +3,17 @@ files and bad paths refused, nothing written when a render fails."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from shipyard.deploy import Deploy, RenderOptions
-from shipyard.deploy.output import INDEX, write
+from shipyard.deploy.output import INDEX, diff, write
 from shipyard.errors import ConflictError, InvalidArgumentError, NotFoundError
 
 
@@ -89,3 +93,95 @@ def test_an_alias_is_pinned_to_the_version_it_points_at(churn: Any, stores: Any)
     )
     assert facts.model.onnx_ready
     assert "scikit-learn" in facts.model.packages
+
+
+def test_an_index_naming_files_outside_the_folder_is_refused(tmp_path: Path) -> None:
+    """The index is committed with the render: one edited to name `../victim` must neither
+    print that file in a --check diff nor delete it (red-team pass)."""
+    out, victim = tmp_path / "out", tmp_path / "victim.txt"
+    victim.write_text("SECRET=1\n")
+    write(out, {"a.yaml": "a\n"}, what="t")
+    index = json.loads((out / INDEX).read_text())
+    index["files"]["../victim.txt"] = "x"
+    (out / INDEX).write_text(json.dumps(index))
+    for attempt in (lambda: diff(out, {"a.yaml": "a\n"}), lambda: write(out, {}, what="t")):
+        with pytest.raises(ConflictError, match="outside"):
+            attempt()
+    assert victim.read_text() == "SECRET=1\n"
+
+
+@pytest.mark.parametrize("link", ["pdb.yaml", "templates", ".shipyard-tmp-x"])
+def test_a_render_never_reads_or_writes_through_a_symbolic_link(tmp_path: Path, link: str) -> None:
+    out, outside = tmp_path / "out", tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret").write_text("aws_secret_access_key=1\n")
+    write(out, {"pdb.yaml": "a\n", "templates/x.yaml": "x\n"}, what="t")
+    target = out / link
+    if target.is_dir():
+        shutil.rmtree(target)
+    else:
+        target.unlink(missing_ok=True)
+    target.symlink_to(outside if link == "templates" else outside / "secret")
+    files = {"pdb.yaml": "b\n", "templates/x.yaml": "y\n"}
+    if link.startswith(".shipyard-tmp"):  # a planted temporary name is never opened
+        write(out, files, what="t")
+    else:
+        with pytest.raises(ConflictError, match="symbolic link"):
+            write(out, files, what="t")
+    assert (outside / "secret").read_text() == "aws_secret_access_key=1\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["secret"]
+
+
+def test_a_render_killed_half_way_is_finished_by_the_next(tmp_path: Path) -> None:
+    """The index names every file before the first is written: the files a killed render
+    left are the next render's own, and its temporary files are cleaned up."""
+    out = tmp_path / "out"
+    code = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "import shipyard.deploy.output as o\n"
+        "real = o._replace\n"
+        "def dying(out, name, blob, *, executable):\n"
+        "    if name == 'b.yaml':\n"
+        "        (out / '.shipyard-tmp-half').write_bytes(blob[:1])\n"
+        "        os.kill(os.getpid(), 9)\n"
+        "    real(out, name, blob, executable=executable)\n"
+        "o._replace = dying\n"
+        f"o.write(Path({str(out)!r}), {{'a.yaml': 'a\\n', 'b.yaml': 'b\\n'}}, what='t')\n"
+    )
+    killed = subprocess.run([sys.executable, "-c", code], check=False)
+    assert killed.returncode == -9 and (out / "a.yaml").exists()
+    written = write(out, {"a.yaml": "a\n", "b.yaml": "b\n"}, what="t")
+    assert written.changed == ("b.yaml",)
+    assert sorted(p.name for p in out.iterdir()) == [INDEX, "a.yaml", "b.yaml"]
+
+
+def test_a_file_changed_since_the_render_is_not_overwritten(tmp_path: Path) -> None:
+    write(tmp_path, {"a.yaml": "replicas: 2\n"}, what="t")
+    (tmp_path / "a.yaml").write_text("replicas: 7  # mine\n")
+    with pytest.raises(ConflictError, match="changed since it was rendered"):
+        write(tmp_path, {"a.yaml": "replicas: 3\n"}, what="t")
+    assert (tmp_path / "a.yaml").read_text() == "replicas: 7  # mine\n"
+
+
+def test_out_naming_a_file_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    with pytest.raises(InvalidArgumentError, match="is a file"):
+        write(tmp_path / "f", {"a.yaml": "a\n"}, what="t")
+
+
+@pytest.mark.parametrize(
+    "value", ["5m' ; touch /tmp/x ; '", "ghcr.io/a:3\n-e X=1", "${{ secrets.X }}", "{{ .X }}"]
+)
+def test_a_set_value_that_could_break_out_of_its_place_is_refused(value: str) -> None:
+    from shipyard.deploy import parse_settings
+
+    with pytest.raises(InvalidArgumentError, match="the value may hold") as info:
+        parse_settings([f"analysis_window={value}"], {"analysis_window": "a window"})
+    assert info.value.details["field"] == "set"
+
+
+def test_an_image_with_a_trailing_newline_is_refused() -> None:
+    with pytest.raises(InvalidArgumentError) as info:
+        RenderOptions(image="ghcr.io/acme/churn:3\n")
+    assert info.value.details["field"] == "image"

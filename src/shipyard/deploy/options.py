@@ -18,6 +18,9 @@ IMAGE_REFERENCE = re.compile(
     r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
 )
 _SET_KEY = re.compile(r"^[a-z][a-z0-9_.-]*$")
+# what a --set value may hold, whatever the target: no quote, space, newline, `$`, `{` or
+# backslash can reach a Dockerfile, a shell step, a PromQL query or a Go template
+_SET_VALUE = re.compile(r"[A-Za-z0-9._:/@%+=,~<>!*\[\]-]{0,500}")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class RenderOptions:
     settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.image is not None and not IMAGE_REFERENCE.match(self.image):
+        if self.image is not None and not IMAGE_REFERENCE.fullmatch(self.image):
             raise InvalidArgumentError(
                 f"'{self.image}' is not an image reference (e.g. ghcr.io/acme/churn:3 or "
                 "ghcr.io/acme/churn@sha256:<64 hex digits>)",
@@ -50,9 +53,9 @@ class RenderOptions:
                 f"({self.max_replicas})",
                 field="replicas",
             )
-        if not CPU_QUANTITY.match(self.cpu):
+        if not CPU_QUANTITY.fullmatch(self.cpu):
             raise InvalidArgumentError(f"--cpu '{self.cpu}' is not like 500m or 2", field="cpu")
-        if not MEMORY_QUANTITY.match(self.memory):
+        if not MEMORY_QUANTITY.fullmatch(self.memory):
             raise InvalidArgumentError(
                 f"--memory '{self.memory}' is not like 512Mi or 2Gi", field="memory"
             )
@@ -60,7 +63,7 @@ class RenderOptions:
             raise InvalidArgumentError("--model-source is bake or pull", field="model_source")
         if not 0 <= self.drain_seconds <= 3600:
             raise InvalidArgumentError("--drain is 0 to 3600 seconds", field="drain_seconds")
-        if not re.match(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", self.namespace):
+        if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", self.namespace):
             raise InvalidArgumentError(
                 f"--namespace '{self.namespace}' is not a Kubernetes namespace name",
                 field="namespace",
@@ -77,8 +80,14 @@ def parse_settings(pairs: list[str], known: Mapping[str, str]) -> dict[str, str]
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip()
-        if not sep or not _SET_KEY.match(key):
-            raise InvalidArgumentError(f"--set '{pair}' is not key=value", field="set")
+        if not sep or not _SET_KEY.fullmatch(key):
+            raise InvalidArgumentError(f"--set '{pair[:80]}' is not key=value", field="set")
+        if not _SET_VALUE.fullmatch(value):
+            raise InvalidArgumentError(
+                f"--set {key}: the value may hold letters, digits and . _ : / @ % + = , ~ < > ! "
+                "* [ ] - only (no space, quote, newline, $ or braces), at most 500 characters",
+                field="set",
+            )
         if key not in known:
             listed = ", ".join(sorted(known)) or "none"
             raise InvalidArgumentError(

@@ -1,7 +1,7 @@
 """Writing a render: all of it or nothing, and a diff against what the folder held.
 
 A render is a mapping of relative paths to text. `write` compares it with the folder (the
-files a previous render wrote are listed in `.shipyard-render.json`), writes every changed
+files a previous render wrote are listed in `.shipyard-render`), writes every changed
 file to a temporary name and renames it into place, removes files the previous render wrote
 and this one does not, and returns a unified diff of what changed. A folder holding files no
 render wrote is never touched by them: a render only overwrites its own files.
@@ -13,13 +13,16 @@ import difflib
 import hashlib
 import json
 import os
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from shipyard.errors import ConflictError, InvalidArgumentError
 
-INDEX = ".shipyard-render.json"
+# no .json/.yaml name: `kubectl apply -f DIR` reads every such file in the folder
+INDEX = ".shipyard-render"
+_TEMP_PREFIX = ".shipyard-tmp-"
 
 
 @dataclass(frozen=True)
@@ -33,11 +36,11 @@ class Written:
     diff: str
 
 
-def check_paths(files: Mapping[str, str | bytes]) -> None:
+def check_paths(files: Iterable[str]) -> None:
     """Every path relative, inside the folder, without '..'."""
     for name in files:
         p = PurePosixPath(name)
-        if p.is_absolute() or ".." in p.parts or not p.parts or name == INDEX:
+        if p.is_absolute() or ".." in p.parts or not p.parts or name == INDEX or "\\" in name:
             raise InvalidArgumentError(f"a render may not write '{name}'", field="path")
 
 
@@ -46,7 +49,7 @@ def diff(out: Path, files: Mapping[str, str | bytes]) -> str:
     chunks: list[str] = []
     previous = _index(out)
     for name in sorted(set(files) | set(previous)):
-        old = _read(out / name) if name in previous or (out / name).exists() else None
+        old = _read(out, name)
         new = files.get(name)
         if _bytes(old) == _bytes(new):  # text rendered as bytes reads back as text
             continue
@@ -55,59 +58,128 @@ def diff(out: Path, files: Mapping[str, str | bytes]) -> str:
 
 
 def write(out: Path, files: Mapping[str, str | bytes], *, what: str) -> Written:
-    """Write the render into `out`, file by file through a temporary name."""
+    """Write the render into `out`, file by file through a temporary name. The index names
+    every file this render may leave behind before the first is written, so a render killed
+    half-way leaves files the next render knows as its own."""
     check_paths(files)
+    if out.exists() and not out.is_dir():
+        raise InvalidArgumentError(f"--out {out} is a file, not a folder", field="out")
     previous = _index(out)
     text = diff(out, files)
-    foreign = [n for n in sorted(files) if n not in previous and (out / n).exists()]
-    if foreign:
-        raise ConflictError(
-            f"{out} already holds {foreign[0]}, which no render wrote; render into an empty "
-            "folder or remove it",
-            field="out",
-        )
+    _check_ownership(out, files, previous)
     out.mkdir(parents=True, exist_ok=True)
+    _clean_temporaries(out)
+    _write_index(out, what, {**previous, **{n: "" for n in files if n not in previous}})
     changed = []
     for name in sorted(files):
         data = files[name]
         blob = data.encode() if isinstance(data, str) else data
-        target = out / name
-        if target.exists() and target.read_bytes() == blob:
+        if _bytes(_read(out, name)) == blob:
             continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.write_bytes(blob)
-        if name.endswith(".sh") or name.endswith("/predict"):
-            tmp.chmod(0o755)
-        os.replace(tmp, target)
+        _replace(out, name, blob, executable=name.endswith(".sh") or name.endswith("/predict"))
         changed.append(name)
     removed = [n for n in sorted(previous) if n not in files]
     for name in removed:
-        (out / name).unlink(missing_ok=True)
-    index = {
-        "what": what,
-        "files": {n: _digest(files[n]) for n in sorted(files)},
-    }
-    tmp = out / f".{INDEX}.tmp"
-    tmp.write_text(json.dumps(index, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, out / INDEX)
+        _safe(out, name).unlink(missing_ok=True)
+    _write_index(out, what, {n: _digest(files[n]) for n in sorted(files)})
     return Written(out, tuple(sorted(files)), tuple(changed), tuple(removed), text)
 
 
-def _index(out: Path) -> dict[str, str]:
+def _check_ownership(
+    out: Path, files: Mapping[str, str | bytes], previous: Mapping[str, str]
+) -> None:
+    """A file no render wrote is never overwritten, nor one changed since the last render."""
+    for name in sorted(files):
+        current = _read(out, name)
+        if current is None:
+            continue
+        if name not in previous:
+            raise ConflictError(
+                f"{out} already holds {name}, which no render wrote; render into an empty "
+                "folder or remove it",
+                field="out",
+            )
+        recorded = previous[name]
+        if recorded and _digest(current) != recorded:
+            raise ConflictError(
+                f"{out / name} was changed since it was rendered; keep your change elsewhere "
+                "(a values file, an overlay) and delete the file, then render again",
+                field="out",
+            )
+
+
+def _safe(out: Path, name: str) -> Path:
+    """`out/name`, refused when any part of it below `out` is a symbolic link: a render never
+    reads or writes through a link (one in a checked-out repository may point anywhere)."""
+    path = out
+    for part in PurePosixPath(name).parts:
+        path = path / part
+        if path.is_symlink():
+            raise ConflictError(
+                f"{path} is a symbolic link; a render neither reads nor writes through one",
+                field="out",
+            )
+    return path
+
+
+def _replace(out: Path, name: str, blob: bytes, *, executable: bool) -> None:
+    target = _safe(out, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    _safe(out, name)  # a folder made a moment ago is no link either
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=_TEMP_PREFIX)  # O_EXCL: a new file
     try:
-        doc = json.loads((out / INDEX).read_text())
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        os.chmod(tmp, 0o755 if executable else 0o644)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _clean_temporaries(out: Path) -> None:
+    """Temporary files a killed render left (never through a link)."""
+    for root, dirs, names in os.walk(out):  # os.walk does not follow links by default
+        for n in names:
+            if n.startswith(_TEMP_PREFIX):
+                Path(root, n).unlink(missing_ok=True)
+        dirs[:] = [d for d in dirs if not Path(root, d).is_symlink()]
+
+
+def _write_index(out: Path, what: str, files: Mapping[str, str]) -> None:
+    _safe(out, INDEX)
+    doc = {"what": what, "files": dict(sorted(files.items()))}
+    _replace(
+        out, INDEX, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode(), executable=False
+    )
+
+
+def _index(out: Path) -> dict[str, str]:
+    """The files the last render wrote (name -> digest; "" while a render was writing)."""
+    try:
+        doc = json.loads(_safe(out, INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     files = doc.get("files") if isinstance(doc, dict) else None
-    return {str(k): str(v) for k, v in files.items()} if isinstance(files, dict) else {}
-
-
-def _read(path: Path) -> str | bytes | None:
+    if not isinstance(files, dict):
+        return {}
+    names = {str(k): str(v) for k, v in files.items()}
     try:
-        blob = path.read_bytes()
-    except OSError:
+        check_paths(names)
+    except InvalidArgumentError:
+        raise ConflictError(
+            f"{out / INDEX} names a file outside {out}; it was edited by hand: delete it and "
+            "render into an empty folder",
+            field="out",
+        ) from None
+    return names
+
+
+def _read(out: Path, name: str) -> str | bytes | None:
+    path = _safe(out, name)
+    if not path.is_file():
         return None
+    blob = path.read_bytes()
     try:
         return blob.decode()
     except UnicodeDecodeError:

@@ -108,8 +108,11 @@ def _build(context: Context, s: dict[str, str], setup: list[dict[str, Any]]) -> 
             *setup,
             {
                 "name": "Render the image's build context for the pinned version",
+                # shipyard from the index the training environment installed it from (the
+                # render's default is a wheel built from shipyard's source)
                 "run": 'shipyard deploy render "models:/$MODEL/$VERSION" --target docker '
-                "--out build/docker",
+                '--out build/docker --set "shipyard_requirement=shipyard==$(python -c '
+                "'import shipyard; print(shipyard.__version__)')\"",
             },
             {
                 "name": "Image repository (lower case)",

@@ -313,6 +313,7 @@ def _prometheus_yml(context: Context) -> str:
     doc = {
         "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
         # the monitoring target's alert rules, once rendered into monitoring/
+        # the monitoring target's rules.yml (its promtool unit tests are rules.test.yaml)
         "rule_files": ["/etc/prometheus/monitoring/*.yml"],
         "scrape_configs": [
             {

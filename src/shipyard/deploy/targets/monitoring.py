@@ -5,7 +5,7 @@ the metrics a shipyard server exports on /metrics.
     shipyard deploy render models:/churn@champion -t monitoring -o deploy/monitoring \\
         --set latency_slo_seconds=0.1 --set latency_slo_target=0.995
     promtool check rules deploy/monitoring/rules.yml
-    promtool test rules deploy/monitoring/rules.test.yml
+    promtool test rules deploy/monitoring/rules.test.yaml
 
 The rules alert on rates and ratios only, never on a series being absent: a replica that has
 not answered a request yet exports no request series at all (a counter or histogram child
@@ -59,7 +59,7 @@ def render(context: Context) -> dict[str, str | bytes]:
     return {
         RULES_FILE: dump_yaml({"groups": groups}),
         "prometheus-rule.yaml": dump_yaml(_prometheus_rule(context, groups)),
-        "rules.test.yml": dump_yaml(rules_test(context, slo)),
+        "rules.test.yaml": dump_yaml(rules_test(context, slo)),
         "grafana-dashboard.json": json.dumps(dashboard(context, slo), indent=2, sort_keys=True)
         + "\n",
     }
