@@ -306,7 +306,11 @@ def test_a_bundle_that_runs_its_own_code_loads_only_when_trusted(
 
     X, _ = breast_cancer
     Registry(stores).register("pickled", logreg, input_example=X[:5], serialization="pickle")
-    files = Deploy(stores).render("docker", model_uri="models:/pickled/1").files
+    with pytest.raises(InvalidArgumentError, match="render with --trusted") as info:
+        Deploy(stores).render("docker", model_uri="models:/pickled/1")  # nobody said so
+    assert info.value.details["field"] == "trusted"
+    trusted = RenderOptions(trusted=True)
+    files = Deploy(stores).render("docker", model_uri="models:/pickled/1", options=trusted).files
     assert "--trusted" in str(files["Dockerfile"]).rsplit("CMD", 1)[1]
     Deploy.write(files, tmp_path / "docker", what="docker test")
     with pytest.raises(UntrustedModelError):

@@ -73,8 +73,10 @@ class Deploy:
         if target not in TARGETS:
             target_module(target)  # the error listing the targets
         facts = self.facts(model_uri=model_uri, endpoint=endpoint)
+        options = options or RenderOptions()
+        _check_trust(facts, options)
         module = target_module(target)
-        context = Context(facts, options or RenderOptions(), self._read_files)
+        context = Context(facts, options, self._read_files)
         files: dict[str, str | bytes] = module.render(context)
         return Rendered(target, facts, dict(sorted(files.items())))
 
@@ -116,3 +118,18 @@ class Deploy:
         for path, digest in sorted(manifest["files"].items()):
             files[path] = artifacts.get_bytes(digest)
         return files
+
+
+def _check_trust(facts: Facts, options: RenderOptions) -> None:
+    """A server rendered for a model that runs its own code when loaded (a pickle, a Python
+    model) is started with --trusted: the person rendering says so, as with `serve`."""
+    endpoint = facts.endpoint
+    versions = [facts.model, *([endpoint.candidate] if endpoint and endpoint.candidate else [])]
+    for version in versions:
+        if version.needs_trust and not options.trusted:
+            raise InvalidArgumentError(
+                f"{version.uri} runs its own code when loaded ({version.flavor}, pickle or "
+                "Python); render with --trusted if you trust it: the rendered server starts "
+                "with --trusted",
+                field="trusted",
+            )

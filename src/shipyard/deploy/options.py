@@ -36,6 +36,7 @@ class RenderOptions:
     memory: str = "1Gi"
     model_source: Literal["bake", "pull"] = "bake"
     drain_seconds: float = 15.0
+    trusted: bool = False  # the rendered server may run a model's own code (pickle, Python)
     settings: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

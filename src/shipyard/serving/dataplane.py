@@ -151,9 +151,9 @@ class DataPlane:
             served = self.table.get(name)
         except ShipyardError as exc:
             return error_answer(exc)
-        doc: dict[str, object] = {"name": name, "ready": served.ready}
-        if not served.ready and served.error:
-            doc["error"] = served.error
+        # open to probes without a key: the state, never the load error (it may name the
+        # artifact store's location); the model's metadata, which needs `read`, gives it
+        doc: dict[str, object] = {"name": name, "ready": served.ready, "state": served.state}
         return json_answer(doc, 200 if served.ready else 503, [])
 
     # -- one request, observed ----------------------------------------------------------------
