@@ -117,7 +117,7 @@ def _pyproject(version: VersionFacts, package: str, pins: dict[str, str]) -> str
         f'name = "{dist}"\n'
         f'version = "{version.version}"\n'
         f'description = "{version.uri} on onnxruntime alone (shipyard edge bundle)"\n'
-        f'requires-python = ">=3.9"\n'
+        f'requires-python = ">={version.python}"\n'
         f"dependencies = [{deps}]\n"
         "\n"
         "[project.scripts]\n"

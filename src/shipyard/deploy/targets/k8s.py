@@ -60,8 +60,9 @@ def deployment(context: Context) -> dict[str, Any]:
         "apiVersion": "apps/v1",
         "kind": "Deployment",
         "metadata": metadata(context, app),
+        # no `replicas`: the HPA owns the count (minReplicas is --replicas); one set here
+        # would be reset by every `kubectl apply`
         "spec": {
-            "replicas": context.options.replicas,
             "revisionHistoryLimit": 5,
             "selector": {"matchLabels": selector(context)},
             "strategy": {
