@@ -14,6 +14,20 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
 
 # `--grpc-port` of both commands
+Digest = Annotated[
+    str | None,
+    typer.Option(
+        help="Refuse to serve unless the model's manifest digest is this (sha256:…); "
+        "an alias is then pinned to the version it names now."
+    ),
+]
+OnnxDigest = Annotated[
+    str | None,
+    typer.Option(
+        help="Refuse to serve unless the model's ONNX conversion has this digest (sha256:…); "
+        "with --digest and without it, a bundle's model.onnx is ignored: nothing pins it."
+    ),
+]
 GrpcPort = Annotated[
     int | None,
     typer.Option(
@@ -203,13 +217,8 @@ def serve_command(
         float, typer.Option(min=0.1, help="With --endpoint: seconds between policy refreshes.")
     ] = 2.0,
     grpc_port: GrpcPort = None,
-    digest: Annotated[
-        str | None,
-        typer.Option(
-            help="Refuse to serve unless the model's manifest digest is this (sha256:…); "
-            "an alias is then pinned to the version it names now."
-        ),
-    ] = None,
+    digest: Digest = None,
+    onnx_digest: OnnxDigest = None,
 ) -> None:
     """Serve one model over HTTP (V2 inference protocol and /endpoints/NAME/predict), or one
     stored endpoint as a replica that follows its canary / A/B / shadow / blue-green policy.
@@ -232,7 +241,7 @@ def serve_command(
         raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
     listen = _Listen(host, port, log_level, workers, drain, trusted, ignore_env, grpc_port)
     if endpoint is not None:
-        if digest is not None:
+        if digest is not None or onnx_digest is not None:
             raise InvalidArgumentError("--digest pins a MODEL_URI, not an --endpoint")
         _serve_endpoint(settings, endpoint, listen, refresh=refresh)
         return
@@ -240,7 +249,8 @@ def serve_command(
     config: dict[str, object] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
     if batching is not None:
         config["batching"] = batching
-    _serve_model(settings, model_uri, listen, name=name, config=config, digest=digest)
+    pins = (digest, onnx_digest)
+    _serve_model(settings, model_uri, listen, name=name, config=config, pins=pins)
 
 
 @dataclass(frozen=True)
@@ -338,7 +348,7 @@ def _serve_model(
     *,
     name: str | None,
     config: dict[str, object],
-    digest: str | None = None,
+    pins: tuple[str | None, str | None] = (None, None),
 ) -> None:
     from shipyard.registry import Registry, parse_model_uri
     from shipyard.registry.bundle import is_bundle, served_uri
@@ -346,8 +356,10 @@ def _serve_model(
     from shipyard.stores import open_stores
 
     registry = Registry(open_stores(settings))
-    uri = served_uri(registry, model_uri, digest=digest)  # a bundle is verified here
-    if not is_bundle(uri):
+    uri = served_uri(registry, model_uri, digest=pins[0], onnx_digest=pins[1])  # verified here
+    if is_bundle(uri):  # every later load of it checks the same pins again
+        registry.bundle_pins[uri] = pins
+    else:
         uri = str(parse_model_uri(uri))
         registry.resolve(uri)  # a clear error now rather than a 503 later
         differences = registry.check_environment(uri, ignore_env=listen.ignore_env, warn=False)
@@ -363,6 +375,7 @@ def _serve_model(
             trusted=listen.trusted,
             ignore_env=listen.ignore_env,
             config=config,
+            pins=pins,
         ),
         uri,
     )
