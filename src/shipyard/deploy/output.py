@@ -96,7 +96,7 @@ def write(out: Path, files: Mapping[str, str | bytes], *, what: str) -> Written:
 
 def _index(out: Path) -> dict[str, str]:
     try:
-        doc = json.loads((out / INDEX).read_text())
+        doc = json.loads((out / INDEX).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
     files = doc.get("files") if isinstance(doc, dict) else None
