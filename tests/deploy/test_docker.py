@@ -349,14 +349,10 @@ def _other_conversion(churn: Any, stores: Any, breast_cancer: Any) -> bytes:
     return bytes(files["model/model.onnx"])  # type: ignore[arg-type]
 
 
-def test_a_swapped_conversion_is_not_served_under_the_pinned_manifest(
-    churn: Any, stores: Any, tmp_path: Path, breast_cancer: Any
-) -> None:
-    """The manifest's digest does not cover model.onnx: with --digest alone the conversion
-    is ignored (the manifest's own files serve), and a pinned --onnx-digest refuses another."""
-    X, _ = breast_cancer
-    out = _written(stores, tmp_path / "docker")
-    folder = out / "model"
+def _swapped(churn: Any, stores: Any, out: Path, breast_cancer: Any) -> tuple[Path, str, str]:
+    """churn/1's bundle with another model's model.onnx and bundle.json saying so: (folder,
+    its manifest digest, its own conversion's digest)."""
+    folder = _written(stores, out) / "model"
     doc = json.loads((folder / "bundle.json").read_text())
     digest, original = f"sha256:{doc['digest']}", f"sha256:{doc['onnx_digest']}"
     assert load_bundle(folder, digest=digest, onnx_digest=original).backend == "onnxruntime"
@@ -364,6 +360,16 @@ def test_a_swapped_conversion_is_not_served_under_the_pinned_manifest(
     (folder / "model.onnx").write_bytes(onnx)
     doc["onnx_digest"] = hashlib.sha256(onnx).hexdigest()
     (folder / "bundle.json").write_text(json.dumps(doc))
+    return folder, digest, original
+
+
+def test_a_swapped_conversion_is_not_served_under_the_pinned_manifest(
+    churn: Any, stores: Any, tmp_path: Path, breast_cancer: Any
+) -> None:
+    """The manifest's digest does not cover model.onnx: with --digest alone the conversion
+    is ignored (the manifest's own files serve), and a pinned --onnx-digest refuses another."""
+    X, _ = breast_cancer
+    folder, digest, original = _swapped(churn, stores, tmp_path / "docker", breast_cancer)
     expected = churn.load("models:/churn/1").predict(X[:50])
     model = load_bundle(folder, digest=digest)
     assert model.backend == "python"
@@ -374,6 +380,40 @@ def test_a_swapped_conversion_is_not_served_under_the_pinned_manifest(
         served_uri(churn, str(folder), digest=digest, onnx_digest=original)
     churn.bundle_pins[str(folder)] = (digest, None)  # as `shipyard serve --digest` pins it
     assert np.array_equal(churn.load(str(folder)).predict(X[:50]), expected)
+
+
+def test_the_serving_app_loads_the_bundle_under_its_pins(
+    churn: Any, stores: Any, settings: Any, tmp_path: Path, breast_cancer: Any
+) -> None:
+    """What `shipyard serve DIR --digest …` checked is what its server loads: the pins
+    travel to the load (bundle.json is read again there)."""
+    from shipyard.serving.app import create_serving_app
+    from shipyard.serving.http import BackgroundServer
+
+    X, _ = breast_cancer
+    folder, digest, _ = _swapped(churn, stores, tmp_path / "docker", breast_cancer)
+    app = create_serving_app(settings, str(folder), pins=(digest, None))
+    with BackgroundServer(app) as srv:
+        srv.wait_ready()
+        r = httpx.post(
+            f"{srv.url}/endpoints/churn/predict",
+            json={"instances": X.iloc[:50].to_dict(orient="records")},
+        )
+    assert r.status_code == 200, r.text
+    expected = churn.load("models:/churn/1").predict(X[:50])
+    assert r.json()["predictions"] == expected.tolist()
+
+
+def test_a_bundle_whose_name_the_registry_refuses_is_refused(
+    churn: Any, stores: Any, tmp_path: Path
+) -> None:
+    """bundle.json's name becomes the endpoint's name: it is checked as model names are."""
+    folder = _written(stores, tmp_path / "docker") / "model"
+    doc = json.loads((folder / "bundle.json").read_text())
+    (folder / "bundle.json").write_text(json.dumps({**doc, "name": "churn/../<x>"}))
+    with pytest.raises(InvalidArgumentError, match="is not valid") as info:
+        served_uri(churn, str(folder), digest=f"sha256:{doc['digest']}")
+    assert info.value.details["field"] == "model_uri"
 
 
 def test_serve_args_pin_the_conversion_too(churn: Any, stores: Any) -> None:
