@@ -380,6 +380,10 @@ def test_a_swapped_conversion_is_not_served_under_the_pinned_manifest(
         served_uri(churn, str(folder), digest=digest, onnx_digest=original)
     churn.bundle_pins[str(folder)] = (digest, None)  # as `shipyard serve --digest` pins it
     assert np.array_equal(churn.load(str(folder)).predict(X[:50]), expected)
+    result = _cli(
+        "serve", str(folder), "--port", "0", "--digest", digest, "--onnx-digest", original
+    )
+    assert result.returncode == 2 and "ONNX conversion" in result.stderr, result.stderr
 
 
 def test_the_serving_app_loads_the_bundle_under_its_pins(
