@@ -14,6 +14,22 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
 
 # `--grpc-port` of both commands
+ModelUri = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="MODEL_URI",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …, or a bundle folder "
+        "(the model/ of `shipyard deploy render -t docker`, verified file by file)",
+    ),
+]
+Batching = Annotated[
+    bool | None,
+    typer.Option(
+        "--batching/--no-batching",
+        help="Batch concurrent requests (default: on for Python models, off for "
+        "onnxruntime, whose inline calls are faster).",
+    ),
+]
 Digest = Annotated[
     str | None,
     typer.Option(
@@ -164,14 +180,7 @@ def ui_command(
 
 @serve.command()
 def serve_command(
-    model_uri: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="MODEL_URI",
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …, or a bundle folder "
-            "(the model/ of `shipyard deploy render -t docker`, verified file by file)",
-        ),
-    ] = None,
+    model_uri: ModelUri = None,
     endpoint: Annotated[
         str | None,
         typer.Option(help="Serve this stored endpoint and follow its rollout policy instead."),
@@ -201,14 +210,7 @@ def serve_command(
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="Longest queueing of a request.")
     ] = batching_defaults.MAX_WAIT_MS,
-    batching: Annotated[
-        bool | None,
-        typer.Option(
-            "--batching/--no-batching",
-            help="Batch concurrent requests (default: on for Python models, off for "
-            "onnxruntime, whose inline calls are faster).",
-        ),
-    ] = None,
+    batching: Batching = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
     drain: Annotated[
         float, typer.Option(min=0, help="Seconds to stay up, not ready, after SIGTERM.")
@@ -242,7 +244,7 @@ def serve_command(
     listen = _Listen(host, port, log_level, workers, drain, trusted, ignore_env, grpc_port)
     if endpoint is not None:
         if digest is not None or onnx_digest is not None:
-            raise InvalidArgumentError("--digest pins a MODEL_URI, not an --endpoint")
+            raise InvalidArgumentError("--digest/--onnx-digest pin a MODEL_URI, not an --endpoint")
         _serve_endpoint(settings, endpoint, listen, refresh=refresh)
         return
     assert model_uri is not None
