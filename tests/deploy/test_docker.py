@@ -170,8 +170,9 @@ def test_a_bundle_loads_verified_and_a_changed_byte_refuses_it(
 ) -> None:
     X, _ = breast_cancer
     out = _written(stores, tmp_path / "docker")
-    digest = json.loads((out / "model/bundle.json").read_text())["digest"]
-    model = load_bundle(out / "model", digest=f"sha256:{digest}")
+    doc = json.loads((out / "model/bundle.json").read_text())
+    digest, onnx = doc["digest"], f"sha256:{doc['onnx_digest']}"
+    model = load_bundle(out / "model", digest=f"sha256:{digest}", onnx_digest=onnx)
     expected = churn.load("models:/churn@champion")
     assert (model.name, model.version, model.backend) == ("churn", 1, "onnxruntime")
     assert np.array_equal(model.predict(X[:50]), expected.predict(X[:50]))
@@ -317,3 +318,141 @@ def test_a_bundle_that_runs_its_own_code_loads_only_when_trusted(
         load_bundle(tmp_path / "docker/model")
     model = load_bundle(tmp_path / "docker/model", trusted=True)
     assert np.array_equal(model.predict(X[:10]), logreg.predict(X[:10]))
+
+
+def test_a_lock_value_that_is_no_version_is_refused_and_nothing_is_written(
+    churn: Any, stores: Any
+) -> None:
+    """The version's lock goes into requirements.txt only once checked as `shipyard models
+    env` checks it: a stored value that smuggles a pip option is refused."""
+    from dataclasses import replace
+
+    from shipyard.deploy.targets.docker import render
+
+    facts = Deploy(stores).facts(model_uri="models:/churn@champion")
+    packages = {**facts.model.packages, "numpy": "2.4.6\n--extra-index-url https://evil/simple"}
+    spoilt = replace(facts, model=replace(facts.model, packages=packages))
+    context = Context(spoilt, RenderOptions(model_source="pull"), lambda v, o: {})
+    with pytest.raises(InvalidArgumentError, match="numpy") as info:
+        render(context)
+    assert info.value.details["field"] == "model_uri"
+
+
+def _other_conversion(churn: Any, stores: Any, breast_cancer: Any) -> bytes:
+    """The ONNX conversion of another model ('other': churn's pipeline fitted to the opposite
+    labels), as its own docker render bakes it."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = breast_cancer
+    flipped = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000)).fit(X, 1 - y)
+    churn.register("other", flipped, input_example=X[:5])
+    type(churn).wait_for_conversions(timeout=120)
+    files = Deploy(stores).render("docker", model_uri="models:/other/1").files
+    return bytes(files["model/model.onnx"])  # type: ignore[arg-type]
+
+
+def _swapped(churn: Any, stores: Any, out: Path, breast_cancer: Any) -> tuple[Path, str, str]:
+    """churn/1's bundle with another model's model.onnx and bundle.json saying so: (folder,
+    its manifest digest, its own conversion's digest)."""
+    folder = _written(stores, out) / "model"
+    doc = json.loads((folder / "bundle.json").read_text())
+    digest, original = f"sha256:{doc['digest']}", f"sha256:{doc['onnx_digest']}"
+    assert load_bundle(folder, digest=digest, onnx_digest=original).backend == "onnxruntime"
+    onnx = _other_conversion(churn, stores, breast_cancer)
+    (folder / "model.onnx").write_bytes(onnx)
+    doc["onnx_digest"] = hashlib.sha256(onnx).hexdigest()
+    (folder / "bundle.json").write_text(json.dumps(doc))
+    return folder, digest, original
+
+
+def test_a_swapped_conversion_is_not_served_under_the_pinned_manifest(
+    churn: Any, stores: Any, tmp_path: Path, breast_cancer: Any
+) -> None:
+    """The manifest's digest does not cover model.onnx: with --digest alone the conversion
+    is ignored (the manifest's own files serve), and a pinned --onnx-digest refuses another."""
+    X, _ = breast_cancer
+    folder, digest, original = _swapped(churn, stores, tmp_path / "docker", breast_cancer)
+    expected = churn.load("models:/churn/1").predict(X[:50])
+    model = load_bundle(folder, digest=digest)
+    assert model.backend == "python"
+    assert np.array_equal(model.predict(X[:50]), expected)
+    with pytest.raises(IntegrityError, match="ONNX conversion"):
+        load_bundle(folder, digest=digest, onnx_digest=original)
+    with pytest.raises(IntegrityError, match="ONNX conversion"):
+        served_uri(churn, str(folder), digest=digest, onnx_digest=original)
+    churn.bundle_pins[str(folder)] = (digest, None)  # as `shipyard serve --digest` pins it
+    assert np.array_equal(churn.load(str(folder)).predict(X[:50]), expected)
+    result = _cli(
+        "serve", str(folder), "--port", "0", "--digest", digest, "--onnx-digest", original
+    )
+    assert result.returncode == 2 and "ONNX conversion" in result.stderr, result.stderr
+
+
+def test_the_serving_app_loads_the_bundle_under_its_pins(
+    churn: Any, stores: Any, settings: Any, tmp_path: Path, breast_cancer: Any
+) -> None:
+    """What `shipyard serve DIR --digest …` checked is what its server loads: the pins
+    travel to the load (bundle.json is read again there)."""
+    from shipyard.serving.app import create_serving_app
+    from shipyard.serving.http import BackgroundServer
+
+    X, _ = breast_cancer
+    folder, digest, _ = _swapped(churn, stores, tmp_path / "docker", breast_cancer)
+    app = create_serving_app(settings, str(folder), pins=(digest, None))
+    with BackgroundServer(app) as srv:
+        srv.wait_ready()
+        r = httpx.post(
+            f"{srv.url}/endpoints/churn/predict",
+            json={"instances": X.iloc[:50].to_dict(orient="records")},
+        )
+    assert r.status_code == 200, r.text
+    expected = churn.load("models:/churn/1").predict(X[:50])
+    assert r.json()["predictions"] == expected.tolist()
+
+
+def test_a_bundle_whose_name_the_registry_refuses_is_refused(
+    churn: Any, stores: Any, tmp_path: Path
+) -> None:
+    """bundle.json's name becomes the endpoint's name: it is checked as model names are."""
+    folder = _written(stores, tmp_path / "docker") / "model"
+    doc = json.loads((folder / "bundle.json").read_text())
+    (folder / "bundle.json").write_text(json.dumps({**doc, "name": "churn/../<x>"}))
+    with pytest.raises(InvalidArgumentError, match="is not valid") as info:
+        served_uri(churn, str(folder), digest=f"sha256:{doc['digest']}")
+    assert info.value.details["field"] == "model_uri"
+
+
+def test_serve_args_pin_the_conversion_too(churn: Any, stores: Any) -> None:
+    facts = Deploy(stores).facts(model_uri="models:/churn@champion")
+    assert facts.model.onnx_digest
+    args = Context(facts, RenderOptions(), lambda v, o: {}).serve_args()
+    assert args[args.index("--onnx-digest") + 1] == f"sha256:{facts.model.onnx_digest}"
+    pinned, onnx = f"sha256:{facts.model.digest}", f"sha256:{facts.model.onnx_digest}"
+    assert served_uri(churn, "churn/1", digest=pinned, onnx_digest=onnx) == "models:/churn/1"
+    with pytest.raises(IntegrityError, match="ONNX conversion"):
+        served_uri(churn, "churn/1", digest=pinned, onnx_digest=f"sha256:{'0' * 64}")
+
+
+@pytest.mark.parametrize("uri", ["churn@champion", "churn/2"])
+def test_a_model_uri_never_names_a_folder_of_the_working_directory(
+    churn: Any, stores: Any, tmp_path: Path, monkeypatch: Any, breast_cancer: Any, uri: str
+) -> None:
+    """A folder named like a model URI (holding another model's bundle) is not served in
+    place of the registered version that URI names."""
+    X, _ = breast_cancer
+    _other_conversion(churn, stores, breast_cancer)
+    files = Deploy(stores).render("docker", model_uri="models:/other/1").files
+    for path, data in files.items():
+        if path.startswith("model/"):
+            target = tmp_path / uri / path.removeprefix("model/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data if isinstance(data, bytes) else data.encode())
+    monkeypatch.chdir(tmp_path)
+    assert Path(uri, "bundle.json").is_file()
+    assert served_uri(churn, uri) == uri
+    model = churn.load(uri)
+    assert model.name == "churn"
+    expected = churn.load(f"models:/{uri}").predict(X[:50])
+    assert np.array_equal(model.predict(X[:50]), expected)

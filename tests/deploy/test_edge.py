@@ -247,3 +247,40 @@ def test_a_model_fitted_on_an_array_takes_rows_as_lists(
     )
     with pytest.raises(module.InputError, match="row 0: 29 values, the model takes 30"):
         predictor.predict([rows[0][:29]])
+
+
+@pytest.mark.parametrize(
+    ("dist", "value"),
+    [
+        ("numpy", "2.4.6\n--extra-index-url https://evil/simple"),
+        ("onnxruntime", "1.20.1 @ https://evil/ort.whl"),
+    ],
+)
+def test_a_lock_value_that_is_no_version_is_refused(
+    churn: Any, stores: Any, tmp_path: Path, dist: str, value: str
+) -> None:
+    """A stored lock goes into requirements.txt and pyproject.toml only once checked as
+    `shipyard models env` checks it: another line (an index URL, a direct URL) refuses the
+    render, and nothing is written."""
+    from dataclasses import replace
+
+    from shipyard.deploy.targets import Context
+    from shipyard.deploy.targets.edge import render
+
+    facts = Deploy(stores).facts(model_uri="models:/churn@champion")
+    packages = {**facts.model.packages, dist: value}
+    spoilt = replace(facts, model=replace(facts.model, packages=packages))
+    context = Context(spoilt, RenderOptions(), lambda v, o: {"model.onnx": b"onnx"})
+    with pytest.raises(InvalidArgumentError, match=dist) as info:
+        render(context)
+    assert info.value.details["field"] == "model_uri"
+    assert "evil" in info.value.message  # it shows what the lock asks for
+
+
+def test_the_predictor_template_is_read_as_utf8() -> None:
+    """The predictor is read with an explicit encoding, not the locale's."""
+    source = Path(__file__).resolve().parents[2] / "src/shipyard/deploy/targets/edge.py"
+    predictor = source.with_name("edge_predictor.py")
+    assert 'PREDICTOR.read_text(encoding="utf-8")' in source.read_text(encoding="utf-8")
+    text = predictor.read_text(encoding="utf-8")
+    assert "read_text()" not in text and text.count('read_text(encoding="utf-8")') == 2

@@ -69,8 +69,9 @@ def test_the_bundle_becomes_a_version_of_these_stores(
     stores: Any, source: Registry, bundle: Path, breast_cancer: Any
 ) -> None:
     registry = Registry(stores)
+    doc = json.loads((bundle / "bundle.json").read_text())
     mv = registry.import_bundle(
-        bundle, digest=f"sha256:{json.loads((bundle / 'bundle.json').read_text())['digest']}"
+        bundle, digest=f"sha256:{doc['digest']}", onnx_digest=f"sha256:{doc['onnx_digest']}"
     )
     original = source.get_version("churn", 2)
     assert (mv.name, mv.version) == ("churn", 1)  # the registry numbers it, not the bundle
@@ -84,6 +85,35 @@ def test_the_bundle_becomes_a_version_of_these_stores(
     assert model.backend == "onnxruntime"  # the fast path: the conversion came along
     X, _ = breast_cancer
     expected = source.load("models:/churn/2").predict(X[:20])
+    assert np.array_equal(model.predict(X[:20]), expected)
+
+
+def test_a_conversion_is_imported_only_when_its_digest_is_pinned_too(
+    stores: Any, source: Registry, bundle: Path, breast_cancer: Any, logreg: Any
+) -> None:
+    """The manifest's digest does not cover model.onnx: another model's conversion (with
+    bundle.json saying so) is not imported under the pinned manifest."""
+    from sklearn.base import clone
+
+    X, y = breast_cancer
+    source.register("other", clone(logreg).fit(X, 1 - y), input_example=X[:5])
+    Registry.wait_for_conversions(timeout=120)
+    other = source.get_version("other", 1)
+    assert other.onnx_digest
+    doc = json.loads((bundle / "bundle.json").read_text())
+    digest, original = f"sha256:{doc['digest']}", f"sha256:{doc['onnx_digest']}"
+    (bundle / "model.onnx").write_bytes(source.stores.artifacts.get_bytes(other.onnx_digest))
+    (bundle / "bundle.json").write_text(json.dumps({**doc, "onnx_digest": other.onnx_digest}))
+    registry = Registry(stores)
+    with pytest.raises(IntegrityError, match="ONNX conversion"):
+        registry.import_bundle(bundle, digest=digest, onnx_digest=original)
+    assert registry.list_models() == [] and stored(stores) == []
+    mv = registry.import_bundle(bundle, digest=digest)  # nothing pins it: left behind
+    assert (mv.onnx_status, mv.onnx_digest) == ("off", None)
+    assert other.onnx_digest not in "".join(stored(stores))
+    model = registry.load(f"models:/churn/{mv.version}")
+    assert model.backend == "python"
+    expected = source.load("models:/churn/2", backend="python").predict(X[:20])
     assert np.array_equal(model.predict(X[:20]), expected)
 
 

@@ -166,6 +166,14 @@ def import_bundle(
     digest: Annotated[
         str | None, typer.Option("--digest", help="Refuse it unless its manifest has this.")
     ] = None,
+    onnx_digest: Annotated[
+        str | None,
+        typer.Option(
+            "--onnx-digest",
+            help="Refuse it unless its ONNX conversion has this; with --digest and without "
+            "it, the bundle's conversion is not imported.",
+        ),
+    ] = None,
     alias_name: Annotated[
         str | None, typer.Option("--alias", help="Point this alias at the imported version.")
     ] = None,
@@ -183,7 +191,7 @@ def import_bundle(
     from shipyard.stores import open_stores
 
     reg = Registry(open_stores())
-    mv, created = import_folder(reg, folder, digest=digest)
+    mv, created = import_folder(reg, folder, digest=digest, onnx_digest=onnx_digest)
     if alias_name and reg.get_model(mv.name).aliases.get(alias_name) != mv.version:
         reg.set_alias(mv.name, alias_name, mv.version, reason=f"imported from {folder}")
     if as_json:

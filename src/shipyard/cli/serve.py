@@ -14,6 +14,36 @@ if TYPE_CHECKING:
     from shipyard.config import Settings
 
 # `--grpc-port` of both commands
+ModelUri = Annotated[
+    str | None,
+    typer.Argument(
+        metavar="MODEL_URI",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …, or a bundle folder "
+        "(the model/ of `shipyard deploy render -t docker`, verified file by file)",
+    ),
+]
+Batching = Annotated[
+    bool | None,
+    typer.Option(
+        "--batching/--no-batching",
+        help="Batch concurrent requests (default: on for Python models, off for "
+        "onnxruntime, whose inline calls are faster).",
+    ),
+]
+Digest = Annotated[
+    str | None,
+    typer.Option(
+        help="Refuse to serve unless the model's manifest digest is this (sha256:…); "
+        "an alias is then pinned to the version it names now."
+    ),
+]
+OnnxDigest = Annotated[
+    str | None,
+    typer.Option(
+        help="Refuse to serve unless the model's ONNX conversion has this digest (sha256:…); "
+        "with --digest and without it, a bundle's model.onnx is ignored: nothing pins it."
+    ),
+]
 GrpcPort = Annotated[
     int | None,
     typer.Option(
@@ -150,14 +180,7 @@ def ui_command(
 
 @serve.command()
 def serve_command(
-    model_uri: Annotated[
-        str | None,
-        typer.Argument(
-            metavar="MODEL_URI",
-            help="models:/NAME@ALIAS, models:/NAME/VERSION, NAME@ALIAS …, or a bundle folder "
-            "(the model/ of `shipyard deploy render -t docker`, verified file by file)",
-        ),
-    ] = None,
+    model_uri: ModelUri = None,
     endpoint: Annotated[
         str | None,
         typer.Option(help="Serve this stored endpoint and follow its rollout policy instead."),
@@ -187,14 +210,7 @@ def serve_command(
     max_wait_ms: Annotated[
         float, typer.Option(min=0, help="Longest queueing of a request.")
     ] = batching_defaults.MAX_WAIT_MS,
-    batching: Annotated[
-        bool | None,
-        typer.Option(
-            "--batching/--no-batching",
-            help="Batch concurrent requests (default: on for Python models, off for "
-            "onnxruntime, whose inline calls are faster).",
-        ),
-    ] = None,
+    batching: Batching = None,
     workers: Annotated[int, typer.Option(min=1, help="Processes sharing the port.")] = 1,
     drain: Annotated[
         float, typer.Option(min=0, help="Seconds to stay up, not ready, after SIGTERM.")
@@ -203,13 +219,8 @@ def serve_command(
         float, typer.Option(min=0.1, help="With --endpoint: seconds between policy refreshes.")
     ] = 2.0,
     grpc_port: GrpcPort = None,
-    digest: Annotated[
-        str | None,
-        typer.Option(
-            help="Refuse to serve unless the model's manifest digest is this (sha256:…); "
-            "an alias is then pinned to the version it names now."
-        ),
-    ] = None,
+    digest: Digest = None,
+    onnx_digest: OnnxDigest = None,
 ) -> None:
     """Serve one model over HTTP (V2 inference protocol and /endpoints/NAME/predict), or one
     stored endpoint as a replica that follows its canary / A/B / shadow / blue-green policy.
@@ -232,15 +243,16 @@ def serve_command(
         raise InvalidArgumentError("give a MODEL_URI or --endpoint NAME (one of the two)")
     listen = _Listen(host, port, log_level, workers, drain, trusted, ignore_env, grpc_port)
     if endpoint is not None:
-        if digest is not None:
-            raise InvalidArgumentError("--digest pins a MODEL_URI, not an --endpoint")
+        if digest is not None or onnx_digest is not None:
+            raise InvalidArgumentError("--digest/--onnx-digest pin a MODEL_URI, not an --endpoint")
         _serve_endpoint(settings, endpoint, listen, refresh=refresh)
         return
     assert model_uri is not None
     config: dict[str, object] = {"max_batch_size": max_batch_size, "max_wait_ms": max_wait_ms}
     if batching is not None:
         config["batching"] = batching
-    _serve_model(settings, model_uri, listen, name=name, config=config, digest=digest)
+    pins = (digest, onnx_digest)
+    _serve_model(settings, model_uri, listen, name=name, config=config, pins=pins)
 
 
 @dataclass(frozen=True)
@@ -338,7 +350,7 @@ def _serve_model(
     *,
     name: str | None,
     config: dict[str, object],
-    digest: str | None = None,
+    pins: tuple[str | None, str | None] = (None, None),
 ) -> None:
     from shipyard.registry import Registry, parse_model_uri
     from shipyard.registry.bundle import is_bundle, served_uri
@@ -346,8 +358,10 @@ def _serve_model(
     from shipyard.stores import open_stores
 
     registry = Registry(open_stores(settings))
-    uri = served_uri(registry, model_uri, digest=digest)  # a bundle is verified here
-    if not is_bundle(uri):
+    uri = served_uri(registry, model_uri, digest=pins[0], onnx_digest=pins[1])  # verified here
+    if is_bundle(uri):  # every later load of it checks the same pins again
+        registry.bundle_pins[uri] = pins
+    else:
         uri = str(parse_model_uri(uri))
         registry.resolve(uri)  # a clear error now rather than a 503 later
         differences = registry.check_environment(uri, ignore_env=listen.ignore_env, warn=False)
@@ -363,6 +377,7 @@ def _serve_model(
             trusted=listen.trusted,
             ignore_env=listen.ignore_env,
             config=config,
+            pins=pins,
         ),
         uri,
     )

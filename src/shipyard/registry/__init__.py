@@ -22,17 +22,14 @@ if TYPE_CHECKING:
     from shipyard.flavors.environment import Difference, Environment
     from shipyard.stores import Stores
     from shipyard.stores.gates import GateReportRecord
-    from shipyard.stores.records import (
-        AuditRecord,
-        ModelVersionRecord,
-        RegisteredModelRecord,
-    )
+    from shipyard.stores.records import AuditRecord, ModelVersionRecord, RegisteredModelRecord
 
 
 class Registry:
     def __init__(self, stores: Stores) -> None:
         self.stores = stores
         self._models = stores.metadata.models
+        self.bundle_pins: dict[str, tuple[str | None, str | None]] = {}  # folder -> its pins
 
     def register(
         self,
@@ -165,11 +162,12 @@ class Registry:
         saved = save_mlflow_dir(Path(folder), self.stores.artifacts, trusted=trusted)
         return self.record_saved(name, saved, run_id=run_id, description=description, tags=tags)
 
-    def import_bundle(self, folder: str | Path, *, digest: str | None = None) -> ModelVersionRecord:
-        """A bundle folder's version, recorded here once (see `registry.bundle_import`)."""
+    def import_bundle(self, folder: str | Path, **pins: str | None) -> ModelVersionRecord:
+        """A bundle folder's version, recorded here once (see `registry.bundle_import`);
+        `digest=` and `onnx_digest=` (`sha256:…`) pin its manifest and its conversion."""
         from shipyard.registry.bundle_import import import_bundle
 
-        return import_bundle(self, Path(folder), digest=digest)[0]
+        return import_bundle(self, Path(folder), **pins)[0]
 
     def reference_profile(self, mv: ModelVersionRecord) -> dict[str, Any] | None:
         """The monitoring reference recorded with a version, if any."""
@@ -268,8 +266,11 @@ class Registry:
         from shipyard.flavors import load_model
         from shipyard.registry.bundle import is_bundle, load_bundle
 
-        if is_bundle(uri):
-            return load_bundle(Path(uri), trusted=trusted, ignore_env=ignore_env, backend=backend)
+        if is_bundle(uri):  # pinned as `shipyard serve --digest/--onnx-digest` pinned it
+            pins = self.bundle_pins.get(uri, (None, None))
+            return load_bundle(
+                Path(uri), *pins, trusted=trusted, ignore_env=ignore_env, backend=backend
+            )
         mv = self.resolve(uri)
         model = load_model(
             self.stores.artifacts,

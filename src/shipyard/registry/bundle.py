@@ -13,8 +13,13 @@ it (`shipyard serve /opt/model`). The docker target bakes one into an image.
 Loading checks manifest.json against the digest bundle.json records and against the one the
 caller pins (`--digest`), and every other file against the digest the manifest (or
 bundle.json, for the conversion) names, before anything is deserialized: a changed byte
-refuses the whole bundle. The flavor's own loader then runs as it does from the stores
-(`flavors.load_model`: environment check, `trusted`, ONNX preferred).
+refuses the whole bundle. The manifest's digest covers the files it lists, not model.onnx (a
+conversion made after registering, named only by bundle.json): with a pinned `digest` the
+conversion is used only when its digest is pinned too (`--onnx-digest`, refused unless it
+matches); otherwise it is ignored and the model is served by the files the manifest lists
+(the Python backend), so whatever is loaded is what the pins name. The flavor's own loader
+then runs as it does from the stores (`flavors.load_model`: environment check, `trusted`,
+ONNX preferred).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -97,8 +102,12 @@ def pack(
 
 
 def is_bundle(uri: str) -> bool:
-    """Whether a MODEL_URI names a bundle folder rather than a registered version."""
-    if uri.startswith(("models:/", "runs:/")):
+    """Whether a MODEL_URI names a bundle folder rather than a registered version: a string
+    in the form of a model URI (`churn@champion`, `churn/3`) always names a registered
+    version, even when a folder of that name in the working directory holds a bundle."""
+    from shipyard.registry.uris import is_model_uri
+
+    if is_model_uri(uri):
         return False
     return (Path(uri) / BUNDLE_FILE).is_file()
 
@@ -106,18 +115,21 @@ def is_bundle(uri: str) -> bool:
 def looks_like_folder(uri: str) -> bool:
     """A path (absolute, ./relative or an existing folder) that holds no bundle: an error
     that says so beats 'not a model URI'."""
+    from shipyard.registry.uris import is_model_uri
+
+    if is_model_uri(uri):
+        return False
     return uri.startswith(("/", "./", "../")) or Path(uri).is_dir()
 
 
-def read_bundle(folder: Path, *, digest: str | None = None) -> tuple[BundleInfo, dict[str, Path]]:
+def read_bundle(
+    folder: Path, *, digest: str | None = None, onnx_digest: str | None = None
+) -> tuple[BundleInfo, dict[str, Path]]:
     """The bundle's description and its files (digest -> path), every one verified; `digest`
-    pins the manifest's digest (`sha256:<hex>`), as `shipyard serve --digest` does."""
-    info = bundle_info(folder)
-    if digest is not None and plain_digest(digest) != info.digest:
-        raise IntegrityError(
-            f"{folder} holds {info.uri} with manifest digest sha256:{info.digest}, not the "
-            f"pinned sha256:{plain_digest(digest)}; refusing to serve it"
-        )
+    pins the manifest's digest (`sha256:<hex>`), as `shipyard serve --digest` does, and
+    `onnx_digest` the conversion's (`--onnx-digest`). With `digest` pinned and `onnx_digest`
+    not, the conversion is left out (the returned info has no `onnx_digest`): nothing pins it."""
+    info = _pinned(folder, bundle_info(folder), digest, onnx_digest)
     manifest = _manifest(_read(folder, MANIFEST_FILE), info.digest)
     paths = {info.digest: folder / MANIFEST_FILE}
     listed = dict(_listed(manifest))
@@ -129,10 +141,33 @@ def read_bundle(folder: Path, *, digest: str | None = None) -> tuple[BundleInfo,
     return info, paths
 
 
+def _pinned(
+    folder: Path, info: BundleInfo, digest: str | None, onnx_digest: str | None
+) -> BundleInfo:
+    """`info` checked against the pins, without its conversion when only `digest` is pinned."""
+    if digest is not None and plain_digest(digest) != info.digest:
+        raise IntegrityError(
+            f"{folder} holds {info.uri} with manifest digest sha256:{info.digest}, not the "
+            f"pinned sha256:{plain_digest(digest)}; refusing to serve it"
+        )
+    if onnx_digest is not None:
+        wanted = plain_digest(onnx_digest, field="onnx_digest")
+        if info.onnx_digest != wanted:
+            has = f"sha256:{info.onnx_digest}" if info.onnx_digest else "none"
+            raise IntegrityError(
+                f"{folder} holds {info.uri} with ONNX conversion {has}, not the pinned "
+                f"sha256:{wanted}; refusing to serve it"
+            )
+    elif digest is not None and info.onnx_digest is not None:
+        return replace(info, onnx_digest=None)  # unpinned: served from the manifest's files
+    return info
+
+
 def load_bundle(
     folder: Path,
-    *,
     digest: str | None = None,
+    onnx_digest: str | None = None,
+    *,
     trusted: bool = False,
     ignore_env: bool = False,
     backend: Literal["auto", "onnx", "python"] = "auto",
@@ -140,7 +175,7 @@ def load_bundle(
     """The model of a bundle folder, every file verified first (see the module's text)."""
     from shipyard.flavors import load_model
 
-    info, paths = read_bundle(folder, digest=digest)
+    info, paths = read_bundle(folder, digest=digest, onnx_digest=onnx_digest)
     model = load_model(
         _BundleFiles(paths),  # type: ignore[arg-type]
         info.digest,
@@ -178,14 +213,20 @@ class _BundleFiles:
 
 def bundle_info(folder: Path) -> BundleInfo:
     """What a bundle's bundle.json says (nothing verified yet: `read_bundle` does that)."""
+    from shipyard.registry import _check_name
+
     raw = _read(folder, BUNDLE_FILE)
     try:
         doc = json.loads(raw)
         if doc.get("format") != FORMAT:
             raise ValueError(f"format {doc.get('format')!r}")
         onnx = doc.get("onnx_digest")
+        name = doc["name"]
+        if not isinstance(name, str):
+            raise ValueError(f"name {name!r}")
+        _check_name(name)  # it becomes the endpoint's name: as the registry checks names
         return BundleInfo(
-            name=str(doc["name"]),
+            name=name,
             version=int(doc["version"]),
             digest=plain_digest(str(doc["digest"])),
             onnx_digest=plain_digest(str(onnx)) if onnx else None,
@@ -238,29 +279,38 @@ def _checked(data: bytes | None, digest: str, what: str) -> bytes:
     return data
 
 
-def served_uri(registry: Registry, uri: str, *, digest: str | None = None) -> str:
-    """What `shipyard serve MODEL_URI [--digest sha256:…]` loads: a bundle folder (verified
-    now, pinned to `digest` when given), or the registered version `uri` names, pinned to its
-    number when `digest` is given and refused unless its manifest has that digest (an image
-    that pulls its model at start serves exactly the version it was rendered for)."""
+def served_uri(
+    registry: Registry, uri: str, *, digest: str | None = None, onnx_digest: str | None = None
+) -> str:
+    """What `shipyard serve MODEL_URI [--digest sha256:…] [--onnx-digest sha256:…]` loads: a
+    bundle folder (verified now, pinned to `digest` and `onnx_digest` when given), or the
+    registered version `uri` names, pinned to its number when `digest` is given and refused
+    unless its manifest (and, when `onnx_digest` is given, its conversion) has that digest
+    (an image that pulls its model at start serves exactly the version it was rendered for)."""
     if is_bundle(uri):
-        read_bundle(Path(uri), digest=digest)
+        read_bundle(Path(uri), digest=digest, onnx_digest=onnx_digest)
         return uri
-    if looks_like_folder(uri) and not uri.startswith(("models:/", "runs:/")):
+    if looks_like_folder(uri):
         what = f"{uri} holds no {BUNDLE_FILE}" if Path(uri).is_dir() else f"no folder {uri}"
         raise InvalidArgumentError(
             f"{what}: a bundle is the model/ folder of "
             "`shipyard deploy render MODEL_URI --target docker`",
             field="model_uri",
         )
-    if digest is None:
+    if digest is None and onnx_digest is None:
         return uri
-    wanted = plain_digest(digest)
     mv = registry.resolve(uri)
-    if mv.artifact_digest != wanted:
+    wanted = plain_digest(digest) if digest is not None else mv.artifact_digest
+    onnx = plain_digest(onnx_digest, field="onnx_digest") if onnx_digest else mv.onnx_digest
+    if mv.artifact_digest != wanted or mv.onnx_digest != onnx:
         raise IntegrityError(
-            f"models:/{mv.name}/{mv.version} has manifest digest sha256:{mv.artifact_digest}, "
-            f"not the pinned sha256:{wanted}; refusing to serve it (its stores hold another "
-            "model under that name: point SHIPYARD_DB_URL/SHIPYARD_ARTIFACTS at the right ones)"
+            f"models:/{mv.name}/{mv.version} has manifest digest sha256:{mv.artifact_digest} "
+            f"and ONNX conversion {_shown(mv.onnx_digest)}, not the pinned sha256:{wanted} and "
+            f"{_shown(onnx)}; refusing to serve it (its stores hold another model under that "
+            "name: point SHIPYARD_DB_URL/SHIPYARD_ARTIFACTS at the right ones)"
         )
     return f"models:/{mv.name}/{mv.version}"
+
+
+def _shown(digest: str | None) -> str:
+    return f"sha256:{digest}" if digest else "none"

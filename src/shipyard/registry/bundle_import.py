@@ -6,7 +6,8 @@ and ONNX conversion. What the compose stack's `model` one-shot runs
     mv, created = import_bundle(registry, Path("churn-stack/model"), digest="sha256:<hex>")
 
 Every file is verified as `load_bundle` verifies it (the manifest against bundle.json's digest
-and the pinned one, each listed file and the conversion against theirs) before anything is
+and the pinned one, each listed file and the conversion against theirs; with `--digest` the
+conversion only when `--onnx-digest` pins it too, else it is not imported) before anything is
 stored; each file is then stored content-addressed and its stored digest checked again, and
 only then is the version recorded (with an audit event `version.import`), so a bundle that is
 refused leaves no version behind. A bundle whose manifest a version of that name already has
@@ -28,14 +29,20 @@ if TYPE_CHECKING:
 
 
 def import_bundle(
-    registry: Registry, folder: Path, *, digest: str | None = None
+    registry: Registry,
+    folder: Path,
+    *,
+    digest: str | None = None,
+    onnx_digest: str | None = None,
 ) -> tuple[ModelVersionRecord, bool]:
     """The version of `registry` that holds the bundle in `folder`, and whether this call
-    recorded it (False: a version of that name already had its manifest)."""
+    recorded it (False: a version of that name already had its manifest). With `digest`
+    pinned, the bundle's conversion is imported only when `onnx_digest` pins it too."""
     from shipyard.registry import _check_name
 
     _check_folder(folder)
-    info, paths = read_bundle(folder, digest=digest)  # every file verified, nothing stored
+    # every file verified, nothing stored; an unpinned conversion is left out
+    info, paths = read_bundle(folder, digest=digest, onnx_digest=onnx_digest)
     _check_name(info.name)
     known = _version_with(registry, info.name, info.digest)
     if known is not None:

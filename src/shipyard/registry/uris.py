@@ -56,3 +56,12 @@ def parse_model_uri(uri: str) -> ModelRef:
         "models:/NAME/latest, runs:/RUN_ID/model, or the short forms NAME@ALIAS and NAME/VERSION",
         field="model_uri",
     )
+
+
+def is_model_uri(uri: str) -> bool:
+    """Whether a string has the form of a model URI (valid or not: `churn/0` is a URI naming
+    a version that cannot exist), so it names the registry and never a folder."""
+    text = uri.strip()
+    if text.startswith(("models:/", "runs:/")):
+        return True
+    return bool(_RUNS.match(text) or _MODELS.match(text))

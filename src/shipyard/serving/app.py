@@ -55,6 +55,7 @@ def create_serving_app(
     trusted: bool = False,
     config: dict[str, Any] | None = None,
     ignore_env: bool = False,
+    pins: tuple[str | None, str | None] = (None, None),
 ) -> FastAPI:
     """The app of `shipyard serve`: one model, named after its registered model."""
     from shipyard.registry import Registry, parse_model_uri
@@ -69,6 +70,8 @@ def create_serving_app(
     from shipyard.stores import open_stores
 
     registry = Registry(open_stores(settings))
+    if is_bundle(model_uri):  # loaded as `shipyard serve --digest/--onnx-digest` pinned it
+        registry.bundle_pins[model_uri] = pins
     metrics = ServingMetrics()
     table = EndpointTable(registry, metrics, trusted=trusted, ignore_env=ignore_env)
     if endpoint:

@@ -51,13 +51,16 @@ class Context:
         """The arguments of the image's `shipyard` entry point that serve a version: from the
         bundle baked into the image (`/opt/model`), or pulled by its pinned URI from the
         stores the environment names; either way refused unless its manifest has the
-        recorded digest (`--digest`)."""
+        recorded digest (`--digest`) and its ONNX conversion, if any, the recorded one
+        (`--onnx-digest`: the manifest's digest does not cover it)."""
         version = version or self.facts.model
         source = BUNDLE_DIR if self.options.model_source == "bake" else version.uri
         args = ["serve", source, "--name", self.facts.app]
         args += ["--host", "0.0.0.0", "--port", str(self.options.port)]
         args += ["--drain", number_text(self.options.drain_seconds)]
         args += ["--digest", f"sha256:{version.digest}"]
+        if version.onnx_digest:
+            args += ["--onnx-digest", f"sha256:{version.onnx_digest}"]
         if version.needs_trust:
             args.append("--trusted")
         return args

@@ -243,15 +243,18 @@ def _shipyard_services(context: Context, image: dict[str, Any]) -> dict[str, Any
 
 
 def _import_script(context: Context) -> str:
-    """The `model` one-shot: import the bundle (refused unless its manifest has the rendered
-    digest), point alias `served` at it, and create the endpoint on it unless it follows
-    that alias already (a rollout started in the stack stays). Running it again changes
-    nothing."""
+    """The `model` one-shot: import the bundle (refused unless its manifest and its ONNX
+    conversion have the rendered digests), point alias `served` at it, and create the
+    endpoint on it unless it follows that alias already (a rollout started in the stack
+    stays). Running it again changes nothing."""
     model = context.facts.model
     endpoint = context.facts.app
     served = f"{model.name}@{SERVED_ALIAS}"
+    pins = f"--digest sha256:{model.digest}"
+    if model.onnx_digest:  # the manifest's digest does not cover the conversion
+        pins += f" --onnx-digest sha256:{model.onnx_digest}"
     return (
-        f"shipyard models import /model --digest sha256:{model.digest} --alias {SERVED_ALIAS}"
+        f"shipyard models import /model {pins} --alias {SERVED_ALIAS}"
         f" && shipyard deploy create {endpoint} --model {served} --replace --if-changed"
         f" --reason 'docker compose serves {model.uri}'"
     )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from shipyard.deploy.targets import BUNDLE_DIR
@@ -82,15 +83,34 @@ def render(context: Context) -> dict[str, str | bytes]:
 
 def requirements_txt(version: VersionFacts) -> str:
     """The version's lock, one exact pin a line: what it was saved with, nothing more."""
-    from shipyard.flavors.environment import Environment
-
-    lock = Environment(python=version.python, packages=dict(version.packages))
-    pins = [line for line in lock.requirements_txt().splitlines() if not line.startswith("#")]
+    pins = checked_pins(version, version.packages)
     header = [
         f"# {version.uri}: the packages its {version.flavor} model was saved with (its lock).",
         "# shipyard is installed beside them by the Dockerfile, never pinned here.",
     ]
     return "\n".join(header + pins) + "\n"
+
+
+def checked_pins(version: VersionFacts, packages: Mapping[str, str]) -> list[str]:
+    """The requirement lines of `packages` (name -> exact version), each checked as
+    `shipyard models env` checks a lock: a stored lock whose value is anything but a
+    requirement (`2.4.6\n--extra-index-url …`) is refused, so nothing is written."""
+    from shipyard.errors import ModelLoadError
+    from shipyard.flavors.environment import Environment
+    from shipyard.flavors.requirement_checks import checked_requirements_txt
+
+    for name, value in sorted(packages.items()):  # one at a time: the error names it
+        try:
+            checked_requirements_txt(Environment(python=version.python, packages={name: value}))
+        except ModelLoadError as exc:
+            raise InvalidArgumentError(
+                f"{version.uri}'s recorded lock pins {name[:80]!r} to {value[:80]!r}, which is "
+                f"not a version: {exc.message}; register the model again from a clean "
+                "environment",
+                field="model_uri",
+            ) from exc
+    text = checked_requirements_txt(Environment(python=version.python, packages=dict(packages)))
+    return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
 def bundle_files(context: Context, version: VersionFacts) -> dict[str, str | bytes]:

@@ -21,6 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from shipyard.deploy.targets.docker import checked_pins
 from shipyard.errors import InvalidArgumentError
 
 if TYPE_CHECKING:
@@ -59,13 +60,14 @@ def render(context: Context) -> dict[str, str | bytes]:
         "numpy": _pin(version, "numpy", settings.setting("numpy", "")),
         "onnxruntime": _pin(version, "onnxruntime", settings.setting("onnxruntime", "")),
     }
+    lines = checked_pins(version, pins)  # a lock's value is checked as `models env` checks it
     onnx = context.read_files(version, True)["model.onnx"]
     return {
-        "requirements.txt": _requirements(version, pins),
-        "pyproject.toml": _pyproject(version, package, pins),
+        "requirements.txt": _requirements(version, lines),
+        "pyproject.toml": _pyproject(version, package, lines),
         "README.md": _readme(version, package),
         f"{package}/__init__.py": _init(version),
-        f"{package}/predictor.py": PREDICTOR.read_text(),
+        f"{package}/predictor.py": PREDICTOR.read_text(encoding="utf-8"),
         f"{package}/model.onnx": onnx,
         f"{package}/signature.json": _signature(version, onnx),
     }
@@ -97,17 +99,14 @@ def _pin(version: VersionFacts, dist: str, chosen: str) -> str:
         ) from None
 
 
-def _requirements(version: VersionFacts, pins: dict[str, str]) -> str:
-    lines = [
-        f"# the edge bundle of {version.uri}: onnxruntime and numpy, nothing else",
-        *(f"{dist}=={pins[dist]}" for dist in sorted(pins)),
-    ]
+def _requirements(version: VersionFacts, pins: list[str]) -> str:
+    lines = [f"# the edge bundle of {version.uri}: onnxruntime and numpy, nothing else", *pins]
     return "\n".join(lines) + "\n"
 
 
-def _pyproject(version: VersionFacts, package: str, pins: dict[str, str]) -> str:
+def _pyproject(version: VersionFacts, package: str, pins: list[str]) -> str:
     dist = package.replace("_", "-")
-    deps = ", ".join(json.dumps(f"{d}=={pins[d]}") for d in sorted(pins))
+    deps = ", ".join(json.dumps(line) for line in pins)
     return (
         "[build-system]\n"
         'requires = ["setuptools>=69"]\n'

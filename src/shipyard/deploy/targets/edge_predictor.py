@@ -44,7 +44,9 @@ class Predictor:
     """The model beside this file, with its signature."""
 
     def __init__(self, folder: Path = HERE) -> None:
-        self.signature: dict[str, Any] = json.loads((folder / "signature.json").read_text())
+        self.signature: dict[str, Any] = json.loads(
+            (folder / "signature.json").read_text(encoding="utf-8")
+        )
         options = ort.SessionOptions()
         options.intra_op_num_threads = 1
         self.session = ort.InferenceSession(
@@ -233,7 +235,9 @@ def main(argv: list[str] | None = None) -> int:
             server.serve_forever()
         return 0
     try:
-        text = sys.stdin.read() if args.input == "-" else Path(args.input).read_text()
+        text = (
+            sys.stdin.read() if args.input == "-" else Path(args.input).read_text(encoding="utf-8")
+        )
         print(json.dumps(predictor.predict(json.loads(text))))
     except (InputError, ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)

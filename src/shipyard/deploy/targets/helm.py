@@ -119,6 +119,7 @@ def chart_values(context: Context, settings: dict[str, Any]) -> dict[str, Any]:
             "version": model.version,
             "uri": model.uri,
             "digest": model.digest,
+            "onnxDigest": model.onnx_digest or "",
             "endpoint": context.facts.app,
             "source": options.model_source,
             "bundleDir": BUNDLE_DIR,
@@ -162,7 +163,8 @@ _COMMENTS = {
     "imagePullSecrets": "names of Secrets for a private registry",
     "model": "the version served, pinned: a render never follows an alias. source: bake (the "
     "image holds the model at bundleDir) or pull (the server fetches uri from the stores "
-    "storesSecret names, refused unless its manifest has this digest). trusted: the model "
+    "storesSecret names, refused unless its manifest has this digest). onnxDigest: the "
+    "ONNX conversion's digest, pinned too (empty: none). trusted: the model "
     "runs its own code (pickle, a Python model)",
     "server": "after SIGTERM the server stays up, not ready, for drainSeconds; Kubernetes "
     "waits drainSeconds + shutdownSeconds before it kills the pod",
@@ -271,6 +273,7 @@ def _model_schema() -> dict[str, Any]:
             "version": _int(1),
             "uri": {"type": "string", "pattern": r"^models:/[^/@]+/[1-9][0-9]*$"},
             "digest": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+            "onnxDigest": {"type": "string", "pattern": "^([0-9a-f]{64})?$"},
             "endpoint": {"type": "string", "pattern": _DNS_LABEL, "maxLength": 63},
             "source": {"enum": ["bake", "pull"]},
             "bundleDir": {"type": "string", "pattern": "^/"},

@@ -74,6 +74,10 @@ shipyard.dev/model-version: {{ .Values.model.version | quote }}
 - {{ include "shipyard.drain" . | quote }}
 - --digest
 - {{ printf "sha256:%s" .Values.model.digest | quote }}
+{{- if .Values.model.onnxDigest }}
+- --onnx-digest
+- {{ printf "sha256:%s" .Values.model.onnxDigest | quote }}
+{{- end }}
 {{- if .Values.model.trusted }}
 - --trusted
 {{- end }}
