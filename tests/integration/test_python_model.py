@@ -367,5 +367,7 @@ def test_readiness_says_why_an_endpoint_cannot_load(tmp_home: Path, tmp_path: Pa
     assert doc["endpoints"] == {"sentiment": "failed"}, doc
     assert "trusted=True (CLI: --trusted)" in doc["errors"]["sentiment"]
     assert model.status_code == 503 and model.json() == {
-        "name": "sentiment", "ready": False, "state": "failed"
+        "name": "sentiment",
+        "ready": False,
+        "state": "failed",
     }  # the error itself is in /health/ready and the model's metadata, not on this open route
