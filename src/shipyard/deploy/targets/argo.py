@@ -75,7 +75,13 @@ class Plan:
 
 def render(context: Context) -> dict[str, str | bytes]:
     plan = plan_of(context)
-    header = header_of(context, f"the Rollout moves to {plan.version.uri}")
+    header = header_of(
+        context,
+        f"the Rollout moves to {plan.version.uri}\n"
+        "No trafficRouting: Argo approximates each weight by replica counts (with 2 replicas\n"
+        "a 5% step runs 1 canary pod beside 2 stable: a third of the traffic). For exact\n"
+        "weights add spec.strategy.canary.trafficRouting (Istio, NGINX, SMI, a Gateway).",
+    )
     app = context.facts.app
     return {
         "rollout.yaml": dump([rollout(context, plan)], header=header),
