@@ -28,7 +28,7 @@ quickstart: $(VENV)/.installed
 
 ## The whole suite: unit, integration (SQLite; PostgreSQL/Redis when their URLs are set), e2e, slow.
 test: $(VENV)/.installed-dev
-	$(BIN)/python -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=25 $(PYTEST_ARGS)
 
 test-fast: $(VENV)/.installed-dev
 	$(BIN)/python -m pytest -n 2 -m "not slow and not e2e" $(PYTEST_ARGS)

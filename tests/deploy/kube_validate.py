@@ -4,6 +4,7 @@ openAPIV3Schema of a CRD vendored under tests/deploy/schemas/ (read at test time
 
 from __future__ import annotations
 
+import functools
 import json
 import subprocess
 from pathlib import Path
@@ -65,13 +66,20 @@ def _strict(node: Any) -> None:
             _strict(value)
 
 
+@functools.cache
+def _schema_text(crd_file: str, version: str) -> str:
+    """A CRD's strict schema as JSON, parsed once per test process (InferenceService's CRD
+    is 2 MB of YAML: seconds to parse)."""
+    return json.dumps(crd_schema(crd_file, version))
+
+
 def validate_custom(tmp_path: Path, doc: dict[str, Any], crd_file: str) -> None:
     """One custom resource against its CRD's schema (the version its apiVersion names)."""
     checker = tool("check-jsonschema")
     version = doc["apiVersion"].split("/")[-1]
     schema = tmp_path / f"{crd_file}.{version}.schema.json"
     if not schema.exists():
-        schema.write_text(json.dumps(crd_schema(crd_file, version)))
+        schema.write_text(_schema_text(crd_file, version))
     instance = tmp_path / f"{doc['kind']}-{doc['metadata']['name']}.json"
     instance.write_text(json.dumps(doc))
     run = subprocess.run(
